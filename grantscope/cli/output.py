@@ -16,7 +16,7 @@ def print_json(obj: Any) -> None:
 
 
 def report_error(err: GrantscopeError, *, as_json: bool) -> int:
-    """Show ``err`` (as ``{"ok": false, "error": ...}`` with ``--json``) and return its exit code."""
+    """Show ``err`` (``{"ok": false, "error": ...}`` with ``--json``); return its exit code."""
     if as_json:
         print_json({"ok": False, "error": err.to_json()})
     else:
