@@ -1,0 +1,276 @@
+"""The one ``Host`` interface the TUI and the bundle code read from, with its snapshot types.
+
+Three backends implement it: ``xen`` (the real machine, :mod:`grantscope.host.xen`),
+``replay`` (a diagnostic bundle, read-only, :mod:`grantscope.host.replay`) and ``sim``
+(the simulated host behind ``--demo``, :mod:`grantscope.host.sim`).  Everything a screen
+shows comes back as an immutable snapshot (frozen, slotted dataclasses), so a worker thread
+can build one and hand it to the UI thread without locks.  Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from grantscope.xen.xenstore import Perms, XsNode
+
+if TYPE_CHECKING:
+    from grantscope.probing.devices import Devices
+
+__all__ = [
+    "BackendName",
+    "EventCounter",
+    "EventsSnapshot",
+    "GrantsSnapshot",
+    "Host",
+    "HostInfo",
+    "HvGrant",
+    "OwnGrant",
+    "OwnPort",
+    "PageRef",
+    "Perms",
+    "ProcessGrants",
+    "WatchHandle",
+    "XsNode",
+]
+
+BackendName = Literal["xen", "replay", "sim"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """Who and where we are: what the header shows.
+
+    ``label`` is what the header badge says beside the backend: "SIMULATED" for ``sim``,
+    the bundle's host name and capture time for ``replay``, the host name for ``xen``.
+    ``guest_type`` is "pv", "pvh", "hvm" or "unknown".
+    """
+
+    domid: int
+    is_dom0: bool
+    guest_type: str
+    xen_version: str
+    backend: BackendName
+    label: str
+    readonly: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OwnGrant:
+    """A grant mapping (``kind="map"``, gntdev) or offer (``kind="offer"``, gntalloc) we hold.
+
+    ``domid`` is the peer: the granting domain for a map, the grantee for an offer.
+    ``owner`` says who made it (a probe name, "demo", a pid).  ``page_key`` names the page
+    for :meth:`Host.read_page` when its bytes can be shown, else None.
+    """
+
+    kind: Literal["map", "offer"]
+    domid: int
+    grefs: tuple[int, ...]
+    writable: bool
+    owner: str
+    page_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessGrants:
+    """A process holding ``/dev/xen/gntdev`` or ``/dev/xen/gntalloc`` open (seen through psutil).
+
+    ``mapped_pages`` counts the 4 KiB pages of its memory maps backed by the device,
+    None when its maps could not be read (another user's process without privilege).
+    """
+
+    pid: int
+    name: str
+    device: str
+    fds: int
+    mapped_pages: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HvGrant:
+    """One row of the hypervisor-wide grant table (the ``xl debug-keys g`` dump).
+
+    ``granter`` granted ``ref``; ``mapper`` is the domain holding a mapping of it
+    (None when nobody maps it); ``flags`` is the dump's flags column as printed.
+    """
+
+    granter: int
+    ref: int
+    mapper: int | None
+    flags: str
+    frame: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantsSnapshot:
+    """Everything the Grants screen shows at one instant.
+
+    ``hypervisor`` is None when the system-wide table is not available (not dom0, no
+    ``xl``, or the backend does not have it), which is not the same as an empty table.
+    """
+
+    own: tuple[OwnGrant, ...]
+    processes: tuple[ProcessGrants, ...]
+    hypervisor: tuple[HvGrant, ...] | None
+    taken_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounter:
+    """A Xen row of ``/proc/interrupts``: irq number, per-CPU counts, chip and action name."""
+
+    irq: int
+    counts: tuple[int, ...]
+    chip: str
+    name: str
+
+    @property
+    def total(self) -> int:
+        """The count summed over all CPUs."""
+        return sum(self.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnPort:
+    """An event-channel port bound through our own ``/dev/xen/evtchn`` fds.
+
+    ``kind`` is "unbound", "interdomain" or "virq"; ``fired`` counts events seen on it.
+    """
+
+    port: int
+    kind: str
+    remote_domid: int | None
+    remote_port: int | None
+    fired: int
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventsSnapshot:
+    """Everything the Events screen shows at one instant (``taken_at`` on the host's clock)."""
+
+    interrupts: tuple[EventCounter, ...]
+    ports: tuple[OwnPort, ...]
+    taken_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PageRef:
+    """A page whose bytes the host can show in the Page view (see :meth:`Host.read_page`).
+
+    ``ring`` says the page starts with a shared-ring header (req_prod, req_event, ...).
+    """
+
+    key: str
+    title: str
+    domid: int
+    gref: int | None
+    ring: bool = False
+    size: int = 4096
+
+
+class WatchHandle(Protocol):
+    """A XenStore watch: paths that changed under the watched path, one at a time."""
+
+    def get(self, timeout: float) -> str | None:
+        """The next changed path, or None when ``timeout`` seconds pass without one."""
+        ...
+
+    def close(self) -> None:
+        """Stop watching (idempotent)."""
+        ...
+
+
+@dataclass(slots=True)
+class _NoWatch:
+    """The watch of a backend with no live XenStore (replay): it never fires."""
+
+    closed: bool = field(default=False)
+
+    def get(self, timeout: float) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Host(abc.ABC):
+    """One host to diagnose: the real machine, a bundle, or the simulated demo host.
+
+    Every method may block (a XenStore request, psutil, reading /proc), so the UI calls
+    them from worker threads.  Failures raise :class:`grantscope.errors.GrantscopeError`
+    subclasses with a message and an explanation, never a raw OSError.
+    """
+
+    @abc.abstractmethod
+    def info(self) -> HostInfo:
+        """Domain id, dom0 or domU, Xen version, backend name, label and read-only flag."""
+
+    # -- XenStore, lazily -------------------------------------------------------------
+    @abc.abstractmethod
+    def list(self, path: str) -> Sequence[str]:
+        """Child names (not paths) of the XenStore node ``path``, sorted as the store lists them."""
+
+    @abc.abstractmethod
+    def read(self, path: str) -> bytes | None:
+        """Raw value bytes of ``path``; None when the node does not exist."""
+
+    @abc.abstractmethod
+    def perms(self, path: str) -> Perms | None:
+        """Permissions of ``path``; None when the node does not exist or they cannot be read."""
+
+    def watch(self, path: str) -> WatchHandle:
+        """Watch ``path`` and its subtree; the default never fires (backends without a live store)."""
+        return _NoWatch()
+
+    @abc.abstractmethod
+    def xenstore_snapshot(self, root: str = "/") -> tuple[XsNode, ...]:
+        """The whole tree under ``root`` with values and permissions, parents before children."""
+
+    # -- grants, events, pages ----------------------------------------------------------
+    @abc.abstractmethod
+    def grants(self) -> GrantsSnapshot:
+        """Own mappings and offers, processes holding gntdev/gntalloc, the hypervisor table."""
+
+    @abc.abstractmethod
+    def events(self) -> EventsSnapshot:
+        """Xen rows of /proc/interrupts and our own event-channel ports."""
+
+    def pages(self) -> tuple[PageRef, ...]:
+        """Pages this host can show in the Page view beyond the ones probes create."""
+        return ()
+
+    def read_page(self, key: str) -> bytes:
+        """Current bytes of the page named ``key`` (one of :meth:`pages`)."""
+        from grantscope.errors import UsageError
+
+        raise UsageError(f"no page named {key!r} on this host", "Pick one from the Page view's list.")
+
+    # -- acting ------------------------------------------------------------------------
+    def devices(self) -> Devices | None:
+        """The device layer probes run through, or None when the host is read-only (replay)."""
+        return None
+
+    def clock(self) -> float:
+        """Seconds on the host's clock (monotonic; frozen in tests on the simulated host)."""
+        import time
+
+        return time.monotonic()
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release whatever the backend holds open (idempotent)."""
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
