@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from grantscope.errors import UsageError
 from grantscope.xen.xenstore import Perms, XsNode
 
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ class Host(abc.ABC):
         """Permissions of ``path``; None when the node does not exist or they cannot be read."""
 
     def watch(self, path: str) -> WatchHandle:
-        """Watch ``path`` and its subtree; the default never fires (backends without a live store)."""
+        """Watch ``path`` and its subtree; by default it never fires (no live store)."""
         return _NoWatch()
 
     @abc.abstractmethod
@@ -246,9 +247,7 @@ class Host(abc.ABC):
 
     def read_page(self, key: str) -> bytes:
         """Current bytes of the page named ``key`` (one of :meth:`pages`)."""
-        from grantscope.errors import UsageError
-
-        raise UsageError(f"no page named {key!r} on this host", "Pick one from the Page view's list.")
+        raise UsageError(f"no page named {key!r} on this host", "Pick one from the Page list.")
 
     # -- acting ------------------------------------------------------------------------
     def devices(self) -> Devices | None:
