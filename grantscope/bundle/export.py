@@ -1,0 +1,212 @@
+"""Writing a bundle: run the collectors, redact, hash, and write the .tar.gz atomically.
+
+The archive is written to a temporary file in the target's directory and renamed over the
+target only once it is complete and flushed, so the target path never holds a partial
+bundle; on any error, and on Ctrl-C, the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from grantscope import __version__
+from grantscope.bundle.collect import Collector, CollectorResult, run_collector
+from grantscope.bundle.format import (
+    FORMAT_NAME,
+    MANIFEST_NAME,
+    MEMBER_NAME_RE,
+    SCHEMA_VERSION,
+    BundleError,
+)
+from grantscope.bundle.redact import Redactor
+
+XENSTORE_MEMBER = "xenstore.json"
+
+# progress(event, collector_name, index, total): event is "start" or "done" (with the result).
+Progress = Callable[[str, str, int, int, CollectorResult | None], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A finished export: where it was written and the manifest it carries."""
+
+    path: str
+    manifest: dict[str, Any]
+    size: int
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC with a ``Z`` (what the manifest records)."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def export_bundle(
+    target: str,
+    collectors: Sequence[Collector],
+    *,
+    redact: bool = True,
+    include_pages: bool = False,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Run ``collectors`` and write the bundle to ``target`` (see the module docstring)."""
+    target_dir = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        raise BundleError(
+            f"{target} is a directory", "Give a file name with -o, e.g. -o bundle.tar.gz."
+        )
+    if not os.path.isdir(target_dir):
+        raise BundleError(
+            f"the directory {target_dir} does not exist", "Create it or choose another -o path."
+        )
+    if not os.access(target_dir, os.W_OK):
+        raise BundleError(
+            f"cannot write in {target_dir}", "Choose another -o path, or check permissions."
+        )
+
+    started = utc_now()
+    results: list[CollectorResult] = []
+    for index, collector in enumerate(collectors):
+        if progress:
+            progress("start", collector.name, index, len(collectors), None)
+        result = run_collector(collector)
+        results.append(result)
+        if progress:
+            progress("done", collector.name, index, len(collectors), result)
+    finished = utc_now()
+
+    redactor = Redactor(enabled=redact)
+    members, owners = _prepare_members(results, redactor)
+    host: dict[str, Any] = {}
+    for result in results:
+        if result.name == "host" and result.status == "ok":
+            data = members.get("host.json")
+            if data is not None:
+                host = json.loads(data)
+    manifest: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "grantscope_version": __version__,
+        "created_by": "grantscope bundle export",
+        "host": host,
+        "started_at": started,
+        "finished_at": finished,
+        "options": {"include_pages": include_pages, "redact": redact},
+        "members": [
+            {
+                "name": name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "collector": owners[name],
+            }
+            for name, data in members.items()
+        ],
+        "collectors": [
+            r.to_json([n for n, owner in owners.items() if owner == r.name]) for r in results
+        ],
+        "redaction": redactor.manifest_section(),
+    }
+    manifest_bytes = json.dumps(manifest, indent=2).encode("utf-8")
+    size = _write_atomically(target, target_dir, manifest_bytes, members)
+    return ExportResult(path=target, manifest=manifest, size=size)
+
+
+def _prepare_members(
+    results: list[CollectorResult], redactor: Redactor
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Every collected payload as bytes, redacted and then scrubbed of remembered secrets."""
+    encoded: dict[str, bytes] = {}
+    owners: dict[str, str] = {}
+    # XenStore first: its redactions feed the scrub of every other member.
+    ordered = sorted(results, key=lambda r: XENSTORE_MEMBER not in r.payload)
+    for result in ordered:
+        if result.status != "ok":
+            continue
+        problem = _name_problem(result.payload, encoded)
+        if problem is not None:
+            # The collector's whole output is dropped: a half-kept collector would mislead.
+            result.status, result.error, result.payload = "error", problem, {}
+            continue
+        for name, payload in result.payload.items():
+            encoded[name] = _encode(name, payload, redactor)
+            owners[name] = result.name
+    # Second pass: scrub every member (the XenStore one included, its other fields too).
+    members = {name: redactor.scrub(name, data) for name, data in encoded.items()}
+    return members, owners
+
+
+def _name_problem(payload: dict[str, Any], taken: dict[str, bytes]) -> str | None:
+    for name in payload:
+        if not isinstance(name, str) or not MEMBER_NAME_RE.match(name) or name == MANIFEST_NAME:
+            return f"collector produced a member with a bad name: {name!r:.60}"
+        if name in taken:
+            return f"collector produced member {name!r}, which another collector already wrote"
+    return None
+
+
+def _encode(name: str, payload: Any, redactor: Redactor) -> bytes:
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    if (
+        name == XENSTORE_MEMBER
+        and isinstance(payload, dict)
+        and isinstance(payload.get("nodes"), list)
+    ):
+        payload = dict(payload)
+        payload["nodes"] = [_redact_node(name, node, redactor) for node in payload["nodes"]]
+        return json.dumps(payload, indent=None, separators=(",", ":")).encode("utf-8")
+    tree = redactor.json_tree(name, payload)
+    return json.dumps(tree, indent=1, default=str).encode("utf-8")
+
+
+def _redact_node(member: str, node: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    raw = node.get("value_b64")
+    value = base64.b64decode(raw) if isinstance(raw, str) else None
+    return redactor.xenstore_node(member, node, value)
+
+
+def _write_atomically(
+    target: str, target_dir: str, manifest: bytes, members: dict[str, bytes]
+) -> int:
+    fd, temp = tempfile.mkstemp(
+        dir=target_dir, prefix=f".{os.path.basename(target)}.", suffix=".partial"
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            with tarfile.open(fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+                _add(archive, MANIFEST_NAME, manifest)
+                for name, data in members.items():
+                    _add(archive, name, data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o600)  # a bundle may carry sensitive data even when redacted
+        os.replace(temp, target)
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        if isinstance(err, OSError):
+            raise BundleError(
+                f"cannot write the bundle {target}: {err.strerror or err}",
+                "Check free space and permissions in the target directory; nothing was left.",
+            ) from None
+        raise
+    return os.path.getsize(target)
+
+
+def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = int(_dt.datetime.now(_dt.UTC).timestamp())
+    info.type = tarfile.REGTYPE
+    archive.addfile(info, io.BytesIO(data))
