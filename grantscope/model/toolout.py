@@ -1,0 +1,146 @@
+"""Parsers for the text of two Xen tools: ``xenstore-control quota`` and ``lsevtchn``.
+
+Formats (xen-facts.md §1.1; tools/xenstore/xenstored_control.c and tools/misc/xen-lsevtchn.c
+in Xen 4.17):
+
+* ``xenstore-control quota``: ``Quota settings:`` then ``"%-17s: %8d %s"`` rows (name, limit,
+  description).
+* ``xenstore-control quota DOMID``: ``Domain %u:`` then ``"%-16s: %8d"`` rows of live usage.
+* ``lsevtchn DOMID``: ``"%4d: VCPU %u: "`` then the state in words per open port.
+
+oxenstored (XenServer, XCP-ng) answers differently; such text is returned as unparsed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_QUOTA_LIMITS",
+    "LsevtchnPort",
+    "QuotaUsage",
+    "parse_lsevtchn",
+    "parse_quota_settings",
+    "parse_quota_usage",
+]
+
+#: C xenstored 4.17 defaults (xenstored_core.c), used when the settings could not be read.
+DEFAULT_QUOTA_LIMITS: dict[str, int] = {
+    "nodes": 1000,
+    "watches": 128,
+    "transactions": 10,
+    "outstanding": 20,
+    "memory": 2 * 1024 * 1024 + 512 * 1024,
+}
+
+_SETTING_RE = re.compile(r"^(\S[^:]*?)\s*:\s*(-?\d+)(?:\s+(.*))?$")
+_DOMAIN_RE = re.compile(r"^Domain (\d+):$")
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """One domain's live XenStore usage (``xenstore-control quota DOMID``)."""
+
+    domid: int
+    usage: dict[str, int]
+    unparsed: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def parse_quota_settings(text: str) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Limits by name from ``xenstore-control quota``, and the lines that were not rows."""
+    limits: dict[str, int] = {}
+    bad: list[str] = []
+    for line in text.splitlines():
+        if not line.strip() or line.strip() == "Quota settings:":
+            continue
+        m = _SETTING_RE.match(line.strip())
+        if m:
+            limits[m.group(1).strip()] = int(m.group(2))
+        else:
+            bad.append(line)
+    return limits, tuple(bad)
+
+
+def parse_quota_usage(text: str, domid: int) -> QuotaUsage:
+    """Usage by name from ``xenstore-control quota DOMID``; never raises."""
+    usage: dict[str, int] = {}
+    bad: list[str] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s:
+            continue
+        d = _DOMAIN_RE.match(s)
+        if d:
+            if int(d.group(1)) != domid:
+                bad.append(line)
+            continue
+        m = _SETTING_RE.match(s)
+        if m and m.group(3) is None:
+            usage[m.group(1).strip()] = int(m.group(2))
+        else:
+            bad.append(line)
+    return QuotaUsage(domid=domid, usage=usage, unparsed=tuple(bad))
+
+
+@dataclass(frozen=True, slots=True)
+class LsevtchnPort:
+    """One line of ``lsevtchn DOMID``: the port, its vCPU and state in the tool's words."""
+
+    domid: int
+    port: int
+    vcpu: int
+    kind: str  # "unbound" | "interdomain" | "pirq" | "virq" | "ipi" | "unknown"
+    remote_domid: int | None = None
+    remote_port: int | None = None
+    number: int | None = None  # the PIRQ or VIRQ number
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+_LS_RE = re.compile(r"^\s*(\d+): VCPU (\d+): (.*)$")
+_LS_KINDS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^Interdomain \(Waiting connection\) - Remote Domain (\d+)$"), "unbound"),
+    (re.compile(r"^Interdomain \(Connected\) - Remote Domain (\d+), Port (\d+)$"), "interdomain"),
+    (re.compile(r"^Physical IRQ (\d+)$"), "pirq"),
+    (re.compile(r"^Virtual IRQ (\d+)$"), "virq"),
+    (re.compile(r"^IPI$"), "ipi"),
+    (re.compile(r"^Unknown$"), "unknown"),
+]
+
+
+def parse_lsevtchn(text: str, domid: int) -> tuple[tuple[LsevtchnPort, ...], tuple[str, ...]]:
+    """Ports from ``lsevtchn DOMID`` text, and the lines that could not be read."""
+    ports: list[LsevtchnPort] = []
+    bad: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = _LS_RE.match(line)
+        if not m:
+            bad.append(line)
+            continue
+        port, vcpu, rest = int(m.group(1)), int(m.group(2)), m.group(3).strip()
+        for pattern, kind in _LS_KINDS:
+            k = pattern.match(rest)
+            if not k:
+                continue
+            kw: dict[str, int] = {}
+            if kind in ("unbound", "interdomain"):
+                kw["remote_domid"] = int(k.group(1))
+            if kind == "interdomain":
+                kw["remote_port"] = int(k.group(2))
+            if kind in ("pirq", "virq"):
+                kw["number"] = int(k.group(1))
+            ports.append(LsevtchnPort(domid=domid, port=port, vcpu=vcpu, kind=kind, **kw))
+            break
+        else:
+            bad.append(line)
+    return tuple(ports), tuple(bad)
