@@ -1,0 +1,54 @@
+"""Small facts about the machine we run on: is it Xen, which module provides a device.
+
+Every reader takes a ``root`` so unit tests can point it at a fake tree.
+"""
+
+from __future__ import annotations
+
+import os
+
+# device node basename -> (kernel module name to load, its /sys/module directory name)
+DEVICE_MODULES: dict[str, tuple[str, str]] = {
+    "gntdev": ("xen-gntdev", "xen_gntdev"),
+    "gntalloc": ("xen-gntalloc", "xen_gntalloc"),
+    "evtchn": ("xen-evtchn", "xen_evtchn"),
+    "privcmd": ("xen-privcmd", "xen_privcmd"),
+    "xenbus": ("xenfs", "xenfs"),
+}
+
+
+def read_text(path: str, root: str = "/") -> str | None:
+    """The stripped contents of ``root``-relative ``path``, or None if it cannot be read."""
+    try:
+        with open(os.path.join(root, path.lstrip("/")), encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def hypervisor_type(root: str = "/") -> str | None:
+    """``/sys/hypervisor/type`` ("xen" on a Xen host), or None when absent."""
+    return read_text("/sys/hypervisor/type", root)
+
+
+def is_xen_host(root: str = "/") -> bool:
+    """True when the kernel says it runs on Xen (sysfs type, or xenfs capabilities)."""
+    if hypervisor_type(root) == "xen":
+        return True
+    # xenfs mounted on /proc/xen is only possible on Xen.
+    return read_text("/proc/xen/capabilities", root) is not None
+
+
+def module_for(path: str) -> tuple[str, str] | None:
+    """(module to load, /sys/module name) that provides the device node ``path``."""
+    return DEVICE_MODULES.get(os.path.basename(path))
+
+
+def module_loaded(sys_name: str, root: str = "/") -> bool:
+    """True when ``/sys/module/<sys_name>`` exists (loaded, or built in with parameters)."""
+    return os.path.isdir(os.path.join(root, "sys/module", sys_name))
+
+
+def module_param(sys_name: str, param: str, root: str = "/") -> str | None:
+    """A module parameter (e.g. ``xen_gntalloc`` ``limit``), or None."""
+    return read_text(f"/sys/module/{sys_name}/parameters/{param}", root)

@@ -1,0 +1,346 @@
+"""Mapping other domains' grants through /dev/xen/gntdev, and GRANT_COPY.
+
+``IOCTL_GNTDEV_MAP_GRANT_REF`` only records the refs; the hypercall happens in
+``mmap()``, which turns every failure into EINVAL.  When that happens
+:class:`GrantMapping` runs a one-byte ``IOCTL_GNTDEV_GRANT_COPY`` of each grant,
+which reports Xen's real GNTST status, and raises a :class:`XenError` that names it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from grantscope.errors import UsageError
+from grantscope.xen import abi
+from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
+from grantscope.xen._pages import MappedPages
+from grantscope.xen.errors import XenError, from_oserror, map_failed_error
+
+GNTDEV_PATH = "/dev/xen/gntdev"
+
+# A local side of a copy: anything exposing the buffer protocol (dest must be writable).
+LocalBuffer = bytes | bytearray | memoryview
+PAGE_SIZE = abi.PAGE_SIZE
+
+_ffi = abi.ffi
+_UNMAP = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_grant_ref
+_NOTIFY = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_notify
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignRef:
+    """One side of a copy that is a grant: ``offset`` bytes into ``domid``'s grant ``gref``."""
+
+    domid: int
+    gref: int
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CopySegment:
+    """One GRANT_COPY segment: ``length`` bytes from ``source`` to ``dest``.
+
+    Each side is a :class:`ForeignRef` or a local buffer (``dest`` must be writable,
+    e.g. a bytearray).  At least one side must be a grant.
+    """
+
+    source: ForeignRef | LocalBuffer
+    dest: ForeignRef | LocalBuffer
+    length: int
+
+
+class Gntdev:
+    """One open /dev/xen/gntdev.  Mappings and copies can share it (one fd, no reopen)."""
+
+    def __init__(self, path: str = GNTDEV_PATH) -> None:
+        self.path = path
+        self._fd = open_device(path)
+
+    def fileno(self) -> int:
+        """The device fd (raises ValueError once closed)."""
+        if self._fd < 0:
+            raise ValueError("gntdev device is closed")
+        return self._fd
+
+    def map(self, domid: int, grefs: Sequence[int], *, writable: bool = True) -> GrantMapping:
+        """Map ``grefs`` of ``domid`` through this fd (the mapping does not close the fd)."""
+        return GrantMapping(domid, grefs, writable=writable, path=self.path, device=self)
+
+    def grant_copy(self, segments: Sequence[CopySegment]) -> list[int]:
+        """Run one GRANT_COPY of ``segments``; the per-segment GNTST statuses."""
+        return _grant_copy(self.fileno(), segments, self.path)
+
+    def probe_grant_status(self, domid: int, gref: int) -> int:
+        """Copy one byte out of ``(domid, gref)``: the GNTST status (0 when the grant is usable)."""
+        return _probe(self.fileno(), domid, gref, self.path)
+
+    def offset_for_vaddr(self, vaddr: int) -> tuple[int, int]:
+        """(mmap offset, page count) of the gntdev mapping at ``vaddr`` in this process."""
+        op = _ffi.new("struct ioctl_gntdev_get_offset_for_vaddr *")
+        op.vaddr = vaddr
+        try:
+            fcntl.ioctl(self.fileno(), abi.IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, _ffi.buffer(op))
+        except OSError as exc:
+            raise from_oserror(exc, "IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR",
+                               {"vaddr": hex(vaddr)}, path=self.path) from None
+        return int(op.offset), int(op.count)
+
+    def close(self) -> None:
+        """Close the fd; the kernel unmaps whatever is still mapped through it (idempotent)."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> Gntdev:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class GrantMapping:
+    """``len(grefs)`` pages of domain ``domid`` mapped into this process.
+
+    A context manager that owns its fd (unless ``device`` is given, then it shares
+    that :class:`Gntdev`'s fd); :meth:`close` unmaps and is idempotent.  ``page`` is
+    a memoryview of all the pages (read-only when ``writable`` is False).
+    """
+
+    def __init__(
+        self,
+        domid: int,
+        grefs: Sequence[int],
+        *,
+        writable: bool = True,
+        path: str = GNTDEV_PATH,
+        device: Gntdev | None = None,
+    ) -> None:
+        self.domid = check_domid(domid)
+        self.grefs: tuple[int, ...] = tuple(check_u32(g, "gref") for g in grefs)
+        if not self.grefs:
+            raise UsageError("map needs at least one gref")
+        self.writable = bool(writable)
+        self.path = path
+        self._pages: MappedPages | None = None
+        self._index = -1
+        self._owns_fd = device is None
+        self._fd = open_device(path) if device is None else device.fileno()
+        try:
+            self._map()
+        except BaseException:
+            if self._owns_fd:
+                os.close(self._fd)
+            self._fd = -1
+            raise
+        assert self._pages is not None
+        self.page: memoryview = self._pages.view
+
+    def _map(self) -> None:
+        count = len(self.grefs)
+        raw = _ffi.new("char[]", _ffi.sizeof("struct ioctl_gntdev_map_grant_ref") + 8 * (count - 1))
+        op = _ffi.cast("struct ioctl_gntdev_map_grant_ref *", raw)
+        op.count = count
+        refs = _ffi.cast("struct ioctl_gntdev_grant_ref *", op.refs)
+        for i, gref in enumerate(self.grefs):
+            refs[i].domid = self.domid
+            refs[i].ref = gref
+        try:
+            fcntl.ioctl(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, _ffi.buffer(raw))
+        except OSError as exc:
+            raise from_oserror(exc, "IOCTL_GNTDEV_MAP_GRANT_REF",
+                               {"domid": self.domid, "grefs": list(self.grefs)},
+                               path=self.path) from None
+        self._index = int(op.index)
+        try:
+            self._pages = MappedPages(self._fd, PAGE_SIZE * count, self._index,
+                                      writable=self.writable)
+        except OSError as exc:
+            diagnosis = self._diagnose() if exc.errno == errno.EINVAL else None
+            self._unmap_ioctl()
+            if diagnosis is not None:
+                bad_gref, status = diagnosis
+                raise map_failed_error(exc, self.domid, self.grefs, writable=self.writable,
+                                       failing_gref=bad_gref, status=status) from None
+            raise from_oserror(exc, "mmap", {"domid": self.domid, "grefs": list(self.grefs),
+                                             "writable": self.writable},
+                               path=self.path) from None
+
+    def _diagnose(self) -> tuple[int | None, int | None]:
+        """(first gref whose GRANT_COPY fails, its status); (None, 0) if all copy fine."""
+        try:
+            for gref in self.grefs:
+                status = _probe(self._fd, self.domid, gref, self.path)
+                if status != 0:
+                    return gref, status
+        except XenError:
+            return None, None
+        return None, 0
+
+    def _unmap_ioctl(self) -> None:
+        if self._index < 0:
+            return
+        index, self._index = self._index, -1
+        try:
+            fcntl.ioctl(self._fd, abi.IOCTL_GNTDEV_UNMAP_GRANT_REF,
+                        _UNMAP.pack(index, len(self.grefs), 0))
+        except OSError as exc:
+            raise from_oserror(exc, "IOCTL_GNTDEV_UNMAP_GRANT_REF",
+                               {"index": index, "count": len(self.grefs)},
+                               path=self.path) from None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._fd < 0
+
+    @property
+    def index(self) -> int:
+        """The mmap offset gntdev assigned to this mapping (-1 once closed)."""
+        return self._index
+
+    def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """A copy of ``length`` bytes (default: to the end) starting at ``offset``."""
+        size = len(self.grefs) * PAGE_SIZE
+        check_range(offset, "offset", 0, size)
+        end = size if length is None else offset + check_range(length, "length", 0, size - offset)
+        self._check_open()
+        return bytes(self.page[offset:end])
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` (the mapping must be writable)."""
+        if not self.writable:
+            raise UsageError("this grant mapping is read-only: map it writable to write")
+        _check_span(offset, len(data), len(self.grefs) * PAGE_SIZE)
+        self._check_open()
+        self.page[offset:offset + len(data)] = data
+
+    def set_unmap_notify(self, offset: int, *, clear_byte: bool = False,
+                         port: int | None = None) -> None:
+        """On unmap (also if this process dies): zero the byte at ``offset``, notify ``port``."""
+        _check_span(offset, 1, len(self.grefs) * PAGE_SIZE)
+        self._check_open()
+        _set_unmap_notify(self._fd, "IOCTL_GNTDEV_SET_UNMAP_NOTIFY",
+                          abi.IOCTL_GNTDEV_SET_UNMAP_NOTIFY, self._index + offset,
+                          offset, clear_byte, port, self.path)
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise UsageError("the grant mapping is closed")
+
+    def close(self) -> None:
+        """munmap (the grant unmap happens here), UNMAP_GRANT_REF, close the fd. Idempotent."""
+        if self._fd < 0:
+            return
+        try:
+            if self._pages is not None:
+                pages, self._pages = self._pages, None
+                pages.release()
+            self._unmap_ioctl()
+        finally:
+            if self._owns_fd:
+                os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> GrantMapping:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("rw" if self.writable else "ro")
+        return f"<GrantMapping domid={self.domid} grefs={list(self.grefs)} {state}>"
+
+
+def _check_span(offset: int, length: int, size: int) -> None:
+    check_range(offset, "offset", 0, size)
+    if offset + length > size:
+        raise UsageError(f"{length} bytes at offset {offset} do not fit in {size} bytes")
+
+
+def _set_unmap_notify(fd: int, call: str, request: int, index: int, offset: int,
+                      clear_byte: bool, port: int | None, path: str) -> None:
+    action = (abi.UNMAP_NOTIFY_CLEAR_BYTE if clear_byte else 0) | (
+        abi.UNMAP_NOTIFY_SEND_EVENT if port is not None else 0)
+    evtchn = 0 if port is None else check_u32(port, "port")
+    try:
+        fcntl.ioctl(fd, request, _NOTIFY.pack(index, action, evtchn))
+    except OSError as exc:
+        raise from_oserror(exc, call, {"offset": offset, "clear_byte": clear_byte, "port": port},
+                           path=path) from None
+
+
+def _side(seg: Any, side: Any, dest: bool, keep: list[Any], length: int) -> int:
+    """Fill one union of a segment; the GNTCOPY flag it needs."""
+    if isinstance(side, ForeignRef):
+        check_domid(side.domid)
+        check_u32(side.gref, "gref")
+        check_range(side.offset, "offset", 0, PAGE_SIZE)
+        if side.offset + length > PAGE_SIZE:
+            raise UsageError(f"copy of {length} bytes at offset {side.offset} crosses the page")
+        seg.foreign.ref = side.gref
+        seg.foreign.offset = side.offset
+        seg.foreign.domid = side.domid
+        return abi.GNTCOPY_dest_gref if dest else abi.GNTCOPY_source_gref
+    try:
+        buf = _ffi.from_buffer("char[]", side, require_writable=dest)
+    except TypeError:
+        what = "a writable buffer (bytearray)" if dest else "a bytes-like buffer"
+        raise UsageError(f"copy {'dest' if dest else 'source'} must be {what} or a ForeignRef") \
+            from None
+    if len(buf) < length:
+        raise UsageError(f"local buffer of {len(buf)} bytes is shorter than the copy ({length})")
+    keep.append(buf)
+    seg.virt = buf
+    return 0
+
+
+def _grant_copy(fd: int, segments: Sequence[CopySegment], path: str) -> list[int]:
+    count = len(segments)
+    if count == 0:
+        return []
+    segs = _ffi.new("struct gntdev_grant_copy_segment[]", count)
+    keep: list[Any] = []
+    for i, s in enumerate(segments):
+        length = check_range(s.length, "length", 1, PAGE_SIZE)
+        flags = _side(segs[i].source, s.source, False, keep, length)
+        flags |= _side(segs[i].dest, s.dest, True, keep, length)
+        if not flags:
+            raise UsageError("a copy segment needs a grant on at least one side")
+        segs[i].len = length
+        segs[i].flags = flags
+    op = _ffi.new("struct ioctl_gntdev_grant_copy *")
+    op.count = count
+    op.segments = segs
+    try:
+        fcntl.ioctl(fd, abi.IOCTL_GNTDEV_GRANT_COPY, _ffi.buffer(op))
+    except OSError as exc:
+        raise from_oserror(exc, "IOCTL_GNTDEV_GRANT_COPY", {"segments": count},
+                           path=path) from None
+    return [int(segs[i].status) for i in range(count)]
+
+
+def _probe(fd: int, domid: int, gref: int, path: str) -> int:
+    sink = bytearray(1)
+    return _grant_copy(fd, [CopySegment(ForeignRef(domid, gref), sink, 1)], path)[0]
+
+
+def grant_copy(segments: Sequence[CopySegment], *, path: str = GNTDEV_PATH) -> list[int]:
+    """Run one GRANT_COPY on a fresh gntdev fd; the per-segment GNTST statuses."""
+    with Gntdev(path) as dev:
+        return dev.grant_copy(segments)
+
+
+def probe_grant_status(domid: int, gref: int, *, path: str = GNTDEV_PATH) -> int:
+    """The GNTST status of a one-byte GRANT_COPY out of ``(domid, gref)`` (0 = usable)."""
+    with Gntdev(path) as dev:
+        return dev.probe_grant_status(domid, gref)
