@@ -1,0 +1,1 @@
+"""The probe engine: parameters, steps, records, cleanup; and the devices probes use."""

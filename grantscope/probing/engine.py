@@ -1,0 +1,428 @@
+"""The probe engine: ordered steps, a record of each, and cleanup that always runs.
+
+A :class:`Probe` declares its parameters and builds an ordered list of
+:class:`Step` objects.  A :class:`ProbeRun` runs them one at a time
+(:meth:`ProbeRun.run_next`) or all at once (:meth:`ProbeRun.run_all`); each run
+produces a :class:`StepRecord` with the call, its arguments, the result, the
+errno and an explanation, and a step never lets an exception escape: a failure
+is a record with ``ok`` False.  A step that acquires something (a mapping, a
+port, a XenStore key) registers its release; :meth:`ProbeRun.cleanup` releases
+in reverse order, records each release, and runs on exit from the ``with``
+block whatever happened (an error, Ctrl-C, or :class:`ProbeInterrupted`, which
+the CLI raises from its SIGTERM handler).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from grantscope.errors import GrantscopeError, UsageError
+from grantscope.probing.devices import Devices
+from grantscope.probing.params import Param, parse_values
+
+__all__ = [
+    "Param",
+    "Probe",
+    "ProbeInterrupted",
+    "ProbeRun",
+    "Step",
+    "StepContext",
+    "StepFailed",
+    "StepRecord",
+    "builtin_probes",
+]
+
+
+class ProbeInterrupted(BaseException):
+    """Raised inside the main thread by the CLI's SIGTERM handler to stop a probe.
+
+    It derives from BaseException, like KeyboardInterrupt, so no ``except
+    Exception`` in a step swallows it.
+    """
+
+
+class StepFailed(GrantscopeError):
+    """Raised by a step to fail without a device error (a timeout, a wrong byte)."""
+
+    def __init__(
+        self,
+        message: str,
+        explanation: str = "",
+        *,
+        errno: int | None = None,
+        result: dict[str, Any] | None = None,
+    ):
+        super().__init__(message, explanation)
+        self.errno = errno
+        self.result = result or {}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one step (or one release during cleanup) did.
+
+    ``index`` is the step's position in :attr:`ProbeRun.step_names` (0-based);
+    cleanup records continue after the last step.  ``phase`` is ``"step"`` or
+    ``"cleanup"``.
+    """
+
+    index: int
+    name: str
+    call: str
+    arguments: dict[str, Any]
+    ok: bool
+    result: dict[str, Any]
+    errno: int | None
+    explanation: str
+    duration_s: float
+    mutating: bool
+    phase: str = "step"
+
+    @property
+    def errno_name(self) -> str | None:
+        """``EINVAL`` for 22, None when there is no errno."""
+        if self.errno is None:
+            return None
+        return errno_mod.errorcode.get(self.errno, str(self.errno))
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON-ready object (``errno_name`` added)."""
+        data = asdict(self)
+        data["errno_name"] = self.errno_name
+        return data
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a probe.
+
+    ``action(ctx)`` does the work and returns the result (a dict); it calls
+    ``ctx.args(...)`` before touching a device so the arguments are recorded
+    even when the call fails.  ``may_fail`` marks a step whose failure is an
+    expected finding (explain-map's map attempt): the run continues after it.
+    ``hint`` is added to the explanation when the step fails.
+    """
+
+    name: str
+    call: str
+    action: Callable[[StepContext], dict[str, Any] | None]
+    mutating: bool = False
+    may_fail: bool = False
+    hint: str = ""
+
+
+@dataclass
+class _Release:
+    key: str
+    name: str
+    call: str
+    arguments: dict[str, Any]
+    action: Callable[[], None]
+
+
+class StepContext:
+    """What a step sees: the devices, the checked parameter values, shared state.
+
+    ``values`` holds the typed parameter values; ``xs:`` and ``self`` values are
+    replaced by numbers once their resolution step ran.  ``state`` passes data
+    between steps; ``artifacts`` are objects a UI may show (e.g. ``"mapping"``).
+    """
+
+    def __init__(self, devices: Devices, values: dict[str, Any], artifacts: dict[str, Any]):
+        self.devices = devices
+        self.values = values
+        self.state: dict[str, Any] = {}
+        self.artifacts = artifacts
+        self._releases: list[_Release] = []
+        self._arguments: dict[str, Any] = {}
+        self._explanation = ""
+
+    def args(self, **arguments: Any) -> None:
+        """Record the arguments of the call the current step is about to make."""
+        self._arguments.update(arguments)
+
+    def explain(self, text: str) -> None:
+        """Set the explanation shown for the current step when it succeeds."""
+        self._explanation = text
+
+    def hold(
+        self,
+        key: str,
+        name: str,
+        call: str,
+        release: Callable[[], None],
+        **arguments: Any,
+    ) -> None:
+        """Register the release of something just acquired (runs in reverse order)."""
+        self._releases.append(_Release(key, name, call, arguments, release))
+
+    def drop(self, key: str) -> None:
+        """Forget a registered release: a step released the thing itself."""
+        self._releases = [r for r in self._releases if r.key != key]
+
+    def holding(self, key: str) -> bool:
+        """Whether a release registered under ``key`` is still pending."""
+        return any(r.key == key for r in self._releases)
+
+    def _begin_step(self) -> None:
+        self._arguments = {}
+        self._explanation = ""
+
+
+class Probe:
+    """A scenario: declared parameters and the steps built from their values.
+
+    Subclasses set ``name``, ``summary``, ``params``, ``mutating`` (whether any
+    step changes state that others can see) and ``needs`` (the /dev/xen devices
+    used), and implement :meth:`build_steps`.
+    """
+
+    name: str = ""
+    summary: str = ""
+    params: tuple[Param, ...] = ()
+    mutating: bool = False
+    needs: tuple[str, ...] = ()
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        """Raise :class:`UsageError` for values that are well-formed but do not fit together."""
+
+    def build_steps(self, values: dict[str, Any]) -> list[Step]:
+        """The probe's own steps for these (checked) values."""
+        raise NotImplementedError
+
+    def steps_for(self, values: dict[str, Any]) -> list[Step]:
+        """Resolution steps for ``xs:``/``self`` values, then the probe's own steps."""
+        from grantscope.probing.steps import resolution_steps
+
+        return resolution_steps(self.params, values) + self.build_steps(values)
+
+    def param(self, name: str) -> Param:
+        """The declared parameter called ``name``."""
+        for param in self.params:
+            if param.name == name:
+                return param
+        raise KeyError(name)
+
+
+def _describe_failure(exc: BaseException) -> tuple[int | None, str, dict[str, Any], dict[str, Any]]:
+    """errno, explanation, extra result and call arguments for an exception from a step."""
+    if isinstance(exc, StepFailed):
+        text = exc.message if not exc.explanation else f"{exc.message}\n{exc.explanation}"
+        return exc.errno, text, dict(exc.result), {}
+    if isinstance(exc, GrantscopeError):
+        err_no = getattr(exc, "errno", None)
+        if not isinstance(err_no, int):
+            name = getattr(exc, "errno_name", None)
+            err_no = getattr(errno_mod, name, None) if isinstance(name, str) else None
+        parts = [exc.message]
+        if exc.explanation:
+            parts.append(exc.explanation)
+        causes = getattr(exc, "causes", None)
+        if causes:
+            parts.append("Likely causes:\n" + "\n".join(f"- {c}" for c in causes))
+        arguments = getattr(exc, "arguments", None)
+        return (
+            err_no if isinstance(err_no, int) else None,
+            "\n".join(parts),
+            {"error": exc.to_json()},
+            dict(arguments) if isinstance(arguments, dict) else {},
+        )
+    if isinstance(exc, OSError):
+        return exc.errno, f"{exc.strerror or exc}", {}, {}
+    if isinstance(exc, KeyboardInterrupt):
+        return None, "interrupted (Ctrl-C) during this step", {}, {}
+    if isinstance(exc, ProbeInterrupted):
+        return None, f"interrupted ({exc or 'signal'}) during this step", {}, {}
+    return None, f"unexpected error ({type(exc).__name__}): {exc}", {}, {}
+
+
+class ProbeRun:
+    """One run of a probe: step by step, with records, and cleanup that always runs.
+
+    Use it as a context manager: leaving the ``with`` block runs :meth:`cleanup`.
+    Bad parameter values, or a mutating probe with ``readonly``, raise
+    :class:`UsageError` here, before any device is touched.
+    """
+
+    def __init__(
+        self,
+        probe: Probe,
+        values: Mapping[str, str],
+        devices: Devices,
+        *,
+        readonly: bool = False,
+    ):
+        if readonly and probe.mutating:
+            raise UsageError(
+                f"probe {probe.name!r} changes state and --readonly refuses it",
+                "It maps, grants, binds or writes something other domains can see. "
+                "Run it without --readonly to allow that.",
+            )
+        self.probe = probe
+        self.devices = devices
+        self.readonly = readonly
+        self.values = parse_values(probe.name, probe.params, values)
+        probe.check_values(self.values)
+        self.artifacts: dict[str, Any] = {}
+        self._ctx = StepContext(devices, dict(self.values), self.artifacts)
+        self._steps = probe.steps_for(self._ctx.values)
+        self.step_names: list[str] = [s.name for s in self._steps]
+        self.next_index = 0
+        self.done = False
+        self.failed = False
+        self.records: list[StepRecord] = []
+        self._cleaned = False
+
+    # -- running ---------------------------------------------------------------
+    @property
+    def steps(self) -> list[Step]:
+        """The steps of this run, in order (a copy)."""
+        return list(self._steps)
+
+    @property
+    def ok(self) -> bool:
+        """Every step ran, and none failed except those allowed to."""
+        return self.done and not self.failed and self.next_index == len(self._steps)
+
+    def next_is_mutating(self) -> bool:
+        """Whether the next step changes state (the TUI asks once before the first such)."""
+        return not self.done and self._steps[self.next_index].mutating
+
+    def run_next(self) -> StepRecord:
+        """Run the next step and return its record (never raises for a step's failure).
+
+        KeyboardInterrupt and :class:`ProbeInterrupted` are recorded and re-raised,
+        and the run is then done; leaving the ``with`` block cleans up.
+        """
+        if self.done:
+            raise UsageError(f"probe {self.probe.name!r} has no step left to run")
+        index = self.next_index
+        step = self._steps[index]
+        self.next_index += 1
+        if step.mutating and self.readonly:
+            record = self._record(index, step, False, {}, None, "refused: --readonly", 0.0)
+            self._finish(failed=True)
+            return record
+        ctx = self._ctx
+        ctx._begin_step()
+        started = time.perf_counter()
+        try:
+            result = step.action(ctx) or {}
+        except (KeyboardInterrupt, ProbeInterrupted) as exc:
+            err_no, text, extra, _ = _describe_failure(exc)
+            self._record(index, step, False, extra, err_no, text, time.perf_counter() - started)
+            self._finish(failed=True)
+            raise
+        except Exception as exc:  # a probe never raises a traceback: every failure is a record
+            duration = time.perf_counter() - started
+            err_no, text, extra, arguments = _describe_failure(exc)
+            for key, value in arguments.items():
+                ctx._arguments.setdefault(key, value)
+            if step.hint:
+                text = f"{text}\n{step.hint}"
+            record = self._record(index, step, False, extra, err_no, text, duration)
+            if not step.may_fail:
+                self._finish(failed=True)
+            elif self.next_index == len(self._steps):
+                self._finish(failed=False)
+            return record
+        duration = time.perf_counter() - started
+        record = self._record(index, step, True, result, None, ctx._explanation, duration)
+        if self.next_index == len(self._steps):
+            self._finish(failed=False)
+        return record
+
+    def run_all(self) -> list[StepRecord]:
+        """Run every remaining step (stopping at a failure); return the records made now."""
+        first = len(self.records)
+        while not self.done:
+            self.run_next()
+        return self.records[first:]
+
+    def _finish(self, *, failed: bool) -> None:
+        self.done = True
+        self.failed = self.failed or failed
+
+    def _record(
+        self,
+        index: int,
+        step: Step,
+        ok: bool,
+        result: dict[str, Any],
+        err_no: int | None,
+        explanation: str,
+        duration: float,
+    ) -> StepRecord:
+        record = StepRecord(
+            index=index,
+            name=step.name,
+            call=step.call,
+            arguments=dict(self._ctx._arguments),
+            ok=ok,
+            result=dict(result),
+            errno=err_no,
+            explanation=explanation,
+            duration_s=duration,
+            mutating=step.mutating,
+        )
+        self.records.append(record)
+        return record
+
+    # -- cleanup ---------------------------------------------------------------
+    def cleanup(self) -> list[StepRecord]:
+        """Release everything acquired, newest first; record each release.
+
+        Runs once (a second call returns []).  A release that fails, or is
+        interrupted by Ctrl-C or SIGTERM, is recorded and the others still run.
+        """
+        if self._cleaned:
+            return []
+        self._cleaned = True
+        self.done = True
+        made: list[StepRecord] = []
+        releases = self._ctx._releases
+        while releases:
+            release = releases.pop()
+            started = time.perf_counter()
+            ok, err_no, text = True, None, ""
+            extra: dict[str, Any] = {}
+            try:
+                release.action()
+            except BaseException as exc:  # every release gets its turn, even after Ctrl-C
+                ok = False
+                err_no, text, extra, _ = _describe_failure(exc)
+            self.artifacts.pop(release.key, None)
+            record = StepRecord(
+                index=len(self._steps) + len(made),
+                name=release.name,
+                call=release.call,
+                arguments=dict(release.arguments),
+                ok=ok,
+                result=extra,
+                errno=err_no,
+                explanation=text,
+                duration_s=time.perf_counter() - started,
+                mutating=False,
+                phase="cleanup",
+            )
+            made.append(record)
+            self.records.append(record)
+        self.artifacts.clear()
+        return made
+
+    def __enter__(self) -> ProbeRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def builtin_probes() -> list[Probe]:
+    """The probes shipped with grantscope, in the order ``probe list`` shows them."""
+    from grantscope.probing.registry import load_builtin_probes
+
+    return load_builtin_probes()

@@ -1,0 +1,40 @@
+"""notify: bind to a peer's unbound port and send it events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grantscope.errors import UsageError
+from grantscope.probing.engine import Probe, Step
+from grantscope.probing.params import Param
+from grantscope.probing.steps import bind_interdomain_step, drain_step, notify_step
+
+
+class Notify(Probe):
+    """Bind interdomain to ``port`` of ``domid`` and notify it ``count`` times."""
+
+    name = "notify"
+    summary = "bind to a peer's event-channel port and notify it"
+    params = (
+        Param("domid", "domid", None, "the peer domain (number, xs:PATH or self)"),
+        Param("port", "port", None, "the peer's unbound port (number or xs:PATH)"),
+        Param("count", "int", "1", "how many notifications to send"),
+    )
+    mutating = True
+    needs = ("evtchn",)
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        """count must be at least 1."""
+        if values["count"] < 1:
+            raise UsageError("notify: count must be at least 1", "Give count=N with N >= 1.")
+
+    def build_steps(self, values: dict[str, Any]) -> list[Step]:
+        """Bind, drain the bind event, notify; cleanup unbinds."""
+        return [
+            bind_interdomain_step("domid", "port", "evtchn", "local_port"),
+            drain_step("evtchn"),
+            notify_step("evtchn", "local_port", "count"),
+        ]
+
+
+PROBE = Notify()

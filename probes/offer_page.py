@@ -1,0 +1,68 @@
+"""offer-page: the other end of a mailbox: grant a page and offer an unbound port."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from grantscope.probing.engine import Probe, Step, StepContext
+from grantscope.probing.params import Param
+from grantscope.probing.steps import (
+    bind_unbound_step,
+    get,
+    offer_step,
+    publish_step,
+    read_page_step,
+    write_page_step,
+)
+
+
+def _hold_step() -> Step:
+    """Keep the offer alive for ``hold`` seconds so a peer can map it; count its events."""
+
+    def action(ctx: StepContext) -> dict[str, Any]:
+        limit, port = float(get(ctx, "hold")), int(get(ctx, "port"))
+        ctx.args(seconds=limit, port=port)
+        channel = ctx.state["evtchn"]
+        deadline = time.perf_counter() + limit
+        events = 0
+        while (left := deadline - time.perf_counter()) > 0:
+            events += channel.wait(left).count(port)
+        ctx.explain(f"{events} event(s) from the peer in {limit:g} s")
+        return {"events": events}
+
+    return Step("hold the offer for the peer", "evtchn poll + read", action)
+
+
+class OfferPage(Probe):
+    """Grant a page to ``domid``, write a message, bind an unbound port, optionally publish."""
+
+    name = "offer-page"
+    summary = "grant a page and offer an unbound port to a peer (the other end of a mailbox)"
+    params = (
+        Param("domid", "domid", None, "the peer domain allowed to map and bind (number or self)"),
+        Param("writable", "bool", "true", "let the peer write into the page"),
+        Param("message", "str", "hello from grantscope", "text written at the start of the page"),
+        Param("publish", "xspath", "", "XenStore directory to write gref and port under "
+              "(empty: do not publish; removed again at cleanup)"),
+        Param("hold", "float", "0", "seconds to keep the offer alive for the peer"),
+    )
+    mutating = True
+    needs = ("gntalloc", "evtchn")
+
+    def build_steps(self, values: dict[str, Any]) -> list[Step]:
+        """Grant, write, bind; publish and hold if asked; read back what the peer left."""
+        steps = [
+            offer_step("domid", writable=bool(values["writable"])),
+            write_page_step("offer", what="offered page"),
+            bind_unbound_step("domid", "evtchn", "port"),
+        ]
+        if values["publish"]:
+            steps.append(publish_step("publish", ("gref", "port")))
+        if values["hold"]:
+            steps.append(_hold_step())
+        steps.append(read_page_step("offer", "offered page"))
+        return steps
+
+
+PROBE = OfferPage()
