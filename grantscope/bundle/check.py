@@ -1,0 +1,104 @@
+"""``bundle inspect``: a bundle's manifest in brief, and its integrity verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grantscope.bundle.format import DEFAULT_LIMITS, Limits
+from grantscope.bundle.reader import Bundle, read_bundle
+
+
+def inspect_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Summary of the bundle at ``path`` (JSON-ready); ``ok`` is False when integrity fails.
+
+    Structural dangers still raise :class:`~grantscope.bundle.format.BundleError`; checksum,
+    size and membership mismatches are reported in ``integrity.problems``.
+    """
+    bundle = read_bundle(path, limits=limits, verify=False)
+    return summarize(bundle)
+
+
+def summarize(bundle: Bundle) -> dict[str, Any]:
+    """The JSON-ready summary of an opened bundle."""
+    manifest = bundle.manifest
+    host = bundle.host
+    redaction = manifest.get("redaction") if isinstance(manifest.get("redaction"), dict) else {}
+    assert isinstance(redaction, dict)
+    collectors = []
+    for entry in manifest.get("collectors", []):
+        collectors.append(
+            {
+                "name": str(entry.get("name")),
+                "status": str(entry.get("status")),
+                "duration_s": entry.get("duration_s"),
+                "error": entry.get("error"),
+                "members": entry.get("members", []),
+            }
+        )
+    members = [
+        {"name": e["name"], "size": e["size"], "sha256": e["sha256"]} for e in manifest["members"]
+    ]
+    redacted = redaction.get("redacted") if redaction.get("enabled") else None
+    return {
+        "ok": not bundle.problems,
+        "path": bundle.path,
+        "schema_version": manifest.get("schema_version"),
+        "grantscope_version": manifest.get("grantscope_version"),
+        "host": {
+            "hostname": host.get("hostname"),
+            "role": host.get("role"),
+            "xen_version": host.get("xen_version"),
+            "kernel": host.get("kernel"),
+        },
+        "started_at": manifest.get("started_at"),
+        "finished_at": manifest.get("finished_at"),
+        "options": manifest.get("options", {}),
+        "collectors": collectors,
+        "members": members,
+        "redaction": {
+            "enabled": bool(redaction.get("enabled")),
+            "redacted_count": len(redacted) if isinstance(redacted, list) else 0,
+            "redacted_paths": [
+                f"{r.get('member')}:{r.get('path')}"
+                for r in (redacted or [])
+                if isinstance(r, dict)
+            ],
+            "note": redaction.get("note"),
+        },
+        "integrity": {
+            "checked": len(members),
+            "problems": list(bundle.problems),
+        },
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as lines for a terminal."""
+    host = summary["host"]
+    writer = summary["grantscope_version"]
+    xen = host.get("xen_version") or "-"
+    lines = [
+        f"bundle   {summary['path']}",
+        f"schema   {summary['schema_version']} (written by grantscope {writer})",
+        f"host     {host.get('hostname')} ({host.get('role')}, Xen {xen})",
+        f"captured {summary['started_at']} .. {summary['finished_at']}",
+        "collectors:",
+    ]
+    for c in summary["collectors"]:
+        detail = f"  {c['error']}" if c.get("error") else ""
+        duration = c.get("duration_s")
+        took = f"{duration:7.2f}s" if isinstance(duration, int | float) else "      ?"
+        lines.append(f"  {c['name']:<12} {c['status']:<11} {took}{detail}")
+    red = summary["redaction"]
+    if red["enabled"]:
+        lines.append(f"redaction on: {red['redacted_count']} value(s) redacted")
+        lines.extend(f"  {p}" for p in red["redacted_paths"])
+    else:
+        lines.append(f"redaction OFF: {red.get('note') or 'sensitive values were kept'}")
+    integrity = summary["integrity"]
+    if integrity["problems"]:
+        lines.append(f"integrity FAILED ({len(integrity['problems'])} problem(s)):")
+        lines.extend(f"  {p}" for p in integrity["problems"])
+    else:
+        lines.append(f"integrity ok: {integrity['checked']} member(s), every sha256 matches")
+    return "\n".join(lines)

@@ -1,0 +1,397 @@
+"""The standard collectors of ``grantscope bundle export``: read-only, each under a time limit.
+
+Every collector returns ``{member name: payload}`` (see :mod:`grantscope.bundle.collect`).
+What does not exist on this machine (no Xen, not dom0, no session) raises
+:class:`~grantscope.bundle.collect.Unavailable`; the export works on any Linux machine and
+the bundle is valid even when every Xen collector is unavailable.  Modules other engineers
+own (the diagnostics sources and findings) are imported lazily with :mod:`importlib`, so a
+missing or broken one is a recorded collector error, never a failed export.
+
+Members written (schema version 1):
+
+==================  =====================================================================
+``host.json``       host facts: hostname, kernel, /sys/hypervisor, role, the Host's info()
+``xenstore.json``   the whole XenStore with permissions, bytes-safe (see bundle.format)
+``domains.json``    ``xl list`` raw and parsed
+``xl-info.txt``     ``xl info`` raw
+``grants.json``     the Host's GrantsSnapshot: own mappings/offers, processes, hypervisor table
+``events.json``     the Host's EventsSnapshot: Xen interrupt rows and own ports
+``interrupts.txt``  ``/proc/interrupts`` raw (``interrupts.json``: Xen rows parsed)
+``sysfs.json``      ``/sys/hypervisor`` and the xenbus per-device counters
+``hvdump.txt``      the hypervisor's ``g`` and ``e`` console dumps raw (``hvdump.json`` parsed)
+``xl-dmesg.txt``    the hypervisor console log the dump capture cleared first (kept, not lost)
+``quota.json``      XenStore quota settings and per-domain usage
+``lsevtchn.json``   every domain's ports as ``lsevtchn`` lists them
+``processes.json``  processes holding the Xen devices (the diagnostics procfs source)
+``findings.json``   the system-wide findings, when the diagnostics exist
+``probe-log.json``  the running session's probe step records
+``pages.json``      with --include-pages: index of ``pages/NNNN.bin`` (raw page bytes)
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import importlib
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from grantscope import __version__
+from grantscope.bundle.collect import Collector, Payload, Unavailable
+from grantscope.bundle.format import node_to_json
+
+if TYPE_CHECKING:
+    from grantscope.host.base import Host
+
+SYS_HYPERVISOR = "/sys/hypervisor"
+PROC_INTERRUPTS = "/proc/interrupts"
+
+
+@dataclass
+class ExportSources:
+    """What an export can draw on beyond the machine itself.
+
+    ``host`` is a live :class:`~grantscope.host.base.Host` (the TUI's, or one the CLI opened)
+    used for the XenStore walk, grants, events and pages; ``probe_log`` is the running
+    session's step records (the TUI passes them; the CLI has none).
+    """
+
+    host: Host | None = None
+    probe_log: Sequence[Any] | None = None
+    include_pages: bool = False
+    command_timeout_s: float = 20.0
+
+
+def to_jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data: ``to_json()`` if it has one, dataclasses, tuples, bytes."""
+    to_json = getattr(obj, "to_json", None)
+    if callable(to_json) and not isinstance(obj, type):
+        return to_jsonable(to_json())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return {"b64": base64.b64encode(bytes(obj)).decode("ascii")}
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return str(obj)
+
+
+def _read_text(path: str, limit: int = 1 << 20) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _run(argv: list[str], timeout: float) -> str:
+    """Run a read-only command; its stdout, or Unavailable saying why not."""
+    if shutil.which(argv[0]) is None:
+        raise Unavailable(f"{argv[0]} is not installed")
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"{' '.join(argv)} did not answer within {timeout:g} s") from None
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        why = err[-1] if err else f"exit status {done.returncode}"
+        raise Unavailable(f"{' '.join(argv)} failed: {why}")
+    return done.stdout.decode("utf-8", "replace")
+
+
+# -- host facts ----------------------------------------------------------------------------------
+def hypervisor_facts(root: str = SYS_HYPERVISOR) -> dict[str, str]:
+    """The small text files under /sys/hypervisor (type, uuid, version, guest_type, flags...)."""
+    facts: dict[str, str] = {}
+    if not os.path.isdir(root):
+        return facts
+    for dirpath, _dirs, files in os.walk(root):
+        for name in sorted(files):
+            full = os.path.join(dirpath, name)
+            text = _read_text(full, 4096)
+            if text is not None:
+                facts[os.path.relpath(full, root)] = text.strip()
+    return facts
+
+
+def collect_host(host: Host | None) -> Payload:
+    """host.json: always succeeds, with whatever facts this machine has."""
+    hv = hypervisor_facts()
+    caps = _read_text("/proc/xen/capabilities")
+    version = ""
+    if {"version/major", "version/minor"} <= hv.keys():
+        version = f"{hv['version/major']}.{hv['version/minor']}{hv.get('version/extra', '')}"
+    if hv.get("start_flags/initdomain") == "1" or (caps and "control_d" in caps):
+        role = "dom0"
+    elif hv.get("type") == "xen":
+        role = "domU"
+    else:
+        role = "none"
+    uname = platform.uname()
+    facts: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "kernel": f"{uname.system} {uname.release} {uname.version} {uname.machine}",
+        "role": role,
+        "xen_version": version or None,
+        "guest_type": hv.get("guest_type"),
+        "hypervisor": hv,
+        "proc_xen_capabilities": None if caps is None else caps.strip(),
+        "grantscope_version": __version__,
+        "python": sys.version.split()[0],
+    }
+    if host is not None:
+        try:
+            facts["info"] = to_jsonable(host.info())
+        except Exception as err:  # the host facts must never fail the export
+            facts["info_error"] = f"{type(err).__name__}: {err}"
+    return {"host.json": facts}
+
+
+# -- XenStore --------------------------------------------------------------------------------
+def collect_xenstore(host: Host | None, timeout: float) -> Payload:
+    """xenstore.json: the whole tree with permissions (through the Host, else the client)."""
+    if host is not None:
+        nodes = host.xenstore_snapshot("/")
+        transport = "host"
+    else:
+        try:
+            module = importlib.import_module("grantscope.xen.xenstore")
+        except ImportError as err:
+            raise Unavailable(f"the XenStore client is not available ({err})") from None
+        try:
+            store = module.XenStore.open(timeout=min(timeout, 5.0))
+        except Exception as err:  # no xenstored / no /dev/xen/xenbus on this machine
+            raise Unavailable(f"no XenStore here: {getattr(err, 'message', err)}") from None
+        with store:
+            transport = str(getattr(store, "transport", "?"))
+            nodes = store.walk("/", perms=True)
+    encoded = [node_to_json(n.path, n.value, n.perms) for n in nodes]
+    return {
+        "xenstore.json": {
+            "root": "/",
+            "transport": transport,
+            "count": len(encoded),
+            "nodes": encoded,
+        }
+    }
+
+
+# -- xl --------------------------------------------------------------------------------------
+_XL_ROW = re.compile(
+    r"^(?P<name>.+?)\s+(?P<id>\d+)\s+(?P<mem>\d+)\s+(?P<vcpus>\d+)\s+"
+    r"(?P<state>[-rbpscd]{6})\s+(?P<time>[\d.]+)\s*$"
+)
+
+
+def parse_xl_list(text: str) -> list[dict[str, Any]]:
+    """The rows of ``xl list`` (name, id, mem MiB, vcpus, state letters, cpu time s)."""
+    rows = []
+    for line in text.splitlines()[1:]:
+        m = _XL_ROW.match(line)
+        if m:
+            rows.append(
+                {
+                    "name": m["name"],
+                    "domid": int(m["id"]),
+                    "mem_mib": int(m["mem"]),
+                    "vcpus": int(m["vcpus"]),
+                    "state": m["state"],
+                    "cpu_time_s": float(m["time"]),
+                }
+            )
+    return rows
+
+
+def collect_domains(timeout: float) -> Payload:
+    """domains.json: ``xl list`` raw and parsed."""
+    text = _run(["xl", "list"], timeout)
+    return {"domains.json": {"raw": text, "domains": parse_xl_list(text)}}
+
+
+def collect_xl_info(timeout: float) -> Payload:
+    """xl-info.txt: ``xl info`` as printed."""
+    return {"xl-info.txt": _run(["xl", "info"], timeout).encode()}
+
+
+# -- grants, events, pages through the Host ----------------------------------------------------
+def _need_host(host: Host | None, what: str) -> Host:
+    if host is None:
+        raise Unavailable(f"no live host backend to read {what} from (not a Xen host?)")
+    return host
+
+
+def collect_grants(host: Host | None) -> Payload:
+    """grants.json: the Host's GrantsSnapshot."""
+    return {"grants.json": to_jsonable(_need_host(host, "grants").grants())}
+
+
+def collect_events(host: Host | None) -> Payload:
+    """events.json: the Host's EventsSnapshot."""
+    return {"events.json": to_jsonable(_need_host(host, "events").events())}
+
+
+def collect_pages(host: Host | None) -> Payload:
+    """pages.json + pages/NNNN.bin: every page the Host can show, raw bytes."""
+    live = _need_host(host, "pages")
+    index: list[dict[str, Any]] = []
+    out: dict[str, Any] = {}
+    for number, ref in enumerate(live.pages()):
+        entry = to_jsonable(ref)
+        member = f"pages/{number:04d}.bin"
+        try:
+            out[member] = bytes(live.read_page(ref.key))
+            entry["member"] = member
+        except Exception as err:  # one unreadable page must not lose the others
+            entry["member"] = None
+            entry["error"] = f"{type(err).__name__}: {getattr(err, 'message', err)}"
+        index.append(entry)
+    out["pages.json"] = {"pages": index}
+    return out
+
+
+# -- /proc and /sys --------------------------------------------------------------------------
+def collect_interrupts() -> Payload:
+    """interrupts.txt raw, and interrupts.json with the Xen rows parsed (when the parser exists)."""
+    text = _read_text(PROC_INTERRUPTS, 16 << 20)
+    if text is None:
+        raise Unavailable(f"{PROC_INTERRUPTS} is not readable here")
+    out: dict[str, Any] = {"interrupts.txt": text.encode()}
+    model = importlib.import_module("grantscope.model.interrupts")
+    out["interrupts.json"] = to_jsonable(model.parse_interrupts(text))
+    return out
+
+
+def collect_sysfs() -> Payload:
+    """sysfs.json: /sys/hypervisor and every xenbus device's counters."""
+    counters = _source("grantscope.sources.procfs", "read_xenbus_counters")()
+    hv = hypervisor_facts()
+    if not hv and not counters:
+        raise Unavailable("no /sys/hypervisor and no xenbus devices: not a Xen guest or dom0")
+    return {"sysfs.json": {"hypervisor": hv, "xenbus": to_jsonable(counters)}}
+
+
+# -- the diagnostics engineer's sources (lazy) ------------------------------------------------
+def _source(module: str, function: str) -> Callable[..., Any]:
+    mod = importlib.import_module(module)
+    fn = getattr(mod, function, None)
+    if not callable(fn):
+        raise RuntimeError(f"{module} has no {function}()")
+    return fn
+
+
+def collect_hvdump(timeout: float) -> Payload:
+    """hvdump.txt (the g and e dumps as printed), hvdump.json (parsed), xl-dmesg.txt.
+
+    The capture empties the console ring first (so a dump is not cut by old lines); the
+    log it empties is kept as xl-dmesg.txt, so nothing of the hypervisor log is lost.
+    """
+    capture = _source("grantscope.sources.hvdump", "capture_dumps")("ge", timeout=timeout)
+    if capture.unavailable:
+        raise Unavailable(capture.unavailable)
+    summary = to_jsonable(capture)
+    summary["parse"] = None if capture.parse is None else to_jsonable(capture.parse)
+    return {
+        "hvdump.txt": capture.text.encode(),
+        "hvdump.json": summary,
+        "xl-dmesg.txt": capture.earlier_console.encode(),
+    }
+
+
+def _domids(host: Host | None, timeout: float) -> list[int]:
+    """Domain ids known to XenStore (through the Host) or to ``xl list``; [0] as a last resort."""
+    if host is not None:
+        try:
+            ids = sorted(int(x) for x in host.list("/local/domain") if x.isdigit())
+            if ids:
+                return ids
+        except Exception:  # fall back to xl
+            pass
+    try:
+        rows = parse_xl_list(_run(["xl", "list"], timeout))
+        if rows:
+            return [row["domid"] for row in rows]
+    except Unavailable:
+        pass
+    return [0]
+
+
+def collect_quota(host: Host | None, timeout: float) -> Payload:
+    """quota.json: XenStore quota limits and per-domain usage (xenstore-control)."""
+    read_quota = _source("grantscope.sources.quota", "read_quota")
+    snapshot = read_quota(_domids(host, timeout), timeout=timeout)
+    if not snapshot.usage and snapshot.limits_source != "xenstored":
+        raise Unavailable("; ".join(snapshot.unavailable) or "xenstore-control gave nothing")
+    return {"quota.json": to_jsonable(snapshot)}
+
+
+def collect_lsevtchn(host: Host | None, timeout: float) -> Payload:
+    """lsevtchn.json: every domain's event-channel ports as ``lsevtchn`` lists them."""
+    read = _source("grantscope.sources.lsevtchn", "read_lsevtchn")
+    domains: dict[str, Any] = {}
+    reasons = []
+    for domid in _domids(host, timeout):
+        ports, why = read(domid, timeout=timeout)
+        domains[str(domid)] = {"ports": to_jsonable(ports), "why": why}
+        if why:
+            reasons.append(why)
+    if not any(d["ports"] for d in domains.values()) and reasons:
+        raise Unavailable(reasons[0])
+    return {"lsevtchn.json": {"domains": domains}}
+
+
+def collect_processes() -> Payload:
+    """processes.json: processes holding /dev/xen/gntdev, gntalloc or evtchn."""
+    holders = _source("grantscope.sources.procfs", "xen_device_holders")()
+    return {"processes.json": {"holders": to_jsonable(holders)}}
+
+
+def collect_findings(host: Host | None) -> Payload:
+    """findings.json: the system-wide findings, computed over the live host."""
+    find = _source("grantscope.model.findings", "findings_for_host")
+    return {"findings.json": to_jsonable(find(_need_host(host, "findings")))}
+
+
+def collect_probe_log(records: Sequence[Any] | None) -> Payload:
+    """probe-log.json: the running session's probe step records."""
+    if records is None:
+        raise Unavailable("no interactive session: the probe log exists only in the TUI")
+    return {"probe-log.json": {"records": [to_jsonable(r) for r in records]}}
+
+
+def standard_collectors(sources: ExportSources) -> list[Collector]:
+    """The collectors of ``bundle export``, in the order they run."""
+    host, cmd_t = sources.host, sources.command_timeout_s
+    collectors = [
+        Collector("host", lambda: collect_host(host), 15.0, "host facts"),
+        Collector("xenstore", lambda: collect_xenstore(host, 120.0), 180.0, "whole XenStore"),
+        Collector("domains", lambda: collect_domains(cmd_t), cmd_t + 5, "xl list"),
+        Collector("xl_info", lambda: collect_xl_info(cmd_t), cmd_t + 5, "xl info"),
+        Collector("grants", lambda: collect_grants(host), 60.0, "grants snapshot"),
+        Collector("events", lambda: collect_events(host), 30.0, "events snapshot"),
+        Collector("interrupts", collect_interrupts, 10.0, "/proc/interrupts"),
+        Collector("sysfs", collect_sysfs, 15.0, "/sys/hypervisor, xenbus counters"),
+        Collector("hvdump", lambda: collect_hvdump(cmd_t), 5 * cmd_t, "g and e dumps"),
+        Collector("quota", lambda: collect_quota(host, cmd_t), 4 * cmd_t, "XenStore quota"),
+        Collector("lsevtchn", lambda: collect_lsevtchn(host, cmd_t), 4 * cmd_t, "ports per domain"),
+        Collector("processes", collect_processes, 30.0, "processes holding Xen devices"),
+        Collector("findings", lambda: collect_findings(host), 60.0, "system-wide findings"),
+        Collector("probe_log", lambda: collect_probe_log(sources.probe_log), 5.0, "probe log"),
+    ]
+    if sources.include_pages:
+        collectors.append(Collector("pages", lambda: collect_pages(host), 60.0, "page bytes"))
+    return collectors
