@@ -284,6 +284,11 @@ class ProbeRun:
         return list(self._steps)
 
     @property
+    def current_values(self) -> dict[str, Any]:
+        """Parameter values as the steps see them now (``xs:``/``self`` resolved once run)."""
+        return dict(self._ctx.values)
+
+    @property
     def ok(self) -> bool:
         """Every step ran, and none failed except those allowed to."""
         return self.done and not self.failed and self.next_index == len(self._steps)

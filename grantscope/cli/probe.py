@@ -1,0 +1,236 @@
+"""``grantscope probe list`` and ``grantscope probe run NAME [KEY=VALUE ...]``.
+
+``probe list`` needs no Xen.  ``probe run`` checks for Xen and the devices the
+probe uses first (exit 2 with an explanation when absent), refuses a mutating
+probe under the global ``--readonly`` (exit 2), and always runs the cleanup:
+on a failed step, on Ctrl-C and on SIGTERM (a handler raises
+:class:`ProbeInterrupted` in the main thread).
+
+``--step`` runs one step at a time.  Before each step it prints what comes next
+and reads one line from standard input: Enter runs the step, ``q`` stops (the
+cleanup still runs).  On a terminal that is an interactive prompt; without a
+terminal the same lines are read from the pipe or file, so a script can drive
+the steps, and end of input stops the probe as ``q`` does.
+
+Exit status: 0 every step ran (a step marked may-fail, like explain-map's map
+attempt, may have failed: that is its finding); 1 a step failed or the run was
+stopped; 2 bad usage, ``--readonly`` refusal or no Xen; 130 Ctrl-C; 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from grantscope.cli.output import print_json
+from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
+from grantscope.probing.params import SelfDomid, XsRef, split_assignments
+from grantscope.probing.registry import find_probe, load_builtin_probes
+
+
+def register(subparsers: Any) -> None:
+    """Add ``probe list`` and ``probe run`` to the top-level parser."""
+    parser = subparsers.add_parser(
+        "probe",
+        help="run step-by-step probes (map a grant, offer a page, notify, ...)",
+        description="Step-by-step scenarios against the grant and event-channel devices.",
+    )
+    sub = parser.add_subparsers(dest="probe_command", metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="list the built-in probes and their parameters")
+    listing.add_argument("--json", action="store_true", help="print one JSON document")
+    listing.set_defaults(run=run_list)
+    run = sub.add_parser(
+        "run",
+        help="run a probe",
+        description="Run probe NAME with KEY=VALUE parameters. A domid, gref or port may be "
+        "xs:PATH (read from XenStore); a domid may be 'self'. --step runs one step at a "
+        "time, reading a line from stdin before each (Enter: run it, q: stop); without a "
+        "terminal the lines come from the pipe and end of input stops. Cleanup always runs.",
+    )
+    run.add_argument("name", metavar="NAME", help="probe name (see 'grantscope probe list')")
+    run.add_argument("params", metavar="KEY=VALUE", nargs="*", help="probe parameters")
+    run.add_argument("--step", action="store_true", help="run one step at a time")
+    run.add_argument("--json", action="store_true", help="print one JSON document at the end")
+    run.set_defaults(run=run_probe)
+    parser.set_defaults(run=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# -- probe list ------------------------------------------------------------------
+def run_list(args: argparse.Namespace) -> int:
+    """Print the built-in probes; under ``--readonly`` mark those that would be refused."""
+    readonly = bool(getattr(args, "readonly", False))
+    probes = load_builtin_probes()
+    if args.json:
+        print_json(
+            {
+                "ok": True,
+                "readonly": readonly,
+                "probes": [
+                    {
+                        "name": p.name,
+                        "summary": p.summary,
+                        "mutating": p.mutating,
+                        "refused_readonly": readonly and p.mutating,
+                        "needs": list(p.needs),
+                        "params": [
+                            {"name": q.name, "kind": q.kind, "default": q.default, "help": q.help}
+                            for q in p.params
+                        ],
+                    }
+                    for p in probes
+                ],
+            }
+        )
+        return 0
+    out = sys.stdout
+    for probe in probes:
+        if readonly and probe.mutating:
+            mark = "  [mutating: refused with --readonly]"
+        elif probe.mutating:
+            mark = "  [mutating]"
+        else:
+            mark = ""
+        out.write(f"{probe.name}{mark}\n    {probe.summary}\n")
+        for param in probe.params:
+            default = "required" if param.default is None else f"default {param.default!r}"
+            out.write(f"    {param.name}={param.kind.upper()}  ({default}) {param.help}\n")
+    return 0
+
+
+# -- probe run -------------------------------------------------------------------
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`ProbeInterrupted` in the main thread, so cleanup runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise ProbeInterrupted("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _format_args(arguments: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in arguments.items())
+
+
+def _print_record(record: StepRecord, total: int, out: TextIO) -> None:
+    where = f"{record.index + 1}/{total}" if record.phase == "step" else "cleanup"
+    status = "ok" if record.ok else "FAILED"
+    if not record.ok and record.errno is not None:
+        status += f" ({record.errno_name})"
+    out.write(
+        f"[{where}] {record.name}: {status}  {record.duration_s * 1000:.1f} ms\n"
+        f"    call {record.call} {_format_args(record.arguments)}\n"
+    )
+    if record.result and record.ok:
+        out.write(f"    result {_format_args(record.result)}\n")
+    for line in record.explanation.splitlines():
+        out.write(f"    {line}\n")
+    out.flush()
+
+
+def _ask(run: ProbeRun, stdin: TextIO, out: TextIO) -> bool:
+    """Show the next step and read one line: True to run it, False to stop."""
+    index = run.next_index
+    step = run.steps[index]
+    change = " (changes state)" if step.mutating else ""
+    prompt = f"next {index + 1}/{len(run.step_names)}: {step.name}{change} - Enter runs, q stops: "
+    out.write(prompt)
+    out.flush()
+    line = stdin.readline()
+    if not stdin.isatty():
+        out.write("\n")
+    return bool(line) and line.strip().lower() not in ("q", "quit")
+
+
+def _drive(run: ProbeRun, args: argparse.Namespace, out: TextIO) -> str:
+    """Run the steps (asking before each with --step); return how the run ended."""
+    total = len(run.step_names)
+    while not run.done:
+        if args.step and not _ask(run, sys.stdin, out):
+            return "stopped"
+        record = run.run_next()
+        if not args.json:
+            _print_record(record, total, out)
+    return "completed" if run.ok else "failed"
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    """Run one probe on this host's devices; see the module docstring for exit status."""
+    from grantscope.probing.devices import RealDevices, require_xen
+
+    probe = find_probe(args.name)
+    values = split_assignments(list(args.params))
+    readonly = bool(getattr(args, "readonly", False))
+    devices = RealDevices()
+    # Check the values and --readonly before looking for Xen: bad input is bad anywhere.
+    run = ProbeRun(probe, values, devices, readonly=readonly)
+    require_xen(probe.needs)
+    # With --json the prompts go to stderr so stdout stays one JSON document.
+    out = sys.stderr if args.json else sys.stdout
+    if not args.json:
+        out.write(f"probe {probe.name} ({len(run.step_names)} steps)\n")
+    outcome, code = "failed", 1
+    try:
+        with _sigterm_raises():
+            try:
+                with run:
+                    outcome = _drive(run, args, out)
+                    code = 0 if outcome == "completed" else 1
+            except KeyboardInterrupt:
+                outcome, code = "interrupted (Ctrl-C)", 130
+            except ProbeInterrupted:
+                outcome, code = "interrupted (SIGTERM)", 143
+    finally:
+        devices.close()
+    steps = [r for r in run.records if r.phase == "step"]
+    cleanup = [r for r in run.records if r.phase == "cleanup"]
+    leftovers = [r for r in cleanup if not r.ok]
+    if leftovers and code == 0:
+        code = 1  # something may be left behind: not a clean success
+    if args.json:
+        print_json(
+            {
+                "ok": code == 0,
+                "probe": probe.name,
+                "devices": devices.name,
+                "outcome": outcome,
+                "values": {k: _jsonable(v) for k, v in run.current_values.items()},
+                "steps": [r.to_json() for r in steps],
+                "not_run": run.step_names[len(steps):],
+                "cleanup": [r.to_json() for r in cleanup],
+            }
+        )
+        return code
+    for record in cleanup:
+        _print_record(record, len(run.step_names), out)
+    not_run = run.step_names[len(steps):]
+    summary = f"probe {probe.name}: {outcome}"
+    if not_run:
+        summary += f"; not run: {', '.join(not_run)}"
+    if leftovers:
+        summary += f"; {len(leftovers)} release(s) failed"
+    out.write(summary + "\n")
+    return code
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, XsRef):
+        return f"xs:{value.path}"
+    if isinstance(value, SelfDomid):
+        return "self"
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
