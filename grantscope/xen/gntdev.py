@@ -293,7 +293,7 @@ def _side(seg: Any, side: Any, dest: bool, keep: list[Any], length: int) -> int:
         return abi.GNTCOPY_dest_gref if dest else abi.GNTCOPY_source_gref
     try:
         buf = _ffi.from_buffer("char[]", side, require_writable=dest)
-    except TypeError:
+    except (TypeError, BufferError):
         what = "a writable buffer (bytearray)" if dest else "a bytes-like buffer"
         raise UsageError(f"copy {'dest' if dest else 'source'} must be {what} or a ForeignRef") \
             from None

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 # code -> (name, meaning in words)
 GNTST: dict[int, tuple[str, str]] = {
-    0: ("okay", "normal return: the operation succeeded"),
+    0: ("okay", "the operation succeeded"),
     -1: (
         "general_error",
-        "general error: the grant is not for this domain, or it was never granted / already ended",
+        "the grant is not for this domain, or it was never granted / already ended",
     ),
-    -2: ("bad_domain", "unrecognised domain id: no such domain (DOMID_SELF is not accepted here)"),
+    -2: ("bad_domain", "unrecognised domain id: no such domain (DOMID_SELF is not accepted)"),
     -3: ("bad_gntref", "invalid grant reference: beyond the granting domain's grant table"),
     -4: ("bad_handle", "invalid mapping handle: nothing is mapped under that handle"),
     -5: ("bad_virt_addr", "invalid virtual address to map into"),
     -6: ("bad_dev_addr", "invalid device address to unmap"),
     -7: ("no_device_space", "no spare translation slot in the I/O MMU"),
-    -8: ("permission_denied", "permission denied: the security policy (XSM/FLASK) refused it"),
+    -8: ("permission_denied", "not enough privilege: the security policy (XSM/FLASK) refused it"),
     -9: ("bad_page", "the granted page is invalid for this operation"),
     -10: ("bad_copy_arg", "copy arguments cross a page boundary"),
     -11: ("address_too_big", "transfer page address too large"),
     -12: ("eagain", "operation not done; try again (e.g. the page is paged out)"),
-    -13: ("no_space", "out of space: no free maptrack handle in the mapping domain"),
+    -13: ("no_space", "out of space (handles): no free maptrack handle in the mapping domain"),
 }
 
 # code -> likely causes, most likely first.
@@ -77,8 +77,8 @@ def status_meaning(code: int) -> str:
 
 
 def describe(code: int) -> str:
-    """``"-1 general_error: ..."``: the code, its name and its meaning on one line."""
-    return f"{code} {status_name(code)}: {status_meaning(code)}"
+    """``"-1 general error: the grant is not for ..."``: code, name and meaning on one line."""
+    return f"{code} {status_name(code).replace('_', ' ')}: {status_meaning(code)}"
 
 
 def causes(code: int) -> tuple[str, ...]:
