@@ -19,7 +19,9 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_QUOTA_LIMITS",
+    "DeviceHolder",
     "LsevtchnPort",
+    "QuotaSnapshot",
     "QuotaUsage",
     "parse_lsevtchn",
     "parse_quota_settings",
@@ -144,3 +146,37 @@ def parse_lsevtchn(text: str, domid: int) -> tuple[tuple[LsevtchnPort, ...], tup
         else:
             bad.append(line)
     return tuple(ports), tuple(bad)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSnapshot:
+    """Limits (from xenstored, or its 4.17 defaults when ``limits_source`` says so) and usage."""
+
+    limits: dict[str, int]
+    limits_source: str
+    usage: tuple[QuotaUsage, ...]
+    unavailable: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "limits": self.limits,
+            "limits_source": self.limits_source,
+            "usage": [u.to_json() for u in self.usage],
+            "unavailable": list(self.unavailable),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHolder:
+    """A process with a /dev/xen device open: pid, name, the device, and pages mmapped from it."""
+
+    pid: int
+    comm: str
+    device: str
+    fds: int
+    mapped_pages: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)

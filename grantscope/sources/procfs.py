@@ -8,9 +8,7 @@ raises for a missing file: what is absent is reported as ``None`` or in an ``una
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from grantscope.model.interrupts import (
     InterruptsParse,
@@ -18,6 +16,7 @@ from grantscope.model.interrupts import (
     parse_interrupts,
     parse_xenbus_counters,
 )
+from grantscope.model.toolout import DeviceHolder
 
 __all__ = [
     "XENBUS_DEVICE_DIRS",
@@ -87,21 +86,6 @@ def read_hypervisor(root: str = "/sys/hypervisor") -> dict[str, str]:
             if text is not None:
                 out[str(p.relative_to(base))] = text.strip()
     return dict(sorted(out.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceHolder:
-    """A process with a /dev/xen device open: pid, name, the device, and pages mmapped from it."""
-
-    pid: int
-    comm: str
-    device: str
-    fds: int
-    mapped_pages: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def xen_device_holders(

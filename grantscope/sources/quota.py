@@ -7,11 +7,10 @@ is recorded as unavailable with the tool's own message.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from grantscope.model.toolout import (
     DEFAULT_QUOTA_LIMITS,
+    QuotaSnapshot,
     QuotaUsage,
     parse_quota_settings,
     parse_quota_usage,
@@ -19,25 +18,6 @@ from grantscope.model.toolout import (
 from grantscope.sources.hvdump import run_tool
 
 __all__ = ["QuotaSnapshot", "read_quota"]
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaSnapshot:
-    """Limits (from xenstored, or its 4.17 defaults when ``limits_source`` says so) and usage."""
-
-    limits: dict[str, int]
-    limits_source: str
-    usage: tuple[QuotaUsage, ...]
-    unavailable: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "limits": self.limits,
-            "limits_source": self.limits_source,
-            "usage": [u.to_json() for u in self.usage],
-            "unavailable": list(self.unavailable),
-        }
 
 
 def read_quota(
