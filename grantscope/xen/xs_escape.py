@@ -54,7 +54,8 @@ def unescape_value(text: str) -> bytes:
 
     ``\\t \\n \\r \\\\``, ``\\xHH`` (up to 2 hex digits) and ``\\ooo`` (up to 3 octal digits)
     are decoded; a backslash before any other character is dropped and the character kept,
-    as in C.  Characters above U+00FF are encoded as UTF-8.
+    as in C.  Other non-ASCII characters are encoded as UTF-8 (undecodable command-line bytes,
+    held as surrogates, come back as the original bytes), like C working on argv bytes.
     """
     out = bytearray()
     i = 0
@@ -63,7 +64,7 @@ def unescape_value(text: str) -> bytes:
         ch = text[i]
         i += 1
         if ch != "\\":
-            out += ch.encode("utf-8") if ord(ch) > 0xFF else bytes([ord(ch)])
+            out += ch.encode("utf-8", "surrogateescape")
             continue
         if i >= n:  # trailing backslash: unsanitise_value stores the terminating NUL
             out.append(0)
@@ -81,5 +82,5 @@ def unescape_value(text: str) -> bytes:
             assert value is not None  # ch itself is an octal digit
             out.append(value & 0xFF)
         else:
-            out += ch.encode("utf-8") if ord(ch) > 0xFF else bytes([ord(ch)])
+            out += ch.encode("utf-8", "surrogateescape")
     return bytes(out)

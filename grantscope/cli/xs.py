@@ -1,0 +1,245 @@
+"""``grantscope xs``: read, list, watch and (with consent) write XenStore.
+
+- ``xs ls PATH [-r] [-p] [--json]``: the children of PATH as ``/path = "value"`` lines; ``-r``
+  walks the whole subtree (pipelined) and prints exactly what ``xenstore-ls -f PATH`` prints
+  (``-p`` adds ``   (n0,r1)`` like ``xenstore-ls -f -p``; an unreadable node prints ``/path:``).
+- ``xs read PATH [--raw] [--json]``: the value escaped like ``xenstore-read``; ``--raw`` writes
+  the bytes unchanged.
+- ``xs watch PATH [--count N] [--max-wait S] [--json]``: one line per event, the changed path
+  (like ``xenstore-watch``; the first event is PATH itself).  With ``--json`` each event is one
+  JSON object on its own line (JSON Lines): ``{"n": 1, "watch": PATH, "path": CHANGED}``.
+- ``xs write PATH VALUE --allow-write``: VALUE is unescaped like ``xenstore-write`` (``\\n``,
+  ``\\x00``, ``\\ooo``) unless ``--raw``.  ``xs rm PATH --allow-write`` removes a subtree.
+  Both refuse (exit 2) without ``--allow-write`` and under the global ``--readonly``.
+
+Values in JSON are the escaped text (null when unreadable), plus ``hex`` for ``read``.
+Exit status: 0 success, 1 a XenStore request failed (explained), 2 bad usage, refusal or no Xen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from grantscope.cli.output import print_json
+from grantscope.errors import UsageError
+from grantscope.xen.xenstore import XenStore, XsNode, escape_value, format_ls_line, unescape_value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``xs ls|read|watch|write|rm`` to the top-level parser."""
+    parser = subparsers.add_parser(
+        "xs",
+        help="read, list, watch and write XenStore",
+        description="XenStore access over the xenstored socket or /dev/xen/xenbus "
+        "(XENSTORED_PATH picks one explicitly).",
+    )
+    sub = parser.add_subparsers(dest="xs_command", metavar="SUBCOMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=5.0,
+            metavar="S",
+            help="give up on a XenStore request after S seconds (default 5)",
+        )
+
+    ls = sub.add_parser("ls", help="list a node's children with their values")
+    ls.add_argument("path", metavar="PATH")
+    ls.add_argument(
+        "-r", "--recursive", action="store_true", help="whole subtree, like xenstore-ls -f"
+    )
+    ls.add_argument("-p", "--perms", action="store_true", help="show permissions too")
+    common(ls)
+    ls.set_defaults(run=run_ls)
+
+    read = sub.add_parser("read", help="print a node's value")
+    read.add_argument("path", metavar="PATH")
+    read.add_argument("--raw", action="store_true", help="write the bytes unescaped")
+    common(read)
+    read.set_defaults(run=run_read)
+
+    watch = sub.add_parser(
+        "watch",
+        help="print changed paths as they change",
+        description="One line per event (JSON Lines with --json). The first event fires at "
+        "once, for PATH itself. Runs until --count events, --max-wait seconds or Ctrl-C.",
+    )
+    watch.add_argument("path", metavar="PATH")
+    watch.add_argument("--count", type=int, default=None, metavar="N", help="stop after N events")
+    watch.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (exit 1 if --count events were not seen by then)",
+    )
+    common(watch)
+    watch.set_defaults(run=run_watch)
+
+    write = sub.add_parser("write", help="write a node's value (needs --allow-write)")
+    write.add_argument("path", metavar="PATH")
+    write.add_argument("value", metavar="VALUE")
+    write.add_argument("--raw", action="store_true", help="write VALUE as is (no unescaping)")
+    write.add_argument("--allow-write", action="store_true", help="confirm changing XenStore")
+    common(write)
+    write.set_defaults(run=run_write)
+
+    rm = sub.add_parser("rm", help="remove a node and its subtree (needs --allow-write)")
+    rm.add_argument("path", metavar="PATH")
+    rm.add_argument("--allow-write", action="store_true", help="confirm changing XenStore")
+    common(rm)
+    rm.set_defaults(run=run_rm)
+
+    parser.set_defaults(run=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _open(args: argparse.Namespace) -> XenStore:
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
+    return XenStore.open(timeout=args.timeout)
+
+
+def _node_json(node: XsNode) -> dict[str, Any]:
+    return {
+        "path": node.path,
+        "value": None if node.value is None else escape_value(node.value),
+        "perms": None if node.perms is None else str(node.perms),
+    }
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    """``xs ls``: children (or the subtree with -r) as xenstore-ls -f lines."""
+    with _open(args) as store:
+        if args.recursive:
+            nodes = store.walk(args.path, perms=args.perms)
+        else:
+            nodes = []
+            base = args.path if args.path.endswith("/") else args.path + "/"
+            for name in store.list(args.path):
+                path = base + name
+                perms = store.get_perms(path) if args.perms else None
+                nodes.append(XsNode(path, _read_or_none(store, path), perms))
+    if args.json:
+        print_json(
+            {
+                "ok": True,
+                "path": args.path,
+                "recursive": args.recursive,
+                "nodes": [_node_json(n) for n in nodes],
+            }
+        )
+    else:
+        out = sys.stdout
+        for node in nodes:
+            out.write(format_ls_line(node, with_perms=args.perms) + "\n")
+        out.flush()
+    return 0
+
+
+def _read_or_none(store: XenStore, path: str) -> bytes | None:
+    """The value, or None where xenstore-ls would print ``path:`` (vanished or unreadable)."""
+    from grantscope.xen.xenstore import XenStoreError
+
+    try:
+        return store.read(path)
+    except XenStoreError as err:
+        if err.errno_name in ("ENOENT", "EACCES"):
+            return None
+        raise
+
+
+def run_read(args: argparse.Namespace) -> int:
+    """``xs read``: the value, escaped (or raw bytes)."""
+    with _open(args) as store:
+        value = store.read(args.path)
+    if args.json:
+        print_json({"ok": True, "path": args.path, "value": escape_value(value),
+                    "hex": value.hex()})
+    elif args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(value)
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(escape_value(value) + "\n")
+    return 0
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    """``xs watch``: print events until --count, --max-wait or Ctrl-C."""
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"--count must be at least 1, got {args.count}")
+    if args.max_wait is not None and args.max_wait < 0:
+        raise UsageError(f"--max-wait must not be negative, got {args.max_wait:g}")
+    end = None if args.max_wait is None else time.monotonic() + args.max_wait
+    seen = 0
+    with _open(args) as store, store.watch(args.path) as watch:
+        while args.count is None or seen < args.count:
+            wait = 1.0 if end is None else min(1.0, end - time.monotonic())
+            if wait <= 0:
+                break
+            path = watch.get(wait)
+            if path is None:
+                continue
+            seen += 1
+            line = json.dumps({"n": seen, "watch": args.path, "path": path}) if args.json else path
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    if args.count is not None and seen < args.count:
+        from grantscope.xen.xenstore import XenStoreError
+
+        raise XenStoreError(
+            f"watch {args.path}: {seen} of {args.count} events within {args.max_wait:g} s",
+            "Nothing changed at or below the path in time.",
+            errno_name="ETIMEDOUT",
+            op="WATCH",
+            path=args.path,
+        )
+    return 0
+
+
+def _refuse_unless_allowed(args: argparse.Namespace, action: str) -> None:
+    if getattr(args, "readonly", False):
+        raise UsageError(
+            f"refusing to {action}: --readonly is set",
+            "--readonly forbids every change; run without it (and with --allow-write) to write.",
+        )
+    if not args.allow_write:
+        raise UsageError(
+            f"refusing to {action} without --allow-write",
+            "Changing XenStore can disturb running guests and their backends; add "
+            "--allow-write to confirm.",
+        )
+
+
+def run_write(args: argparse.Namespace) -> int:
+    """``xs write``: refuse without --allow-write or under --readonly, else write."""
+    _refuse_unless_allowed(args, f"write {args.path}")
+    value = os.fsencode(args.value) if args.raw else unescape_value(args.value)
+    with _open(args) as store:
+        store.write(args.path, value)
+    if args.json:
+        print_json({"ok": True, "path": args.path, "value": escape_value(value),
+                    "bytes": len(value)})
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    """``xs rm``: refuse without --allow-write or under --readonly, else remove."""
+    _refuse_unless_allowed(args, f"remove {args.path}")
+    with _open(args) as store:
+        store.rm(args.path)
+    if args.json:
+        print_json({"ok": True, "path": args.path, "removed": True})
+    return 0
