@@ -69,6 +69,7 @@ class ExportSources:
     probe_log: Sequence[Any] | None = None
     include_pages: bool = False
     command_timeout_s: float = 20.0
+    host_note: str = ""  # why ``host`` is None, for the manifest
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -229,25 +230,26 @@ def collect_xl_info(timeout: float) -> Payload:
 
 
 # -- grants, events, pages through the Host ----------------------------------------------------
-def _need_host(host: Host | None, what: str) -> Host:
+def _need_host(host: Host | None, what: str, note: str = "") -> Host:
     if host is None:
-        raise Unavailable(f"no live host backend to read {what} from (not a Xen host?)")
+        why = f": {note}" if note else " (not a Xen host?)"
+        raise Unavailable(f"no live host backend to read {what} from{why}")
     return host
 
 
-def collect_grants(host: Host | None) -> Payload:
+def collect_grants(host: Host | None, note: str = "") -> Payload:
     """grants.json: the Host's GrantsSnapshot."""
-    return {"grants.json": to_jsonable(_need_host(host, "grants").grants())}
+    return {"grants.json": to_jsonable(_need_host(host, "grants", note).grants())}
 
 
-def collect_events(host: Host | None) -> Payload:
+def collect_events(host: Host | None, note: str = "") -> Payload:
     """events.json: the Host's EventsSnapshot."""
-    return {"events.json": to_jsonable(_need_host(host, "events").events())}
+    return {"events.json": to_jsonable(_need_host(host, "events", note).events())}
 
 
-def collect_pages(host: Host | None) -> Payload:
+def collect_pages(host: Host | None, note: str = "") -> Payload:
     """pages.json + pages/NNNN.bin: every page the Host can show, raw bytes."""
-    live = _need_host(host, "pages")
+    live = _need_host(host, "pages", note)
     index: list[dict[str, Any]] = []
     out: dict[str, Any] = {}
     for number, ref in enumerate(live.pages()):
@@ -360,10 +362,10 @@ def collect_processes() -> Payload:
     return {"processes.json": {"holders": to_jsonable(holders)}}
 
 
-def collect_findings(host: Host | None) -> Payload:
+def collect_findings(host: Host | None, note: str = "") -> Payload:
     """findings.json: the system-wide findings, computed over the live host."""
     find = _source("grantscope.model.findings", "findings_for_host")
-    return {"findings.json": to_jsonable(find(_need_host(host, "findings")))}
+    return {"findings.json": to_jsonable(find(_need_host(host, "findings", note)))}
 
 
 def collect_probe_log(records: Sequence[Any] | None) -> Payload:
@@ -375,23 +377,23 @@ def collect_probe_log(records: Sequence[Any] | None) -> Payload:
 
 def standard_collectors(sources: ExportSources) -> list[Collector]:
     """The collectors of ``bundle export``, in the order they run."""
-    host, cmd_t = sources.host, sources.command_timeout_s
+    host, cmd_t, note = sources.host, sources.command_timeout_s, sources.host_note
     collectors = [
         Collector("host", lambda: collect_host(host), 15.0, "host facts"),
         Collector("xenstore", lambda: collect_xenstore(host, 120.0), 180.0, "whole XenStore"),
         Collector("domains", lambda: collect_domains(cmd_t), cmd_t + 5, "xl list"),
         Collector("xl_info", lambda: collect_xl_info(cmd_t), cmd_t + 5, "xl info"),
-        Collector("grants", lambda: collect_grants(host), 60.0, "grants snapshot"),
-        Collector("events", lambda: collect_events(host), 30.0, "events snapshot"),
+        Collector("grants", lambda: collect_grants(host, note), 60.0, "grants snapshot"),
+        Collector("events", lambda: collect_events(host, note), 30.0, "events snapshot"),
         Collector("interrupts", collect_interrupts, 10.0, "/proc/interrupts"),
         Collector("sysfs", collect_sysfs, 15.0, "/sys/hypervisor, xenbus counters"),
         Collector("hvdump", lambda: collect_hvdump(cmd_t), 5 * cmd_t, "g and e dumps"),
         Collector("quota", lambda: collect_quota(host, cmd_t), 4 * cmd_t, "XenStore quota"),
         Collector("lsevtchn", lambda: collect_lsevtchn(host, cmd_t), 4 * cmd_t, "ports per domain"),
         Collector("processes", collect_processes, 30.0, "processes holding Xen devices"),
-        Collector("findings", lambda: collect_findings(host), 60.0, "system-wide findings"),
+        Collector("findings", lambda: collect_findings(host, note), 60.0, "system-wide findings"),
         Collector("probe_log", lambda: collect_probe_log(sources.probe_log), 5.0, "probe log"),
     ]
     if sources.include_pages:
-        collectors.append(Collector("pages", lambda: collect_pages(host), 60.0, "page bytes"))
+        collectors.append(Collector("pages", lambda: collect_pages(host, note), 60.0, "page bytes"))
     return collectors
