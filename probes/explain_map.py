@@ -21,6 +21,7 @@ from grantscope.probing.steps import (
     own_domid_step,
     uses_self,
 )
+from grantscope.xen.gntstatus import causes as gntst_causes
 
 DOMID_SELF = 0x7FF0
 
@@ -52,54 +53,21 @@ def diagnose(
                 "on a grant that copies fine points at the mapping request itself.",
             ],
         )
-    causes: list[str]
+    # The general causes of this status, then what this probe's context adds.
+    causes = [cause[:1].upper() + cause[1:] for cause in gntst_causes(status)] or [meaning]
+    if status == -1 and self_domid is not None:
+        causes[0] += f" (here the mapper is {me})"
+        if domid == self_domid:
+            causes.append(
+                "Mapping your own grant is legal (XSA-380): both ends in one domain is not "
+                "the error by itself."
+            )
     if status == -1:
-        causes = [
-            f"The grant entry does not name {me}: the granter granted the page to another "
-            "domain (e.g. the PF side granted to the VF's domid, then a dom0 tool maps it). "
-            "The granter must grant to the id of the domain that maps.",
-            f"gref {gref} is not granted (any more): the granter ended access, or the number "
-            "is wrong. XenStore values are decimal strings; a value read in another radix, "
-            "or from a stale key, points at an empty entry and gives -1, not -3.",
-        ]
-        if writable:
-            causes.append(
-                "A writable map of a read-only grant gives -1 too; a read copy works then "
-                "(this copy did not), so this is less likely here."
-            )
-        causes.append(
-            "A kernel module mapping from a PVH/HVM domain with GNTMAP_device_map or "
-            "contains_pte gets -1 as well: such domains map with GNTMAP_host_map only."
-        )
-        if self_domid is not None and domid == self_domid:
-            causes.append(
-                "Mapping your own grant is legal (XSA-380), so both ends being in one domain "
-                "is not the error by itself."
-            )
-    elif status == -2:
-        causes = [
-            f"d{domid} does not exist (check 'xl list'), or has been destroyed.",
-            f"DOMID_SELF ({DOMID_SELF}) is not accepted as the granting domain: use the "
-            "numeric domid." if domid == DOMID_SELF else
-            "A domid read from XenStore or a config may be stale (domids are not reused "
-            "until wrap-around, but a restarted guest gets a new one).",
-        ]
-    elif status == -3:
-        causes = [
-            f"gref {gref} is beyond d{domid}'s grant table: the number is wrong (read in "
-            "the wrong radix, from the wrong key, or from another domain's directory).",
-        ]
-    elif status == -8:
-        causes = ["An XSM/FLASK policy denies this domain access to the grant."]
-    elif status == -12:
-        causes = ["The granter's page is paged out or being shared: retry the map."]
-    elif status == -13:
-        causes = [
-            f"{me} has no free maptrack entries: it maps too many grants already "
-            "(gnttab_max_maptrack_frames / max_maptrack_frames).",
-        ]
-    else:
-        causes = [meaning]
+        # The GRANT_COPY is a read: a read-only grant would have copied with status 0
+        # (handled above), so that cause does not apply when the copy fails too.
+        causes = [c for c in causes if "read-only grant" not in c]
+    if status == -2 and domid == DOMID_SELF:
+        causes.insert(0, f"domid={DOMID_SELF} is DOMID_SELF: use the numeric domid instead.")
     return f"Xen says status {status} ({name}): {meaning}", causes
 
 

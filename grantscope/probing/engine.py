@@ -221,7 +221,8 @@ def _describe_failure(exc: BaseException) -> tuple[int | None, str, dict[str, An
         parts = [exc.message]
         if exc.explanation:
             parts.append(exc.explanation)
-        causes = getattr(exc, "causes", None)
+        # XenError already words its causes into the explanation; add them only if not.
+        causes = [c for c in getattr(exc, "causes", None) or [] if c not in exc.explanation]
         if causes:
             parts.append("Likely causes:\n" + "\n".join(f"- {c}" for c in causes))
         arguments = getattr(exc, "arguments", None)

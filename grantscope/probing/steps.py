@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from grantscope.probing.engine import Step, StepContext, StepFailed
-from grantscope.probing.params import SELF, Param, SelfDomid, XsRef
+from grantscope.probing.params import LIMITS, SELF, Param, SelfDomid, XsRef
 
 # How many bytes of a page a step shows in its result.
 PREVIEW_BYTES = 32
@@ -41,7 +41,8 @@ def read_decimal(ctx: StepContext, path: str, what: str) -> int:
     """Read a decimal number from XenStore; a missing node or other bytes fail, naming both."""
     from grantscope.xen.xsref import resolve_number
 
-    return int(resolve_number(path, ctx.devices.xenstore(), what=what))
+    kind = what if what in LIMITS else "port"
+    return int(resolve_number(path, ctx.devices.xenstore(), what=what, maximum=LIMITS[kind] - 1))
 
 
 # -- parameter resolution ---------------------------------------------------------
