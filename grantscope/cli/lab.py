@@ -1,0 +1,127 @@
+"""``grantscope lab``: build and drive the disposable Xen host under QEMU (grantscope.lab)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grantscope.errors import UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lab build|run|shell|info``."""
+    lab = subparsers.add_parser(
+        "lab",
+        help="a real Xen host under QEMU: build it, run a command in its dom0",
+        description="A disposable Xen host under QEMU (TCG). 'build' fetches Xen and a Debian "
+        "kernel and builds the images into ~/.cache/grantscope/lab (GRANTSCOPE_LAB_DIR "
+        "overrides); 'run -- CMD' boots it and runs CMD as root in dom0 in this directory and "
+        "Python environment; 'shell' opens dom0's console.",
+    )
+    sub = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
+    lab.set_defaults(run=lambda args: _usage(lab))
+
+    b = sub.add_parser("build", help="fetch packages and build the lab images (idempotent)")
+    b.add_argument("--install-deps", action="store_true",
+                   help="apt-get update and install the Debian packages the lab needs (root)")
+    b.add_argument("--json", action="store_true", help="print the build's paths as JSON")
+    b.set_defaults(run=_cmd_build)
+
+    r = sub.add_parser("run", help="boot the lab and run CMD as root in dom0",
+                       description="Boot the lab, run CMD as root in dom0 (same working "
+                       "directory, PATH and VIRTUAL_ENV), stream its output, return its exit "
+                       "status, power off. Exit 124: timeout; 125: the lab failed.")
+    _boot_options(r)
+    r.add_argument("--domu", metavar="SCENARIO", default=None,
+                   help="also start a PV domU peer with SCENARIO (offer, map, echo) before CMD")
+    r.add_argument("--boot-timeout", type=float, default=None, metavar="SEC",
+                   help="seconds allowed until dom0's xenstored answers (default 480)")
+    r.add_argument("--verbose", "-v", action="store_true", help="show the boot console too")
+    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    r.set_defaults(run=_cmd_run)
+
+    s = sub.add_parser("shell", help="an interactive dom0 console (exit powers off)")
+    _boot_options(s)
+    s.set_defaults(run=_cmd_shell)
+
+    i = sub.add_parser("info", help="where the current build is (paths, versions)")
+    i.add_argument("--json", action="store_true", help="as JSON")
+    i.set_defaults(run=_cmd_info)
+
+
+def _boot_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=None, metavar="SEC",
+                   help="hard bound on the whole run, boot included (default 1800)")
+    p.add_argument("--results", type=Path, default=None, metavar="DIR",
+                   help="results directory shared writable with dom0 (default: a new one "
+                   "under the lab dir); also visible at the same path inside dom0")
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from grantscope.lab.build import build
+
+    result = build(install_deps=args.install_deps)
+    if args.json:
+        print(json.dumps({"ok": True, **result.to_json()}, indent=2))
+    else:
+        print(f"lab build {result.key}: {result.directory}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from grantscope.lab.build import current_build
+
+    result = current_build()
+    if args.json:
+        print(json.dumps({"ok": True, **result.to_json()}, indent=2))
+    else:
+        for key, value in result.to_json().items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from grantscope.lab import runner
+
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("lab run needs a command after '--'",
+                         "Example: grantscope lab run -- uname -a")
+    if args.domu:
+        cmd = _with_domu(args.domu, cmd)
+    result = runner.run(
+        cmd,
+        timeout=args.timeout or runner.DEFAULT_TIMEOUT,
+        boot_timeout=args.boot_timeout or runner.DEFAULT_BOOT_TIMEOUT,
+        results_dir=args.results,
+        verbose=args.verbose,
+    )
+    return result.status
+
+
+def _with_domu(scenario: str, cmd: list[str]) -> list[str]:
+    """Wrap ``cmd`` so a domU peer with ``scenario`` runs around it (GRANTSCOPE_DOMU_ID set)."""
+    from grantscope.lab.domu import parse_domu_spec
+
+    kind, name = parse_domu_spec(scenario)
+    return [sys.executable, "-m", "grantscope.lab.domu", "--type", kind, "--scenario", name,
+            "--", *cmd]
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from grantscope.lab import runner
+
+    if not sys.stdin.isatty():
+        raise UsageError("lab shell needs a terminal on stdin",
+                         "Use 'grantscope lab run -- CMD' to run a command without a terminal.")
+    result = runner.run(None, timeout=args.timeout or 4 * 3600.0, results_dir=args.results)
+    return result.status

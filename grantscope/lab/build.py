@@ -1,0 +1,354 @@
+"""``grantscope lab build``: fetch Xen + a Debian kernel, build the initramfs images and the peer.
+
+Everything lands in the lab directory (:func:`grantscope.lab.paths.lab_dir`)::
+
+    debs/<pkg>_<version>/*.deb        downloaded packages (apt-get download)
+    pkgs/<pkg>_<version>/             their unpacked trees (dpkg-deb -x; depmod -b for the kernel)
+    builds/<key>/                     xen, vmlinuz, dom0/domu.cpio.gz, xenpeer, manifest.json
+    current -> builds/<key>           the build 'lab run' boots
+
+``key`` hashes the package versions and the init/peer sources, so a changed script or a new
+kernel gives a new build while an unchanged one is reused as is.  A build is complete when its
+manifest.json exists (written last).  A file lock serialises concurrent builds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from grantscope.lab import deps, modules, paths
+from grantscope.lab.cpio import InitramfsBuilder
+from grantscope.lab.errors import LabError
+
+XEN_PACKAGE = "xen-hypervisor-4.17-amd64"
+XEN_IMAGE = "boot/xen-4.17-amd64.gz"
+KERNEL_META_PACKAGE = "linux-image-amd64"
+# Bump when the layout of a build changes in a way the source hash does not see.
+BUILD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LabBuild:
+    """A complete build: the files 'lab run' boots and the domU helper starts guests from."""
+
+    directory: Path
+    key: str
+    xen_version: str
+    kernel_package: str
+    kernel_package_version: str
+    kernel_release: str          # e.g. 6.1.0-56-amd64 (the lib/modules directory name)
+
+    @property
+    def xen(self) -> Path:
+        """Xen, decompressed: a multiboot ELF that QEMU's -kernel boots."""
+        return self.directory / "xen"
+
+    @property
+    def kernel(self) -> Path:
+        """The Linux kernel image used for dom0 and for every domU."""
+        return self.directory / "vmlinuz"
+
+    @property
+    def dom0_initrd(self) -> Path:
+        """dom0's initramfs (busybox, modules, the init that switches to the host's /)."""
+        return self.directory / "dom0.cpio.gz"
+
+    @property
+    def domu_initrd(self) -> Path:
+        """The domU initramfs (busybox, modules, the peer program)."""
+        return self.directory / "domu.cpio.gz"
+
+    @property
+    def peer(self) -> Path:
+        """The static peer program (also runnable in dom0 for the C benchmark anchors)."""
+        return self.directory / "xenpeer"
+
+    def to_json(self) -> dict[str, object]:
+        """The build as a JSON-ready dict (``lab info --json``)."""
+        data: dict[str, object] = {k: str(v) for k, v in asdict(self).items()}
+        for name in ("xen", "kernel", "dom0_initrd", "domu_initrd", "peer"):
+            data[name] = str(getattr(self, name))
+        return data
+
+
+def _run(argv: list[str], *, cwd: Path | None = None, what: str) -> str:
+    proc = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise LabError(
+            f"could not {what}: '{' '.join(argv)}' exited with {proc.returncode}",
+            "\n".join(detail) or "no output",
+        )
+    return proc.stdout
+
+
+def _candidate_version(package: str) -> str:
+    out = _run(["apt-cache", "policy", package], what=f"look up package {package}")
+    match = re.search(r"^\s*Candidate:\s*(\S+)", out, re.M)
+    if not match or match.group(1) == "(none)":
+        raise LabError(
+            f"Debian package {package} has no installable version here",
+            "Run 'apt-get update' (or 'grantscope lab build --install-deps') so apt knows it.",
+        )
+    return match.group(1)
+
+
+def parse_kernel_dependency(depends_output: str) -> str:
+    """The versioned kernel package named by ``apt-cache depends linux-image-amd64``."""
+    for line in depends_output.splitlines():
+        match = re.match(r"^\s*\|?Depends:\s*(linux-image-\d\S*)", line)
+        if match and not match.group(1).endswith("-unsigned"):
+            return match.group(1)
+    raise LabError(
+        f"could not tell which kernel {KERNEL_META_PACKAGE} depends on",
+        "Run 'apt-get update' so apt knows the current Debian kernel.",
+    )
+
+
+def resolve_versions() -> dict[str, str]:
+    """The package versions a build is made of (from apt's lists; no download)."""
+    kernel_pkg = parse_kernel_dependency(
+        _run(["apt-cache", "depends", KERNEL_META_PACKAGE], what="resolve the Debian kernel")
+    )
+    return {
+        "xen_package": XEN_PACKAGE,
+        "xen_version": _candidate_version(XEN_PACKAGE),
+        "kernel_package": kernel_pkg,
+        "kernel_package_version": _candidate_version(kernel_pkg),
+    }
+
+
+def source_hash() -> str:
+    """Hash of everything in the package that goes into a build: init scripts, peer, format."""
+    digest = hashlib.sha256(f"format={BUILD_FORMAT}\n".encode())
+    for directory in (paths.INIT_DIR, paths.PEER_SOURCE.parent):
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(paths.PACKAGE_DIR).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes())
+    busybox = Path("/bin/busybox")
+    if busybox.exists():
+        digest.update(hashlib.sha256(busybox.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def build_key(versions: dict[str, str], sources: str) -> str:
+    """The cache key of a build: package versions + source hash."""
+    text = json.dumps({"versions": versions, "sources": sources}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"lab build: {message}\n")
+    sys.stderr.flush()
+
+
+def fetch_package(root: Path, package: str, version: str) -> Path:
+    """Download (once) and unpack (once) ``package=version``; return the unpacked tree."""
+    tree = root / "pkgs" / f"{package}_{version}"
+    if (tree / ".unpacked").exists():
+        return tree
+    debdir = root / "debs" / f"{package}_{version}"
+    debdir.mkdir(parents=True, exist_ok=True)
+    debs = sorted(debdir.glob("*.deb"))
+    if not debs:
+        _say(f"apt-get download {package}={version}")
+        _run(["apt-get", "download", f"{package}={version}"], cwd=debdir,
+             what=f"download {package}")
+        debs = sorted(debdir.glob("*.deb"))
+        if not debs:
+            raise LabError(f"apt-get download {package} produced no .deb", str(debdir))
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    _say(f"unpacking {debs[0].name}")
+    _run(["dpkg-deb", "-x", str(debs[0]), str(tree)], what=f"unpack {debs[0].name}")
+    (tree / ".unpacked").write_text(version + "\n")
+    return tree
+
+
+def kernel_release(tree: Path) -> str:
+    """The kernel release (lib/modules directory name) inside an unpacked kernel package."""
+    releases = sorted(p.name for p in (tree / "lib" / "modules").iterdir() if p.is_dir())
+    if len(releases) != 1:
+        raise LabError(f"expected one kernel in {tree}/lib/modules, found {releases}")
+    return releases[0]
+
+
+def _module_bytes(path: Path) -> tuple[str, bytes]:
+    """A module file's name in the initramfs (always .ko) and its uncompressed contents."""
+    name = path.name
+    if name.endswith(".ko.xz"):
+        return name[:-3], lzma.decompress(path.read_bytes())
+    if name.endswith(".ko.zst"):
+        proc = subprocess.run(["zstd", "-dcq", str(path)], capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"could not decompress {path}", "Install zstd (apt-get install zstd).")
+        return name[:-4], proc.stdout
+    if name.endswith(".ko.gz"):
+        return name[:-3], gzip.decompress(path.read_bytes())
+    return name, path.read_bytes()
+
+
+def _add_modules(img: InitramfsBuilder, tree: Path, release: str, names: tuple[str, ...]) -> None:
+    closure = modules.module_closure(tree, release, names)
+    base = tree / "lib" / "modules" / release
+    order = []
+    for path in closure:
+        rel_dir = path.parent.relative_to(base)
+        name, data = _module_bytes(path)
+        target = f"lib/modules/{release}/{rel_dir.as_posix()}/{name}"
+        img.add_bytes(target, data, 0o644)
+        order.append("/" + target)
+    img.add_bytes("modules.load", ("\n".join(order) + "\n").encode())
+
+
+def _base_image() -> InitramfsBuilder:
+    img = InitramfsBuilder()
+    for d in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp", "mnt", "etc", "root"):
+        img.mkdir(d)
+    img.add_file("bin/busybox", Path("/bin/busybox"), 0o755)
+    img.symlink("bin/sh", "busybox")
+    img.chardev("dev/console", 5, 1)
+    return img
+
+
+def build_peer(output: Path) -> None:
+    """Compile the peer program statically (it must run in a domU that has no libc)."""
+    _run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-o", str(output), str(paths.PEER_SOURCE)],
+         what="build the domU peer (gcc -static)")
+
+
+def _build(root: Path, target: Path, versions: dict[str, str], key: str) -> LabBuild:
+    xen_tree = fetch_package(root, versions["xen_package"], versions["xen_version"])
+    kpkg, kver = versions["kernel_package"], versions["kernel_package_version"]
+    ktree = fetch_package(root, kpkg, kver)
+    release = kernel_release(ktree)
+    if not (ktree / "lib" / "modules" / release / "modules.dep").exists():
+        _say(f"depmod -b {ktree} {release}")
+        _run(["depmod", "-b", str(ktree), release], what="index the kernel modules (depmod)")
+
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    with gzip.open(xen_tree / XEN_IMAGE, "rb") as src, open(tmp / "xen", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    shutil.copyfile(ktree / "boot" / f"vmlinuz-{release}", tmp / "vmlinuz")
+
+    _say("building the peer program")
+    build_peer(tmp / "xenpeer")
+
+    _say("building dom0.cpio.gz")
+    dom0 = _base_image()
+    dom0.add_file("init", paths.INIT_DIR / "dom0-init", 0o755)
+    dom0.add_file("stage2", paths.INIT_DIR / "dom0-stage2", 0o755)
+    _add_modules(dom0, ktree, release, modules.DOM0_MODULES)
+    dom0.write(tmp / "dom0.cpio.gz")
+
+    _say("building domu.cpio.gz")
+    domu = _base_image()
+    domu.add_file("init", paths.INIT_DIR / "domu-init", 0o755)
+    domu.add_file("bin/xenpeer", tmp / "xenpeer", 0o755)
+    _add_modules(domu, ktree, release, modules.DOMU_MODULES)
+    domu.write(tmp / "domu.cpio.gz")
+
+    build = LabBuild(target, key, versions["xen_version"], kpkg, kver, release)
+    manifest = {**versions, "key": key, "kernel_release": release, "built": time.time()}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return build
+
+
+def load_build(directory: Path) -> LabBuild:
+    """The complete build in ``directory``; LabError if it is missing or incomplete."""
+    manifest = directory / "manifest.json"
+    try:
+        data = json.loads(manifest.read_text())
+        return LabBuild(
+            directory, data["key"], data["xen_version"], data["kernel_package"],
+            data["kernel_package_version"], data["kernel_release"],
+        )
+    except (OSError, ValueError, KeyError) as err:
+        raise LabError(
+            f"no complete lab build in {directory}",
+            "Run 'grantscope lab build' (add --install-deps on a fresh machine).",
+        ) from err
+
+
+def _point_current(root: Path, target: Path) -> None:
+    link = root / "current"
+    tmp = root / f".current.tmp{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(Path("builds") / target.name)
+    tmp.replace(link)
+
+
+def current_build(root: Path | None = None) -> LabBuild:
+    """The build 'lab run' boots: $GRANTSCOPE_LAB_BUILD if set (inside dom0), else current."""
+    override = os.environ.get(paths.LAB_BUILD_ENV)
+    if override:
+        return load_build(Path(override))
+    root = paths.lab_dir() if root is None else root
+    return load_build((root / "current").resolve())
+
+
+def build(root: Path | None = None, *, install_deps: bool = False) -> LabBuild:
+    """Build (or reuse) the lab in ``root``; return the build."""
+    root = paths.lab_dir() if root is None else root
+    if install_deps:
+        deps.install_packages()
+    deps.require(deps.BUILD_TOOLS)
+    try:
+        versions = resolve_versions()
+    except LabError as err:
+        # Offline, or apt lists missing: a finished build is still good to use.
+        try:
+            existing = current_build(root)
+        except LabError:
+            raise err from None
+        _say(f"{err.message}; reusing the existing build {existing.key}")
+        return existing
+    key = build_key(versions, source_hash())
+    target = root / "builds" / key
+    with _build_lock(root):
+        if (target / "manifest.json").exists():
+            _say(f"up to date: {target}")
+            result = load_build(target)
+        else:
+            _say(f"building {key} (Xen {versions['xen_version']}, "
+                 f"{versions['kernel_package']} {versions['kernel_package_version']})")
+            result = _build(root, target, versions, key)
+            _say(f"done: {target}")
+        _point_current(root, target)
+    return result

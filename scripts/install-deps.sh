@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install every Debian package grantscope's tests and its Xen lab need (Debian 12, as root).
+#
+# Python itself: python3 + venv to create .venv.  The lab (grantscope/lab): QEMU to boot Xen,
+# the Xen tools and xenstore-utils that dom0 runs from the host's own filesystem, busybox-static
+# and kmod/cpio to build the initramfs images, gcc + libc6-dev (which brings the Xen uapi
+# headers through linux-libc-dev) to build the static domU peer.
+# Idempotent: apt-get skips what is already installed.
+set -euo pipefail
+
+PACKAGES=(
+    python3 python3-venv python3-dev
+    qemu-system-x86
+    xen-utils-4.17 xenstore-utils
+    busybox-static kmod cpio
+    gcc libc6-dev linux-libc-dev
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: must run as root (it calls apt-get install)" >&2
+    exit 2
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: apt-get update"
+apt-get update -q
+echo "install-deps: apt-get install ${PACKAGES[*]}"
+# xen-utils may pull systemd/udev upgrades; keep the existing config files unattended.
+apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${PACKAGES[@]}"
+echo "install-deps: done"
