@@ -1,0 +1,333 @@
+"""``grantscope report [--json]``: findings and the joined tables for the running host.
+
+Reads (never writes): the XenStore tree, the hypervisor's ``g`` and ``e`` dumps (dom0 only;
+see :mod:`grantscope.sources.hvdump` for how the console ring is kept), two samples of
+``/proc/interrupts`` and the xenbus sysfs counters ``--interval`` seconds apart, XenStore
+quota per domain, processes holding /dev/xen devices, ``lsevtchn`` and /sys/hypervisor.
+Whatever cannot be read is listed with the reason; the findings say which checks did not run.
+
+Exit status: 0 the report was produced (with or without findings), 2 not a Xen host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from grantscope.cli.output import print_json
+from grantscope.errors import GrantscopeError, NoXenError, UsageError
+from grantscope.model.devices_join import state_name
+from grantscope.model.dumps import ConsoleParse
+from grantscope.model.findings import Analysis, Observation, analyze
+from grantscope.model.interrupts import InterruptsParse
+
+__all__ = ["analysis_json", "register", "render_text", "run_report"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``report`` to the top-level parser."""
+    p = subparsers.add_parser(
+        "report",
+        help="what is wrong on this Xen host: findings and joined device tables",
+        description="Read XenStore, the hypervisor's g/e dumps (dom0), /proc/interrupts, "
+        "xenbus counters and XenStore quota, join them per PV device and print findings. "
+        "Capturing the dumps empties the hypervisor console ring ('xl dmesg -c'); use "
+        "--save-console FILE to keep what it held, or --no-dumps to skip them.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        help="seconds between the two counter samples used for rates (default 2)",
+    )
+    p.add_argument("--no-dumps", action="store_true", help="do not send 'g'/'e' to Xen")
+    p.add_argument(
+        "--save-console",
+        metavar="FILE",
+        help="write the console text read while capturing (earlier log, then the dumps)",
+    )
+    p.set_defaults(run=run_report)
+
+
+def _is_xen() -> bool:
+    try:
+        if Path("/sys/hypervisor/type").read_text().strip() == "xen":
+            return True
+    except OSError:
+        pass
+    proc_xen = Path("/proc/xen")
+    return (proc_xen.is_dir() and any(proc_xen.iterdir())) or Path("/dev/xen").is_dir()
+
+
+def _local_domid(store: Any) -> int | None:
+    """This domain's id: 0 for the control domain, else XenStore's relative ``domid``."""
+    try:
+        caps = Path("/proc/xen/capabilities").read_text()
+        if "control_d" in caps:
+            return 0
+    except OSError:
+        pass
+    try:
+        if Path("/sys/hypervisor/start_flags/initdomain").read_text().strip() == "1":
+            return 0
+    except OSError:
+        pass
+    if store is not None:
+        try:
+            raw = store.read_or_none("domid")
+        except GrantscopeError:
+            raw = None
+        if raw is not None and raw.strip().isdigit():
+            return int(raw.strip())
+    return None
+
+
+def _read_xenstore(unavailable: dict[str, str]) -> tuple[Any, dict[str, bytes | None] | None]:
+    from grantscope.xen.xenstore import XenStore
+
+    try:
+        store = XenStore.open()
+    except GrantscopeError as err:
+        unavailable["xenstore"] = err.message
+        return None, None
+    for root in ("/", "/local/domain"):
+        try:
+            nodes = store.walk(root)
+            return store, {n.path: n.value for n in nodes}
+        except GrantscopeError as err:
+            unavailable["xenstore"] = f"walk of {root} failed: {err.message}"
+    return store, None
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Collect an :class:`Observation` from this host, analyze it and print the result."""
+    if args.interval < 0 or args.interval > 600:
+        raise UsageError(
+            f"--interval {args.interval:g} is out of range", "Give 0 to 600 seconds."
+        )
+    if not _is_xen():
+        raise NoXenError(
+            "this machine is not running on Xen",
+            "'grantscope report' reads the live hypervisor, XenStore and the kernel's Xen "
+            "counters (/sys/hypervisor/type is not 'xen' and /proc/xen, /dev/xen are absent). "
+            "To read a dump pasted from another host use 'grantscope dump analyze FILE'.",
+        )
+    from grantscope.sources.hvdump import capture_dumps
+    from grantscope.sources.lsevtchn import read_lsevtchn
+    from grantscope.sources.procfs import (
+        read_hypervisor,
+        read_interrupts,
+        read_xenbus_counters,
+        xen_device_holders,
+    )
+    from grantscope.sources.quota import read_quota
+
+    unavailable: dict[str, str] = {}
+    store, snapshot = _read_xenstore(unavailable)
+    local = _local_domid(store)
+    if store is not None:
+        store.close()
+
+    console: ConsoleParse | None = None
+    capture = None
+    if args.no_dumps:
+        unavailable["grant dump"] = unavailable["event dump"] = "skipped (--no-dumps)"
+    else:
+        capture = capture_dumps("ge")
+        console = capture.parse
+        if capture.unavailable:
+            unavailable["grant dump"] = unavailable["event dump"] = capture.unavailable
+        if args.save_console:
+            try:
+                Path(args.save_console).write_text(capture.earlier_console + capture.text)
+            except OSError as err:
+                raise GrantscopeError(
+                    f"cannot write {args.save_console}: {err.strerror}",
+                    "The report was not printed; choose a writable path.",
+                ) from err
+
+    def interrupts() -> InterruptsParse | None:
+        got = read_interrupts()
+        if isinstance(got, str):
+            unavailable["interrupts"] = got
+            return None
+        return got
+
+    irq_a, cnt_a, t_a = interrupts(), read_xenbus_counters(), time.monotonic()
+    time.sleep(args.interval)
+    irq_b, cnt_b, t_b = interrupts(), read_xenbus_counters(), time.monotonic()
+
+    domids = sorted(
+        {int(m.group(1)) for p in (snapshot or {}) for m in [re.match(r"^/local/domain/(\d+)$", p)]
+         if m}
+    )
+    if not domids and local is not None:
+        domids = [local]
+    quota = read_quota(domids)
+    if not quota.usage:
+        unavailable["quota"] = "; ".join(quota.unavailable) or "no domain to ask about"
+    holders = xen_device_holders()
+    obs = Observation(
+        xenstore=snapshot,
+        console=console,
+        interrupts_before=irq_a,
+        interrupts_after=irq_b,
+        counters_before=cnt_a,
+        counters_after=cnt_b,
+        interval=t_b - t_a,
+        quota=quota if quota.usage else None,
+        holders=holders,
+        local_domid=local,
+        unavailable=unavailable,
+    )
+    analysis = analyze(obs)
+    ports, ls_why = read_lsevtchn(local) if local is not None else ((), "local domid unknown")
+    if ls_why:
+        unavailable["lsevtchn"] = ls_why
+    extra: dict[str, Any] = {
+        "host": {
+            "local_domid": local,
+            "hypervisor": read_hypervisor(),
+            "pid": os.getpid(),
+        },
+        "capture": capture.to_json() if capture is not None else None,
+        "quota": quota.to_json(),
+        "lsevtchn": [p.to_json() for p in ports],
+        "interrupts": irq_b.to_json() if irq_b is not None else None,
+        "holders": [h.to_json() for h in holders],
+        "unavailable": unavailable,
+    }
+    if args.json:
+        print_json({"ok": True, **analysis_json(analysis, console), **extra})
+    else:
+        print(render_text(analysis, console, unavailable=unavailable, local_domid=local))
+    return 0
+
+
+def analysis_json(analysis: Analysis, console: ConsoleParse | None) -> dict[str, Any]:
+    """The JSON members shared by ``report`` and ``dump analyze``."""
+    out = analysis.to_json()
+    grants = console.grants if console else None
+    events = console.events if console else None
+    out["grant_tables"] = [t.to_json() for t in grants.tables] if grants else None
+    out["event_domains"] = [d.to_json() for d in events.domains] if events else None
+    out["dump_problems"] = list(console.problems) if console else []
+    out["unparsed"] = (
+        [{"line": u.lineno, "text": u.text, "reason": u.reason} for u in console.unparsed]
+        if console
+        else []
+    )
+    return out
+
+
+def _fmt_mappers(m: tuple[tuple[int, int], ...] | None) -> str:
+    if m is None:
+        return "mappers unknown (no g dump)"
+    if not m:
+        return "not mapped"
+    return ", ".join(f"mapped by d{d} pin 0x{p:08x}" for d, p in m)
+
+
+def render_text(
+    analysis: Analysis,
+    console: ConsoleParse | None,
+    *,
+    unavailable: dict[str, str] | None = None,
+    local_domid: int | None = None,
+) -> str:
+    """Findings, devices, dumps and what could not be read or parsed, as plain text."""
+    lines: list[str] = []
+    n = len(analysis.findings)
+    lines.append(f"Findings: {n}" if n else "Findings: none")
+    for f in analysis.findings:
+        lines.append(f"  [{f.severity.upper()}] {f.code}: {f.title}")
+        lines.extend(f"      evidence: {e}" for e in f.evidence)
+        lines.append(f"      do: {f.action}")
+    if analysis.not_checked:
+        lines.append("Not checked:")
+        lines.extend(f"  - {c}" for c in analysis.not_checked)
+    if analysis.devices:
+        lines.append(f"PV devices: {len(analysis.devices)}")
+        for d in analysis.devices:
+            lines.append(
+                f"  {d.name}: frontend {state_name(d.frontend_state)}, "
+                f"backend {state_name(d.backend_state)}"
+            )
+            for link in d.grants:
+                lines.append(f"      {link.key} = {link.ref}: {_fmt_mappers(link.mappers)}")
+            for pl in d.ports:
+                fe = pl.frontend
+                be = pl.backend
+                desc = f"      {pl.key} = {pl.frontend_port}"
+                if fe is None:
+                    desc += ": not in the e dump" if console and console.events else ""
+                else:
+                    desc += (
+                        f" [{fe.state_name} p={int(fe.pending)} m={int(fe.masked)}]"
+                        + (f" -> d{fe.remote_domid}:{fe.remote_port}" if fe.remote_port else "")
+                    )
+                    if be is not None:
+                        desc += f" [{be.state_name} p={int(be.pending)} m={int(be.masked)}]"
+                lines.append(desc)
+            if d.irqs:
+                for i in d.irqs:
+                    lines.append(f"      irq {i.irq} {i.action}: {i.total} events ({i.match})")
+            for c in d.counters:
+                lines.append(
+                    f"      sysfs {c.device}: events={c.events} spurious={c.spurious_events} "
+                    f"eoi_delayed_jiffies={c.jiffies_eoi_delayed}"
+                )
+            lines.extend(f"      problem: {msg}" for msg in d.problems)
+    if console is not None:
+        g = console.grants
+        if g is not None:
+            lines.append(
+                "Grant tables ('g' dump" + ("" if g.complete else ", INCOMPLETE") + "):"
+            )
+            for t in g.tables:
+                lines.append(
+                    f"  d{t.domid} v{t.version}: {t.frames}/{t.max_frames} frames, "
+                    f"{t.maptrack_frames}/{t.max_maptrack_frames} maptrack, "
+                    f"{len(t.entries)} active entries"
+                )
+                for e in t.entries:
+                    lines.append(
+                        f"      ref {e.ref} (0x{e.ref:x}) mapped by d{e.mapper} pin "
+                        f"0x{e.pin:08x} flags 0x{e.flags:02x}"
+                    )
+        ev = console.events
+        if ev is not None:
+            lines.append("Event channels ('e' dump):")
+            for dom in ev.domains:
+                lines.append(f"  d{dom.domid}: {len(dom.ports)} ports")
+                for p in dom.ports:
+                    extra = ""
+                    if p.remote_domid is not None:
+                        extra = f" d={p.remote_domid}"
+                        if p.remote_port is not None:
+                            extra += f" p={p.remote_port}"
+                    elif p.virq is not None:
+                        extra = f" virq={p.virq}"
+                    elif p.pirq is not None:
+                        extra = f" pirq={p.pirq}"
+                    lines.append(
+                        f"      {p.port:5d} {p.state_name:<11} pending={int(p.pending)} "
+                        f"masked={int(p.masked)}{extra}"
+                    )
+        if console.problems:
+            lines.append("Dump problems:")
+            lines.extend(f"  - {p}" for p in console.problems)
+        if console.unparsed:
+            lines.append(f"Could not parse ({len(console.unparsed)} lines):")
+            for u in console.unparsed:
+                lines.append(f"  line {u.lineno}: {u.text}")
+                lines.append(f"      ({u.reason})")
+    if unavailable:
+        lines.append("Unavailable:")
+        lines.extend(f"  - {k}: {v}" for k, v in sorted(unavailable.items()))
+    return "\n".join(lines)
