@@ -41,8 +41,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from grantscope import __version__
@@ -70,6 +71,11 @@ class ExportSources:
     include_pages: bool = False
     command_timeout_s: float = 20.0
     host_note: str = ""  # why ``host`` is None, for the manifest
+    # Parsed results earlier collectors leave for the findings collector (which runs late and
+    # computes the findings from what was collected, instead of reading the host again), and
+    # the reasons a part could not be read.
+    shared: dict[str, Any] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -130,7 +136,7 @@ def hypervisor_facts(root: str = SYS_HYPERVISOR) -> dict[str, str]:
     return facts
 
 
-def collect_host(host: Host | None) -> Payload:
+def collect_host(host: Host | None, shared: dict[str, Any] | None = None) -> Payload:
     """host.json: always succeeds, with whatever facts this machine has."""
     hv = hypervisor_facts()
     caps = _read_text("/proc/xen/capabilities")
@@ -155,16 +161,23 @@ def collect_host(host: Host | None) -> Payload:
         "grantscope_version": __version__,
         "python": sys.version.split()[0],
     }
+    local: int | None = 0 if role == "dom0" else None
     if host is not None:
         try:
-            facts["info"] = to_jsonable(host.info())
+            info = host.info()
+            facts["info"] = to_jsonable(info)
+            local = info.domid
         except Exception as err:  # the host facts must never fail the export
             facts["info_error"] = f"{type(err).__name__}: {err}"
+    if shared is not None:
+        shared["local_domid"] = local
     return {"host.json": facts}
 
 
 # -- XenStore --------------------------------------------------------------------------------
-def collect_xenstore(host: Host | None, timeout: float) -> Payload:
+def collect_xenstore(
+    host: Host | None, timeout: float, shared: dict[str, Any] | None = None
+) -> Payload:
     """xenstore.json: the whole tree with permissions (through the Host, else the client)."""
     if host is not None:
         nodes = host.xenstore_snapshot("/")
@@ -182,6 +195,8 @@ def collect_xenstore(host: Host | None, timeout: float) -> Payload:
             transport = str(getattr(store, "transport", "?"))
             nodes = store.walk("/", perms=True)
     encoded = [node_to_json(n.path, n.value, n.perms) for n in nodes]
+    if shared is not None:
+        shared["xenstore"] = {n.path: n.value for n in nodes}
     return {
         "xenstore.json": {
             "root": "/",
@@ -267,20 +282,25 @@ def collect_pages(host: Host | None, note: str = "") -> Payload:
 
 
 # -- /proc and /sys --------------------------------------------------------------------------
-def collect_interrupts() -> Payload:
+def collect_interrupts(shared: dict[str, Any] | None = None) -> Payload:
     """interrupts.txt raw, and interrupts.json with the Xen rows parsed (when the parser exists)."""
     text = _read_text(PROC_INTERRUPTS, 16 << 20)
     if text is None:
         raise Unavailable(f"{PROC_INTERRUPTS} is not readable here")
     out: dict[str, Any] = {"interrupts.txt": text.encode()}
     model = importlib.import_module("grantscope.model.interrupts")
-    out["interrupts.json"] = to_jsonable(model.parse_interrupts(text))
+    parsed = model.parse_interrupts(text)
+    if shared is not None:
+        shared["interrupts"] = (parsed, time.monotonic())
+    out["interrupts.json"] = to_jsonable(parsed)
     return out
 
 
-def collect_sysfs() -> Payload:
+def collect_sysfs(shared: dict[str, Any] | None = None) -> Payload:
     """sysfs.json: /sys/hypervisor and every xenbus device's counters."""
     counters = _source("grantscope.sources.procfs", "read_xenbus_counters")()
+    if shared is not None:
+        shared["counters"] = (counters, time.monotonic())
     hv = hypervisor_facts()
     if not hv and not counters:
         raise Unavailable("no /sys/hypervisor and no xenbus devices: not a Xen guest or dom0")
@@ -296,7 +316,7 @@ def _source(module: str, function: str) -> Callable[..., Any]:
     return fn
 
 
-def collect_hvdump(timeout: float) -> Payload:
+def collect_hvdump(timeout: float, shared: dict[str, Any] | None = None) -> Payload:
     """hvdump.txt (the g and e dumps as printed), hvdump.json (parsed), xl-dmesg.txt.
 
     The capture empties the console ring first (so a dump is not cut by old lines); the
@@ -307,6 +327,8 @@ def collect_hvdump(timeout: float) -> Payload:
         raise Unavailable(capture.unavailable)
     summary = to_jsonable(capture)
     summary["parse"] = None if capture.parse is None else to_jsonable(capture.parse)
+    if shared is not None:
+        shared["console"] = capture.parse
     return {
         "hvdump.txt": capture.text.encode(),
         "hvdump.json": summary,
@@ -332,12 +354,16 @@ def _domids(host: Host | None, timeout: float) -> list[int]:
     return [0]
 
 
-def collect_quota(host: Host | None, timeout: float) -> Payload:
+def collect_quota(
+    host: Host | None, timeout: float, shared: dict[str, Any] | None = None
+) -> Payload:
     """quota.json: XenStore quota limits and per-domain usage (xenstore-control)."""
     read_quota = _source("grantscope.sources.quota", "read_quota")
     snapshot = read_quota(_domids(host, timeout), timeout=timeout)
     if not snapshot.usage and snapshot.limits_source != "xenstored":
         raise Unavailable("; ".join(snapshot.unavailable) or "xenstore-control gave nothing")
+    if shared is not None and snapshot.usage:
+        shared["quota"] = snapshot
     return {"quota.json": to_jsonable(snapshot)}
 
 
@@ -356,16 +382,53 @@ def collect_lsevtchn(host: Host | None, timeout: float) -> Payload:
     return {"lsevtchn.json": {"domains": domains}}
 
 
-def collect_processes() -> Payload:
+def collect_processes(shared: dict[str, Any] | None = None) -> Payload:
     """processes.json: processes holding /dev/xen/gntdev, gntalloc or evtchn."""
     holders = _source("grantscope.sources.procfs", "xen_device_holders")()
+    if shared is not None:
+        shared["holders"] = holders
     return {"processes.json": {"holders": to_jsonable(holders)}}
 
 
-def collect_findings(host: Host | None, note: str = "") -> Payload:
-    """findings.json: the system-wide findings, computed over the live host."""
-    find = _source("grantscope.model.findings", "findings_for_host")
-    return {"findings.json": to_jsonable(find(_need_host(host, "findings", note)))}
+def collect_findings(shared: dict[str, Any], unavailable: dict[str, str]) -> Payload:
+    """findings.json: the system-wide findings over what the earlier collectors gathered.
+
+    Interrupts and xenbus counters are sampled a second time here, so the rate checks (storms,
+    spurious events) have two samples spanning the export.
+    """
+    findings = importlib.import_module("grantscope.model.findings")
+    procfs = importlib.import_module("grantscope.sources.procfs")
+    irq_a, t_irq = shared.get("interrupts", (None, 0.0))
+    cnt_a, t_cnt = shared.get("counters", (None, 0.0))
+    irq_b = procfs.read_interrupts() if irq_a is not None else None
+    if isinstance(irq_b, str):
+        irq_b = None
+    cnt_b = procfs.read_xenbus_counters() if cnt_a is not None else None
+    now = time.monotonic()
+    missing = dict(unavailable)
+    for part, name in (
+        ("xenstore", "xenstore"),
+        ("console", "grant dump"),
+        ("interrupts", "interrupts"),
+        ("counters", "xenbus counters"),
+        ("quota", "quota"),
+    ):
+        if shared.get(part) is None:
+            missing.setdefault(name, unavailable.get(part, "not collected in this export"))
+    obs = findings.Observation(
+        xenstore=shared.get("xenstore"),
+        console=shared.get("console"),
+        interrupts_before=irq_a,
+        interrupts_after=irq_b,
+        counters_before=cnt_a,
+        counters_after=cnt_b,
+        interval=now - (t_irq or t_cnt or now),
+        quota=shared.get("quota"),
+        holders=shared.get("holders"),
+        local_domid=shared.get("local_domid"),
+        unavailable=missing,
+    )
+    return {"findings.json": to_jsonable(findings.analyze(obs))}
 
 
 def collect_probe_log(records: Sequence[Any] | None) -> Payload:
@@ -375,24 +438,45 @@ def collect_probe_log(records: Sequence[Any] | None) -> Payload:
     return {"probe-log.json": {"records": [to_jsonable(r) for r in records]}}
 
 
+def _noting(name: str, fn: Callable[[], Payload], notes: dict[str, str]) -> Callable[[], Payload]:
+    def run() -> Payload:
+        try:
+            return fn()
+        except Exception as err:
+            notes[name] = str(err) or type(err).__name__
+            raise
+
+    return run
+
+
 def standard_collectors(sources: ExportSources) -> list[Collector]:
     """The collectors of ``bundle export``, in the order they run."""
     host, cmd_t, note = sources.host, sources.command_timeout_s, sources.host_note
+    shared = sources.shared
     collectors = [
-        Collector("host", lambda: collect_host(host), 15.0, "host facts"),
-        Collector("xenstore", lambda: collect_xenstore(host, 120.0), 180.0, "whole XenStore"),
+        Collector("host", lambda: collect_host(host, shared), 15.0, "host facts"),
+        Collector("xenstore", lambda: collect_xenstore(host, 120.0, shared), 180.0, "XenStore"),
         Collector("domains", lambda: collect_domains(cmd_t), cmd_t + 5, "xl list"),
         Collector("xl_info", lambda: collect_xl_info(cmd_t), cmd_t + 5, "xl info"),
         Collector("grants", lambda: collect_grants(host, note), 60.0, "grants snapshot"),
         Collector("events", lambda: collect_events(host, note), 30.0, "events snapshot"),
-        Collector("interrupts", collect_interrupts, 10.0, "/proc/interrupts"),
-        Collector("sysfs", collect_sysfs, 15.0, "/sys/hypervisor, xenbus counters"),
-        Collector("hvdump", lambda: collect_hvdump(cmd_t), 5 * cmd_t, "g and e dumps"),
-        Collector("quota", lambda: collect_quota(host, cmd_t), 4 * cmd_t, "XenStore quota"),
+        Collector("interrupts", lambda: collect_interrupts(shared), 10.0, "/proc/interrupts"),
+        Collector("sysfs", lambda: collect_sysfs(shared), 15.0, "hypervisor, xenbus counters"),
+        Collector("hvdump", lambda: collect_hvdump(cmd_t, shared), 5 * cmd_t, "g and e dumps"),
+        Collector("quota", lambda: collect_quota(host, cmd_t, shared), 4 * cmd_t, "quota"),
         Collector("lsevtchn", lambda: collect_lsevtchn(host, cmd_t), 4 * cmd_t, "ports per domain"),
-        Collector("processes", collect_processes, 30.0, "processes holding Xen devices"),
-        Collector("findings", lambda: collect_findings(host, note), 60.0, "system-wide findings"),
+        Collector("processes", lambda: collect_processes(shared), 30.0, "device holders"),
+        Collector(
+            "findings",
+            lambda: collect_findings(shared, sources.unavailable),
+            60.0,
+            "system-wide findings",
+        ),
         Collector("probe_log", lambda: collect_probe_log(sources.probe_log), 5.0, "probe log"),
+    ]
+    # Remember why a part is missing, so the findings say which checks could not run and why.
+    collectors = [
+        dataclasses.replace(c, fn=_noting(c.name, c.fn, sources.unavailable)) for c in collectors
     ]
     if sources.include_pages:
         collectors.append(Collector("pages", lambda: collect_pages(host, note), 60.0, "page bytes"))

@@ -164,7 +164,7 @@ def port_records(bundle: Bundle) -> Keyed | None:
         events = _dict(events, "events.json")
         for row in _as_list(events.get("interrupts", []), "events.json interrupts"):
             row = _dict(row, "events.json interrupts")
-            out[f"irq {row.get('irq')} {row.get('chip')} {row.get('name')}"] = {"present": True}
+            out[f"irq {row.get('irq')} {row.get('name')}"] = {"chip": row.get("chip")}
         for port in _as_list(events.get("ports", []), "events.json ports"):
             port = _dict(port, "events.json ports")
             out[f"own port {port.get('port')}"] = {
@@ -172,7 +172,21 @@ def port_records(bundle: Bundle) -> Keyed | None:
                 "remote": f"d{port.get('remote_domid')}:{port.get('remote_port')}",
                 "owner": port.get("owner"),
             }
+    elif "interrupts.txt" in bundle.members:
+        found = True
+        for irq, name, chip in _interrupt_rows(bundle.members["interrupts.txt"]):
+            out[f"irq {irq} {name}"] = {"chip": chip}
     return out if found else None
+
+
+def _interrupt_rows(raw: bytes) -> list[tuple[int, str, str]]:
+    from grantscope.model.interrupts import parse_interrupts
+
+    try:
+        parsed = parse_interrupts(raw.decode("utf-8", "replace"))
+    except Exception as err:  # a parser bug on hostile text must not crash the diff
+        raise malformed("interrupts.txt", f"could not be parsed ({err})") from None
+    return [(r.irq, r.action, f"{r.chip}-{r.handler}".strip("-")) for r in parsed.rows]
 
 
 def finding_records(bundle: Bundle) -> Keyed | None:
