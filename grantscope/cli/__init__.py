@@ -21,7 +21,9 @@ from grantscope.cli.output import report_error
 from grantscope.errors import GrantscopeError
 
 # Command-group modules, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("probe", "lab", "xs", "bundle", "dump", "report")
+COMMAND_MODULES: tuple[str, ...] = (
+    "probe", "lab", "xs", "bundle", "dump", "report", "doctor", "grants", "events",
+)
 
 
 class _Parser(argparse.ArgumentParser):
