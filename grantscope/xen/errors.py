@@ -112,7 +112,8 @@ def not_xen_error(call: str = "open", arguments: Mapping[str, object] | None = N
 def require_xen(root: str = "/") -> None:
     """Raise :class:`XenUnavailableError` unless this machine runs on Xen."""
     if not _host.is_xen_host(root):
-        raise not_xen_error("check", {"hypervisor": _host.hypervisor_type(root) or "none"})
+        raise not_xen_error("check", {"hypervisor": _host.hypervisor_type(root) or "none"},
+                            err=None)
 
 
 def _open_error(exc: OSError, path: str, root: str) -> XenError:
