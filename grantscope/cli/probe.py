@@ -158,13 +158,27 @@ def _ask(run: ProbeRun, stdin: TextIO, out: TextIO) -> bool:
 def _drive(run: ProbeRun, args: argparse.Namespace, out: TextIO) -> str:
     """Run the steps (asking before each with --step); return how the run ended."""
     total = len(run.step_names)
-    while not run.done:
-        if args.step and not _ask(run, sys.stdin, out):
-            return "stopped"
-        record = run.run_next()
-        if not args.json:
-            _print_record(record, total, out)
+    printed = 0
+    try:
+        while not run.done:
+            if args.step and not _ask(run, sys.stdin, out):
+                return "stopped"
+            run.run_next()
+            printed = _print_new(run, printed, total, args, out)
+    finally:
+        # An interrupted step is recorded before the interrupt propagates: show it too.
+        _print_new(run, printed, total, args, out)
     return "completed" if run.ok else "failed"
+
+
+def _print_new(
+    run: ProbeRun, printed: int, total: int, args: argparse.Namespace, out: TextIO
+) -> int:
+    steps = [r for r in run.records if r.phase == "step"]
+    if not args.json:
+        for record in steps[printed:]:
+            _print_record(record, total, out)
+    return len(steps)
 
 
 def run_probe(args: argparse.Namespace) -> int:

@@ -264,3 +264,7 @@ class FakeDevices:
     def xenstore(self) -> FakeStore:
         """The fake store."""
         return self.store
+
+    def close(self) -> None:
+        """Like :meth:`RealDevices.close`: log it."""
+        self._log("devices close")
