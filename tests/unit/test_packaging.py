@@ -1,0 +1,102 @@
+"""probes/ and themes/ ship inside the package, for a wheel install and the editable install.
+
+The source tree keeps probes/ and themes/ at the top level and links them into
+the package (grantscope/probes, grantscope/themes).  This builds the real wheel
+with ``python -m build --wheel`` (hatchling comes from the package index, as for
+any build), checks its members, installs it with ``--no-deps --no-index`` into a
+fresh virtualenv and imports the probes there; then checks the project's own
+editable install (.venv) finds the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grantscope.probing.registry import BUILTIN_MODULES
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED_PROBES = sorted(f"{name}.py" for name in BUILTIN_MODULES)
+THEME_FILES = sorted(p.name for p in (ROOT / "themes").iterdir() if not p.name.startswith("."))
+
+# Run in the interpreter under test, from a directory outside the checkout, and
+# report where the probes and themes were found.
+CHECK = """
+import importlib.resources, json, grantscope.probes
+from grantscope.probing.engine import builtin_probes
+themes = importlib.resources.files("grantscope") / "themes"
+print(json.dumps({
+    "probes_file": grantscope.probes.__file__,
+    "probe_names": [p.name for p in builtin_probes()],
+    "themes": sorted(t.name for t in themes.iterdir() if not t.name.startswith(".")),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (path,) = out.glob("grantscope-*.whl")
+    return path
+
+
+def _check(python: Path, cwd: Path) -> dict[str, object]:
+    done = subprocess.run([str(python), "-c", CHECK], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_wheel_members(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/", 1)[0] for n in names}
+    assert top == {"grantscope", "grantscope-0.1.0.dist-info"}, top  # no top-level probes/
+    probes = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("grantscope/probes/")
+                    and n.endswith(".py") and not n.endswith("__init__.py"))
+    assert probes == EXPECTED_PROBES
+    assert "grantscope/probes/__init__.py" in names
+    themes = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("grantscope/themes/"))
+    assert THEME_FILES and themes == THEME_FILES
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_wheel_install_finds_probes_and_themes(wheel: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "--quiet", str(wheel)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    site = next((env_dir / "lib").glob("python3*/site-packages"))
+    assert not (site / "probes").exists() and (site / "grantscope" / "probes").is_dir()
+    found = _check(python, tmp_path)
+    assert str(found["probes_file"]).startswith(str(site))
+    assert found["probe_names"] == [
+        "map-grant", "offer-page", "notify", "pingpong", "explain-map", "mailbox-loopback"]
+    assert found["themes"] == THEME_FILES
+    no_top = subprocess.run([str(python), "-c", "import probes"], capture_output=True,
+                            cwd=tmp_path, timeout=60)
+    assert no_top.returncode != 0  # only grantscope.probes exists
+
+
+def test_editable_install_finds_probes_and_themes(tmp_path: Path) -> None:
+    python = ROOT / ".venv" / "bin" / "python"
+    found = _check(python, tmp_path)
+    assert Path(str(found["probes_file"])).resolve() == (ROOT / "probes" / "__init__.py")
+    assert len(found["probe_names"]) == len(BUILTIN_MODULES)  # type: ignore[arg-type]
+    assert found["themes"] == THEME_FILES
