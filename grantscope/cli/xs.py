@@ -7,7 +7,8 @@
   the bytes unchanged.
 - ``xs watch PATH [--count N] [--max-wait S] [--json]``: one line per event, the changed path
   (like ``xenstore-watch``; the first event is PATH itself).  With ``--json`` each event is one
-  JSON object on its own line (JSON Lines): ``{"n": 1, "watch": PATH, "path": CHANGED}``.
+  JSON object on its own line (JSON Lines): ``{"n": 1, "watch": PATH, "path": CHANGED}``,
+  and an error is one line too: ``{"ok": false, "error": {...}}``.
 - ``xs write PATH VALUE --allow-write``: VALUE is unescaped like ``xenstore-write`` (``\\n``,
   ``\\x00``, ``\\ooo``) unless ``--raw``.  ``xs rm PATH --allow-write`` removes a subtree.
   Both refuse (exit 2) without ``--allow-write`` and under the global ``--readonly``.
@@ -26,7 +27,7 @@ import time
 from typing import Any
 
 from grantscope.cli.output import print_json
-from grantscope.errors import UsageError
+from grantscope.errors import GrantscopeError, UsageError
 from grantscope.xen.xenstore import XenStore, XsNode, escape_value, format_ls_line, unescape_value
 
 
@@ -177,7 +178,22 @@ def run_read(args: argparse.Namespace) -> int:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    """``xs watch``: print events until --count, --max-wait or Ctrl-C."""
+    """``xs watch``: print events until --count, --max-wait or Ctrl-C.
+
+    With ``--json`` every output line is one JSON object, errors included
+    (``{"ok": false, "error": {...}}`` on one line), so the stream stays JSON Lines.
+    """
+    if not args.json:
+        return _watch(args)
+    try:
+        return _watch(args)
+    except GrantscopeError as err:
+        sys.stdout.write(json.dumps({"ok": False, "error": err.to_json()}) + "\n")
+        sys.stdout.flush()
+        return err.exit_code
+
+
+def _watch(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     if args.max_wait is not None and args.max_wait < 0:

@@ -10,11 +10,15 @@ deny access to paths.  One thread accepts, one thread serves each client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import socket
 import struct
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 HEADER = struct.Struct("=IIII")
@@ -57,11 +61,8 @@ class _Client:
         self.watches: list[tuple[str, bytes]] = []
 
     def send(self, op: int, req_id: int, tx_id: int, payload: bytes) -> None:
-        with self.wlock:
-            try:
-                self.sock.sendall(HEADER.pack(op, req_id, tx_id, len(payload)) + payload)
-            except OSError:
-                pass
+        with self.wlock, contextlib.suppress(OSError):
+            self.sock.sendall(HEADER.pack(op, req_id, tx_id, len(payload)) + payload)
 
     def serve(self) -> None:
         buf = b""
@@ -133,18 +134,14 @@ class XsdDouble:
                 self.clients.remove(client)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._listener.close()
         with self.lock:
             clients = list(self.clients)
         for c in clients:
-            try:
+            with contextlib.suppress(OSError):
                 c.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             c.sock.close()
 
     def __enter__(self) -> XsdDouble:
@@ -208,7 +205,7 @@ class XsdDouble:
         nodes[path] = Node(perms=list(nodes[parent].perms), gen=self.gen)
         nodes[parent].children.append(path.rsplit("/", 1)[1])
         nodes[parent].gen = self.gen
-        changed.append(path)
+        # Like xenstored, only the requested path fires, not implicitly created parents.
 
     def _rm(self, nodes: dict[str, Node], path: str, changed: list[str]) -> None:
         if path not in nodes:
@@ -326,6 +323,7 @@ class XsdDouble:
         elif op == MKDIR:
             path = self._norm(args[0])
             self._ensure(nodes, path, changed)
+            changed.append(path)
         elif op == RM:
             self._rm(nodes, self._norm(args[0]), changed)
         elif op == GET_PERMS:
@@ -383,3 +381,14 @@ class XsdDouble:
         if changed:
             self.commit_gen += 1
         return op, ok, changed
+
+
+@contextlib.contextmanager
+def running_double() -> Iterator[XsdDouble]:
+    """A started double in a short temp dir (Unix socket paths are limited to 107 bytes)."""
+    directory = tempfile.mkdtemp(prefix="xsd", dir="/tmp")
+    try:
+        with XsdDouble(directory) as double:
+            yield double
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

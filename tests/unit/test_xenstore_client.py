@@ -1,0 +1,436 @@
+"""The XenStore client against the wire-protocol double (tests/unit/xsd_double.py)."""
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from xsd_double import DIRECTORY, DIRECTORY_PART, READ, TX_END, XsdDouble, running_double
+
+from grantscope.errors import NoXenError
+from grantscope.xen import xs_conn
+from grantscope.xen.xenstore import Perms, XenStore, XenStoreError, escape_value, format_ls_line
+
+
+@pytest.fixture
+def xsd() -> Iterator[XsdDouble]:
+    with running_double() as double:
+        yield double
+
+
+@pytest.fixture
+def store(xsd: XsdDouble) -> Iterator[XenStore]:
+    with XenStore.open(xsd.socket_path, timeout=2.0) as s:
+        yield s
+
+
+# -- basic requests and raw bytes ------------------------------------------------------------
+
+
+def test_transport_is_socket(store: XenStore, xsd: XsdDouble) -> None:
+    assert store.transport == "socket" and store.path == xsd.socket_path
+
+
+@pytest.mark.parametrize(
+    "value", [b"", b"plain", b"\x00", b"a\x00b", b"trailing\x00\x00", b"\xff\xfe\x80", b" sp "]
+)
+def test_raw_bytes_round_trip(store: XenStore, value: bytes) -> None:
+    store.write("/t/v", value)
+    assert store.read("/t/v") == value  # nothing stripped, nothing decoded
+
+
+def test_write_sends_value_without_trailing_nul(store: XenStore, xsd: XsdDouble) -> None:
+    store.write("/t/v", b"abc")
+    assert xsd.nodes["/t/v"].value == b"abc"
+
+
+def test_missing_node(store: XenStore) -> None:
+    assert store.read_or_none("/nope") is None
+    assert not store.exists("/nope")
+    with pytest.raises(XenStoreError) as info:
+        store.read("/nope")
+    assert info.value.errno_name == "ENOENT" and info.value.op == "READ"
+    assert info.value.path == "/nope" and "/nope" in info.value.message
+
+
+def test_eacces_is_explained(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.put("/secret", b"x")
+    xsd.deny.add("/secret")
+    with pytest.raises(XenStoreError) as info:
+        store.read("/secret")
+    assert info.value.errno_name == "EACCES"
+    assert "permission" in info.value.explanation.lower()
+
+
+def test_mkdir_list_rm(store: XenStore) -> None:
+    store.mkdir("/d/e")
+    store.write("/d/f", b"1")
+    assert store.list("/d") == ["e", "f"]
+    assert store.read("/d/e") == b""
+    store.rm("/d")
+    assert not store.exists("/d/f") and not store.exists("/d")
+
+
+def test_perms_round_trip(store: XenStore) -> None:
+    store.write("/p", b"")
+    assert store.get_perms("/p") == Perms(0, "n", ())
+    store.set_perms("/p", Perms.parse(["n0", "r1", "b2"]))
+    assert str(store.get_perms("/p")) == "n0 r1 b2"
+
+
+def test_domain_path(store: XenStore) -> None:
+    assert store.get_domain_path(7) == "/local/domain/7"
+
+
+def test_oversized_request_is_refused_before_sending(store: XenStore, xsd: XsdDouble) -> None:
+    with pytest.raises(XenStoreError) as info:
+        store.write("/big", b"x" * 5000)
+    assert info.value.errno_name == "E2BIG"
+    # The connection is still alive: xenstored never saw the oversized message.
+    store.write("/ok", b"1")
+    assert store.read("/ok") == b"1"
+
+
+# -- DIRECTORY_PART ---------------------------------------------------------------------------
+
+
+def _fill(xsd: XsdDouble, n: int) -> list[str]:
+    names = [f"a-rather-long-child-name-number-{i:04d}" for i in range(n)]
+    for name in names:
+        xsd.put(f"/big/{name}", name.encode())
+    return names
+
+
+def test_list_falls_back_to_directory_part(store: XenStore, xsd: XsdDouble) -> None:
+    names = _fill(xsd, 600)  # ~22 KB of names: DIRECTORY says E2BIG
+    assert store.list("/big") == names
+    ops = [op for op, path in xsd.requests if path == "/big"]
+    assert ops[0] == DIRECTORY and ops.count(DIRECTORY_PART) >= 5
+
+
+def test_directory_part_restarts_when_generation_changes(store: XenStore, xsd: XsdDouble) -> None:
+    names = _fill(xsd, 300)
+    xsd.change_between_parts.add("/big")
+    listed = store.list("/big")
+    assert listed == [*names, "zz-added-meanwhile"]
+    parts = [p for op, p in xsd.requests if op == DIRECTORY_PART]
+    assert len(parts) > 3  # started over after the change
+
+
+# -- timeouts and stray packets --------------------------------------------------------------
+
+
+def test_request_timeout_names_op_and_path(xsd: XsdDouble) -> None:
+    xsd.put("/slow", b"1")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore.open(xsd.socket_path, timeout=0.3) as s:
+        t0 = time.monotonic()
+        with pytest.raises(XenStoreError) as info:
+            s.read("/slow")
+        assert time.monotonic() - t0 < 2.0
+        assert info.value.errno_name == "ETIMEDOUT"
+        assert "READ /slow" in info.value.message
+        xsd.put("/fast", b"2")
+        assert s.read("/fast") == b"2"  # the connection still works
+
+
+def test_late_reply_is_dropped_not_mistaken(
+    xsd: XsdDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    xsd.put("/slow", b"late")
+    xsd.put("/other", b"right")
+    xsd.delay[(READ, "/slow")] = 0.5
+    with XenStore.open(xsd.socket_path, timeout=0.2) as s:
+        with pytest.raises(XenStoreError):
+            s.read("/slow")
+        time.sleep(0.5)
+        with caplog.at_level(logging.WARNING, logger="grantscope.xen.xs_conn"):
+            assert s.read("/other") == b"right"
+        assert s._conn.unexpected == 1
+        assert any("unexpected XenStore packet READ" in r.getMessage() for r in caplog.records)
+
+
+def test_unknown_req_id_is_ignored(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.put("/k", b"v")
+    xsd.unknown_reply_next = 3
+    assert store.read("/k") == b"v"
+    assert store._conn.unexpected == 3
+    assert store.read("/k") == b"v"
+
+
+def test_out_of_order_replies_are_matched_on_req_id(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.put("/a", b"A")
+    xsd.put("/b", b"B")
+    xsd.delay[(READ, "/a")] = 0.3  # /a is answered after /b
+    results: dict[str, bytes] = {}
+
+    def reader(path: str) -> None:
+        results[path] = store.read(path)
+
+    threads = [threading.Thread(target=reader, args=(p,)) for p in ("/a", "/b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert results == {"/a": b"A", "/b": b"B"}
+
+
+def test_many_threads_share_one_connection(store: XenStore, xsd: XsdDouble) -> None:
+    for i in range(20):
+        xsd.put(f"/m/{i}", str(i).encode())
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(30):
+                assert store.read(f"/m/{i}") == str(i).encode()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+
+
+def test_connection_loss_is_an_error_not_a_hang(xsd: XsdDouble) -> None:
+    with XenStore.open(xsd.socket_path, timeout=5.0) as s:
+        xsd.put("/x", b"1")
+        assert s.read("/x") == b"1"
+        xsd.close()
+        t0 = time.monotonic()
+        with pytest.raises(XenStoreError) as info:
+            s.read("/x")
+        assert time.monotonic() - t0 < 3.0
+        assert info.value.errno_name == "ECONNRESET"
+
+
+# -- watches ---------------------------------------------------------------------------------
+
+
+def test_watch_fires_first_for_path_then_on_changes(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.put("/w", b"")
+    with store.watch("/w") as watch:
+        assert watch.get(2.0) == "/w"  # the immediate first event
+        assert watch.get(0.1) is None
+        xsd.put("/w/child", b"1")  # another client changes it
+        assert watch.get(2.0) == "/w/child"
+        xsd.put("/elsewhere", b"1")
+        assert watch.get(0.2) is None
+
+
+def test_watch_events_interleave_with_replies(store: XenStore, xsd: XsdDouble) -> None:
+    with store.watch("/i") as watch:
+        for i in range(20):
+            store.write(f"/i/{i}", b"x")  # each write's event arrives around its reply
+            assert store.read(f"/i/{i}") == b"x"
+        events = [watch.get(2.0) for _ in range(21)]
+    assert events[0] == "/i"
+    assert sorted(events[1:]) == sorted(f"/i/{i}" for i in range(20))
+
+
+def test_watch_close_unwatches(store: XenStore, xsd: XsdDouble) -> None:
+    watch = store.watch("/u")
+    assert watch.get(2.0) == "/u"
+    watch.close()
+    assert xsd.clients[0].watches == []
+    xsd.put("/u/x", b"1")
+    assert watch.get(0.2) is None
+    watch.close()  # idempotent
+
+
+def test_two_watches_get_their_own_events(store: XenStore, xsd: XsdDouble) -> None:
+    with store.watch("/one") as w1, store.watch("/two") as w2:
+        assert w1.get(2.0) == "/one" and w2.get(2.0) == "/two"
+        xsd.put("/two/x", b"1")
+        assert w2.get(2.0) == "/two/x"
+        assert w1.get(0.2) is None
+
+
+# -- transactions ----------------------------------------------------------------------------
+
+
+def test_transaction_commits(store: XenStore, xsd: XsdDouble) -> None:
+    def body(tx: XenStore) -> bytes:
+        tx.write("/tx/a", b"1")
+        tx.write("/tx/b", b"2")
+        assert not store.exists("/tx/a")  # not visible outside before commit
+        return tx.read("/tx/a")
+
+    assert store.transaction(body) == b"1"
+    assert store.read("/tx/b") == b"2"
+
+
+def test_transaction_retried_on_eagain(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.eagain_commits = 1
+    calls = []
+
+    def body(tx: XenStore) -> int:
+        calls.append(1)
+        tx.write("/tx/n", str(len(calls)).encode())
+        return len(calls)
+
+    assert store.transaction(body) == 2
+    assert len(calls) == 2 and xsd.commits == 2
+    assert store.read("/tx/n") == b"2"
+
+
+def test_transaction_conflict_with_concurrent_writer(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.put("/c", b"0")
+    attempts = []
+
+    def body(tx: XenStore) -> None:
+        attempts.append(1)
+        value = int(tx.read("/c"))
+        if len(attempts) == 1:
+            xsd.put("/c", b"10")  # someone else writes meanwhile: the commit must conflict
+        tx.write("/c", str(value + 1).encode())
+
+    store.transaction(body)
+    assert len(attempts) == 2
+    assert store.read("/c") == b"11"
+
+
+def test_transaction_gives_up_after_retries(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.eagain_commits = 100
+    with pytest.raises(XenStoreError) as info:
+        store.transaction(lambda tx: tx.write("/g", b"1"), retries=2)
+    assert info.value.errno_name == "EAGAIN" and xsd.commits == 3
+    assert not store.exists("/g")
+
+
+def test_transaction_aborts_on_exception(store: XenStore, xsd: XsdDouble) -> None:
+    def body(tx: XenStore) -> None:
+        tx.write("/ab", b"1")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.transaction(body)
+    assert not store.exists("/ab")
+    assert [a for op, a in xsd.requests if op == TX_END] == ["F"]
+
+
+# -- the walk --------------------------------------------------------------------------------
+
+
+def _expected_ls(xsd: XsdDouble, root: str) -> list[str]:
+    return [f'{p} = "{escape_value(xsd.nodes[p].value)}"' for p in xsd.ls_f(root)]
+
+
+def test_walk_equals_xenstore_ls_f(store: XenStore, xsd: XsdDouble) -> None:
+    for d in range(12):
+        for k in range(9):
+            xsd.put(f"/bench/d{d:02d}/k{k:02d}", f"v{d}.{k}".encode())
+    xsd.put("/bench/odd", b"\x00\xff\t\\ \"q\"")
+    _fill(xsd, 300)  # /big needs DIRECTORY_PART inside the walk
+    for root in ("/bench", "/"):
+        lines = [format_ls_line(n) for n in store.walk(root, window=50)]
+        assert lines == _expected_ls(xsd, root)
+    assert "/" not in [n.path for n in store.walk("/")]  # the root is not listed
+
+
+def test_walk_with_perms_and_unreadable_nodes(store: XenStore, xsd: XsdDouble) -> None:
+    xsd.put("/w/a", b"1", perms=["n0", "r3"])
+    xsd.put("/w/hidden/x", b"2")
+    xsd.deny.add("/w/hidden")
+    nodes = {n.path: n for n in store.walk("/w", perms=True)}
+    assert nodes["/w/a"].value == b"1" and str(nodes["/w/a"].perms) == "n0 r3"
+    assert nodes["/w/hidden"].value is None  # xenstore-ls prints "/w/hidden:"
+    assert "/w/hidden/x" not in nodes  # could not be listed
+    assert format_ls_line(nodes["/w/hidden"]) == "/w/hidden:"
+
+
+def test_walk_pipelines_requests(store: XenStore, xsd: XsdDouble) -> None:
+    for d in range(10):
+        for k in range(10):
+            xsd.put(f"/p/d{d}/k{k}", b"v")
+    xsd.delay[(READ, "/p/d0/k0")] = 0.3
+    t0 = time.monotonic()
+    nodes = store.walk("/p")
+    # One delayed reply costs its delay once, not once per request after it.
+    assert len(nodes) == 110 and time.monotonic() - t0 < 1.5
+
+
+def test_walk_missing_root_raises(store: XenStore) -> None:
+    with pytest.raises(XenStoreError) as info:
+        store.walk("/absent")
+    assert info.value.errno_name == "ENOENT" and info.value.path == "/absent"
+
+
+def test_walk_timeout_names_the_stuck_request(xsd: XsdDouble) -> None:
+    xsd.put("/s/a", b"1")
+    xsd.drop.add((READ, "/s/a"))
+    with XenStore.open(xsd.socket_path, timeout=0.3) as s:
+        with pytest.raises(XenStoreError) as info:
+            s.walk("/s")
+        assert info.value.errno_name == "ETIMEDOUT"
+        assert info.value.op == "READ" and info.value.path == "/s/a"
+
+
+# -- discovery -------------------------------------------------------------------------------
+
+
+def test_discovery_order_like_libxenstore() -> None:
+    assert xs_conn.candidate_paths({"XENSTORED_PATH": "/x/y"}) == ["/x/y"]
+    assert xs_conn.candidate_paths({"XENSTORED_RUNDIR": "/rd"}) == [
+        "/rd/socket",
+        "/run/xenstored/socket",
+        "/dev/xen/xenbus",
+        "/proc/xen/xenbus",
+    ]
+    assert xs_conn.candidate_paths({})[0] == "/var/run/xenstored/socket"
+
+
+def test_xenstored_path_env_is_used(xsd: XsdDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XENSTORED_PATH", xsd.socket_path)
+    with XenStore.open() as s:
+        assert s.transport == "socket" and s.path == xsd.socket_path
+
+
+def test_no_xenstore_names_what_was_tried(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    dead = tmp_path / "dead.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(dead))
+    sock.close()  # a socket file nobody listens on: connection refused
+    monkeypatch.setattr(
+        xs_conn, "candidate_paths", lambda env=None: [str(tmp_path / "absent"), str(dead)]
+    )
+    with pytest.raises(NoXenError) as info:
+        XenStore.open()
+    assert info.value.exit_code == 2
+    assert str(tmp_path / "absent") + " (absent)" in info.value.message
+    assert str(dead) in info.value.message
+
+
+def test_non_socket_path_is_treated_as_xenbus_device(tmp_path) -> None:
+    # A character device / regular file goes the xenbus way (S_ISSOCK decides, like xs.c).
+    fake = tmp_path / "xenbus"
+    fake.write_bytes(b"")
+    with XenStore.open(str(fake), timeout=0.3) as s:
+        assert s.transport == "xenbus"
+        with pytest.raises(XenStoreError) as info:
+            s.read("/x")  # a regular file answers nothing sensible: EOF
+        assert info.value.errno_name in ("ECONNRESET", "ETIMEDOUT")
+
+
+def test_xenbus_writes_one_message_per_write(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    writes: list[bytes] = []
+    r, w = os.pipe()
+    conn = xs_conn.XsConnection("xenbus", "pipe", w, lambda: os.close(w))
+    real_write = os.write
+
+    def spy(fd: int, data) -> int:  # type: ignore[no-untyped-def]
+        if fd == w:
+            writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", spy)
+    conn.submit([(2, 0, b"/a\0"), (2, 0, b"/bb\0")], time.monotonic() + 1)
+    conn.close()
+    os.close(r)
+    assert [len(x) for x in writes] == [16 + 3, 16 + 4]
