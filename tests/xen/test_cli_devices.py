@@ -1,0 +1,204 @@
+"""doctor, map, offer, notify and pingpong as processes, against real Xen in dom0.
+
+    grantscope lab run -- .venv/bin/pytest -q tests/xen/test_cli_devices.py
+
+Each CLI process costs seconds under TCG, so only what needs the process boundary
+(exit codes, stdout format, signals, cleanup of published XenStore nodes) is here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grantscope.xen.evtchn import EventChannel
+from grantscope.xen.gntalloc import GrantOffer
+from grantscope.xen.xenstore import XenStore
+
+pytestmark = pytest.mark.xen
+
+GRANTSCOPE = [str(Path(sys.executable).with_name("grantscope"))]
+BASE = "/local/domain/0/data/grantscope-test"
+
+
+def gs(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GRANTSCOPE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def gs_json(*args: str, code: int = 0) -> dict:
+    proc = gs(*args, "--json")
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture()
+def store() -> Iterator[XenStore]:
+    with XenStore.open() as xs:
+        yield xs
+
+
+def wait_node(store: XenStore, path: str, timeout: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = store.read_or_none(path)
+        if value is not None:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never appeared")
+
+
+def start_offer(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*GRANTSCOPE, "offer", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_doctor_says_usable_dom0() -> None:
+    data = gs_json("doctor")
+    assert data["ok"] is True and data["xen"] is True
+    assert data["role"] == "dom0" and data["domid"] == 0
+    assert data["xen_version"].startswith("4.17")
+    names = {c["name"]: c["status"] for c in data["checks"]}
+    for node in ("gntdev", "gntalloc", "evtchn"):
+        assert names[f"device {node}"] == "ok"
+    assert names["xenstore"] == "ok"
+    text = gs("doctor")
+    assert text.returncode == 0 and "usable: dom0 0" in text.stdout
+
+
+def test_offer_publish_then_map_notify_and_cleanup(store: XenStore) -> None:
+    path = f"{BASE}/a"
+    offer = start_offer("--to", "0", "--writable", "--text", "hello from offer",
+                        "--publish", path, "--wait", "90", "--json")
+    try:
+        grefs = wait_node(store, f"{path}/gref")
+        port = int(wait_node(store, f"{path}/port"))
+        mapped = gs_json("map", "--domid", "0", "--gref", f"xs:{path}/gref")
+        assert mapped["ok"] is True and mapped["domid"] == 0
+        assert mapped["grefs"] == [int(g) for g in grefs.split()]
+        assert bytes.fromhex(mapped["head"]).startswith(b"hello from offer")
+        assert len(mapped["head"]) == 128
+        text = gs("map", "--domid", "0", "--gref", f"xs:{path}/gref", "--readonly")
+        assert text.returncode == 0 and "hello from offer" in text.stdout
+        note = gs_json("notify", "--domid", "0", "--port", f"xs:{path}/port")
+        assert note["ok"] is True and note["remote_port"] == port
+        out, err = offer.communicate(timeout=60)
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+    assert offer.returncode == 0, err
+    result = json.loads(out)
+    assert result["ok"] is True and result["notified"] is True
+    assert result["port"] == port
+    assert bytes.fromhex(result["page_head"]).startswith(b"hello from offer")
+    assert store.read_or_none(f"{path}/gref") is None
+    assert store.read_or_none(f"{path}/port") is None
+
+
+def test_map_failure_json_names_the_grant_status() -> None:
+    with GrantOffer(7, 1) as offer:
+        data = gs_json("map", "--domid", "0", "--gref", str(offer.grefs[0]), code=1)
+    assert data["ok"] is False
+    err = data["error"]
+    assert err["errno"] == 22 and err["call"] == "mmap"
+    assert err["gnttab_status"] == -1
+    assert "general error" in err["explanation"]
+    text = gs("map", "--domid", "0", "--gref", "4000")
+    assert text.returncode == 1 and "-3 bad gntref" in text.stderr
+    assert "Traceback" not in text.stderr
+
+
+def test_map_consecutive_refs_with_count() -> None:
+    with GrantOffer(0, 2, writable=True) as offer:
+        first, second = offer.grefs
+        offer.write(4096, b"second")
+        if second != first + 1:
+            pytest.fail(f"gntalloc gave non-consecutive grefs {offer.grefs}")
+        data = gs_json("map", "--domid", "0", "--gref", str(first), "--count", "2")
+        assert data["grefs"] == [first, second]
+
+
+def test_notify_wait_gets_answer_from_local_echo() -> None:
+    with EventChannel() as peer:
+        port = peer.bind_unbound(0)
+        stop = threading.Event()
+
+        def echo() -> None:
+            while not stop.is_set():
+                if port in peer.wait(0.2):
+                    peer.notify(port)
+
+        t = threading.Thread(target=echo, daemon=True)
+        t.start()
+        try:
+            data = gs_json("notify", "--domid", "0", "--port", str(port), "--wait", "10")
+        finally:
+            stop.set()
+            t.join(5)
+    assert data["notified_back"] is True
+    assert data["roundtrip_us"] > 0
+
+
+def test_notify_wait_without_answer_exits_1() -> None:
+    with EventChannel() as peer:
+        port = peer.bind_unbound(0)
+        data = gs_json("notify", "--domid", "0", "--port", str(port), "--wait", "1", code=1)
+        # The peer did get the notification itself.
+        assert peer.wait(5) == [port]
+    assert data["ok"] is False and data["notified_back"] is False
+    assert data["roundtrip_us"] is None
+
+
+def test_pingpong_against_offer_echo_then_sigterm_cleans_up(store: XenStore) -> None:
+    path = f"{BASE}/pp"
+    offer = start_offer("--to", "0", "--publish", path, "--wait", "300", "--echo", "--json")
+    try:
+        wait_node(store, f"{path}/port")
+        data = gs_json("pingpong", "--domid", "0", "--port", f"xs:{path}/port",
+                       "--count", "30")
+        assert data["ok"] is True and data["count"] == 30
+        assert 0 < data["min_us"] <= data["p50_us"] <= data["p99_us"] <= data["max_us"]
+        offer.send_signal(signal.SIGTERM)
+        out, err = offer.communicate(timeout=60)
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+    assert offer.returncode == 128 + signal.SIGTERM, err
+    result = json.loads(out)
+    assert result["interrupted"] == "SIGTERM"
+    assert result["echoed"] >= 35  # 5 warm-up + 30 timed
+    assert store.read_or_none(f"{path}/port") is None
+    assert store.read_or_none(path) is None  # the offer created it, so it removed it
+
+
+def test_offer_ctrl_c_cleans_up(store: XenStore) -> None:
+    path = f"{BASE}/int"
+    offer = start_offer("--to", "0", "--publish", path, "--wait", "300")
+    try:
+        wait_node(store, f"{path}/gref")
+        offer.send_signal(signal.SIGINT)
+        out, err = offer.communicate(timeout=60)
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+    assert offer.returncode == 130, err
+    assert "interrupted by SIGINT" in out
+    assert store.read_or_none(f"{path}/gref") is None
+
+
+def test_xs_spec_errors_exit_2(store: XenStore) -> None:
+    store.write(f"{BASE}/bad", b"12abc")
+    try:
+        proc = gs("map", "--domid", "0", "--gref", f"xs:{BASE}/bad")
+        assert proc.returncode == 2 and "not a decimal number" in proc.stderr
+        proc = gs("notify", "--domid", "0", "--port", f"xs:{BASE}/missing")
+        assert proc.returncode == 2 and "does not exist" in proc.stderr
+    finally:
+        store.rm(f"{BASE}/bad")
