@@ -66,8 +66,10 @@ def diagnose(
         # The GRANT_COPY is a read: a read-only grant would have copied with status 0
         # (handled above), so that cause does not apply when the copy fails too.
         causes = [c for c in causes if "read-only grant" not in c]
-    if status == -2 and domid == DOMID_SELF:
-        causes.insert(0, f"domid={DOMID_SELF} is DOMID_SELF: use the numeric domid instead.")
+    if domid == DOMID_SELF:
+        # Seen on Xen 4.17: GRANT_COPY says -1 for DOMID_SELF where the map op says -2.
+        causes.insert(0, f"domid={DOMID_SELF} is DOMID_SELF, which grant maps and copies do not "
+                      "accept as the granting domain: use the numeric domid instead.")
     return f"Xen says status {status} ({name}): {meaning}", causes
 
 
