@@ -25,7 +25,7 @@ from grantscope.model.dumps import ConsoleParse
 from grantscope.model.findings import Analysis, Observation, analyze
 from grantscope.model.interrupts import InterruptsParse
 
-__all__ = ["analysis_json", "register", "render_text", "run_report"]
+__all__ = ["analysis_json", "collect_observation", "register", "render_text", "run_report"]
 
 
 def register(subparsers: Any) -> None:
@@ -117,6 +117,41 @@ def run_report(args: argparse.Namespace) -> int:
             "counters (/sys/hypervisor/type is not 'xen' and /proc/xen, /dev/xen are absent). "
             "To read a dump pasted from another host use 'grantscope dump analyze FILE'.",
         )
+    obs, extra, capture = collect_observation(
+        interval=args.interval, dumps=not args.no_dumps
+    )
+    if args.save_console and capture is not None:
+        try:
+            Path(args.save_console).write_text(capture.earlier_console + capture.text)
+        except OSError as err:
+            raise GrantscopeError(
+                f"cannot write {args.save_console}: {err.strerror}",
+                "The report was not printed; choose a writable path.",
+            ) from err
+    analysis = analyze(obs)
+    if args.json:
+        print_json({"ok": True, **analysis_json(analysis, obs.console), **extra})
+    else:
+        print(
+            render_text(
+                analysis,
+                obs.console,
+                unavailable=dict(obs.unavailable),
+                local_domid=obs.local_domid,
+            )
+        )
+    return 0
+
+
+def collect_observation(
+    *, interval: float = 2.0, dumps: bool = True
+) -> tuple[Observation, dict[str, Any], Any]:
+    """Read everything ``report`` needs from this host (see the module doc).
+
+    Returns the :class:`Observation`, extra JSON members (host, quota, lsevtchn, raw
+    interrupt rows, device holders, what was unavailable) and the dump capture (or None).
+    Never raises for a source that cannot be read: it is listed in ``unavailable``.
+    """
     from grantscope.sources.hvdump import capture_dumps
     from grantscope.sources.lsevtchn import read_lsevtchn
     from grantscope.sources.procfs import (
@@ -135,21 +170,13 @@ def run_report(args: argparse.Namespace) -> int:
 
     console: ConsoleParse | None = None
     capture = None
-    if args.no_dumps:
+    if not dumps:
         unavailable["grant dump"] = unavailable["event dump"] = "skipped (--no-dumps)"
     else:
         capture = capture_dumps("ge")
         console = capture.parse
         if capture.unavailable:
             unavailable["grant dump"] = unavailable["event dump"] = capture.unavailable
-        if args.save_console:
-            try:
-                Path(args.save_console).write_text(capture.earlier_console + capture.text)
-            except OSError as err:
-                raise GrantscopeError(
-                    f"cannot write {args.save_console}: {err.strerror}",
-                    "The report was not printed; choose a writable path.",
-                ) from err
 
     def interrupts() -> InterruptsParse | None:
         got = read_interrupts()
@@ -159,12 +186,16 @@ def run_report(args: argparse.Namespace) -> int:
         return got
 
     irq_a, cnt_a, t_a = interrupts(), read_xenbus_counters(), time.monotonic()
-    time.sleep(args.interval)
+    time.sleep(interval)
     irq_b, cnt_b, t_b = interrupts(), read_xenbus_counters(), time.monotonic()
 
     domids = sorted(
-        {int(m.group(1)) for p in (snapshot or {}) for m in [re.match(r"^/local/domain/(\d+)$", p)]
-         if m}
+        {
+            int(m.group(1))
+            for p in (snapshot or {})
+            for m in [re.match(r"^/local/domain/(\d+)$", p)]
+            if m
+        }
     )
     if not domids and local is not None:
         domids = [local]
@@ -172,6 +203,9 @@ def run_report(args: argparse.Namespace) -> int:
     if not quota.usage:
         unavailable["quota"] = "; ".join(quota.unavailable) or "no domain to ask about"
     holders = xen_device_holders()
+    ports, ls_why = read_lsevtchn(local) if local is not None else ((), "local domid unknown")
+    if ls_why:
+        unavailable["lsevtchn"] = ls_why
     obs = Observation(
         xenstore=snapshot,
         console=console,
@@ -185,16 +219,8 @@ def run_report(args: argparse.Namespace) -> int:
         local_domid=local,
         unavailable=unavailable,
     )
-    analysis = analyze(obs)
-    ports, ls_why = read_lsevtchn(local) if local is not None else ((), "local domid unknown")
-    if ls_why:
-        unavailable["lsevtchn"] = ls_why
     extra: dict[str, Any] = {
-        "host": {
-            "local_domid": local,
-            "hypervisor": read_hypervisor(),
-            "pid": os.getpid(),
-        },
+        "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},
         "capture": capture.to_json() if capture is not None else None,
         "quota": quota.to_json(),
         "lsevtchn": [p.to_json() for p in ports],
@@ -202,11 +228,7 @@ def run_report(args: argparse.Namespace) -> int:
         "holders": [h.to_json() for h in holders],
         "unavailable": unavailable,
     }
-    if args.json:
-        print_json({"ok": True, **analysis_json(analysis, console), **extra})
-    else:
-        print(render_text(analysis, console, unavailable=unavailable, local_domid=local))
-    return 0
+    return obs, extra, capture
 
 
 def analysis_json(analysis: Analysis, console: ConsoleParse | None) -> dict[str, Any]:

@@ -265,6 +265,9 @@ def _mapper_processes(obs: Observation, e: GrantEntry) -> str:
     if obs.holders is None:
         return "mapping process: unknown (processes holding /dev/xen/gntdev were not read)"
     maps = [h for h in obs.holders if h.device.endswith("gntdev")]
+    # A process with pages mapped from gntdev is the likely mapper; list only those if any.
+    busy = [h for h in maps if h.mapped_pages]
+    maps = busy or maps
     if not maps:
         return (
             f"mapping process: none in d{e.mapper} holds /dev/xen/gntdev (a kernel driver "
@@ -487,7 +490,11 @@ def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
     if grants is None:
         missing("grant-table and maptrack headroom", "grant dump")
     if grants is None or obs.xenstore is None:
-        missing("grants mapped with no owner", "grant dump", "xenstore")
+        missing(
+            "grants mapped with no owner",
+            *(["grant dump"] if grants is None else []),
+            *(["xenstore"] if obs.xenstore is None else []),
+        )
     if obs.counters_before is None or obs.counters_after is None:
         missing("spurious events on xenbus devices", "xenbus counters")
     if obs.interrupts_before is None or obs.interrupts_after is None or obs.interval <= 0:
