@@ -249,6 +249,10 @@ class Host(abc.ABC):
         """Current bytes of the page named ``key`` (one of :meth:`pages`)."""
         raise UsageError(f"no page named {key!r} on this host", "Pick one from the Page list.")
 
+    def probe_hints(self) -> dict[str, dict[str, str]]:
+        """Suggested parameter values per probe name for the TUI's forms (e.g. the demo's grefs)."""
+        return {}
+
     # -- acting ------------------------------------------------------------------------
     def devices(self) -> Devices | None:
         """The device layer probes run through, or None when the host is read-only (replay)."""

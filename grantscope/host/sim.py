@@ -263,7 +263,7 @@ class SimHost(Host):
             rows = [
                 HvGrant(granter=e.granter, ref=e.ref,
                         mapper=min(e.mapped_by) if e.mapped_by else None,
-                        flags=("" if e.writable else "r") + ("M" if e.mapped_by else "-"),
+                        flags=("rw" if e.writable else "ro") + (" mapped" if e.mapped_by else ""),
                         frame=0x1a000 + e.granter * 0x100 + e.ref)
                 for e in sorted(self.grant_table.entries.values(),
                                 key=lambda e: (e.granter, e.ref))
@@ -317,6 +317,15 @@ class SimHost(Host):
         if int(granter) in GUESTS and int(ref) == RING_GREF[int(granter)]:
             self._ring_page(int(granter))
         return bytes(entry.page)
+
+    def probe_hints(self) -> dict[str, dict[str, str]]:
+        """Values that work on the demo host (and one that fails on purpose: explain-map)."""
+        return {
+            "map-grant": {"domid": "1", "gref": "xs:/local/domain/1/data/gref"},
+            "offer-page": {"domid": "1"},
+            "notify": {"domid": "1", "port": "xs:/local/domain/1/data/port"},
+            "explain-map": {"domid": "1", "gref": "xs:/local/domain/1/data/peer-gref"},
+        }
 
     def devices(self) -> SimDevices | None:
         """The simulated devices, or None with ``--readonly``."""

@@ -1,0 +1,39 @@
+"""``grantscope`` with no command: open the TUI on the chosen backend.
+
+Textual is imported only here, inside :func:`run_tui`, so every other command starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from grantscope.errors import UsageError
+from grantscope.host.base import Host
+
+
+def make_host(args: argparse.Namespace) -> Host:
+    """The simulated host with ``--demo``, else this machine (NoXenError, exit 2, when not Xen)."""
+    if getattr(args, "demo", False):
+        from grantscope.host.sim import SimHost
+
+        return SimHost(readonly=bool(getattr(args, "readonly", False)))
+    from grantscope.host.xen import XenHost
+
+    return XenHost(readonly=bool(getattr(args, "readonly", False)))
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Run the app until the user quits; return the exit status."""
+    host = make_host(args)
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.themes import load_themes
+
+    theme = getattr(args, "theme", None)
+    if theme is not None:
+        names = sorted(load_themes().themes)
+        if theme not in names:
+            host.close()
+            raise UsageError(f"no theme named {theme!r}", f"Themes: {', '.join(names)}.")
+    app = GrantscopeApp(host, theme=theme, readonly=bool(getattr(args, "readonly", False)))
+    result = app.run()
+    return int(result or 0)

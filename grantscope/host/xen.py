@@ -1,0 +1,228 @@
+"""The ``xen`` backend: this machine's hypervisor, through grantscope.xen and grantscope.sources.
+
+Thin on purpose: every source it wraps is written and tested elsewhere (the XenStore client,
+/proc parsers, the hypervisor dump capture, the probe engine's RealDevices).  Its behaviour is
+proven on real Xen in the lab tier, never on the simulated host.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from grantscope.errors import NoXenError
+from grantscope.host.base import (
+    EventCounter,
+    EventsSnapshot,
+    GrantsSnapshot,
+    Host,
+    HostInfo,
+    HvGrant,
+    OwnGrant,
+    OwnPort,
+    Perms,
+    ProcessGrants,
+    WatchHandle,
+    XsNode,
+)
+
+
+def xen_present(root: str = "/") -> bool:
+    """Whether this machine runs on Xen (/sys/hypervisor/type, /proc/xen or /dev/xen)."""
+    base = Path(root)
+    try:
+        if (base / "sys/hypervisor/type").read_text("ascii").strip() == "xen":
+            return True
+    except OSError:
+        pass
+    return (base / "proc/xen/capabilities").exists() or (base / "dev/xen").is_dir()
+
+
+class TrackingDevices:
+    """The probe engine's RealDevices, remembering what was made so the Grants screen shows it."""
+
+    name = "xen"
+
+    def __init__(self) -> None:
+        from grantscope.probing.devices import RealDevices
+
+        self._real = RealDevices()
+        self.made: list[tuple[str, Any]] = []  # ("map"|"offer"|"evtchn", object)
+        self._lock = threading.Lock()
+
+    def _keep(self, kind: str, obj: Any) -> Any:
+        with self._lock:
+            self.made.append((kind, obj))
+        return obj
+
+    def map_grants(self, domid: int, grefs: Sequence[int], *, writable: bool) -> Any:
+        """A real gntdev mapping."""
+        return self._keep("map", self._real.map_grants(domid, grefs, writable=writable))
+
+    def offer(self, domid: int, pages: int, *, writable: bool) -> Any:
+        """A real gntalloc offer."""
+        return self._keep("offer", self._real.offer(domid, pages, writable=writable))
+
+    def event_channel(self) -> Any:
+        """A real evtchn handle."""
+        return self._keep("evtchn", self._real.event_channel())
+
+    def probe_grant_status(self, domid: int, gref: int) -> int:
+        """A one-byte GRANT_COPY status."""
+        return int(self._real.probe_grant_status(domid, gref))
+
+    def xenstore(self) -> Any:
+        """The engine's XenStore connection."""
+        return self._real.xenstore()
+
+    def live(self) -> list[tuple[str, Any]]:
+        """Objects not closed yet (each device object closes idempotently; closed ones drop)."""
+        with self._lock:
+            self.made = [(k, o) for k, o in self.made if not getattr(o, "_closed", False)
+                         and not getattr(o, "closed", False)]
+            return list(self.made)
+
+
+class XenHost(Host):
+    """The machine grantscope runs on, on Xen (dom0 or a domU)."""
+
+    def __init__(self, *, readonly: bool = False, hypervisor_dumps: bool = False) -> None:
+        """``hypervisor_dumps`` captures ``xl debug-keys g`` on every grants poll (dom0 only)."""
+        if not xen_present():
+            raise NoXenError(
+                "this machine is not a Xen host",
+                "Try 'grantscope --demo' for a simulated host, or 'grantscope lab shell' "
+                "for a disposable Xen host under QEMU.",
+            )
+        self.readonly = readonly
+        self.hypervisor_dumps = hypervisor_dumps
+        self._store: Any = None
+        self._store_lock = threading.Lock()
+        self._devices: TrackingDevices | None = None
+
+    # -- XenStore ------------------------------------------------------------------------
+    def store(self) -> Any:
+        """The XenStore connection, opened on first use (raises XenStoreError when absent)."""
+        with self._store_lock:
+            if self._store is None:
+                from grantscope.xen.xenstore import XenStore
+
+                self._store = XenStore.open()
+            return self._store
+
+    def info(self) -> HostInfo:
+        """From /proc/xen/capabilities, /sys/hypervisor and XenStore's ``domid``."""
+        from grantscope.sources.procfs import read_hypervisor
+
+        hv = read_hypervisor()
+        try:
+            caps = Path("/proc/xen/capabilities").read_text().strip()
+        except OSError:
+            caps = ""
+        is_dom0 = "control_d" in caps
+        version = ".".join(hv[k] for k in ("version/major", "version/minor") if k in hv)
+        version += hv.get("version/extra", "")
+        domid = 0
+        if not is_dom0:
+            try:
+                raw = self.store().read_or_none("domid")
+                domid = int(raw) if raw else -1
+            except Exception:  # no store yet: the header says "?" rather than failing
+                domid = -1
+        return HostInfo(domid=domid, is_dom0=is_dom0, guest_type=hv.get("guest_type", "unknown"),
+                        xen_version=version or "unknown", backend="xen",
+                        label=socket.gethostname(), readonly=self.readonly)
+
+    def list(self, path: str) -> Sequence[str]:
+        """DIRECTORY of ``path``."""
+        return list(self.store().list(path))
+
+    def read(self, path: str) -> bytes | None:
+        """READ of ``path`` or None."""
+        value: bytes | None = self.store().read_or_none(path)
+        return value
+
+    def perms(self, path: str) -> Perms | None:
+        """GET_PERMS of ``path`` or None when it is missing or unreadable."""
+        from grantscope.errors import GrantscopeError
+
+        try:
+            perms: Perms = self.store().get_perms(path)
+        except GrantscopeError:
+            return None
+        return perms
+
+    def watch(self, path: str) -> WatchHandle:
+        """A XenStore watch."""
+        handle: WatchHandle = self.store().watch(path)
+        return handle
+
+    def xenstore_snapshot(self, root: str = "/") -> tuple[XsNode, ...]:
+        """A pipelined walk with permissions."""
+        return tuple(self.store().walk(root, perms=True))
+
+    # -- grants and events ----------------------------------------------------------------
+    def grants(self) -> GrantsSnapshot:
+        """Own maps/offers, device holders (procfs), and the ``g`` dump when enabled."""
+        from grantscope.sources.procfs import xen_device_holders
+
+        own: list[OwnGrant] = []
+        if self._devices is not None:
+            for kind, obj in self._devices.live():
+                if kind == "map":
+                    own.append(OwnGrant("map", obj.domid, tuple(obj.grefs), obj.writable, "probe"))
+                elif kind == "offer":
+                    own.append(OwnGrant("offer", obj.domid, tuple(obj.grefs), obj.writable,
+                                        "probe"))
+        procs = tuple(
+            ProcessGrants(h.pid, h.comm, h.device, h.fds, h.mapped_pages)
+            for h in xen_device_holders(("/dev/xen/gntdev", "/dev/xen/gntalloc"))
+        )
+        hv: tuple[HvGrant, ...] | None = None
+        if self.hypervisor_dumps:
+            from grantscope.sources.hvdump import capture_dumps
+
+            cap = capture_dumps("g")
+            dump = cap.parse.grants if cap.parse is not None else None
+            if dump is not None:
+                hv = tuple(
+                    HvGrant(granter=e.granter, ref=e.ref, mapper=e.mapper,
+                            flags=f"{e.flags:#x}", frame=e.mfn)
+                    for t in dump.tables for e in t.entries
+                )
+        return GrantsSnapshot(tuple(own), procs, hv, self.clock())
+
+    def events(self) -> EventsSnapshot:
+        """Xen rows of /proc/interrupts and the ports of our own evtchn handles."""
+        from grantscope.sources.procfs import read_interrupts
+
+        parsed = read_interrupts()
+        rows: tuple[EventCounter, ...] = ()
+        if not isinstance(parsed, str):
+            rows = tuple(EventCounter(r.irq, r.counts, f"{r.chip}-{r.handler}".strip("-"),
+                                      r.action) for r in parsed.rows)
+        ports: list[OwnPort] = []
+        if self._devices is not None:
+            for kind, obj in self._devices.live():
+                if kind == "evtchn":
+                    ports.extend(OwnPort(p, "bound", None, None, 0, "probe")
+                                 for p in sorted(obj.ports))
+        return EventsSnapshot(rows, tuple(ports), self.clock())
+
+    def devices(self) -> TrackingDevices | None:
+        """The real devices (tracked), or None with ``--readonly``."""
+        if self.readonly:
+            return None
+        if self._devices is None:
+            self._devices = TrackingDevices()
+        return self._devices
+
+    def close(self) -> None:
+        """Close the XenStore connection."""
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None

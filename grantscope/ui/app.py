@@ -1,0 +1,150 @@
+"""GrantscopeApp: the header, five tabs (XenStore, Grants, Events, Page, Probes), help, palette.
+
+The only layer that imports Textual.  All data comes from a :class:`~grantscope.host.base.Host`
+through workers; ``live=False`` (tests, snapshots) loads every view once and starts no timer
+or watch, so a frozen simulated host gives identical screens.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from grantscope.host.base import Host
+from grantscope.ui.commands import GrantscopeCommands
+from grantscope.ui.messages import OpenPage
+from grantscope.ui.panes.events import EventsPane
+from grantscope.ui.panes.grants import GrantsPane
+from grantscope.ui.panes.page import PagePane
+from grantscope.ui.panes.probes import ProbesPane
+from grantscope.ui.panes.xenstore import XenStorePane
+from grantscope.ui.screens.help import HelpScreen
+from grantscope.ui.themes import DEFAULT_THEME, load_themes
+from grantscope.ui.widgets.host_bar import HostBar
+
+TABS = ("xenstore", "grants", "events", "page", "probes")
+FOCUS = {"xenstore": "#xs-tree", "grants": "#own-grants", "events": "#irqs",
+         "page": "#hexdump", "probes": "#probe-list"}
+
+
+class GrantscopeApp(App[int]):
+    """The interactive diagnostics app for one host."""
+
+    CSS_PATH = "grantscope.tcss"
+    TITLE = "grantscope"
+    COMMANDS = App.COMMANDS | {GrantscopeCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("1", "show_tab('xenstore')", "XenStore", show=False, id="app.tab.xenstore"),
+        Binding("2", "show_tab('grants')", "Grants", show=False, id="app.tab.grants"),
+        Binding("3", "show_tab('events')", "Events", show=False, id="app.tab.events"),
+        Binding("4", "show_tab('page')", "Page", show=False, id="app.tab.page"),
+        Binding("5", "show_tab('probes')", "Probes", show=False, id="app.tab.probes"),
+    ]
+
+    def __init__(self, host: Host, *, theme: str | None = None, readonly: bool = False,
+                 live: bool = True) -> None:
+        super().__init__()
+        self.host = host
+        self.info = host.info()
+        self.readonly = readonly or self.info.readonly
+        self.live = live
+        loaded = load_themes()
+        self.theme_problems = loaded.problems
+        for t in loaded.themes.values():
+            self.register_theme(t)
+        self.theme = theme or (DEFAULT_THEME if DEFAULT_THEME in loaded.themes else "textual-dark")
+        if self.info.backend == "sim":
+            self.sub_title = "SIMULATED"
+
+    def compose(self) -> ComposeResult:
+        yield HostBar(self.info, id="hostbar")
+        with TabbedContent(id="tabs", initial="xenstore"):
+            with TabPane("1 XenStore", id="xenstore"):
+                yield XenStorePane(self.host, live=self.live)
+            with TabPane("2 Grants", id="grants"):
+                yield GrantsPane(self.host, live=self.live)
+            with TabPane("3 Events", id="events"):
+                yield EventsPane(self.host, live=self.live)
+            with TabPane("4 Page", id="page"):
+                yield PagePane(self.host, live=self.live)
+            with TabPane("5 Probes", id="probes"):
+                yield ProbesPane(self.host, readonly=self.readonly)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#xs-tree").focus()
+        if self.theme_problems:
+            self.notify("; ".join(self.theme_problems), title="theme files skipped",
+                        severity="warning")
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # keys go to the tab's main widget, not to the tab strip
+        target = FOCUS.get(str(event.pane.id))
+        if target:
+            self.query_one(target).focus()
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_show_tab(self, tab: str) -> None:
+        """Switch to one of the five tabs."""
+        self.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        """Show every binding and its id."""
+        groups: list[tuple[str, list[Binding]]] = [("anywhere", _bindings(GrantscopeApp))]
+        for name, cls in (("XenStore", XenStorePane), ("Grants", GrantsPane),
+                          ("Events", EventsPane), ("Page", PagePane), ("Probes", ProbesPane)):
+            groups.append((name, _bindings(cls)))
+        self.push_screen(HelpScreen(groups))
+
+    def probe_list(self) -> list[Any]:
+        """The probes shown in the Probes tab (mutating ones are hidden with --readonly)."""
+        return list(self.query_one(ProbesPane).probes)
+
+    def open_probe(self, name: str) -> None:
+        """Show the Probes tab with ``name`` selected."""
+        self.action_show_tab("probes")
+        pane = self.query_one(ProbesPane)
+        pane.select_probe(name)
+
+    async def jump_to(self, path: str) -> None:
+        """Show the XenStore tab at ``path``."""
+        self.action_show_tab("xenstore")
+        await self.query_one(XenStorePane).jump(path)
+
+    def on_open_page(self, message: OpenPage) -> None:
+        pane = self.query_one(PagePane)
+        if message.source is not None:
+            src = message.source
+            pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]
+            self.notify(f"{message.title}: o opens it in the Page view")
+        else:
+            self.action_show_tab("page")
+            pane.open(message.key)
+
+    def open_page(self, key: str) -> None:
+        """Show the page ``key`` (already offered to the Page view)."""
+        self.action_show_tab("page")
+        self.query_one(PagePane).open(key)
+
+    def remove_page(self, key: str) -> None:
+        """A probe released the page ``key``."""
+        self.query_one(PagePane).remove_source(key)
+
+    def on_unmount(self) -> None:
+        # cleanup on quit: release every grant and port a probe still holds
+        try:
+            pane = self.query_one(ProbesPane)
+        except Exception:
+            pane = None
+        if pane is not None and pane.run is not None:
+            pane.run.cleanup()
+        self.host.close()
+
+
+def _bindings(cls: type) -> list[Binding]:
+    return [b for b in Binding.make_bindings(getattr(cls, "BINDINGS", []))]

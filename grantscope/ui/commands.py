@@ -1,0 +1,52 @@
+"""Command palette entries: every screen, every probe, and ``/path`` jumps into XenStore."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from grantscope.ui.app import GrantscopeApp
+
+SCREENS = (
+    ("xenstore", "XenStore", "browse the store: values, permissions, watches"),
+    ("grants", "Grants", "own maps and offers, gntdev holders, hypervisor table"),
+    ("events", "Events", "interrupt counters, rates and own ports"),
+    ("page", "Page", "hexdump of a mapped or offered page, ring header"),
+    ("probes", "Probes", "run probes step by step"),
+)
+
+
+class GrantscopeCommands(Provider):
+    """Screens, probes and XenStore jumps."""
+
+    def _entries(self) -> list[tuple[str, str, object]]:
+        app: GrantscopeApp = self.app  # type: ignore[assignment]
+        out: list[tuple[str, str, object]] = [
+            (f"Show {title}", help_text, partial(app.action_show_tab, tab))
+            for tab, title, help_text in SCREENS
+        ]
+        out.append(("Help: keys and binding ids", "every binding", app.action_help))
+        for probe in app.probe_list():
+            out.append((f"Probe: {probe.name}", probe.summary,
+                        partial(app.open_probe, probe.name)))
+        return out
+
+    async def discover(self) -> Hits:
+        """All screens and probes, before anything is typed."""
+        for text, help_text, cb in self._entries():
+            yield DiscoveryHit(text, cb, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        """Fuzzy matches; a query starting with ``/`` also offers a XenStore jump."""
+        app: GrantscopeApp = self.app  # type: ignore[assignment]
+        if query.startswith("/"):
+            yield Hit(1.0, f"Jump to XenStore {query}", partial(app.jump_to, query),
+                      help="open the XenStore tab at this path")
+        matcher = self.matcher(query)
+        for text, help_text, cb in self._entries():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), cb, help=help_text)  # type: ignore[arg-type]

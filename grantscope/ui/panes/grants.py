@@ -1,0 +1,112 @@
+"""The Grants pane: own maps and offers, processes holding gntdev/gntalloc, the hypervisor table."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label
+
+from grantscope.host.base import GrantsSnapshot, Host
+from grantscope.ui.messages import GrantsPolled, OpenPage
+
+POLL_SECONDS = 2.0
+
+
+class GrantsPane(Vertical):
+    """Three tables refreshed by a poll worker that re-arms itself (never overlapping)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_page", "Open page", id="grants.open"),
+        Binding("r", "refresh", "Refresh", id="grants.refresh"),
+    ]
+    DEFAULT_CSS = """
+    GrantsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
+    GrantsPane DataTable { height: auto; max-height: 12; margin-bottom: 1; }
+    GrantsPane #hv-grants { height: 1fr; max-height: 100%; }
+    """
+
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.host = host
+        self.live = live
+        self.snapshot: GrantsSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label("Own mappings and offers  (Enter opens the page)")
+        yield DataTable(id="own-grants", cursor_type="row", zebra_stripes=True)
+        yield Label("Processes holding /dev/xen/gntdev or /dev/xen/gntalloc")
+        yield DataTable(id="proc-grants", cursor_type="row")
+        yield Label("Hypervisor grant table", id="hv-label")
+        yield DataTable(id="hv-grants", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#own-grants", DataTable).add_columns(
+            "kind", "peer", "grefs", "access", "made by")
+        self.query_one("#proc-grants", DataTable).add_columns(
+            "pid", "process", "device", "fds", "mapped pages")
+        self.query_one("#hv-grants", DataTable).add_columns(
+            "granter", "ref", "mapped by", "flags", "frame")
+        self.poll()
+
+    @work(thread=True, exclusive=True, group="poll-grants", exit_on_error=False)
+    def poll(self) -> None:
+        """Take a snapshot in a thread; the handler re-arms the next poll."""
+        self.post_message(GrantsPolled(self.host.grants()))
+
+    def action_refresh(self) -> None:
+        """``r``: poll now."""
+        self.poll()
+
+    def on_grants_polled(self, message: GrantsPolled) -> None:
+        self.apply(message.snapshot)
+        if self.live:
+            self.set_timer(POLL_SECONDS, self.poll)
+
+    def apply(self, snap: GrantsSnapshot) -> None:
+        """Show ``snap`` (tables are small; rebuilt inside one batch update)."""
+        if snap == self.snapshot:
+            return
+        self.snapshot = snap
+        v = self.app.theme_variables
+        with self.app.batch_update():
+            own = self.query_one("#own-grants", DataTable)
+            own.clear()
+            for i, g in enumerate(snap.own):
+                access = "rw" if g.writable else "ro"
+                colour = v.get("gs-grant-rw" if g.writable else "gs-grant-ro", "")
+                own.add_row(g.kind, f"d{g.domid}", ",".join(map(str, g.grefs)),
+                            f"[{colour}]{access}[/]", g.owner, key=f"{i}:{g.page_key}")
+            procs = self.query_one("#proc-grants", DataTable)
+            procs.clear()
+            for p in snap.processes:
+                procs.add_row(str(p.pid), p.name, p.device, str(p.fds),
+                              "?" if p.mapped_pages is None else str(p.mapped_pages))
+            hv = self.query_one("#hv-grants", DataTable)
+            hv.clear()
+            label = self.query_one("#hv-label", Label)
+            if snap.hypervisor is None:
+                label.update("Hypervisor grant table: not available here "
+                             "(needs dom0 and the system-wide diagnostics)")
+            else:
+                label.update(f"Hypervisor grant table ({len(snap.hypervisor)} entries in use)")
+                for r in snap.hypervisor:
+                    hv.add_row(f"d{r.granter}", str(r.ref),
+                               "-" if r.mapper is None else f"d{r.mapper}", r.flags,
+                               "" if r.frame is None else f"{r.frame:#x}")
+
+    def action_open_page(self) -> None:
+        """Enter on an own grant: show its page in the Page view."""
+        if self.snapshot is None:
+            return
+        own = self.query_one("#own-grants", DataTable)
+        if not own.has_focus or not self.snapshot.own:
+            return
+        g = self.snapshot.own[own.cursor_row]
+        if g.page_key is None:
+            self.notify("this grant's bytes cannot be shown", severity="warning")
+            return
+        self.post_message(OpenPage(g.page_key, f"{g.kind} d{g.domid} gref {g.grefs[0]}"))

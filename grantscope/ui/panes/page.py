@@ -1,0 +1,180 @@
+"""The Page view: a live hexdump of a mapped or offered page, its ring header, freeze and save.
+
+A sampler thread reads the page up to 30 times a second into a latest-value slot and posts
+nothing; the hexdump's own 30 Hz timer takes the newest sample and repaints changed rows.
+So a slow UI never slows the sampler, and a slow page source never blocks the UI.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from grantscope.host.base import Host
+from grantscope.model.ring import decode_ring_header
+from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
+
+RATE_HZ = 30.0
+
+
+class PagePane(Vertical):
+    """Pick a page on the left; see its bytes, highlighted as they change, on the right."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "freeze", "Freeze/resume", id="page.freeze"),
+        Binding("s", "save", "Save page", id="page.save"),
+    ]
+    DEFAULT_CSS = """
+    PagePane #page-list { width: 34; border-right: solid $panel; }
+    PagePane #page-title { padding: 0 1; text-style: bold; }
+    PagePane #ring { height: auto; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.host = host
+        self.live = live
+        self.sources: dict[str, tuple[str, Callable[[], bytes], bool]] = {}
+        self.current: str | None = None
+        self.slot = LatestSlot()
+        self.saved_to: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield OptionList(id="page-list")
+            with Vertical():
+                yield Label("no page selected", id="page-title")
+                yield Static(id="ring")
+                yield HexDump(id="hexdump")
+
+    def on_mount(self) -> None:
+        for ref in self.host.pages():
+            self.add_source(ref.key, ref.title, partial(self.host.read_page, ref.key), ref.ring)
+        if self.live:
+            self.set_interval(1 / RATE_HZ, self.tick)
+        if self.sources:
+            self.open(next(iter(self.sources)))
+
+    @property
+    def hexdump(self) -> HexDump:
+        """The hexdump widget."""
+        return self.query_one(HexDump)
+
+    def add_source(
+        self, key: str, title: str, read: Callable[[], bytes], ring: bool = False
+    ) -> None:
+        """Offer a page in the list (host pages, probe mappings and offers)."""
+        fresh = key not in self.sources
+        self.sources[key] = (title, read, ring)
+        if fresh:
+            self.query_one("#page-list", OptionList).add_option(Option(title, id=key))
+
+    def remove_source(self, key: str) -> None:
+        """A probe's page went away (cleanup): drop it, stop sampling it."""
+        if key not in self.sources:
+            return
+        del self.sources[key]
+        ol = self.query_one("#page-list", OptionList)
+        ol.remove_option(key)
+        if self.current == key:
+            self.current = None
+            self.workers.cancel_group(self, "page-sampler")
+            self.query_one("#page-title", Label).update(f"{key}: released by cleanup")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "page-list" and event.option.id:
+            event.stop()
+            self.open(event.option.id)
+
+    def open(self, key: str) -> None:
+        """Show the page ``key`` and start sampling it."""
+        if key not in self.sources:
+            self.notify(f"no page {key!r}", severity="warning")
+            return
+        self.current = key
+        title, read, _ = self.sources[key]
+        self.hexdump.reset()
+        self.hexdump.frozen = False
+        self.slot = LatestSlot()
+        self.query_one("#page-title", Label).update(title)
+        self.sample(key, read)
+        if not self.live:
+            # tests and snapshots: one deterministic sample, shown at once
+            self.call_after_refresh(self.tick)
+
+    @work(thread=True, exclusive=True, group="page-sampler", exit_on_error=False)
+    def sample(self, key: str, read: Callable[[], bytes]) -> None:
+        """Read the page into the latest-value slot, at most 30 times a second."""
+        worker = get_current_worker()
+        seq = 0
+        while not worker.is_cancelled:
+            started = time.monotonic()
+            try:
+                data = read()
+            except Exception as err:  # the page went away: tell the UI once, stop
+                self.app.call_from_thread(self.notify, f"page {key}: {err}", severity="error")
+                return
+            seq += 1
+            self.slot.put(seq, data, self.host.clock())
+            if not self.live:
+                return
+            time.sleep(max(0.0, 1 / RATE_HZ - (time.monotonic() - started)))
+
+    def tick(self) -> None:
+        """UI timer: show the newest sample and repaint the ring header if it moved."""
+        if self.hexdump.take(self.slot):
+            self.show_ring()
+
+    def show_ring(self) -> None:
+        """Decode the shared-ring header when the page is a ring (or looks like one)."""
+        if self.current is None:
+            return
+        _, _, ring = self.sources.get(self.current, ("", None, False))
+        data = self.hexdump.data
+        header = decode_ring_header(data)
+        box = self.query_one("#ring", Static)
+        if not ring and not (header.plausible() and any(data[:16])):
+            box.update("")
+            return
+        text = Text()
+        text.append("ring  ", style="bold")
+        for name, value in header.as_dict().items():
+            text.append(f"{name} ", style="dim")
+            text.append(f"{value}  ")
+        if self.hexdump.frozen:
+            text.append(" FROZEN", style="bold reverse")
+        box.update(text)
+
+    def action_freeze(self) -> None:
+        """``f``: stop repainting (the sampler keeps the newest bytes) or resume."""
+        self.hexdump.frozen = not self.hexdump.frozen
+        self.notify("frozen: press f to resume" if self.hexdump.frozen else "resumed")
+        self.show_ring()
+
+    def action_save(self) -> None:
+        """``s``: write the bytes on screen to a file in the current directory."""
+        if self.current is None:
+            self.notify("no page to save", severity="warning")
+            return
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.current)
+        path = Path.cwd() / f"grantscope-page-{name}-{time.strftime('%Y%m%d-%H%M%S')}.bin"
+        try:
+            path.write_bytes(self.hexdump.data)
+        except OSError as err:
+            self.notify(f"could not save to {path}: {err.strerror}", severity="error")
+            return
+        self.saved_to = path
+        self.notify(f"saved {len(self.hexdump.data)} bytes to {path}")

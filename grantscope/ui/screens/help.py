@@ -1,0 +1,53 @@
+"""The help screen: every key binding of the app and its panes, with its id for keymaps."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+INTRO = (
+    "grantscope shows Xen grant tables, event channels and XenStore. Tabs: 1 XenStore, 2 Grants, "
+    "3 Events, 4 Page, 5 Probes. Ctrl+P opens the command palette (every screen and probe). "
+    "Remap keys with a keymap of binding ids (App.set_keymap)."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """A table of bindings grouped by where they apply."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss_help", "Close", id="help.close"),
+    ]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90; height: 80%; border: thick $primary;
+                                  background: $surface; padding: 1 2; }
+    """
+
+    def __init__(self, groups: list[tuple[str, list[Binding]]]) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, expand=True, show_header=True, header_style="bold")
+        table.add_column("where")
+        table.add_column("key")
+        table.add_column("action")
+        table.add_column("binding id", style="dim")
+        for where, bindings in self.groups:
+            for b in bindings:
+                table.add_row(where, b.key.replace("question_mark", "?").replace("slash", "/")
+                              .replace("colon", ":"), b.description or b.action, b.id or "")
+        with VerticalScroll():
+            yield Static(INTRO + "\n")
+            yield Static(table)
+
+    def action_dismiss_help(self) -> None:
+        """Close the help."""
+        self.dismiss(None)
