@@ -70,8 +70,8 @@ class Limits:
     decompression bomb: decompression stops as soon as it is crossed.
     """
 
-    max_file_bytes: int = 256 * 1024 * 1024
-    max_total_bytes: int = 512 * 1024 * 1024
+    max_file_bytes: int = 128 * 1024 * 1024
+    max_total_bytes: int = 256 * 1024 * 1024
     max_member_bytes: int = 128 * 1024 * 1024
     max_manifest_bytes: int = 8 * 1024 * 1024
     max_members: int = 4096
