@@ -27,8 +27,8 @@ XenStore values are bytes, not text, so ``xenstore.json`` stores each node as
 ``value_b64`` is the authoritative raw value (base64), ``value`` is the same bytes escaped
 the way ``xenstore-ls`` prints them (for people reading the JSON), and ``perms`` is
 ``{"owner": int, "default": "r|w|b|n", "acl": [[domid, letter], ...]}``.  A redacted node
-keeps its path and permissions, has both value fields replaced by the redaction marker and
-carries ``"redacted": true``.
+keeps its path and permissions, has its value replaced by the redaction marker (``value`` the
+marker, ``value_b64`` the marker's base64) and carries ``"redacted": true``.
 """
 
 from __future__ import annotations

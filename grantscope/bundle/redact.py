@@ -8,8 +8,9 @@ guest agents write.  xen-bugtool filters only the clipboard keys; this module al
   ``*passw*``, ``*secret*``, ``*token*``, ``*_clipboard``, and key material names
   (``key``/``keys``/``psk`` as a whole word, ``privkey``, ``private_key``, ``passphrase``,
   ``credential``, ``apikey``);
-* any value that looks sensitive: it mentions password/passwd/secret/token, or holds key
-  material (a PEM private key block, an OpenSSH public/private key).
+* any value that looks sensitive: it assigns a password/passwd/secret/token
+  (``password=...``, ``token: ...``), or holds key material (a PEM private key block, an
+  OpenSSH key).
 
 Then, as a second line of defence, every redacted value of 4 bytes or more is scrubbed,
 byte for byte, from every other member (a probe log or a finding might quote it), in its raw
@@ -19,6 +20,7 @@ form and as it appears escaped inside JSON or by ``xenstore-ls``.  Every redacti
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable
@@ -31,7 +33,7 @@ RULES: tuple[str, ...] = (
     "name: vncpasswd, *passw*, *secret*, *token*, *_clipboard (any path component)",
     "name: key material (key, keys, psk as a word in XenStore paths; privkey, private_key, "
     "passphrase, credential, apikey anywhere)",
-    "value: mentions password, passwd, secret or token",
+    "value: assigns a password, passwd, secret or token (e.g. 'password=...', 'token: ...')",
     "value: key material (PEM private key block, OpenSSH key)",
     "scrub: every redacted value of 4+ bytes removed from all other members, byte for byte",
 )
@@ -53,9 +55,11 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 _VALUE_RULES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    ("value:password", re.compile(rb"passw(?:or)?d", re.I)),
-    ("value:secret", re.compile(rb"secret", re.I)),
-    ("value:token", re.compile(rb"token", re.I)),
+    # An assignment ("password=...", "token: ...") rather than the bare word, so a value that
+    # merely names a path (".../vncpasswd") is not mistaken for the secret itself.
+    ("value:password", re.compile(rb"passw(?:or)?d\s*[=:]\s*\S", re.I)),
+    ("value:secret", re.compile(rb"secret\s*[=:]\s*\S", re.I)),
+    ("value:token", re.compile(rb"token\s*[=:]\s*\S", re.I)),
     (
         "value:key-material",
         re.compile(
@@ -131,7 +135,7 @@ class Redactor:
             self.secrets.add(value)
         out = dict(node)
         if value is not None:
-            out["value_b64"] = REDACTION_MARKER
+            out["value_b64"] = base64.b64encode(_MARKER_BYTES).decode("ascii")
             out["value"] = REDACTION_MARKER
         out["redacted"] = True
         return out
