@@ -458,11 +458,13 @@ def standard_collectors(sources: ExportSources) -> list[Collector]:
         Collector("xenstore", lambda: collect_xenstore(host, 120.0, shared), 180.0, "XenStore"),
         Collector("domains", lambda: collect_domains(cmd_t), cmd_t + 5, "xl list"),
         Collector("xl_info", lambda: collect_xl_info(cmd_t), cmd_t + 5, "xl info"),
+        # Before grants: the capture keeps the console log it clears (xl-dmesg.txt), and a host
+        # that also dumps on its grants poll must not clear that log first.
+        Collector("hvdump", lambda: collect_hvdump(cmd_t, shared), 5 * cmd_t, "g and e dumps"),
         Collector("grants", lambda: collect_grants(host, note), 60.0, "grants snapshot"),
         Collector("events", lambda: collect_events(host, note), 30.0, "events snapshot"),
         Collector("interrupts", lambda: collect_interrupts(shared), 10.0, "/proc/interrupts"),
         Collector("sysfs", lambda: collect_sysfs(shared), 15.0, "hypervisor, xenbus counters"),
-        Collector("hvdump", lambda: collect_hvdump(cmd_t, shared), 5 * cmd_t, "g and e dumps"),
         Collector("quota", lambda: collect_quota(host, cmd_t, shared), 4 * cmd_t, "quota"),
         Collector("lsevtchn", lambda: collect_lsevtchn(host, cmd_t), 4 * cmd_t, "ports per domain"),
         Collector("processes", lambda: collect_processes(shared), 30.0, "device holders"),

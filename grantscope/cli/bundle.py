@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import inspect
 import socket
 import sys
 from typing import Any
@@ -111,7 +112,8 @@ def live_host() -> tuple[Any, str]:
     except ImportError as err:
         return None, f"the xen host backend is not available ({err})"
     try:
-        return XenHost(), ""
+        # Read-only, and without its own g-dump capture: the hvdump collector captures once.
+        return XenHost(readonly=True), ""
     except GrantscopeError as err:
         return None, err.message
     except Exception as err:  # the export must go on with whatever else it can read
@@ -201,19 +203,31 @@ def run_open(args: argparse.Namespace) -> int:
     from grantscope.host.replay import ReplayHost
 
     host = ReplayHost.open(args.file)
+    args.readonly = True
     try:
-        from grantscope.cli.tui import run_tui
+        return _run_tui_on(host, args)
+    finally:
+        host.close()
+
+
+def _run_tui_on(host: Any, args: argparse.Namespace) -> int:
+    """The TUI on ``host``: through ``run_tui(args, host=...)`` when it takes a host, else the
+    app directly (``run_tui`` builds its own host from the command line)."""
+    try:
+        from grantscope.cli import tui
     except ImportError as err:
         raise BundleError(
             "the TUI is not available in this build",
             f"grantscope.cli.tui could not be imported ({err}); 'grantscope bundle inspect' "
             "and 'grantscope bundle diff' work without it.",
         ) from None
-    args.readonly = True
-    try:
+    run_tui: Any = tui.run_tui
+    if "host" in inspect.signature(run_tui).parameters:
         return int(run_tui(args, host=host))
-    finally:
-        host.close()
+    from grantscope.ui.app import GrantscopeApp
+
+    app = GrantscopeApp(host, theme=getattr(args, "theme", None), readonly=True)
+    return int(app.run() or 0)
 
 
 # -- diff -------------------------------------------------------------------------------------

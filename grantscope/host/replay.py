@@ -10,6 +10,7 @@ still at the capture, and the label names the bundle's host and time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,7 +81,10 @@ class ReplayHost(Host):
     def _load_grants(self) -> GrantsSnapshot:
         data = self.bundle.json_or_none("grants.json")
         if data is not None:
-            return decode(GrantsSnapshot, data, "grants.json")
+            snap = decode(GrantsSnapshot, data, "grants.json")
+            if snap.hypervisor is None:  # the live host did not dump; the hvdump collector did
+                snap = dataclasses.replace(snap, hypervisor=self._hv_from_dump())
+            return snap
         return GrantsSnapshot(own=(), processes=(), hypervisor=self._hv_from_dump(), taken_at=0.0)
 
     def _hv_from_dump(self) -> tuple[HvGrant, ...] | None:

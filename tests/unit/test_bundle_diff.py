@@ -18,7 +18,8 @@ from grantscope.host.base import HvGrant, OwnPort
 
 AFTER_DUMP = fake.HVDUMP.replace(
     "(XEN)       30 [0/0/  -   ]: s=2 n=0 x=0 d=1\n",
-    "(XEN)       30 [0/0/  -   ]: s=3 n=0 x=0 d=1 p=5\n(XEN)       31 [0/0/  -   ]: s=2 n=0 x=0 d=1\n",
+    "(XEN)       30 [0/0/  -   ]: s=3 n=0 x=0 d=1 p=5\n"
+    "(XEN)       31 [0/0/  -   ]: s=2 n=0 x=0 d=1\n",
 ).replace(
     "(XEN) gnttab_usage_print_all ] done",
     "(XEN) [0x009]      0 0x1a009 0x00000001          0 0x01a009 0x19\n"

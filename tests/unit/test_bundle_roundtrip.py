@@ -1,4 +1,4 @@
-"""Export -> inspect -> open (replay) with a fake collector set; failing collectors; atomic write."""
+"""Export -> inspect -> open (replay) on a fake collector set; failing collectors; atomic writes."""
 
 from __future__ import annotations
 
