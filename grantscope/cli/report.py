@@ -222,6 +222,8 @@ def collect_observation(
     extra: dict[str, Any] = {
         "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},
         "capture": capture.to_json() if capture is not None else None,
+        # What 'xl dmesg -c' took out of the console ring before the keys: kept, not lost.
+        "earlier_console": capture.earlier_console if capture is not None else None,
         "quota": quota.to_json(),
         "lsevtchn": [p.to_json() for p in ports],
         "interrupts": irq_b.to_json() if irq_b is not None else None,
