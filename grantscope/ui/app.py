@@ -73,7 +73,7 @@ class GrantscopeApp(App[int]):
             with TabPane("4 Page", id="page"):
                 yield PagePane(self.host, live=self.live)
             with TabPane("5 Probes", id="probes"):
-                yield ProbesPane(self.host, readonly=self.readonly)
+                yield ProbesPane(self.host, readonly=self.readonly, live=self.live)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -11,7 +11,7 @@ from textual.theme import Theme
 
 DEFAULT_THEME = "grantscope-dark"
 _FIELDS = ("primary", "secondary", "accent", "warning", "error", "success", "foreground",
-           "background", "surface", "panel")
+           "background", "surface", "panel", "boost")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ def parse_theme(data: dict[str, object], source: str) -> Theme:
     if not isinstance(variables, dict):
         raise ValueError(f"{source}: [variables] must be a table")
     for key, value in variables.items():
+        if str(key).endswith("-text-style"):
+            continue  # a style word ("none", "reverse"), not a colour
         try:
             Color.parse(str(value))
         except ColorParseError:
@@ -67,3 +69,24 @@ def load_themes() -> ThemeLoad:
             continue
         themes[theme.name] = theme
     return ThemeLoad(themes, problems)
+
+
+def rich_colour(value: str | None, fallback: str = "default") -> str:
+    """A theme variable's colour in Rich's syntax (ANSI theme names become ``color(N)``)."""
+    if not value:
+        return fallback
+    try:
+        colour = Color.parse(value)
+    except ColorParseError:
+        return fallback
+    if colour.ansi is not None:
+        return "default" if colour.ansi < 0 else f"color({colour.ansi})"
+    if colour.a == 0:  # "transparent": Rich has no such colour
+        return fallback
+    return f"#{colour.r:02x}{colour.g:02x}{colour.b:02x}"
+
+
+def theme_colour(app: object, name: str, fallback: str = "default") -> str:
+    """The app's current value of theme variable ``name`` as a Rich colour."""
+    variables: dict[str, str] = getattr(app, "theme_variables", {})
+    return rich_colour(variables.get(name), fallback)

@@ -15,6 +15,7 @@ from grantscope.host.base import EventsSnapshot, Host
 from grantscope.model.pagediff import fade_bucket
 from grantscope.model.rates import RateTracker
 from grantscope.ui.messages import EventsPolled
+from grantscope.ui.themes import theme_colour
 
 POLL_SECONDS = 1.0
 FADE_SECONDS = 3.0
@@ -83,8 +84,8 @@ class EventsPane(Vertical):
         """Update rates and rows; a row whose rate moved is highlighted and fades out."""
         self.snapshot = snap
         now = snap.taken_at
-        v = self.app.theme_variables
-        hot, warm = v.get("gs-changed", "yellow"), v.get("gs-changed-dim", "yellow")
+        hot = theme_colour(self.app, "gs-changed", "yellow")
+        warm = theme_colour(self.app, "gs-changed-dim", "yellow")
         irqs = self.query_one("#irqs", DataTable)
         present = set()
         with self.app.batch_update():

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Label
 
 from grantscope.host.base import GrantsSnapshot, Host
 from grantscope.ui.messages import GrantsPolled, OpenPage
+from grantscope.ui.themes import theme_colour
 
 POLL_SECONDS = 2.0
 
@@ -20,7 +21,7 @@ class GrantsPane(Vertical):
     """Three tables refreshed by a poll worker that re-arms itself (never overlapping)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_page", "Open page", id="grants.open"),
+        Binding("o", "open_page", "Open page", id="grants.open"),
         Binding("r", "refresh", "Refresh", id="grants.refresh"),
     ]
     DEFAULT_CSS = """
@@ -71,13 +72,12 @@ class GrantsPane(Vertical):
         if snap == self.snapshot:
             return
         self.snapshot = snap
-        v = self.app.theme_variables
         with self.app.batch_update():
             own = self.query_one("#own-grants", DataTable)
             own.clear()
             for i, g in enumerate(snap.own):
                 access = "rw" if g.writable else "ro"
-                colour = v.get("gs-grant-rw" if g.writable else "gs-grant-ro", "")
+                colour = theme_colour(self.app, "gs-grant-rw" if g.writable else "gs-grant-ro")
                 own.add_row(g.kind, f"d{g.domid}", ",".join(map(str, g.grefs)),
                             f"[{colour}]{access}[/]", g.owner, key=f"{i}:{g.page_key}")
             procs = self.query_one("#proc-grants", DataTable)
@@ -98,14 +98,17 @@ class GrantsPane(Vertical):
                                "-" if r.mapper is None else f"d{r.mapper}", r.flags,
                                "" if r.frame is None else f"{r.frame:#x}")
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "own-grants":
+            event.stop()
+            self.action_open_page()
+
     def action_open_page(self) -> None:
-        """Enter on an own grant: show its page in the Page view."""
-        if self.snapshot is None:
+        """Enter (or ``o``) on an own grant: show its page in the Page view."""
+        if self.snapshot is None or not self.snapshot.own:
             return
         own = self.query_one("#own-grants", DataTable)
-        if not own.has_focus or not self.snapshot.own:
-            return
-        g = self.snapshot.own[own.cursor_row]
+        g = self.snapshot.own[min(own.cursor_row, len(self.snapshot.own) - 1)]
         if g.page_key is None:
             self.notify("this grant's bytes cannot be shown", severity="warning")
             return

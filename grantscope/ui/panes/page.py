@@ -110,10 +110,17 @@ class PagePane(Vertical):
         self.hexdump.frozen = False
         self.slot = LatestSlot()
         self.query_one("#page-title", Label).update(title)
-        self.sample(key, read)
-        if not self.live:
-            # tests and snapshots: one deterministic sample, shown at once
-            self.call_after_refresh(self.tick)
+        if self.live:
+            self.sample(key, read)
+        else:
+            # tests and snapshots: one sample on the spot, so the screen is deterministic
+            self.workers.cancel_group(self, "page-sampler")
+            try:
+                self.slot.put(1, read(), self.host.clock())
+            except Exception as err:
+                self.notify(f"page {key}: {err}", severity="error")
+                return
+            self.tick()
 
     @work(thread=True, exclusive=True, group="page-sampler", exit_on_error=False)
     def sample(self, key: str, read: Callable[[], bytes]) -> None:
@@ -129,8 +136,6 @@ class PagePane(Vertical):
                 return
             seq += 1
             self.slot.put(seq, data, self.host.clock())
-            if not self.live:
-                return
             time.sleep(max(0.0, 1 / RATE_HZ - (time.monotonic() - started)))
 
     def tick(self) -> None:

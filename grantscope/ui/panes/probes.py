@@ -93,9 +93,11 @@ class ProbesPane(Horizontal):
     ProbesPane RichLog { height: 1fr; border-top: solid $panel; padding: 0 1; }
     """
 
-    def __init__(self, host: Host, *, readonly: bool = False, **kwargs: object) -> None:
+    def __init__(self, host: Host, *, readonly: bool = False, live: bool = True,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.host = host
+        self.live = live
         self.readonly = readonly or host.devices() is None
         every = load_probes()
         # --readonly hides every mutating action: mutating probes are not even listed
@@ -160,6 +162,7 @@ class ProbesPane(Horizontal):
             box = Input(value=hints.get(param.name, param.default or ""),
                         placeholder=f"{param.kind}: {param.help}",
                         id=f"param-{param.name}", tooltip=param.help)
+            box.cursor_blink = self.live  # a blinking cursor would make snapshots flaky
             rows.append(Horizontal(Label(param.name), box, classes="param"))
         form.mount_all(rows)
         self.set_status()

@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 
 from grantscope.host.base import Host
 from grantscope.ui.messages import XsChange, XsChanged
+from grantscope.ui.themes import theme_colour
 from grantscope.ui.widgets.xs_tree import NodeData, XsTree
 from grantscope.xen.xenstore import escape_value
 
@@ -57,6 +58,7 @@ class XenStorePane(Vertical):
                 yield OptionList(id="xs-results")
 
     def on_mount(self) -> None:
+        self.query_one("#xs-input", Input).cursor_blink = self.live
         self.show_details("/")
         if self.live:
             self.watch_store()
@@ -162,6 +164,7 @@ class XenStorePane(Vertical):
         if not hits:
             results.add_option(Option(f"nothing matches {text!r}", disabled=True))
         results.add_class("visible")
+        results.highlighted = 0
         results.focus()
 
     async def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -199,7 +202,7 @@ class XenStorePane(Vertical):
             watch.close()
 
     def on_xs_changed(self, message: XsChanged) -> None:
-        style = f"bold {self.app.theme_variables.get('gs-changed', 'yellow')}"
+        style = f"bold {theme_colour(self.app, 'gs-changed', 'yellow')}"
         with self.app.batch_update():
             for ch in message.changes:
                 self.xs_tree.apply_change(ch.path, ch.value, ch.exists, ch.has_children, style)

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from grantscope.host.base import HostInfo
+from grantscope.ui.themes import theme_colour
 
 
 class HostBar(Static):
@@ -22,22 +23,23 @@ class HostBar(Static):
     def render(self) -> Text:
         """The header line; badge colours follow the theme."""
         info = self.info
-        v = self.app.theme_variables
+        ink = theme_colour(self.app, "ansi-background", "black")
+        if ink == "default":
+            ink = theme_colour(self.app, "background", "black")
         text = Text()
-        text.append(" grantscope ", style=f"bold {v.get('background', 'black')} on {v['primary']}")
+        text.append(" grantscope ", style=f"bold {ink} on {theme_colour(self.app, 'primary')}")
         text.append("  ")
         role = "dom0" if info.is_dom0 else "domU"
         text.append(f"d{info.domid}", style="bold")
         text.append(f" {role} ({info.guest_type})   Xen {info.xen_version}   ")
         if info.backend == "sim":
-            badge, colour = " SIMULATED ", v.get("gs-sim", v["secondary"])
+            badge, colour = " SIMULATED ", theme_colour(self.app, "gs-sim", "magenta")
         elif info.backend == "replay":
-            badge, colour = f" replay: {info.label} ", v["warning"]
+            badge, colour = f" replay: {info.label} ", theme_colour(self.app, "warning")
         else:
-            badge, colour = f" xen: {info.label} ", v["success"]
-        text.append(badge, style=f"bold {v.get('background', 'black')} on {colour}")
+            badge, colour = f" xen: {info.label} ", theme_colour(self.app, "success")
+        text.append(badge, style=f"bold {ink} on {colour}")
         if info.readonly:
             text.append("  ")
-            ink = v.get("background", "black")
-            text.append(" read-only ", style=f"bold {ink} on {v['warning']}")
+            text.append(" read-only ", style=f"bold {ink} on {theme_colour(self.app, 'warning')}")
         return text
