@@ -10,6 +10,7 @@ writer), unknown fields are ignored (a newer writer's additions within the same 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar, Union
@@ -18,6 +19,12 @@ from grantscope.bundle.format import malformed
 
 T = TypeVar("T")
 _MISSING = object()
+
+
+@functools.lru_cache(maxsize=64)
+def _hints(cls: type) -> dict[str, Any]:
+    # get_type_hints evaluates string annotations: costly, and asked once per decoded row.
+    return typing.get_type_hints(cls)
 
 
 def decode(cls: type[T], obj: Any, where: str) -> T:
@@ -67,7 +74,7 @@ def _decode(tp: Any, obj: Any, where: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(obj, dict):
             raise malformed(where, f"expected an object for {tp.__name__}")
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(tp):
             if not f.init:
