@@ -35,5 +35,9 @@ def run_tui(args: argparse.Namespace) -> int:
             host.close()
             raise UsageError(f"no theme named {theme!r}", f"Themes: {', '.join(names)}.")
     app = GrantscopeApp(host, theme=theme, readonly=bool(getattr(args, "readonly", False)))
-    result = app.run()
+    try:
+        result = app.run()
+    finally:
+        app.cleanup_probes()  # again, in case the app died before unmounting (idempotent)
+        host.close()
     return int(result or 0)

@@ -53,6 +53,7 @@ class GrantscopeApp(App[int]):
         self.info = host.info()
         self.readonly = readonly or self.info.readonly
         self.live = live
+        self._probes_pane: ProbesPane | None = None
         loaded = load_themes()
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
@@ -77,6 +78,8 @@ class GrantscopeApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # kept so cleanup on quit needs no DOM query while widgets are being removed
+        self._probes_pane = self.query_one(ProbesPane)
         self.query_one("#xs-tree").focus()
         if self.theme_problems:
             self.notify("; ".join(self.theme_problems), title="theme files skipped",
@@ -135,14 +138,16 @@ class GrantscopeApp(App[int]):
         """A probe released the page ``key``."""
         self.query_one(PagePane).remove_source(key)
 
-    def on_unmount(self) -> None:
-        # cleanup on quit: release every grant and port a probe still holds
-        try:
-            pane = self.query_one(ProbesPane)
-        except Exception:
-            pane = None
+    def cleanup_probes(self) -> None:
+        """Release every grant and port a probe run still holds (idempotent)."""
+        pane = self._probes_pane
         if pane is not None and pane.run is not None:
-            pane.run.cleanup()
+            run, pane.run = pane.run, None
+            run.cleanup()
+
+    def on_unmount(self) -> None:
+        # cleanup on quit, whatever way the app ends (q, Ctrl+C, an error)
+        self.cleanup_probes()
         self.host.close()
 
 

@@ -1,4 +1,4 @@
-"""TUI tests: helpers live in ui_helpers.py (tests/ has no packages, so they are imported by name)."""
+"""TUI tests: helpers are in ui_helpers.py (tests/ has no packages: imported by name)."""
 
 import sys
 from pathlib import Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ui_helpers import SIZE, async_test, make_app, settle, wait_for
 
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.events import EventsPane, sparkline
@@ -12,8 +13,6 @@ from grantscope.ui.panes.xenstore import XenStorePane
 from grantscope.ui.screens.help import HelpScreen
 from grantscope.ui.widgets.host_bar import HostBar
 from grantscope.ui.widgets.xs_tree import CHUNK, XsTree
-
-from ui_helpers import SIZE, async_test, make_app, settle, wait_for
 
 
 @async_test

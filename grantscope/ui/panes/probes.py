@@ -108,6 +108,7 @@ class ProbesPane(Horizontal):
         self.confirmed = False
         self.busy = False
         self.published: set[str] = set()
+        self.transcript: list[str] = []  # the log as plain text (what the RichLog shows)
 
     def compose(self) -> ComposeResult:
         yield OptionList(*[Option(p.name, id=p.name) for p in self.probes], id="probe-list")
@@ -167,6 +168,12 @@ class ProbesPane(Horizontal):
         form.mount_all(rows)
         self.set_status()
         self.query_one(RichLog).clear()
+        self.transcript.clear()
+
+    def log(self, text: Text) -> None:
+        """Append to the step log (and to the plain-text transcript)."""
+        self.transcript.append(text.plain)
+        self.query_one(RichLog).write(text)
 
     def values(self) -> dict[str, str]:
         """The form's values (empty fields are left out, so defaults apply)."""
@@ -204,12 +211,11 @@ class ProbesPane(Horizontal):
         try:
             self.run = ProbeRun(self.probe, self.values(), devices, readonly=self.readonly)
         except GrantscopeError as err:
-            log = self.query_one(RichLog)
-            log.write(Text(f"✘ {err.message}", style="bold red"))
+            self.log(Text(f"✘ {err.message}", style="bold red"))
             if err.explanation:
-                log.write(Text(f"   {err.explanation}"))
+                self.log(Text(f"   {err.explanation}"))
             return False
-        self.query_one(RichLog).write(Text(
+        self.log(Text(
             f"▶ {self.probe.name}: {len(self.run.step_names)} steps", style="bold"))
         return True
 
@@ -262,7 +268,7 @@ class ProbesPane(Horizontal):
             self.post_message(RunEnded())
 
     def on_step_done(self, message: StepDone) -> None:
-        self.query_one(RichLog).write(format_record(message.record))
+        self.log(format_record(message.record))
 
     def on_run_ended(self, _: RunEnded) -> None:
         self.busy = False
@@ -304,9 +310,8 @@ class ProbesPane(Horizontal):
         if self.run is None:
             return
         run, self.run = self.run, None
-        log = self.query_one(RichLog)
         for record in run.cleanup():
-            log.write(format_record(record))
+            self.log(format_record(record))
         for key in self.published:
             self.app.remove_page(key)  # type: ignore[attr-defined]
         self.published.clear()
