@@ -170,7 +170,7 @@ class ProbesPane(Horizontal):
         self.query_one(RichLog).clear()
         self.transcript.clear()
 
-    def log(self, text: Text) -> None:
+    def write_log(self, text: Text) -> None:
         """Append to the step log (and to the plain-text transcript)."""
         self.transcript.append(text.plain)
         self.query_one(RichLog).write(text)
@@ -211,11 +211,11 @@ class ProbesPane(Horizontal):
         try:
             self.run = ProbeRun(self.probe, self.values(), devices, readonly=self.readonly)
         except GrantscopeError as err:
-            self.log(Text(f"✘ {err.message}", style="bold red"))
+            self.write_log(Text(f"✘ {err.message}", style="bold red"))
             if err.explanation:
-                self.log(Text(f"   {err.explanation}"))
+                self.write_log(Text(f"   {err.explanation}"))
             return False
-        self.log(Text(
+        self.write_log(Text(
             f"▶ {self.probe.name}: {len(self.run.step_names)} steps", style="bold"))
         return True
 
@@ -268,7 +268,7 @@ class ProbesPane(Horizontal):
             self.post_message(RunEnded())
 
     def on_step_done(self, message: StepDone) -> None:
-        self.log(format_record(message.record))
+        self.write_log(format_record(message.record))
 
     def on_run_ended(self, _: RunEnded) -> None:
         self.busy = False
@@ -311,7 +311,7 @@ class ProbesPane(Horizontal):
             return
         run, self.run = self.run, None
         for record in run.cleanup():
-            self.log(format_record(record))
+            self.write_log(format_record(record))
         for key in self.published:
             self.app.remove_page(key)  # type: ignore[attr-defined]
         self.published.clear()
