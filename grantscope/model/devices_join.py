@@ -158,6 +158,14 @@ class DeviceRow:
     irqs: tuple[IrqLink, ...] | None
     counters: tuple[XenbusCounters, ...]
     problems: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def primary_console(self) -> bool:
+        """The guest's first console (``~/console``), served by xenconsoled, not xenbus."""
+        return self.kind == "console" and self.frontend_path == (
+            f"/local/domain/{self.frontend_domid}/console"
+        )
 
     @property
     def name(self) -> str:
@@ -184,6 +192,7 @@ class DeviceRow:
             "irqs": None if self.irqs is None else [i.to_json() for i in self.irqs],
             "counters": [c.to_json() for c in self.counters],
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 
@@ -217,6 +226,10 @@ def find_devices(store: Mapping[str, bytes | None]) -> list[tuple[str, int, str,
             be, kind, fe, devid = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
             d = devs.setdefault((kind, fe, devid), _Dev(kind, fe, devid))
             d.be_path, d.be = path, be
+    # A frontend "device" must be a directory: device/suspend/event-channel is a plain key.
+    parents = {p.rsplit("/", 1)[0] for p in store}
+    for key in [k for k, d in devs.items() if d.be_path is None and d.fe_path not in parents]:
+        del devs[key]
     for d in devs.values():
         if d.fe_path is not None and d.be_path is None:
             raw = store.get(d.fe_path + "/backend")
@@ -292,9 +305,23 @@ def join_devices(
     rows: list[DeviceRow] = []
     for kind, fe, devid, be, fe_path, be_path in devices:
         problems: list[str] = []
+        notes: list[str] = []
         glinks: list[GrantLink] = []
         plinks: list[PortLink] = []
-        if fe_path is not None:
+        primary = kind == "console" and fe_path == f"/local/domain/{fe}/console"
+        if primary:
+            # ~/console/ring-ref is a frame number, not a grant ref: xenconsoled maps the
+            # page through the reserved grant 0 (GNTTAB_RESERVED_CONSOLE), and the port is
+            # under "port".  Its backend state is not driven by xenbus (libxl leaves it 1).
+            notes.append(
+                "primary console: ring-ref is a frame number; the page is reserved grant 0 "
+                "and the state is not a xenbus handshake (xenconsoled)"
+            )
+            glinks.append(GrantLink("(reserved grant 0)", fe, 0, _mappers(grants, fe, 0)))
+            port = decimal_value(store.get(f"{fe_path}/port"))
+            if port is not None:
+                plinks.append(_port_link("port", fe, port, events))
+        elif fe_path is not None:
             for rel, value in sorted(_subkeys(store, fe_path)):
                 leaf = rel.rsplit("/", 1)[-1]
                 if _REF_KEY_RE.match(leaf):
@@ -305,14 +332,7 @@ def join_devices(
                             f"\"{show_bytes(value or b'')}\""
                         )
                         continue
-                    mappers: tuple[tuple[int, int], ...] | None = None
-                    if grants is not None:
-                        mappers = tuple(
-                            (e.mapper, e.pin)
-                            for e in grants.entries()
-                            if e.granter == fe and e.ref == ref
-                        )
-                    glinks.append(GrantLink(rel, fe, ref, mappers))
+                    glinks.append(GrantLink(rel, fe, ref, _mappers(grants, fe, ref)))
                 elif _EVTCHN_KEY_RE.match(leaf):
                     port = decimal_value(value)
                     if port is None:
@@ -321,16 +341,7 @@ def join_devices(
                             f"\"{show_bytes(value or b'')}\""
                         )
                         continue
-                    fe_port = events.find(fe, port) if events is not None else None
-                    be_port = None
-                    if (
-                        events is not None
-                        and fe_port is not None
-                        and fe_port.remote_domid is not None
-                        and fe_port.remote_port is not None
-                    ):
-                        be_port = events.find(fe_port.remote_domid, fe_port.remote_port)
-                    plinks.append(PortLink(rel, fe, port, fe_port, be_port))
+                    plinks.append(_port_link(rel, fe, port, events))
         irqs: tuple[IrqLink, ...] | None = None
         if interrupts is not None and local_domid is not None and local_domid in (fe, be):
             irqs = _irq_links(kind, fe, devid, local_kinds, interrupts.rows)
@@ -352,6 +363,32 @@ def join_devices(
                 irqs=irqs,
                 counters=dev_counters,
                 problems=tuple(problems),
+                notes=tuple(notes),
             )
         )
     return tuple(rows)
+
+
+def _mappers(
+    grants: GrantDump | None, granter: int, ref: int
+) -> tuple[tuple[int, int], ...] | None:
+    """``((mapper, pin), ...)`` for ``granter``'s ``ref``; None without a ``g`` dump."""
+    if grants is None:
+        return None
+    return tuple(
+        (e.mapper, e.pin) for e in grants.entries() if e.granter == granter and e.ref == ref
+    )
+
+
+def _port_link(key: str, fe: int, port: int, events: EventDump | None) -> PortLink:
+    """The frontend's port and, through its ``d=``/``p=``, the other end in the ``e`` dump."""
+    fe_port = events.find(fe, port) if events is not None else None
+    be_port = None
+    if (
+        events is not None
+        and fe_port is not None
+        and fe_port.remote_domid is not None
+        and fe_port.remote_port is not None
+    ):
+        be_port = events.find(fe_port.remote_domid, fe_port.remote_port)
+    return PortLink(key, fe, port, fe_port, be_port)

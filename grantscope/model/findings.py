@@ -437,6 +437,8 @@ def _device_states(devices: tuple[DeviceRow, ...], alive: set[int] | None) -> li
     for d in devices:
         if alive is not None and d.frontend_domid not in alive:
             continue  # reported as a stale backend
+        if d.primary_console:
+            continue  # xenconsoled does not run the xenbus handshake: state 1 is normal
         states = (d.frontend_state, d.backend_state)
         if all(s == 4 for s in states if s is not None) and any(s is not None for s in states):
             continue
