@@ -130,3 +130,39 @@ def test_lsevtchn_unbound_and_unknown() -> None:
     assert [(p.port, p.kind, p.remote_domid) for p in ports] == [(5, "unbound", 3),
                                                                  (6, "unknown", None)]
     assert bad == ("   7: VCPU 1: Something new", "not a port line")
+
+
+_CHIPS = st.sampled_from(["xen-dyn", "xen-dyn-lateeoi", "xen-percpu", "xen-pirq"])
+_HANDLERS = st.sampled_from(["event", "virq", "ipi", "msi", "msi-x", "ioapic-edge"])
+_ACTIONS = st.one_of(
+    st.sampled_from(["xenbus", "timer0", "vif1.0-q0-tx", "blkif-backend", "ahci[0000:00:03.0]"]),
+    st.from_regex(r"evtchn:[a-z0-9_.-]{1,15}", fullmatch=True),
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.integers(0, 2**40), min_size=1, max_size=4),
+    st.integers(0, 4095),
+    _CHIPS,
+    _HANDLERS,
+    _ACTIONS,
+    st.sampled_from(["fused", "x86", "arm64"]),
+)
+def test_generated_rows_round_trip(
+    counts: list[int], irq: int, chip: str, handler: str, action: str, style: str
+) -> None:
+    cells = "".join(f" {c:10d}" for c in counts)
+    if style == "fused":
+        rest = f"  {chip}-{handler}     {action}"
+    elif style == "x86":
+        rest = f"  {chip:>8}    -{handler:<8}  {action}"
+    else:
+        rest = f"  {chip:>8}     Edge    -{handler:<8}  {action}"
+    header = "      " + "".join(f"     CPU{i:<5d}" for i in range(len(counts)))
+    r = parse_interrupts(f"{header}\n{irq:4d}:{cells}{rest}\n")
+    assert r.unparsed == ()
+    (row,) = r.rows
+    assert (row.irq, row.counts, row.chip, row.handler, row.action) == (
+        irq, tuple(counts), chip, handler, action)
+    assert row.trigger == ("Edge" if style == "arm64" else None)
