@@ -307,6 +307,7 @@ def render_text(
                     f"eoi_delayed_jiffies={c.jiffies_eoi_delayed}"
                 )
             lines.extend(f"      problem: {msg}" for msg in d.problems)
+            lines.extend(f"      note: {msg}" for msg in d.notes)
     if console is not None:
         g = console.grants
         if g is not None:
