@@ -95,9 +95,18 @@ def _read_xenstore(unavailable: dict[str, str]) -> tuple[Any, dict[str, bytes | 
     except GrantscopeError as err:
         unavailable["xenstore"] = err.message
         return None, None
-    for root in ("/", "/local/domain"):
+    # A domU may not read the whole tree: fall back to what it can see, its own home last.
+    roots = ["/", "/local/domain"]
+    try:
+        own = store.read_or_none("domid")  # relative: resolves under this domain's home
+    except GrantscopeError:
+        own = None
+    if own is not None and own.strip().isdigit():
+        roots.append(f"/local/domain/{int(own.strip())}")
+    for root in roots:
         try:
             nodes = store.walk(root)
+            unavailable.pop("xenstore", None)
             return store, {n.path: n.value for n in nodes}
         except GrantscopeError as err:
             unavailable["xenstore"] = f"walk of {root} failed: {err.message}"
