@@ -125,6 +125,14 @@ def _format_args(arguments: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in arguments.items())
 
 
+def _format_result(result: dict[str, Any]) -> str:
+    # Long lists (e.g. explain-map's causes) are worded in the explanation already.
+    shown = {k: v for k, v in result.items()
+             if not isinstance(v, list | dict) or len(repr(v)) <= 80}
+    text = _format_args(shown)
+    return text + (" (more with --json)" if len(shown) < len(result) else "")
+
+
 def _print_record(record: StepRecord, total: int, out: TextIO) -> None:
     where = f"{record.index + 1}/{total}" if record.phase == "step" else "cleanup"
     status = "ok" if record.ok else "FAILED"
@@ -135,7 +143,7 @@ def _print_record(record: StepRecord, total: int, out: TextIO) -> None:
         f"    call {record.call} {_format_args(record.arguments)}\n"
     )
     if record.result and record.ok:
-        out.write(f"    result {_format_args(record.result)}\n")
+        out.write(f"    result {_format_result(record.result)}\n")
     for line in record.explanation.splitlines():
         out.write(f"    {line}\n")
     out.flush()
@@ -192,6 +200,7 @@ def run_probe(args: argparse.Namespace) -> int:
     # Check the values and --readonly before looking for Xen: bad input is bad anywhere.
     run = ProbeRun(probe, values, devices, readonly=readonly)
     require_xen(probe.needs)
+    devices.preload()  # so the first step's duration is the call, not Python imports
     # With --json the prompts go to stderr so stdout stays one JSON document.
     out = sys.stderr if args.json else sys.stdout
     if not args.json:

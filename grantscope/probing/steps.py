@@ -171,8 +171,9 @@ def write_page_step(target: str, message_key: str = "message", what: str = "page
     """Write the ``message`` value (ASCII, NUL-terminated) at offset 0 of ``target``."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
-        data = str(get(ctx, message_key)).encode("utf-8") + b"\0"
-        ctx.args(offset=0, data=data.decode("utf-8", "replace"))
+        text = str(get(ctx, message_key))
+        data = text.encode("utf-8") + b"\0"
+        ctx.args(offset=0, text=text, length=len(data))
         ctx.state[target].write(0, data)
         return {"written": len(data)}
 

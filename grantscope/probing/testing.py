@@ -265,6 +265,9 @@ class FakeDevices:
         """The fake store."""
         return self.store
 
+    def preload(self) -> None:
+        """Like :meth:`RealDevices.preload`: nothing to import."""
+
     def close(self) -> None:
         """Like :meth:`RealDevices.close`: log it."""
         self._log("devices close")

@@ -184,3 +184,17 @@ def test_ctrl_c_runs_the_cleanup(fake: list[FakeDevices], monkeypatch: pytest.Mo
     out = capsys.readouterr().out
     assert "[10/13] notify: FAILED" in out and "interrupted (Ctrl-C)" in out
     assert fake[0].open_handles() == [] and fake[0].store.nodes == {"domid": b"0"}
+
+
+def test_explain_map_text_words_the_causes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(devices_mod, "RealDevices",
+                        lambda: FakeDevices(gntst={(1, 8): -2}, store={"domid": b"0"}))
+    monkeypatch.setattr(devices_mod, "require_xen", lambda needs: None)
+    assert main(["probe", "run", "explain-map", "domid=1", "gref=8"]) == 0
+    out = capsys.readouterr().out
+    assert "[2/4] map the grant: FAILED (EINVAL)" in out
+    assert "Xen says status -2 (bad_domain)" in out
+    assert "    - The domain id does not exist" in out
+    assert "(more with --json)" in out and "causes=" not in out
