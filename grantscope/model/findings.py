@@ -381,8 +381,8 @@ def _quota(obs: Observation, th: Thresholds) -> list[Finding]:
 
 
 def _alive_domids(obs: Observation) -> set[int] | None:
-    if obs.xenstore is None:
-        return None
+    if obs.xenstore is None or obs.local_domid not in (None, 0):
+        return None  # a domU does not see every domain's home: it cannot tell who is gone
     homes = {int(m.group(1)) for p in obs.xenstore for m in [_HOME_RE.match(p)] if m}
     if not homes:
         return None  # this view cannot see domain homes (a domU): cannot judge
@@ -504,7 +504,12 @@ def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
     if obs.quota is None:
         missing("XenStore quota", "quota")
     alive = _alive_domids(obs)
-    if alive is None:
+    if alive is None and obs.xenstore is not None:
+        not_checked.append(
+            f"stale backend directories (this is d{obs.local_domid}: only dom0 sees every "
+            "domain's home)"
+        )
+    elif alive is None:
         missing("stale backend directories", "xenstore")
     if obs.xenstore is None:
         missing("device states and the device join", "xenstore")

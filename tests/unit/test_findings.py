@@ -246,3 +246,9 @@ def test_lab_real_interrupts_storm() -> None:
     storms = [f for f in analyze(obs).findings if f.code == "irq-storm"]
     # Only the evtchn loop (3883 in 2 s) passes 500/s; virtio and per-CPU timers do not count.
     assert [f.subject["irq"] for f in storms] == [46]
+
+
+def test_domu_view_does_not_judge_stale_backends() -> None:
+    a = analyze(full_observation(local_domid=3))
+    assert "stale-backend" not in {f.code for f in a.findings}
+    assert any(c.startswith("stale backend directories (this is d3") for c in a.not_checked)
