@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from grantscope.errors import UsageError
 from grantscope.probing.engine import Probe, Step, StepContext
 from grantscope.probing.params import Param
 from grantscope.probing.steps import (
@@ -22,14 +23,18 @@ def _hold_step() -> Step:
 
     def action(ctx: StepContext) -> dict[str, Any]:
         limit, port = float(get(ctx, "hold")), int(get(ctx, "port"))
-        ctx.args(seconds=limit, port=port)
+        enough = int(get(ctx, "events"))
+        ctx.args(seconds=limit, port=port, events=enough)
         channel = ctx.state["evtchn"]
-        deadline = time.perf_counter() + limit
+        started = time.perf_counter()
         events = 0
-        while (left := deadline - time.perf_counter()) > 0:
+        while (left := started + limit - time.perf_counter()) > 0:
             events += channel.wait(left).count(port)
-        ctx.explain(f"{events} event(s) from the peer in {limit:g} s")
-        return {"events": events}
+            if enough and events >= enough:
+                break
+        held = time.perf_counter() - started
+        ctx.explain(f"{events} event(s) from the peer in {held:.1f} s")
+        return {"events": events, "held_s": round(held, 3)}
 
     return Step("hold the offer for the peer", "evtchn poll + read", action)
 
@@ -46,9 +51,16 @@ class OfferPage(Probe):
         Param("publish", "xspath", "", "XenStore directory to write gref and port under "
               "(empty: do not publish; removed again at cleanup)"),
         Param("hold", "float", "0", "seconds to keep the offer alive for the peer"),
+        Param("events", "int", "0", "stop holding once the peer sent this many events "
+              "(0: hold the whole time)"),
     )
     mutating = True
     needs = ("gntalloc", "evtchn")
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        """events is a count: not negative."""
+        if values["events"] < 0:
+            raise UsageError("offer-page: events must be 0 or more", "Give events=N, N >= 0.")
 
     def build_steps(self, values: dict[str, Any]) -> list[Step]:
         """Grant, write, bind; publish and hold if asked; read back what the peer left."""

@@ -259,3 +259,22 @@ def test_mailbox_loopback_bad_published_value_names_path_and_bytes() -> None:
     assert failed.name == "read gref and port from XenStore"
     assert "/m/gref" in failed.explanation and '"0x' in failed.explanation
     assert devices.store.nodes == {} and devices.open_handles() == []
+
+
+def test_offer_page_hold_ends_once_enough_events_arrived() -> None:
+    devices = FakeDevices()
+    run = ProbeRun(find_probe("offer-page"), {"domid": "2", "hold": "60", "events": "2"}, devices)
+    with run:
+        while run.steps[run.next_index].name != "hold the offer for the peer":
+            assert run.run_next().ok
+        port = int(run.records[-1].result["port"])
+        channel = next(h for h in devices.handles if hasattr(h, "pending"))
+        channel.pending += [port, port]
+        record = run.run_next()
+    assert record.ok and record.result["events"] == 2 and record.result["held_s"] < 5
+    assert record.arguments == {"seconds": 60.0, "port": port, "events": 2}
+
+
+def test_offer_page_rejects_negative_events() -> None:
+    with pytest.raises(UsageError):
+        ProbeRun(find_probe("offer-page"), {"domid": "2", "events": "-1"}, FakeDevices())

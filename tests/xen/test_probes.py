@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from grantscope.lab.domu import DomU
 from grantscope.probing.devices import RealDevices
 from grantscope.probing.engine import ProbeRun, StepRecord
 from grantscope.probing.registry import find_probe
@@ -231,6 +232,63 @@ def test_explain_map_read_only_grant_mapped_writable(clean_process: None) -> Non
     result = _by_name(steps, "explain").result
     assert (result["status"], result["mapped"]) == (0, False)
     assert "read-only" in result["causes"][0]
+
+
+# -- against a real PV domU peer ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def offering_domu() -> Iterator[DomU]:
+    """A PV domU that grants a page and offers a port to dom0, and notifies back every event."""
+    with DomU("offer", {"text": "hello from the domU"}) as peer:
+        peer.wait_key("data/port", timeout=240)
+        yield peer
+
+
+def test_map_grant_of_a_domu_page_via_xs(offering_domu: DomU, clean_process: None) -> None:
+    home = offering_domu.home
+    run, steps = _run("map-grant", {"domid": str(offering_domu.domid),
+                                    "gref": f"xs:{home}/data/gref"})
+    assert run.ok, _failures(run)
+    assert _by_name(steps, "read the mapped page").result["text"] == "hello from the domU"
+
+
+def test_notify_and_pingpong_with_a_domu(offering_domu: DomU, clean_process: None) -> None:
+    home, domid = offering_domu.home, str(offering_domu.domid)
+    run, _ = _run("notify", {"domid": domid, "port": f"xs:{home}/data/port"})
+    assert run.ok, _failures(run)
+    offering_domu.wait_value("data/notifications", "1", timeout=60)
+    # The notify probe closed its end; Xen returns the domU's port to unbound, so it rebinds.
+    run, steps = _run("pingpong", {"domid": domid, "port": f"xs:{home}/data/port",
+                                   "count": "5", "timeout": "10"})
+    assert run.ok, _failures(run)
+    assert steps[-1].result["round_trips"] == 5
+    offering_domu.wait_value("data/notifications", "6", timeout=60)
+
+
+def test_explain_map_of_a_domu_grant_meant_for_dom0_from_dom0(
+    offering_domu: DomU, clean_process: None
+) -> None:
+    gref = offering_domu.read_key("data/gref")
+    assert gref is not None
+    run, steps = _run("explain-map", {"domid": str(offering_domu.domid), "gref": gref})
+    assert run.ok, _failures(run)
+    result = _by_name(steps, "explain").result
+    assert result["mapped"] and result["status"] == 0 and result["causes"] == []
+
+
+def test_offer_page_to_a_mapping_domu(store: XenStore, clean_process: None) -> None:
+    with DomU("map", {"reply": "the domU was here"}) as peer:
+        peer.wait_key("data/status", timeout=240)  # "waiting" for data/offer/{gref,port}
+        path = f"{peer.home}/data/offer"
+        run, steps = _run("offer-page", {"domid": str(peer.domid), "publish": path,
+                                         "message": "from dom0", "hold": "120",
+                                         "events": "1"})
+        assert run.ok, _failures(run)
+        assert _by_name(steps, "hold the offer for the peer").result["events"] == 1
+        assert steps[-1].result["text"] == "the domU was here"
+        assert peer.read_key("data/seen") == "from dom0"
+        assert not store.exists(path)
+        gref = _by_name(steps, "grant a page").result["gref"]
+        assert _grant_ended(gref)
 
 
 # -- a probe process killed in the middle ---------------------------------------------
