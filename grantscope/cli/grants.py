@@ -322,18 +322,18 @@ def _offer(args: argparse.Namespace, specs: Specs, to_spec: int | str,
                 sys.stdout.write(f"offered {args.pages} page(s) to domain {to}: gref "
                                  f"{' '.join(map(str, offer.grefs))}, port {port}{where}\n")
                 sys.stdout.flush()
+            seen = [0]  # notifications seen, kept even when a signal ends the wait
             try:
-                notes = _wait_for(channel, port, args.wait, echo=args.echo)
+                _wait_for(channel, port, args.wait, echo=args.echo, seen=seen)
             except (KeyboardInterrupt, Stop) as exc:
-                notes, interrupted = -1, exc
+                interrupted = exc
             head = offer.read(0, HEAD_BYTES)
             result: dict[str, Any] = {
                 "ok": True, "domid": to, "grefs": list(offer.grefs), "port": port,
-                "writable": args.writable, "notified": notes > 0 if notes >= 0 else False,
-                "page_head": head.hex(),
+                "writable": args.writable, "notified": seen[0] > 0, "page_head": head.hex(),
             }
             if args.echo:
-                result["echoed"] = max(notes, 0)
+                result["echoed"] = seen[0]
             if interrupted is not None:
                 result["interrupted"] = interrupt_name(interrupted)
         finally:
@@ -361,20 +361,22 @@ def _offer(args: argparse.Namespace, specs: Specs, to_spec: int | str,
     return 0
 
 
-def _wait_for(channel: Any, port: int, timeout: float, *, echo: bool) -> int:
-    """Notifications seen on ``port`` within ``timeout`` (the first one ends the wait,
-    unless ``echo``: then each is answered and waiting goes on until the deadline)."""
+def _wait_for(channel: Any, port: int, timeout: float, *, echo: bool, seen: list[int]) -> None:
+    """Count notifications on ``port`` into ``seen[0]`` for up to ``timeout`` seconds.
+
+    The first one ends the wait, unless ``echo``: then each is answered with a
+    notification back and waiting goes on until the deadline.
+    """
     if timeout <= 0:
-        return len([p for p in channel.drain() if p == port])
+        seen[0] += len([p for p in channel.drain() if p == port])
+        return
     deadline = time.monotonic() + timeout
-    seen = 0
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return seen
-        fired = channel.wait(left)
-        if port in fired:
-            seen += 1
+            return
+        if port in channel.wait(left):
+            seen[0] += 1
             if not echo:
-                return seen
+                return
             channel.notify(port)

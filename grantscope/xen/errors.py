@@ -17,6 +17,9 @@ from typing import Any
 from grantscope.errors import GrantscopeError, NoXenError
 from grantscope.xen import _host, gntstatus
 
+DOMID_SELF = 0x7FF0
+DOMID_FIRST_RESERVED = 0x7FF0
+
 
 class XenError(GrantscopeError):
     """A failed device call or hypercall, with its errno, call, arguments and causes."""
@@ -331,7 +334,19 @@ def map_failed_error(
     """
     refs = list(grefs)
     args: dict[str, object] = {"domid": domid, "grefs": refs, "writable": writable}
-    if status is not None and status != 0 and failing_gref is not None:
+    if domid >= DOMID_FIRST_RESERVED:
+        # Seen on Xen 4.17: GRANT_COPY resolves DOMID_SELF (copy status 0 for an own
+        # grant) but map_grant_ref looks the domain up by id and answers bad_domain.
+        name = "DOMID_SELF" if domid == DOMID_SELF else f"reserved domid {domid:#x}"
+        summary = (f"Domain {domid} is {name}, which the grant map hypercall does not accept "
+                   "(Xen's map_grant_ref answers -2 bad domain for it)"
+                   + ("" if status is None else
+                      f"; a GRANT_COPY of the same grant says: {gntstatus.describe(status)}")
+                   + ".")
+        causes = [f"domid {domid} is {name}: grants must be mapped by the granter's real "
+                  "domain id (0 for dom0)"]
+        hint = "use the granting domain's real id (see 'grantscope doctor' for your own)"
+    elif status is not None and status != 0 and failing_gref is not None:
         summary = (
             f"Mapping domain {domid}'s grant {failing_gref} failed. A GRANT_COPY of the same "
             f"grant says: {gntstatus.describe(status)}."

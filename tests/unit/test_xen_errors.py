@@ -193,6 +193,14 @@ def test_map_failure_reports_every_status_by_name(status: int) -> None:
     assert err.causes == list(gntstatus.causes(status))
 
 
+def test_map_failure_with_domid_self_names_it() -> None:
+    err = map_failed_error(OSError(errno.EINVAL, "x"), 0x7FF0, [8], writable=True,
+                           failing_gref=None, status=0)
+    assert "DOMID_SELF" in err.causes[0] and "real" in err.causes[0]
+    assert err.gnttab_status == 0  # what the copy said, not invented
+    assert "-2 bad domain" in err.explanation
+
+
 def test_map_failure_with_copy_ok_points_at_write_access() -> None:
     err = map_failed_error(OSError(errno.EINVAL, "x"), 0, [8], writable=True,
                            failing_gref=None, status=0)

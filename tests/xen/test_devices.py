@@ -140,12 +140,20 @@ def test_unknown_domain_is_bad_domain() -> None:
     assert "no such domain" in err.explanation
 
 
-def test_domid_self_fails_with_the_status_xen_gives() -> None:
-    # The lab saw GRANT_COPY answer -1 for DOMID_SELF (and mmap EINVAL).
+def test_domid_self_map_fails_and_is_named() -> None:
+    # Xen 4.17 in the lab: GRANT_COPY accepts DOMID_SELF for an own grant (status 0),
+    # the map does not (mmap EINVAL).  The error must say DOMID_SELF, not "read-only".
     with GrantOffer(0, 1) as offer:
         err = _map_error(DOMID_SELF, offer.grefs[0])
+        assert probe_grant_status(DOMID_SELF, offer.grefs[0]) == 0
     assert err.errno == errno.EINVAL
-    assert err.gnttab_status == -1
+    assert err.gnttab_status == 0
+    assert "DOMID_SELF" in err.causes[0]
+
+
+def test_domid_self_with_ungranted_gref_copy_is_general_error() -> None:
+    # NOTES.md: DOMID_SELF with gref 8 (not granted) -> -1.
+    assert probe_grant_status(DOMID_SELF, 8) == -1
 
 
 def test_read_only_grant_mapped_writable_is_explained() -> None:
