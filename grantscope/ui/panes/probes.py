@@ -152,6 +152,7 @@ class ProbesPane(Horizontal):
         if self.run is not None:
             self.cleanup_run()
         self.probe = next(p for p in self.probes if p.name == name)
+        self.query_one("#probe-list", OptionList).highlighted = self.probes.index(self.probe)
         self.run = None
         self.confirmed = False
         self.query_one("#probe-summary", Label).update(f"{self.probe.name}: {self.probe.summary}")

@@ -1,0 +1,73 @@
+"""SVG snapshots of every screen in every theme (pytest-textual-snapshot), on a frozen demo host.
+
+Update after a deliberate visual change with ``pytest tests/ui/test_snapshots.py
+--snapshot-update`` and look at the SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ui_helpers import SIZE, make_app, settle
+
+from grantscope.host.sim import SimHost
+from grantscope.ui.panes.events import EventsPane
+from grantscope.ui.panes.xenstore import XenStorePane
+
+THEMES = ("grantscope-dark", "grantscope-light", "grantscope-16")
+SCREENS = ("xenstore", "grants", "events", "page", "probes")
+
+
+async def _prepare(pilot: Any, screen: str) -> None:
+    app = pilot.app
+    await settle(pilot)
+    if screen == "xenstore":
+        await app.query_one(XenStorePane).jump("/local/domain/1/device/vbd/51712/ring-ref")
+    elif screen == "events":
+        # three polls on the frozen clock give rates, a sparkline and a highlight
+        host: SimHost = app.host
+        pane = app.query_one(EventsPane)
+        for at in (101.0, 102.0, 103.0, 104.0):
+            host.freeze(at)
+            pane.apply(host.events())
+    app.action_show_tab(screen)
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen(snap_compare: Any, screen: str, theme: str) -> None:
+    async def run_before(pilot: Any) -> None:
+        await _prepare(pilot, screen)
+
+    assert snap_compare(make_app(theme=theme), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_screen(snap_compare: Any) -> None:
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_confirm_before_mutating_step(snap_compare: Any) -> None:
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        pilot.app.open_probe("offer-page")
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_readonly_probes(snap_compare: Any) -> None:
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+
+    assert snap_compare(make_app(readonly=True), terminal_size=SIZE, run_before=run_before)
