@@ -125,27 +125,57 @@ class XsConnection:
     def submit(self, requests: Sequence[tuple[int, int, bytes]], deadline: float) -> list[int]:
         """Send ``(op, tx_id, payload)`` requests in one go; returns their req_ids.
 
-        The ids are registered before the bytes leave, so no reply can be missed.
+        The ids are registered before the bytes leave, so no reply can be missed.  On the
+        xenbus device only one request is ever in flight (see :meth:`_submit_xenbus`).
         """
         with self._wlock:
+            if self.transport != "socket":
+                return self._submit_xenbus(requests, deadline)
             ids = []
             chunks = []
             for op, tx_id, payload in requests:
-                req_id = self._next_id
-                self._next_id = (req_id + 1) % _REQ_ID_MOD or 1  # 0 is what events carry
-                ids.append(req_id)
-                chunks.append(Packet(op, req_id, tx_id, payload).encode())
+                ids.append(self._new_id())
+                chunks.append(Packet(op, ids[-1], tx_id, payload).encode())
             with self._cond:
                 self._check_alive()
                 self._expected.update(ids)
             try:
-                if self.transport == "socket":
-                    self._write_all(b"".join(chunks), deadline)
-                else:
-                    # The xenbus device takes exactly one message per write(): bytes past the
-                    # end of a message in the same write are dropped (xenbus_file_write).
-                    for chunk in chunks:
-                        self._write_all(chunk, deadline)
+                self._write_all(b"".join(chunks), deadline)
+            except BaseException:
+                self.forget(ids)
+                raise
+        return ids
+
+    def _new_id(self) -> int:
+        req_id = self._next_id
+        self._next_id = (req_id + 1) % _REQ_ID_MOD or 1  # 0 is what events carry
+        return req_id
+
+    def _submit_xenbus(
+        self, requests: Sequence[tuple[int, int, bytes]], deadline: float
+    ) -> list[int]:
+        """One message per write(), and each only once the previous request was answered.
+
+        Linux's xenbus device (drivers/xen/xenbus/xenbus_dev_frontend.c) keeps one message
+        buffer per open file, and ``xenbus_dev_request_and_reply`` queues the request with a
+        pointer to the body *in that buffer*; the xenbus thread copies it to the ring later.
+        A second write() before then overwrites the body of the first request (seen in the
+        lab: a pipelined walk over /dev/xen/xenbus read the wrong nodes).  Bytes past the end
+        of a message in one write() are dropped too.  Callers wanting parallelism over xenbus
+        open several connections (see :mod:`grantscope.xen.xs_walk`).
+        """
+        ids: list[int] = []
+        for op, tx_id, payload in requests:
+            if not self._wait(lambda: not self._expected, deadline):
+                self.forget(ids)
+                raise TimeoutError("the previous xenbus request is still unanswered")
+            req_id = self._new_id()
+            with self._cond:
+                self._check_alive()
+                self._expected.add(req_id)
+            ids.append(req_id)
+            try:
+                self._write_all(Packet(op, req_id, tx_id, payload).encode(), deadline)
             except BaseException:
                 self.forget(ids)
                 raise
@@ -274,11 +304,20 @@ class XsConnection:
         return got
 
     def forget(self, req_ids: Iterable[int]) -> None:
-        """Stop waiting for ``req_ids``: a late reply is then logged and dropped."""
+        """Stop waiting for ``req_ids``: a late reply is then logged and dropped.
+
+        On xenbus an unanswered request may still point into the kernel's per-file buffer,
+        so the connection is closed rather than risk the next write() changing that request.
+        """
+        unanswered = False
         with self._cond:
             for i in req_ids:
-                self._expected.discard(i)
+                if i in self._expected:
+                    unanswered = True
+                    self._expected.discard(i)
                 self._replies.pop(i, None)
+        if unanswered and self.transport == "xenbus":
+            self._kill("a request over the xenbus device went unanswered; open a new connection")
 
     def request(self, op: int, payload: bytes, tx_id: int, timeout: float) -> Packet | None:
         """Send one request and wait for its reply; None if none came within ``timeout``."""

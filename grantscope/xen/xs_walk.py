@@ -15,9 +15,13 @@ took 2.40x even when pipelined.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from grantscope.xen.xs_conn import XsConnection
 from grantscope.xen.xs_escape import escape_value
@@ -26,6 +30,111 @@ from grantscope.xen.xs_wire import Op, Packet, join_args, op_name, split_strings
 
 DEFAULT_WINDOW = 2000
 """Requests in flight; xenstored 4.17 took 30,000 without errors (baselines.md)."""
+
+XENBUS_FDS = 16
+"""Connections a walk over /dev/xen/xenbus uses: the device allows one request in flight per
+open file (see ``XsConnection._submit_xenbus``); 16 stays below xenstored's default quota of
+20 outstanding requests per domain."""
+
+
+class _Requester(Protocol):
+    def submit(self, requests: Sequence[tuple[int, int, bytes]], deadline: float) -> list[int]:
+        ...
+
+    def collect(self, req_ids: set[int], deadline: float) -> dict[int, Packet]: ...
+
+    def forget(self, req_ids: set[int]) -> None: ...
+
+
+class _Unanswered(Exception):
+    """A pooled xenbus request got no reply in time (carries the pool's request id)."""
+
+    def __init__(self, req_id: int):
+        super().__init__(req_id)
+        self.req_id = req_id
+
+
+class XenbusPool:
+    """Several xenbus connections, one worker thread each, behind the submit/collect API.
+
+    Requests are queued and each worker sends one, waits for its reply, takes the next: up to
+    ``size`` requests in flight, which is as much pipelining as the xenbus device allows.
+    """
+
+    def __init__(self, path: str, size: int, timeout: float):
+        self.timeout = timeout
+        self._queue: queue.SimpleQueue[tuple[int, int, int, bytes] | None] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._results: dict[int, Packet | None] = {}
+        self._next_id = 1
+        self._conns: list[XsConnection] = []
+        try:
+            for _ in range(size):
+                self._conns.append(XsConnection.open(path))
+        except BaseException:
+            self.close()
+            raise
+        self._threads = [
+            threading.Thread(target=self._work, args=(c,), name="xenbus-walk", daemon=True)
+            for c in self._conns
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _work(self, conn: XsConnection) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            req_id, op, tx_id, payload = item
+            try:
+                reply = conn.request(op, payload, tx_id, self.timeout)
+            except XenStoreError:
+                reply = None
+            with self._cond:
+                self._results[req_id] = reply
+                self._cond.notify_all()
+            if reply is None:
+                return  # this connection is closed now; the others carry on
+
+    def submit(self, requests: Sequence[tuple[int, int, bytes]], deadline: float) -> list[int]:
+        """Queue the requests; returns pool-local ids."""
+        ids = []
+        for op, tx_id, payload in requests:
+            ids.append(self._next_id)
+            self._queue.put((self._next_id, op, tx_id, payload))
+            self._next_id += 1
+        return ids
+
+    def collect(self, req_ids: set[int], deadline: float) -> dict[int, Packet]:
+        """Like ``XsConnection.collect``; raises _Unanswered for a request that timed out."""
+        with self._cond:
+            while True:
+                ready = self._results.keys() & req_ids
+                if ready:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return {}
+                self._cond.wait(remaining)
+            got = {i: self._results.pop(i) for i in ready}
+        for req_id, packet in got.items():
+            if packet is None:
+                raise _Unanswered(req_id)
+        req_ids.difference_update(got)
+        return {i: p for i, p in got.items() if p is not None}
+
+    def forget(self, req_ids: set[int]) -> None:
+        """Nothing to do: workers drop their connection on a timeout themselves."""
+
+    def close(self) -> None:
+        """Stop the workers and close every connection."""
+        for _ in self._conns:
+            self._queue.put(None)
+        for t in getattr(self, "_threads", []):
+            t.join(self.timeout + 1)
+        for c in self._conns:
+            c.close()
 
 
 def child_path(parent: str, name: str) -> str:
@@ -47,7 +156,7 @@ class _Parts:
 
 class _Walk:
     def __init__(
-        self, conn: XsConnection, root: str, perms: bool, tx_id: int, timeout: float, window: int
+        self, conn: _Requester, root: str, perms: bool, tx_id: int, timeout: float, window: int
     ):
         self.conn = conn
         self.root = root
@@ -70,7 +179,11 @@ class _Walk:
             if self.todo and (room >= self.window // 2 or not pending):
                 self._send(pending, room)
             deadline = time.monotonic() + self.timeout
-            got = self.conn.collect(pending, deadline)
+            try:
+                got = self.conn.collect(pending, deadline)
+            except _Unanswered as stuck:
+                op, path, _ = self.inflight[stuck.req_id]
+                raise self._timeout_error(op, path) from None
             if not got:
                 self._timeout(pending)
             for req_id, packet in got.items():
@@ -107,8 +220,7 @@ class _Walk:
         )
 
     def _timeout(self, pending: set[int]) -> None:
-        oldest = min(pending, key=lambda i: (i - min(pending)) % (1 << 32))
-        op, path, _ = self.inflight[oldest]
+        op, path, _ = self.inflight[min(pending)]  # ids grow (wrap at 2**32 aside): the oldest
         self.conn.forget(pending)
         raise self._timeout_error(op, path)
 
@@ -193,8 +305,19 @@ def walk(
     tx_id: int = 0,
     timeout: float = 5.0,
     window: int = DEFAULT_WINDOW,
+    xenbus_fds: int = XENBUS_FDS,
 ) -> list[XsNode]:
-    """Every node below ``root`` (pipelined); ``timeout`` bounds the wait for any reply."""
+    """Every node below ``root`` (pipelined); ``timeout`` bounds the wait for any reply.
+
+    Over the xenbus device (outside a transaction, which is bound to one open file) the walk
+    spreads its requests over ``xenbus_fds`` connections of its own.
+    """
+    if conn.transport == "xenbus" and tx_id == 0 and xenbus_fds > 1:
+        pool = XenbusPool(conn.path, xenbus_fds, timeout)
+        try:
+            return _Walk(pool, root, perms, tx_id, timeout, window).run()
+        finally:
+            pool.close()
     return _Walk(conn, root, perms, tx_id, timeout, window).run()
 
 

@@ -418,19 +418,76 @@ def test_non_socket_path_is_treated_as_xenbus_device(tmp_path) -> None:
         assert info.value.errno_name in ("ECONNRESET", "ETIMEDOUT")
 
 
-def test_xenbus_writes_one_message_per_write(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    writes: list[bytes] = []
-    r, w = os.pipe()
-    conn = xs_conn.XsConnection("xenbus", "pipe", w, lambda: os.close(w))
+def _xenbus_like(xsd: XsdDouble) -> xs_conn.XsConnection:
+    """A connection to the double that behaves as the xenbus device transport."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(xsd.socket_path)
+    return xs_conn.XsConnection("xenbus", xsd.socket_path, sock.detach(), lambda: None)
+
+
+def test_xenbus_one_request_in_flight_one_message_per_write(
+    xsd: XsdDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = _xenbus_like(xsd)
+    writes: list[int] = []
     real_write = os.write
 
     def spy(fd: int, data) -> int:  # type: ignore[no-untyped-def]
-        if fd == w:
-            writes.append(bytes(data))
+        writes.append(len(data))
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", spy)
-    conn.submit([(2, 0, b"/a\0"), (2, 0, b"/bb\0")], time.monotonic() + 1)
+    xsd.put("/a", b"1")
+    xsd.delay[(READ, "/a")] = 0.2  # a slow first reply must hold back the second request
+    ids = conn.submit([(READ, 0, b"/a\0"), (READ, 0, b"/bb\0")], time.monotonic() + 5)
+    pending = set(ids)
+    got: dict = {}
+    while pending:
+        got.update(conn.collect(pending, time.monotonic() + 5))
+    assert writes == [16 + 3, 16 + 4]  # one message per write()
+    first, second = xsd.request_times[-2:]
+    assert second - first >= 0.18  # the second waited for the (delayed) first reply
+    assert got[ids[0]].payload == b"1" and got[ids[1]].op == 16  # /bb: ERROR ENOENT
     conn.close()
-    os.close(r)
-    assert [len(x) for x in writes] == [16 + 3, 16 + 4]
+
+
+def test_socket_walk_really_pipelines(store: XenStore, xsd: XsdDouble) -> None:
+    for d in range(10):
+        for k in range(10):
+            xsd.put(f"/pp/d{d}/k{k}", b"v")
+    xsd.max_batch = 0
+    store.walk("/pp")
+    assert xsd.max_batch > 10
+
+
+def test_walk_over_xenbus_uses_a_pool_of_connections(
+    xsd: XsdDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for d in range(10):
+        for k in range(10):
+            xsd.put(f"/xb/d{d}/k{k}", f"{d}.{k}".encode())
+    monkeypatch.setattr(
+        xs_conn.XsConnection, "open", classmethod(lambda cls, path=None: _xenbus_like(xsd))
+    )
+    with XenStore.open(timeout=5.0) as s:
+        assert s.transport == "xenbus"
+        xsd.max_batch = 0
+        lines = [format_ls_line(n) for n in s.walk("/xb")]
+        assert lines == _expected_ls(xsd, "/xb")
+        assert xsd.max_batch == 1  # never two requests in flight on one xenbus fd
+        assert xsd.max_clients >= 1 + 16
+        # Inside a transaction the walk stays on the transaction's own connection.
+        nodes = s.transaction(lambda tx: tx.walk("/xb"))
+        assert [format_ls_line(n) for n in nodes] == lines
+
+
+def test_xenbus_timeout_closes_the_connection(xsd: XsdDouble) -> None:
+    xsd.put("/slow", b"1")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore(_xenbus_like(xsd), timeout=0.3) as s:
+        with pytest.raises(XenStoreError) as info:
+            s.read("/slow")
+        assert info.value.errno_name == "ETIMEDOUT"
+        with pytest.raises(XenStoreError) as info:
+            s.read("/slow")
+        assert info.value.errno_name == "ECONNRESET" and "xenbus" in info.value.message

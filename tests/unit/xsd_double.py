@@ -18,6 +18,7 @@ import socket
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -72,6 +73,7 @@ class _Client:
                 if not data:
                     break
                 buf += data
+                handled = 0
                 while len(buf) >= HEADER.size:
                     op, req_id, tx_id, length = HEADER.unpack_from(buf)
                     if length > PAYLOAD_MAX:  # like xenstored: drop the connection
@@ -82,6 +84,9 @@ class _Client:
                     payload = buf[HEADER.size : HEADER.size + length]
                     buf = buf[HEADER.size + length :]
                     self.server._handle(self, op, req_id, tx_id, payload)
+                    handled += 1
+                # More than one request per read means the client had several in flight.
+                self.server.max_batch = max(self.server.max_batch, handled)
         except OSError:
             pass
         finally:
@@ -108,7 +113,10 @@ class XsdDouble:
         self.change_between_parts: set[str] = set()  # add a child after the first part
         self.deny: set[str] = set()  # READ/DIRECTORY of these paths say EACCES
         self.requests: list[tuple[int, str]] = []  # (op, first argument) of every request
+        self.request_times: list[float] = []  # when each of them arrived
         self.commits = 0
+        self.max_batch = 0  # most requests that arrived together (pipelining depth seen)
+        self.max_clients = 0  # most clients connected at once
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.socket_path)
         self._listener.listen(16)
@@ -126,6 +134,7 @@ class XsdDouble:
             client = _Client(self, sock)
             with self.lock:
                 self.clients.append(client)
+                self.max_clients = max(self.max_clients, len(self.clients))
             threading.Thread(target=client.serve, daemon=True).start()
 
     def _drop_client(self, client: _Client) -> None:
@@ -240,6 +249,7 @@ class XsdDouble:
         first = args[0].decode("ascii", "replace") if args else ""
         with self.lock:
             self.requests.append((op, first))
+            self.request_times.append(time.monotonic())
             key = (op, first)
             for _ in range(self.unknown_reply_next):
                 client.send(READ, 0xDEAD0000 + req_id, 0, b"bogus")
