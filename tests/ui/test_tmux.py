@@ -1,0 +1,74 @@
+"""A real terminal: ``grantscope --demo`` in tmux, driven by send-keys through a probe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (apt-get install tmux)")
+
+
+def _tmux(*args: str) -> str:
+    assert TMUX is not None
+    return subprocess.run([TMUX, *args], capture_output=True, text=True, check=True,
+                          timeout=30).stdout
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    name = f"gs-test-{os.getpid()}"
+    rc_file = tmp_path / "rc"
+    # COLUMNS/LINES inherited from pytest would pin the app to 80x24 whatever the pane size
+    command = (f"cd {tmp_path} && env -u COLUMNS -u LINES {sys.executable} -m grantscope --demo; "
+               f"echo $? > {rc_file}; sleep 60")
+    _tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
+    try:
+        yield name, rc_file
+    finally:
+        subprocess.run([TMUX or "tmux", "kill-session", "-t", name], capture_output=True,
+                       timeout=30)
+
+
+def _screen(name: str) -> str:
+    return _tmux("capture-pane", "-p", "-t", name)
+
+
+def _wait_for(name: str, text: str, timeout: float = 60.0) -> str:
+    end = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < end:
+        screen = _screen(name)
+        if text in screen:
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared on screen:\n{screen}")
+
+
+def test_demo_runs_a_probe_in_a_real_terminal(session: tuple[str, Path]) -> None:
+    name, rc_file = session
+    first = _wait_for(name, "SIMULATED")
+    assert "1 XenStore" in first and "local" in first
+    _tmux("send-keys", "-t", name, "5")
+    _wait_for(name, "map-grant: map a grant")
+    _tmux("send-keys", "-t", name, "a")
+    _wait_for(name, "Run its mutating steps?")
+    _tmux("send-keys", "-t", name, "y")
+    _wait_for(name, "done (ok)")
+    _wait_for(name, "MAP_GRANT_REF")
+    _wait_for(name, "✔ 3.")
+    _tmux("send-keys", "-t", name, "o")
+    page = _wait_for(name, "000000  68 65 6c 6c 6f")  # the Page view: "hello" at offset 0
+    assert "hello from d1 (s" in page
+    _tmux("send-keys", "-t", name, "q")
+    end = time.monotonic() + 30
+    while not rc_file.exists() and time.monotonic() < end:
+        time.sleep(0.2)
+    assert rc_file.read_text().strip() == "0"
