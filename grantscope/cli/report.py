@@ -22,7 +22,7 @@ from grantscope.cli.output import print_json
 from grantscope.errors import GrantscopeError, NoXenError, UsageError
 from grantscope.model.devices_join import state_name
 from grantscope.model.dumps import ConsoleParse
-from grantscope.model.findings import Analysis, Observation, analyze
+from grantscope.model.findings import Analysis, Observation, Thresholds, analyze
 from grantscope.model.interrupts import InterruptsParse
 
 __all__ = ["analysis_json", "collect_observation", "register", "render_text", "run_report"]
@@ -44,6 +44,13 @@ def register(subparsers: Any) -> None:
         type=float,
         default=2.0,
         help="seconds between the two counter samples used for rates (default 2)",
+    )
+    p.add_argument(
+        "--storm-rate",
+        type=float,
+        default=Thresholds().storm_rate,
+        metavar="N",
+        help="events per second on one Xen IRQ that count as a storm (default %(default)g)",
     )
     p.add_argument("--no-dumps", action="store_true", help="do not send 'g'/'e' to Xen")
     p.add_argument(
@@ -119,6 +126,8 @@ def run_report(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--interval {args.interval:g} is out of range", "Give 0 to 600 seconds."
         )
+    if not args.storm_rate > 0:
+        raise UsageError(f"--storm-rate {args.storm_rate:g} must be above 0")
     if not _is_xen():
         raise NoXenError(
             "this machine is not running on Xen",
@@ -137,7 +146,7 @@ def run_report(args: argparse.Namespace) -> int:
                 f"cannot write {args.save_console}: {err.strerror}",
                 "The report was not printed; choose a writable path.",
             ) from err
-    analysis = analyze(obs)
+    analysis = analyze(obs, Thresholds(storm_rate=args.storm_rate))
     if args.json:
         print_json({"ok": True, **analysis_json(analysis, obs.console), **extra})
     else:
