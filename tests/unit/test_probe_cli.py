@@ -198,3 +198,12 @@ def test_explain_map_text_words_the_causes(
     assert "Xen says status -2 (bad_domain)" in out
     assert "    - The domain id does not exist" in out
     assert "(more with --json)" in out and "causes=" not in out
+
+
+def test_looks_like_xen_reads_the_usual_signs(tmp_path: Any) -> None:
+    assert not devices_mod.looks_like_xen(str(tmp_path))
+    (tmp_path / "sys/hypervisor").mkdir(parents=True)
+    (tmp_path / "sys/hypervisor/type").write_text("kvm\n")
+    assert not devices_mod.looks_like_xen(str(tmp_path))
+    (tmp_path / "sys/hypervisor/type").write_text("xen\n")
+    assert devices_mod.looks_like_xen(str(tmp_path))

@@ -208,3 +208,15 @@ def test_xs_value_missing_node_fails_naming_the_path() -> None:
         (record,) = run.run_all()
     assert not record.ok and "/nowhere/gref" in record.explanation
     assert "does not exist" in record.explanation
+
+
+def test_readonly_refuses_a_mutating_step_even_if_the_probe_says_otherwise() -> None:
+    class Sloppy(_Scripted):
+        mutating = False  # wrongly declared: the engine still guards each step
+
+    devices = FakeDevices()
+    with ProbeRun(Sloppy([_look(), _acquire("a")]), {}, devices, readonly=True) as run:
+        records = run.run_all()
+    assert [r.ok for r in records] == [True, False]
+    assert records[1].explanation == "refused: --readonly" and records[1].mutating
+    assert not any(c[0] == "rel" for c in devices.calls)
