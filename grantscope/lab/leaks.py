@@ -1,0 +1,96 @@
+"""What a process holds on the Xen devices, and dom0's bound ports: the real-Xen leak check.
+
+tests/xen/conftest.py snapshots :func:`holdings` before and after every test and fails the test
+if anything new is still held after a short settling time.  Parsers are pure (unit-tested).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LSEVTCHN = "/usr/lib/xen-4.17/bin/lsevtchn"
+# Devices whose fds hold grants or ports; an xenbus/privcmd fd holds neither.
+LEAK_DEVICES = ("/dev/xen/gntdev", "/dev/xen/gntalloc", "/dev/xen/evtchn")
+# How long to wait for the kernel and the daemons to settle (a killed child's port, the
+# xenconsoled/xenstored ports of a just-destroyed domU) before calling something a leak.
+SETTLE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What this process holds on the Xen devices, and dom0's bound ports."""
+
+    maps: frozenset[str]        # /proc/self/maps lines of gntdev/gntalloc mappings
+    fds: frozenset[str]         # "fd -> /dev/xen/..." for the leak devices
+    ports: frozenset[str]       # lsevtchn lines ("N: state") of dom0's bound ports
+
+    def new_since(self, before: Holdings) -> list[str]:
+        """Human-readable lines for everything held now that was not held ``before``."""
+        out = [f"mapping: {m}" for m in sorted(self.maps - before.maps)]
+        out += [f"open fd: {f}" for f in sorted(self.fds - before.fds)]
+        out += [f"dom0 port: {p}" for p in sorted(self.ports - before.ports)]
+        return out
+
+
+def own_mappings(maps_text: str) -> frozenset[str]:
+    """The lines of a /proc/PID/maps text that map gntdev or gntalloc."""
+    return frozenset(
+        line.strip() for line in maps_text.splitlines()
+        if line.rstrip().endswith(("/dev/xen/gntdev", "/dev/xen/gntalloc"))
+    )
+
+
+def own_device_fds(fd_dir: str = "/proc/self/fd") -> frozenset[str]:
+    """Open fds (of the process whose fd directory this is) that point at a leak device."""
+    found = set()
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue        # the fd of the listing itself, already closed
+        if target in LEAK_DEVICES:
+            found.add(f"{name} -> {target}")
+    return frozenset(found)
+
+
+_PORT_LINE = re.compile(r"^\s*(\d+):\s*(.*?)\s*$")
+
+
+def parse_lsevtchn(text: str) -> frozenset[str]:
+    """Ports in ``lsevtchn`` output as 'N: state' strings (it lists bound ports only)."""
+    ports = set()
+    for line in text.splitlines():
+        match = _PORT_LINE.match(line)
+        if match:
+            ports.add(f"{match.group(1)}: {match.group(2)}")
+    return frozenset(ports)
+
+
+def dom0_ports() -> frozenset[str]:
+    """dom0's bound event-channel ports, from ``lsevtchn 0``."""
+    proc = subprocess.run([LSEVTCHN, "0"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"lsevtchn 0 failed: {proc.stderr.strip()}")
+    return parse_lsevtchn(proc.stdout)
+
+
+def holdings() -> Holdings:
+    """What this process and dom0 hold right now."""
+    return Holdings(own_mappings(Path("/proc/self/maps").read_text()), own_device_fds(),
+                    dom0_ports())
+
+
+def leaks_since(before: Holdings, settle: float = SETTLE_SECONDS) -> list[str]:
+    """What is held now and was not ``before``, after waiting up to ``settle`` s for it to go."""
+    deadline = time.monotonic() + settle
+    while True:
+        leaked = holdings().new_since(before)
+        if not leaked or time.monotonic() > deadline:
+            return leaked
+        time.sleep(0.25)
