@@ -95,6 +95,9 @@ class InitramfsBuilder:
         """Write the gzip-compressed archive to ``path`` (atomically, via a temporary file)."""
         archive = newc_archive([self._entries[n] for n in self.names()])
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        # No file name and a fixed mtime in the gzip header: the same inputs give the same bytes.
+        with open(tmp, "wb") as raw, gzip.GzipFile(
+            filename="", fileobj=raw, mode="wb", mtime=0
+        ) as gz:
             gz.write(archive)
         tmp.replace(path)

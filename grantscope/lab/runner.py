@@ -95,8 +95,8 @@ def job_script(command: Sequence[str] | None, *, cwd: Path, env: Mapping[str, st
     """The shell script dom0 runs: cd, export, exec the command (or an interactive bash)."""
     lines = [
         "# written by 'grantscope lab run': the job, run as root in dom0",
-        f"cd {shlex.quote(str(cwd))} || {{ echo 'gslab: no directory {cwd} in dom0' >&2; "
-        "exit 125; }",
+        f"cd {shlex.quote(str(cwd))} || {{ echo "
+        f"{shlex.quote(f'gslab: no directory {cwd} in dom0')} >&2; exit 125; }}",
     ]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append(f"exec {shlex.join(command)}" if command else "exec /bin/bash -i")

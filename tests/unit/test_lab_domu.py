@@ -1,0 +1,85 @@
+"""The domU helper's pure parts: specs, xl configs; and the leak check's parsers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grantscope.lab.build import LabBuild
+from grantscope.lab.cmdline import decode_params, encode_params
+from grantscope.lab.domu import DomU, parse_domu_spec, xl_config
+from grantscope.lab.errors import LabError
+from grantscope.lab.leaks import Holdings, own_mappings, parse_lsevtchn
+
+BUILD = LabBuild(Path("/lab/b"), "k", "4.17", "linux-image-x", "1", "6.1.0-56-amd64")
+
+
+def test_domu_spec() -> None:
+    assert parse_domu_spec("offer") == ("pv", "offer")
+    assert parse_domu_spec("pvh:echo") == ("pvh", "echo")
+    for bad in ("nope", "kvm:offer", "pv:"):
+        with pytest.raises(LabError) as err:
+            parse_domu_spec(bad)
+        assert err.value.exit_code == 2
+
+
+def test_pv_config_passes_parameters_on_the_kernel_line() -> None:
+    words = encode_params({"scenario": "map", "reply": "hi there"})
+    cfg = xl_config("gs-map-1", "pv", BUILD, words, 128)
+    assert 'name = "gs-map-1"' in cfg and 'type = "pv"' in cfg
+    assert 'kernel = "/lab/b/vmlinuz"' in cfg and 'ramdisk = "/lab/b/domu.cpio.gz"' in cfg
+    extra = next(line for line in cfg.splitlines() if line.startswith("extra"))
+    assert decode_params(extra.split("=", 1)[1].strip().strip('"')) == {
+        "scenario": "map", "reply": "hi there"}
+    assert 'on_poweroff = "destroy"' in cfg and "memory = 128" in cfg
+
+
+def test_hvm_config_uses_cmdline_with_hvc0_last() -> None:
+    cfg = xl_config("g", "hvm", BUILD, "gs_scenario=echo", 128)
+    cmdline = next(line for line in cfg.splitlines() if line.startswith("cmdline"))
+    assert "console=ttyS0 console=hvc0" in cmdline and "memory = 256" in cfg
+    assert "extra" not in cfg
+
+
+def test_unknown_scenario_and_type_are_usage_errors() -> None:
+    with pytest.raises(LabError):
+        DomU("dance")
+    with pytest.raises(LabError):
+        DomU("offer", kind="kvm")
+
+
+def test_an_unstarted_domu_has_no_home() -> None:
+    with pytest.raises(LabError, match="not started"):
+        _ = DomU("offer", name="x").home
+
+
+LSEVTCHN = """\
+   1: VCPU 0: Virtual IRQ 0
+  26: VCPU 0: Interdomain (Connected) - Remote Domain 0, Port 13
+  27: VCPU 1: Interdomain (Connected) - Remote Domain 1, Port 1
+  30: VCPU 0: Port unbound (Remote domain 0)\x20
+"""
+
+
+def test_lsevtchn_ports() -> None:
+    ports = parse_lsevtchn(LSEVTCHN)
+    assert "27: VCPU 1: Interdomain (Connected) - Remote Domain 1, Port 1" in ports
+    assert "30: VCPU 0: Port unbound (Remote domain 0)" in ports
+    assert len(ports) == 4
+
+
+def test_own_mappings_only_grant_devices() -> None:
+    maps = ("7f00-7f01 rw-s 00000000 00:05 12 /dev/xen/gntdev\n"
+            "7f02-7f03 rw-s 00000000 00:05 13 /dev/xen/gntalloc\n"
+            "7f04-7f05 r-xp 00000000 08:01 99 /usr/lib/libc.so.6\n")
+    assert own_mappings(maps) == {"7f00-7f01 rw-s 00000000 00:05 12 /dev/xen/gntdev",
+                                  "7f02-7f03 rw-s 00000000 00:05 13 /dev/xen/gntalloc"}
+
+
+def test_holdings_report_only_what_is_new() -> None:
+    before = Holdings(frozenset({"m1"}), frozenset({"3 -> /dev/xen/evtchn"}), frozenset({"1: a"}))
+    after = Holdings(frozenset({"m1", "m2"}), frozenset({"3 -> /dev/xen/evtchn"}),
+                     frozenset({"1: a", "9: b"}))
+    assert after.new_since(before) == ["mapping: m2", "dom0 port: 9: b"]
+    assert before.new_since(after) == []
