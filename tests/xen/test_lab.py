@@ -11,6 +11,7 @@ import os
 import stat
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -191,3 +192,11 @@ def test_leak_check_sees_a_bound_port_and_its_fd() -> None:
     while any(p.startswith(f"{port}: ") for p in dom0_ports() - before.ports):
         assert time.monotonic() < deadline, "closing the fd did not free the port"
         time.sleep(0.2)
+
+
+def test_domu_module_runs_a_command_while_the_peer_is_up() -> None:
+    proc = run(sys.executable, "-m", "grantscope.lab.domu", "--scenario", "echo", "--",
+               "sh", "-c", 'xenstore-read "$GRANTSCOPE_DOMU_HOME/data/port"', timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().isdigit()
+    assert "is domain" in proc.stderr
