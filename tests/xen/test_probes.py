@@ -2,10 +2,11 @@
 
     grantscope lab run -- .venv/bin/pytest -q tests/xen/test_probes.py
 
-"Nothing left behind" is checked from outside the probe: this process holds no
-/dev/xen fd or mapping it did not hold before, Xen no longer lists the probe's
-ports (``lsevtchn 0``), a one-byte GRANT_COPY of each gref it granted no longer
-succeeds (the grant ended), and its XenStore keys are gone.  A probe process
+"Nothing left behind" is checked from outside the probe: the tier's autouse
+fixture (tests/xen/conftest.py) fails a test whose process still holds a /dev/xen
+fd or mapping, or leaves a new port in ``lsevtchn 0``; the tests here also check
+the probe's own ports are gone, a one-byte GRANT_COPY of each gref it granted no
+longer succeeds (the grant ended), and its XenStore keys are gone.  A probe process
 killed with SIGKILL loses its grant and port to the kernel, but its XenStore keys
 stay (only a writer can remove them); with SIGTERM its cleanup runs.
 """
@@ -13,7 +14,6 @@ stay (only a writer can remove them); with SIGTERM its cleanup runs.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -42,23 +42,6 @@ DOMID_SELF = 0x7FF0
 
 
 # -- what this process holds, what Xen lists --------------------------------------
-def _xen_fds() -> set[str]:
-    held = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("/dev/xen/"):
-            held.add(f"{fd}:{target}")
-    return held
-
-
-def _xen_maps() -> list[str]:
-    with open("/proc/self/maps", encoding="ascii") as maps:
-        return [line for line in maps if "/dev/xen/" in line]
-
-
 def _dom0_ports() -> dict[int, str]:
     out = subprocess.run([LSEVTCHN, "0"], capture_output=True, text=True, timeout=60, check=True)
     ports = {}
@@ -86,15 +69,6 @@ def store() -> Iterator[XenStore]:
         yield xs
 
 
-@pytest.fixture
-def clean_process() -> Iterator[None]:
-    """The test must end holding exactly the /dev/xen fds and mappings it started with."""
-    fds, maps = _xen_fds(), _xen_maps()
-    yield
-    assert _xen_fds() == fds
-    assert _xen_maps() == maps
-
-
 def _run(name: str, values: dict[str, str]) -> tuple[ProbeRun, list[StepRecord]]:
     devices = RealDevices()
     try:
@@ -115,7 +89,7 @@ def _failures(run: ProbeRun) -> list[tuple[str, str]]:
 
 
 # -- each probe on real devices ------------------------------------------------------
-def test_mailbox_loopback(store: XenStore, clean_process: None) -> None:
+def test_mailbox_loopback(store: XenStore) -> None:
     run, steps = _run("mailbox-loopback", {"message": "real mailbox"})
     assert run.ok, _failures(run)
     path = _by_name(steps, "find this domain's id and the mailbox path").result["path"]
@@ -135,7 +109,7 @@ def test_mailbox_loopback(store: XenStore, clean_process: None) -> None:
     assert _grant_ended(gref)
 
 
-def test_pingpong_loopback(clean_process: None) -> None:
+def test_pingpong_loopback() -> None:
     run, steps = _run("pingpong", {"count": "20"})
     assert run.ok, _failures(run)
     stats = steps[-1].result
@@ -144,7 +118,7 @@ def test_pingpong_loopback(clean_process: None) -> None:
     assert echo not in _dom0_ports()
 
 
-def test_offer_page_publishes_then_removes(store: XenStore, clean_process: None) -> None:
+def test_offer_page_publishes_then_removes(store: XenStore) -> None:
     path = "/local/domain/0/data/grantscope-test-offer"
     run, steps = _run("offer-page", {"domid": "self", "publish": path, "message": "offered"})
     assert run.ok, _failures(run)
@@ -158,7 +132,7 @@ def test_offer_page_publishes_then_removes(store: XenStore, clean_process: None)
     assert _grant_ended(gref)
 
 
-def test_map_grant_with_xs_gref(store: XenStore, clean_process: None) -> None:
+def test_map_grant_with_xs_gref(store: XenStore) -> None:
     path = "/local/domain/0/data/grantscope-test-map"
     with GrantOffer(0, 1, writable=False) as offer:
         offer.write(0, b"granted by the test\0")
@@ -184,7 +158,7 @@ def test_map_grant_of_a_bad_xs_value_names_path_and_bytes(store: XenStore) -> No
     assert f"{path}/gref" in steps[0].explanation and "0x1f" in steps[0].explanation
 
 
-def test_notify_reaches_the_port(clean_process: None) -> None:
+def test_notify_reaches_the_port() -> None:
     with EventChannel() as peer:
         port = peer.bind_unbound(0)
         run, _ = _run("notify", {"domid": "0", "port": str(port), "count": "3"})
@@ -201,8 +175,7 @@ def test_notify_reaches_the_port(clean_process: None) -> None:
     [(0, 4000, -3, "bad_gntref"), (999, 8, -2, "bad_domain"), (DOMID_SELF, 8, -1,
                                                               "general_error")],
 )
-def test_explain_map_on_failing_grants(domid: int, gref: int, status: int, name: str,
-                                       clean_process: None) -> None:
+def test_explain_map_on_failing_grants(domid: int, gref: int, status: int, name: str) -> None:
     run, steps = _run("explain-map", {"domid": str(domid), "gref": str(gref)})
     assert run.ok, _failures(run)
     mapped = _by_name(steps, "map the grant")
@@ -214,7 +187,7 @@ def test_explain_map_on_failing_grants(domid: int, gref: int, status: int, name:
         assert "DOMID_SELF" in result["causes"][0]
 
 
-def test_explain_map_grant_to_another_domain_is_general_error(clean_process: None) -> None:
+def test_explain_map_grant_to_another_domain_is_general_error() -> None:
     # The origin bug: the page was granted to some other domid, and dom0 maps it.
     with GrantOffer(7, 1, writable=True) as offer:
         run, steps = _run("explain-map", {"domid": "0", "gref": str(offer.grefs[0])})
@@ -224,7 +197,7 @@ def test_explain_map_grant_to_another_domain_is_general_error(clean_process: Non
     assert "d0" in result["causes"][0]
 
 
-def test_explain_map_read_only_grant_mapped_writable(clean_process: None) -> None:
+def test_explain_map_read_only_grant_mapped_writable() -> None:
     with GrantOffer(0, 1, writable=False) as offer:
         run, steps = _run("explain-map", {"domid": "0", "gref": str(offer.grefs[0]),
                                           "writable": "true"})
@@ -236,59 +209,61 @@ def test_explain_map_read_only_grant_mapped_writable(clean_process: None) -> Non
 
 # -- against a real PV domU peer ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def offering_domu() -> Iterator[DomU]:
-    """A PV domU that grants a page and offers a port to dom0, and notifies back every event."""
-    with DomU("offer", {"text": "hello from the domU"}) as peer:
-        peer.wait_key("data/port", timeout=240)
+def mapping_domu() -> Iterator[DomU]:
+    """A PV domU that waits for dom0's gref/port under its data/offer, maps, replies, notifies.
+
+    Module-scoped so it is destroyed after the per-test leak check: xenstored and xenconsoled
+    drop their ports to a destroyed domain only some time after it is gone.
+    """
+    with DomU("map", {"reply": "the domU was here"}) as peer:
+        peer.wait_key("data/status", timeout=240)  # "waiting" for data/offer/{gref,port}
         yield peer
 
 
-def test_map_grant_of_a_domu_page_via_xs(offering_domu: DomU, clean_process: None) -> None:
-    home = offering_domu.home
-    run, steps = _run("map-grant", {"domid": str(offering_domu.domid),
+def test_map_grant_of_a_domu_page_via_xs(offer_domu: DomU) -> None:
+    home = offer_domu.home
+    run, steps = _run("map-grant", {"domid": str(offer_domu.domid),
                                     "gref": f"xs:{home}/data/gref"})
     assert run.ok, _failures(run)
-    assert _by_name(steps, "read the mapped page").result["text"] == "hello from the domU"
+    assert _by_name(steps, "read the mapped page").result["text"] == "hello from the offer peer"
 
 
-def test_notify_and_pingpong_with_a_domu(offering_domu: DomU, clean_process: None) -> None:
-    home, domid = offering_domu.home, str(offering_domu.domid)
+def test_notify_and_pingpong_with_a_domu(offer_domu: DomU) -> None:
+    home, domid = offer_domu.home, str(offer_domu.domid)
     run, _ = _run("notify", {"domid": domid, "port": f"xs:{home}/data/port"})
     assert run.ok, _failures(run)
-    offering_domu.wait_value("data/notifications", "1", timeout=60)
+    offer_domu.wait_value("data/notifications", "1", timeout=60)
     # The notify probe closed its end; Xen returns the domU's port to unbound, so it rebinds.
     run, steps = _run("pingpong", {"domid": domid, "port": f"xs:{home}/data/port",
                                    "count": "5", "timeout": "10"})
     assert run.ok, _failures(run)
     assert steps[-1].result["round_trips"] == 5
-    offering_domu.wait_value("data/notifications", "6", timeout=60)
+    offer_domu.wait_value("data/notifications", "6", timeout=60)
 
 
 def test_explain_map_of_a_domu_grant_meant_for_dom0_from_dom0(
-    offering_domu: DomU, clean_process: None
+    offer_domu: DomU
 ) -> None:
-    gref = offering_domu.read_key("data/gref")
+    gref = offer_domu.read_key("data/gref")
     assert gref is not None
-    run, steps = _run("explain-map", {"domid": str(offering_domu.domid), "gref": gref})
+    run, steps = _run("explain-map", {"domid": str(offer_domu.domid), "gref": gref})
     assert run.ok, _failures(run)
     result = _by_name(steps, "explain").result
     assert result["mapped"] and result["status"] == 0 and result["causes"] == []
 
 
-def test_offer_page_to_a_mapping_domu(store: XenStore, clean_process: None) -> None:
-    with DomU("map", {"reply": "the domU was here"}) as peer:
-        peer.wait_key("data/status", timeout=240)  # "waiting" for data/offer/{gref,port}
-        path = f"{peer.home}/data/offer"
-        run, steps = _run("offer-page", {"domid": str(peer.domid), "publish": path,
-                                         "message": "from dom0", "hold": "120",
-                                         "events": "1"})
-        assert run.ok, _failures(run)
-        assert _by_name(steps, "hold the offer for the peer").result["events"] == 1
-        assert steps[-1].result["text"] == "the domU was here"
-        assert peer.read_key("data/seen") == "from dom0"
-        assert not store.exists(path)
-        gref = _by_name(steps, "grant a page").result["gref"]
-        assert _grant_ended(gref)
+def test_offer_page_to_a_mapping_domu(mapping_domu: DomU, store: XenStore) -> None:
+    peer = mapping_domu
+    path = f"{peer.home}/data/offer"
+    run, steps = _run("offer-page", {"domid": str(peer.domid), "publish": path,
+                                     "message": "from dom0", "hold": "120", "events": "1"})
+    assert run.ok, _failures(run)
+    assert _by_name(steps, "hold the offer for the peer").result["events"] == 1
+    assert steps[-1].result["text"] == "the domU was here"
+    assert peer.read_key("data/seen") == "from dom0"
+    assert not store.exists(path)
+    gref = _by_name(steps, "grant a page").result["gref"]
+    assert _grant_ended(gref)
 
 
 # -- a probe process killed in the middle ---------------------------------------------
