@@ -7,10 +7,12 @@ or watch, so a frozen simulated host gives identical screens.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.lazy import Lazy
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
@@ -33,7 +35,8 @@ FOCUS = {"xenstore": "#xs-tree", "grants": "#own-grants", "events": "#irqs",
 class GrantscopeApp(App[int]):
     """The interactive diagnostics app for one host."""
 
-    CSS_PATH = "grantscope.tcss"
+    # absolute, so a subclass defined elsewhere (a benchmark, a plugin) still finds it
+    CSS_PATH = Path(__file__).with_name("grantscope.tcss")
     TITLE = "grantscope"
     COMMANDS = App.COMMANDS | {GrantscopeCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -67,19 +70,18 @@ class GrantscopeApp(App[int]):
         with TabbedContent(id="tabs", initial="xenstore"):
             with TabPane("1 XenStore", id="xenstore"):
                 yield XenStorePane(self.host, live=self.live)
+            # hidden tabs mount after the first paint (Lazy): the XenStore tree shows sooner
             with TabPane("2 Grants", id="grants"):
-                yield GrantsPane(self.host, live=self.live)
+                yield Lazy(GrantsPane(self.host, live=self.live))
             with TabPane("3 Events", id="events"):
-                yield EventsPane(self.host, live=self.live)
+                yield Lazy(EventsPane(self.host, live=self.live))
             with TabPane("4 Page", id="page"):
-                yield PagePane(self.host, live=self.live)
+                yield Lazy(PagePane(self.host, live=self.live))
             with TabPane("5 Probes", id="probes"):
-                yield ProbesPane(self.host, readonly=self.readonly, live=self.live)
+                yield Lazy(ProbesPane(self.host, readonly=self.readonly, live=self.live))
         yield Footer()
 
     def on_mount(self) -> None:
-        # kept so cleanup on quit needs no DOM query while widgets are being removed
-        self._probes_pane = self.query_one(ProbesPane)
         self.query_one("#xs-tree").focus()
         if self.theme_problems:
             self.notify("; ".join(self.theme_problems), title="theme files skipped",
@@ -88,8 +90,9 @@ class GrantscopeApp(App[int]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # keys go to the tab's main widget, not to the tab strip
         target = FOCUS.get(str(event.pane.id))
-        if target:
-            self.query_one(target).focus()
+        found = self.query(target) if target else None
+        if found:  # absent while the app is still composing
+            found.first().focus()
 
     # -- actions ----------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
@@ -104,15 +107,29 @@ class GrantscopeApp(App[int]):
             groups.append((name, _bindings(cls)))
         self.push_screen(HelpScreen(groups))
 
+    def register_probes_pane(self, pane: ProbesPane) -> None:
+        """Called by the Probes pane when it mounts."""
+        self._probes_pane = pane
+
+    def probes_pane(self) -> ProbesPane | None:
+        """The Probes pane once mounted (it mounts lazily, after the first paint)."""
+        if self._probes_pane is None:
+            found = self.query(ProbesPane)
+            # kept so cleanup on quit needs no DOM query while widgets are being removed
+            self._probes_pane = found.first() if found else None
+        return self._probes_pane
+
     def probe_list(self) -> list[Any]:
         """The probes shown in the Probes tab (mutating ones are hidden with --readonly)."""
-        return list(self.query_one(ProbesPane).probes)
+        pane = self.probes_pane()
+        return list(pane.probes) if pane is not None else []
 
     def open_probe(self, name: str) -> None:
         """Show the Probes tab with ``name`` selected."""
         self.action_show_tab("probes")
-        pane = self.query_one(ProbesPane)
-        pane.select_probe(name)
+        pane = self.probes_pane()
+        if pane is not None:
+            pane.select_probe(name)
 
     async def jump_to(self, path: str) -> None:
         """Show the XenStore tab at ``path``."""
@@ -140,7 +157,7 @@ class GrantscopeApp(App[int]):
 
     def cleanup_probes(self) -> None:
         """Release every grant and port a probe run still holds (idempotent)."""
-        pane = self._probes_pane
+        pane = self._probes_pane  # no query: this runs while the DOM is torn down
         if pane is not None and pane.run is not None:
             run, pane.run = pane.run, None
             run.cleanup()

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
-from grantscope.host.base import EventsSnapshot, Host
+from grantscope.host.base import EventsSnapshot, Host, OwnPort
 from grantscope.model.pagediff import fade_bucket
 from grantscope.model.rates import RateTracker
 from grantscope.ui.messages import EventsPolled
@@ -50,6 +50,7 @@ class EventsPane(Vertical):
         self.live = live
         self.rates = RateTracker()
         self.snapshot: EventsSnapshot | None = None
+        self._shown_ports: tuple[OwnPort, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Xen interrupts (/proc/interrupts)")
@@ -107,8 +108,11 @@ class EventsPane(Vertical):
             for row_key in [k for k in irqs.rows if int(str(k.value)) not in present]:
                 irqs.remove_row(row_key)
             self.rates.forget_missing(set(present))
+            if self._shown_ports == snap.ports:
+                return
+            self._shown_ports = snap.ports
             ports = self.query_one("#ports", DataTable)
-            ports.clear()
+            ports.clear()  # clear() re-lays out the screen: only when the ports changed
             for p in snap.ports:
                 remote = "-" if p.remote_domid is None else f"d{p.remote_domid}" + (
                     f":{p.remote_port}" if p.remote_port is not None else "")

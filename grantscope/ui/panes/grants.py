@@ -35,6 +35,7 @@ class GrantsPane(Vertical):
         self.host = host
         self.live = live
         self.snapshot: GrantsSnapshot | None = None
+        self.pending: GrantsSnapshot | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Own mappings and offers  (Enter opens the page)")
@@ -63,13 +64,23 @@ class GrantsPane(Vertical):
         self.poll()
 
     def on_grants_polled(self, message: GrantsPolled) -> None:
-        self.apply(message.snapshot)
+        self.pending = message.snapshot
+        if self.is_on_screen or not self.live:
+            self.apply(message.snapshot)
         if self.live:
             self.set_timer(POLL_SECONDS, self.poll)
 
+    def on_show(self) -> None:
+        # polls that arrived while another tab was shown were kept, not painted
+        if self.pending is not None:
+            self.apply(self.pending)
+
     def apply(self, snap: GrantsSnapshot) -> None:
-        """Show ``snap`` (tables are small; rebuilt inside one batch update)."""
-        if snap == self.snapshot:
+        """Show ``snap`` (tables are small; rebuilt inside one batch update when it changed)."""
+        old = self.snapshot
+        if old is not None and (old.own, old.processes, old.hypervisor) == (
+                snap.own, snap.processes, snap.hypervisor):
+            self.snapshot = snap
             return
         self.snapshot = snap
         with self.app.batch_update():

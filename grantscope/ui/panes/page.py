@@ -12,14 +12,15 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, OptionList, Static
+from textual.widget import Widget
+from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -28,6 +29,28 @@ from grantscope.model.ring import decode_ring_header
 from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
 
 RATE_HZ = 30.0
+
+
+class RingView(Widget):
+    """Two lines for the decoded ring header; updating it repaints only itself (no layout)."""
+
+    DEFAULT_CSS = """
+    RingView { height: 2; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+
+    def show(self, text: Text) -> None:
+        """Replace the text (a Static.update would re-layout the whole screen 30 times/s)."""
+        if text != self.text:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        """The current text."""
+        return self.text
 
 
 class PagePane(Vertical):
@@ -40,7 +63,6 @@ class PagePane(Vertical):
     DEFAULT_CSS = """
     PagePane #page-list { width: 34; border-right: solid $panel; }
     PagePane #page-title { padding: 0 1; text-style: bold; }
-    PagePane #ring { height: auto; padding: 0 1; color: $text-muted; }
     """
 
     def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
@@ -57,7 +79,7 @@ class PagePane(Vertical):
             yield OptionList(id="page-list")
             with Vertical():
                 yield Label("no page selected", id="page-title")
-                yield Static(id="ring")
+                yield RingView(id="ring")
                 yield HexDump(id="hexdump")
 
     def on_mount(self) -> None:
@@ -140,6 +162,8 @@ class PagePane(Vertical):
 
     def tick(self) -> None:
         """UI timer: show the newest sample and repaint the ring header if it moved."""
+        if self.live and not self.hexdump.is_on_screen:
+            return  # another tab is shown: nothing to paint (the sampler keeps the slot fresh)
         if self.hexdump.take(self.slot):
             self.show_ring()
 
@@ -150,9 +174,9 @@ class PagePane(Vertical):
         _, _, ring = self.sources.get(self.current, ("", None, False))
         data = self.hexdump.data
         header = decode_ring_header(data)
-        box = self.query_one("#ring", Static)
+        box = self.query_one(RingView)
         if not ring and not (header.plausible() and any(data[:16])):
-            box.update("")
+            box.show(Text())
             return
         text = Text()
         text.append("ring  ", style="bold")
@@ -161,7 +185,7 @@ class PagePane(Vertical):
             text.append(f"{value}  ")
         if self.hexdump.frozen:
             text.append(" FROZEN", style="bold reverse")
-        box.update(text)
+        box.show(text)
 
     def action_freeze(self) -> None:
         """``f``: stop repainting (the sampler keeps the newest bytes) or resume."""

@@ -131,6 +131,10 @@ class ProbesPane(Horizontal):
         return "Pick a probe on the left."
 
     def on_mount(self) -> None:
+        # the app keeps a reference so that quitting cleans up without querying the DOM
+        register = getattr(self.app, "register_probes_pane", None)
+        if register is not None:
+            register(self)
         if self.readonly or not self.probes:
             for bid in ("step", "run-all", "cleanup"):
                 self.query_one(f"#{bid}", Button).disabled = not self.probes

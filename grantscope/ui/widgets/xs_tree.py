@@ -166,7 +166,8 @@ class XsTree(Tree[NodeData]):
             return
         if node is not None:
             node.set_label(node_label(name, value, changed=True, changed_style=changed_style))
-            node.allow_expand = has_children
+            if node.allow_expand != has_children:
+                node.allow_expand = has_children
             return
         parent_path = path.rsplit("/", 1)[0] or "/"
         parent = self.nodes_by_path.get(parent_path)

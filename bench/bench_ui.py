@@ -1,0 +1,207 @@
+"""Benchmark: the TUI's responsiveness goals, measured on the simulated host (no Xen needed).
+
+    .venv/bin/python bench/bench_ui.py            # all four
+    .venv/bin/python bench/bench_ui.py --only paint
+
+Figures printed (goals from the project's issue; nothing is asserted, tests never time):
+- first paint of ``grantscope --demo`` against a bare Textual app's first paint, each in a fresh
+  interpreter (median of N), as a ratio (goal <= 2x);
+- expanding a XenStore node with 10,000 children: from the expand to the chunk on screen
+  (goal <= 200 ms);
+- the Page view live at 30 Hz: CPU time of the whole process over wall time (goal <= 20 % of
+  one core);
+- the longest gap between UI timer ticks while a probe step blocks for 2 s in its worker
+  (goal: no stall > 100 ms).
+Ratios and figures mean something only against each other on one machine, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+PAINT_SCRIPT = r"""
+import sys, time
+t0 = time.perf_counter()
+kind = sys.argv[1]
+if kind == "bare":
+    from textual.app import App
+    from textual.widgets import Static
+    class Base(App):
+        def compose(self):
+            yield Static("hello")
+    args = ()
+else:
+    from grantscope.host.sim import SimHost
+    from grantscope.ui.app import GrantscopeApp as Base
+    args = (SimHost(),)
+t_import = time.perf_counter() - t0
+class Timed(Base):
+    def on_mount(self):
+        # runs after the app's own on_mount; the callback fires after the first refresh
+        self.call_after_refresh(self.painted)
+    def painted(self):
+        print(t_import, time.perf_counter() - t0, flush=True)
+        self.exit()
+Timed(*args).run(headless=True, size=(120, 40))
+"""
+
+
+def bench_paint(runs: int) -> None:
+    """First paint, fresh interpreter each time (imports included, as a user sees it)."""
+    results: dict[str, list[float]] = {"bare": [], "demo": []}
+    imports: dict[str, list[float]] = {"bare": [], "demo": []}
+    for _ in range(runs):
+        for kind in ("bare", "demo"):
+            out = subprocess.run([sys.executable, "-c", PAINT_SCRIPT, kind], capture_output=True,
+                                 text=True, timeout=120)
+            lines = out.stdout.strip().splitlines()
+            if out.returncode != 0 or not lines:
+                print(f"paint[{kind}] failed: {out.stderr.strip()[-400:]}")
+                return
+            imported, painted = map(float, lines[-1].split())
+            results[kind].append(painted)
+            imports[kind].append(imported)
+    bare, demo = statistics.median(results["bare"]), statistics.median(results["demo"])
+    print(f"first paint: bare Textual {bare * 1000:.0f} ms, grantscope --demo {demo * 1000:.0f} ms,"
+          f" ratio {demo / bare:.2f}x (goal <= 2x; median of {runs}); of which imports: bare "
+          f"{statistics.median(imports['bare']) * 1000:.0f} ms, demo "
+          f"{statistics.median(imports['demo']) * 1000:.0f} ms")
+
+
+async def _expand(children: int) -> float:
+    from grantscope.host.sim import SimHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.xenstore import XenStorePane
+    from grantscope.ui.widgets.xs_tree import XsTree
+
+    app = GrantscopeApp(SimHost(big_dir=children), live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await app.query_one(XenStorePane).jump("/local/domain/2/data/sessions")
+        await pilot.pause()
+        tree = app.query_one(XsTree)
+        node = tree.cursor_node
+        assert node is not None
+        started = time.perf_counter()
+        node.expand()
+        while not node.children:
+            await asyncio.sleep(0.001)
+        await pilot.pause()  # the refresh that puts the chunk on screen
+        return time.perf_counter() - started
+
+
+def bench_expand(runs: int) -> None:
+    """Expanding a node with 10,000 children."""
+    times = [asyncio.run(_expand(10_000)) for _ in range(runs)]
+    print(f"expand 10,000 children: median {statistics.median(times) * 1000:.0f} ms, "
+          f"max {max(times) * 1000:.0f} ms (goal <= 200 ms; {runs} runs)")
+
+
+async def _hexdump_cpu(seconds: float) -> tuple[float, int]:
+    from grantscope.host.sim import SimHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.page import PagePane
+
+    app = GrantscopeApp(SimHost(), live=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_show_tab("page")
+        await pilot.pause(1.0)
+        pane = app.query_one(PagePane)
+        seq0 = pane.hexdump.tracker.seq
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        return cpu / wall, pane.hexdump.tracker.seq - seq0
+
+
+def bench_hexdump(seconds: float) -> None:
+    """The Page view on the moving ring at 30 Hz (the whole app: pollers, watch, sampler)."""
+    share, changes = asyncio.run(_hexdump_cpu(seconds))
+    print(f"hexdump live 30 Hz: {share * 100:.1f} % of one core over {seconds:.0f} s, "
+          f"{changes / seconds:.1f} page changes shown/s (goal <= 20 %)")
+
+
+async def _stall(block_s: float) -> float:
+    from grantscope.host.sim import SimHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.probes import ProbesPane
+
+    host = SimHost()
+    inner = host.devices()
+    release = threading.Event()
+
+    class Slow:
+        name = "sim"
+
+        def map_grants(self, *a: Any, **k: Any) -> Any:
+            release.wait(block_s)
+            return inner.map_grants(*a, **k)  # type: ignore[union-attr]
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(inner, attr)
+
+    slow = Slow()
+    host.devices = lambda: slow  # type: ignore[assignment,method-assign,return-value]
+    app = GrantscopeApp(host, live=True)
+    gaps: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_probe("map-grant")
+        await pilot.pause(0.5)
+        pane = app.query_one(ProbesPane)
+        pane.confirmed = True
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = app.set_interval(0.01, tick)
+        pane.action_run_all()
+        started = time.perf_counter()
+        while not pane.busy and time.perf_counter() - started < 5:
+            await asyncio.sleep(0.01)
+        gaps.clear()
+        last[0] = time.perf_counter()
+        while pane.busy and time.perf_counter() - started < block_s + 5:
+            await asyncio.sleep(0.01)
+        timer.stop()
+    return max(gaps) if gaps else float("nan")
+
+
+def bench_stall(block_s: float) -> None:
+    """Longest UI timer gap while a step blocks in its worker."""
+    gap = asyncio.run(_stall(block_s))
+    print(f"probe step blocking {block_s:.0f} s: longest UI tick gap {gap * 1000:.0f} ms "
+          "(10 ms timer; goal: no stall > 100 ms)")
+
+
+def main() -> int:
+    """Run the chosen benchmarks and print their figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("paint", "expand", "hexdump", "stall"))
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    todo = [args.only] if args.only else ["paint", "expand", "hexdump", "stall"]
+    for name in todo:
+        if name == "paint":
+            bench_paint(args.runs)
+        elif name == "expand":
+            bench_expand(args.runs)
+        elif name == "hexdump":
+            bench_hexdump(5.0)
+        else:
+            bench_stall(2.0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
