@@ -111,6 +111,7 @@ async def _hexdump_cpu(seconds: float) -> tuple[float, int]:
 
     app = GrantscopeApp(SimHost(), live=True)
     async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)  # a tab switch before the tabs are composed is dropped
         app.action_show_tab("page")
         await pilot.pause(1.0)
         pane = app.query_one(PagePane)
