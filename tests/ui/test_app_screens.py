@@ -253,3 +253,19 @@ async def test_themes_switch() -> None:
             await settle(pilot)
             assert app.theme == name
             assert app.theme_variables["gs-changed"]
+
+
+@async_test
+async def test_changed_label_highlight_fades() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await app.query_one(XenStorePane).jump("/local/domain/1/name")
+        tree = app.query_one(XsTree)
+        node = tree.nodes_by_path["/local/domain/1/name"]
+        tree.apply_change("/local/domain/1/name", b"renamed", True, False, "bold red", now=10.0)
+        assert "bold red" in str(node.label.spans) and "renamed" in str(node.label)
+        tree.fade(11.0)
+        assert "bold red" in str(node.label.spans)
+        tree.fade(12.5)
+        assert "bold red" not in str(node.label.spans) and "renamed" in str(node.label)

@@ -62,6 +62,7 @@ class XenStorePane(Vertical):
         self.show_details("/")
         if self.live:
             self.watch_store()
+            self.set_interval(0.5, lambda: self.xs_tree.fade(time.monotonic()))
 
     @property
     def xs_tree(self) -> XsTree:
@@ -205,7 +206,8 @@ class XenStorePane(Vertical):
         style = f"bold {theme_colour(self.app, 'gs-changed', 'yellow')}"
         with self.app.batch_update():
             for ch in message.changes:
-                self.xs_tree.apply_change(ch.path, ch.value, ch.exists, ch.has_children, style)
+                self.xs_tree.apply_change(ch.path, ch.value, ch.exists, ch.has_children, style,
+                                          time.monotonic())
         if any(ch.path == self.selected_path for ch in message.changes):
             self.show_details(self.selected_path)
 

@@ -84,6 +84,8 @@ class XsTree(Tree[NodeData]):
         self.nodes_by_path: dict[str, TreeNode[NodeData]] = {"/": self.root}
         self.loaded: set[str] = set()
         self.guide_depth = 2
+        # path -> (when it changed, name, value): highlighted labels to return to normal
+        self.recent: dict[str, tuple[float, str, bytes | None]] = {}
 
     def on_mount(self) -> None:
         self.root.expand()
@@ -152,9 +154,22 @@ class XsTree(Tree[NodeData]):
         self.scroll_to_node(node)
         return node
 
+    def fade(self, now: float, after: float = 2.0) -> None:
+        """Return labels highlighted more than ``after`` seconds ago to their normal look."""
+        for path, (at, name, value) in list(self.recent.items()):
+            if now - at >= after:
+                del self.recent[path]
+                node = self.nodes_by_path.get(path)
+                if node is not None:
+                    node.set_label(node_label(name, value))
+
     def apply_change(self, path: str, value: bytes | None, exists: bool, has_children: bool,
-                     changed_style: str) -> None:
+                     changed_style: str, now: float = 0.0) -> None:
         """Reflect one watch event: relabel, add or remove the node for ``path``."""
+        if exists:
+            self.recent[path] = (now, path.rsplit("/", 1)[1] or "/", value)
+        else:
+            self.recent.pop(path, None)
         node = self.nodes_by_path.get(path)
         name = path.rsplit("/", 1)[1] or "/"
         if not exists:
