@@ -241,6 +241,14 @@ class Host(abc.ABC):
     def events(self) -> EventsSnapshot:
         """Xen rows of /proc/interrupts and our own event-channel ports."""
 
+    def capture_hypervisor_grants(self) -> str:
+        """Refresh the hypervisor-wide grant table that :meth:`grants` returns.
+
+        Returns "" on success, else a sentence saying why the table is unavailable.  The
+        default has nothing to capture (the simulated and replay hosts carry their table).
+        """
+        return "this host has no hypervisor table to capture"
+
     def pages(self) -> tuple[PageRef, ...]:
         """Pages this host can show in the Page view beyond the ones probes create."""
         return ()

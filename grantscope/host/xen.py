@@ -102,6 +102,7 @@ class XenHost(Host):
         self._store: Any = None
         self._store_lock = threading.Lock()
         self._devices: TrackingDevices | None = None
+        self._hv: tuple[HvGrant, ...] | None = None
 
     # -- XenStore ------------------------------------------------------------------------
     def store(self) -> Any:
@@ -181,19 +182,24 @@ class XenHost(Host):
             ProcessGrants(h.pid, h.comm, h.device, h.fds, h.mapped_pages)
             for h in xen_device_holders(("/dev/xen/gntdev", "/dev/xen/gntalloc"))
         )
-        hv: tuple[HvGrant, ...] | None = None
         if self.hypervisor_dumps:
-            from grantscope.sources.hvdump import capture_dumps
+            self.capture_hypervisor_grants()
+        return GrantsSnapshot(tuple(own), procs, self._hv, self.clock())
 
-            cap = capture_dumps("g")
-            dump = cap.parse.grants if cap.parse is not None else None
-            if dump is not None:
-                hv = tuple(
-                    HvGrant(granter=e.granter, ref=e.ref, mapper=e.mapper,
-                            flags=f"{e.flags:#x}", frame=e.mfn)
-                    for t in dump.tables for e in t.entries
-                )
-        return GrantsSnapshot(tuple(own), procs, hv, self.clock())
+    def capture_hypervisor_grants(self) -> str:
+        """``xl debug-keys g`` through the diagnostics' safe capture (dom0 only)."""
+        from grantscope.sources.hvdump import capture_dumps
+
+        cap = capture_dumps("g")
+        dump = cap.parse.grants if cap.parse is not None else None
+        if dump is None:
+            return cap.unavailable or "; ".join(cap.problems) or "no grant dump in the console"
+        self._hv = tuple(
+            HvGrant(granter=e.granter, ref=e.ref, mapper=e.mapper, flags=f"{e.flags:#x}",
+                    frame=e.mfn)
+            for t in dump.tables for e in t.entries
+        )
+        return "; ".join(cap.problems)
 
     def events(self) -> EventsSnapshot:
         """Xen rows of /proc/interrupts and the ports of our own evtchn handles."""

@@ -124,3 +124,11 @@ def test_readonly_has_no_devices_and_store_errors_explain() -> None:
         h.store.read("/missing")
     with pytest.raises(GrantscopeError):
         h.read_page("grant:9:9")
+
+
+def test_sim_has_no_hypervisor_capture_but_carries_its_table() -> None:
+    h = SimHost(frozen_at=1.0)
+    assert h.capture_hypervisor_grants() != ""
+    table = h.grants().hypervisor
+    assert table is not None and any(r.granter == 1 and r.ref == 30 and r.mapper is None
+                                     for r in table)

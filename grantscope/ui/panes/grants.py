@@ -23,6 +23,7 @@ class GrantsPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_page", "Open page", id="grants.open"),
         Binding("r", "refresh", "Refresh", id="grants.refresh"),
+        Binding("h", "capture", "Capture hypervisor table", id="grants.capture"),
     ]
     DEFAULT_CSS = """
     GrantsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
@@ -63,6 +64,19 @@ class GrantsPane(Vertical):
         """``r``: poll now."""
         self.poll()
 
+    def action_capture(self) -> None:
+        """``h``: capture the hypervisor grant table now (``xl debug-keys g`` on the xen host)."""
+        self.notify("capturing the hypervisor grant table…")
+        self.capture()
+
+    @work(thread=True, exclusive=True, group="hv-capture", exit_on_error=False)
+    def capture(self) -> None:
+        """Run the capture in a thread (it spawns xl three times), then poll."""
+        why = self.host.capture_hypervisor_grants()
+        if why:
+            self.app.call_from_thread(self.notify, why, severity="warning")
+        self.post_message(GrantsPolled(self.host.grants()))
+
     def on_grants_polled(self, message: GrantsPolled) -> None:
         self.pending = message.snapshot
         if self.is_on_screen or not self.live:
@@ -100,8 +114,8 @@ class GrantsPane(Vertical):
             hv.clear()
             label = self.query_one("#hv-label", Label)
             if snap.hypervisor is None:
-                label.update("Hypervisor grant table: not available here "
-                             "(needs dom0 and the system-wide diagnostics)")
+                label.update("Hypervisor grant table: not captured "
+                             "(h captures it with 'xl debug-keys g'; dom0 only)")
             else:
                 label.update(f"Hypervisor grant table ({len(snap.hypervisor)} entries in use)")
                 for r in snap.hypervisor:
