@@ -309,12 +309,12 @@ class ProbeRun:
         index = self.next_index
         step = self._steps[index]
         self.next_index += 1
+        ctx = self._ctx
+        ctx._begin_step()
         if step.mutating and self.readonly:
             record = self._record(index, step, False, {}, None, "refused: --readonly", 0.0)
             self._finish(failed=True)
             return record
-        ctx = self._ctx
-        ctx._begin_step()
         started = time.perf_counter()
         try:
             result = step.action(ctx) or {}

@@ -40,6 +40,7 @@ def _fail(exc: BaseException, *, may_fail: bool = False) -> Step:
 
 def _look() -> Step:
     def action(ctx: StepContext) -> dict[str, Any]:
+        ctx.args(looking=True)
         ctx.explain("looked")
         return {"n": ctx.values["n"]}
 
@@ -219,4 +220,5 @@ def test_readonly_refuses_a_mutating_step_even_if_the_probe_says_otherwise() -> 
         records = run.run_all()
     assert [r.ok for r in records] == [True, False]
     assert records[1].explanation == "refused: --readonly" and records[1].mutating
+    assert records[1].arguments == {}  # not the previous step's
     assert not any(c[0] == "rel" for c in devices.calls)
