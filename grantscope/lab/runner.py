@@ -99,7 +99,13 @@ def job_script(command: Sequence[str] | None, *, cwd: Path, env: Mapping[str, st
         f"{shlex.quote(f'gslab: no directory {cwd} in dom0')} >&2; exit 125; }}",
     ]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
-    lines.append(f"exec {shlex.join(command)}" if command else "exec /bin/bash -i")
+    if command:
+        lines.append(f"exec {shlex.join(command)}")
+    else:
+        # No rc files: the host's ~/.bashrc (pyenv hooks and the like) costs minutes under TCG.
+        lines.append("export PS1='gslab-dom0:\\w# '")
+        lines.append("exec /bin/bash --norc --noprofile -i")
+
     return "\n".join(lines) + "\n"
 
 
@@ -232,8 +238,8 @@ def run(
             f"Last console lines:\n{_tail(results / 'console.log')}\n"
             f"Full console: {results / 'console.log'}",
         )
-    _say(f"dom0 ready after {boot_s:.1f}s; job exit status {status}; "
-         f"total {total:.1f}s; results in {results}")
+    booted = "" if interactive else f"dom0 ready after {boot_s:.1f}s; "
+    _say(f"{booted}job exit status {status}; total {total:.1f}s; results in {results}")
     return RunResult(status, results, boot_s, total)
 
 

@@ -44,7 +44,9 @@ def test_job_script_fails_clearly_without_the_directory(tmp_path: Path) -> None:
 
 
 def test_shell_job_is_an_interactive_bash() -> None:
-    assert job_script(None, cwd=Path("/w"), env={}).rstrip().endswith("exec /bin/bash -i")
+    script = job_script(None, cwd=Path("/w"), env={})
+    assert script.rstrip().endswith("exec /bin/bash --norc --noprofile -i")
+    assert "export PS1='gslab-dom0:\\w# '" in script
 
 
 def test_results_dirs_are_unique(tmp_path: Path) -> None:
