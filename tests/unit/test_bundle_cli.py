@@ -125,3 +125,18 @@ def test_parse_xl_list() -> None:
             "cpu_time_s": 0.9,
         },
     ]
+
+
+def test_progress_lines_name_each_collector_and_its_outcome(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from grantscope.bundle.collect import CollectorResult
+    from grantscope.cli.bundle import _progress_printer
+
+    show = _progress_printer(True)
+    show("start", "xenstore", 1, 3, None)
+    show("done", "xenstore", 1, 3, CollectorResult("xenstore", "timeout", 2.5, 2.0, "too slow"))
+    assert capsys.readouterr().err == "[2/3] xenstore ... timeout 2.50s (too slow)\n"
+    quiet = _progress_printer(False)
+    quiet("start", "x", 0, 1, None)
+    assert capsys.readouterr().err == ""
