@@ -209,6 +209,18 @@ def test_explain_map_read_only_grant_mapped_writable() -> None:
 
 # -- against a real PV domU peer ----------------------------------------------------------
 @pytest.fixture(scope="module")
+def offering_domu() -> Iterator[DomU]:
+    """A PV domU that grants a page and offers a port to dom0, and notifies back every event.
+
+    Its own (not conftest's offering_domu): under a loaded host the guest took more than that
+    fixture's 90 s to publish, so this one waits up to 240 s.
+    """
+    with DomU("offer", {"text": "hello from the domU"}) as peer:
+        peer.wait_key("data/port", timeout=240)
+        yield peer
+
+
+@pytest.fixture(scope="module")
 def mapping_domu() -> Iterator[DomU]:
     """A PV domU that waits for dom0's gref/port under its data/offer, maps, replies, notifies.
 
@@ -220,33 +232,33 @@ def mapping_domu() -> Iterator[DomU]:
         yield peer
 
 
-def test_map_grant_of_a_domu_page_via_xs(offer_domu: DomU) -> None:
-    home = offer_domu.home
-    run, steps = _run("map-grant", {"domid": str(offer_domu.domid),
+def test_map_grant_of_a_domu_page_via_xs(offering_domu: DomU) -> None:
+    home = offering_domu.home
+    run, steps = _run("map-grant", {"domid": str(offering_domu.domid),
                                     "gref": f"xs:{home}/data/gref"})
     assert run.ok, _failures(run)
-    assert _by_name(steps, "read the mapped page").result["text"] == "hello from the offer peer"
+    assert _by_name(steps, "read the mapped page").result["text"] == "hello from the domU"
 
 
-def test_notify_and_pingpong_with_a_domu(offer_domu: DomU) -> None:
-    home, domid = offer_domu.home, str(offer_domu.domid)
+def test_notify_and_pingpong_with_a_domu(offering_domu: DomU) -> None:
+    home, domid = offering_domu.home, str(offering_domu.domid)
     run, _ = _run("notify", {"domid": domid, "port": f"xs:{home}/data/port"})
     assert run.ok, _failures(run)
-    offer_domu.wait_value("data/notifications", "1", timeout=60)
+    offering_domu.wait_value("data/notifications", "1", timeout=60)
     # The notify probe closed its end; Xen returns the domU's port to unbound, so it rebinds.
     run, steps = _run("pingpong", {"domid": domid, "port": f"xs:{home}/data/port",
                                    "count": "5", "timeout": "10"})
     assert run.ok, _failures(run)
     assert steps[-1].result["round_trips"] == 5
-    offer_domu.wait_value("data/notifications", "6", timeout=60)
+    offering_domu.wait_value("data/notifications", "6", timeout=60)
 
 
 def test_explain_map_of_a_domu_grant_meant_for_dom0_from_dom0(
-    offer_domu: DomU
+    offering_domu: DomU
 ) -> None:
-    gref = offer_domu.read_key("data/gref")
+    gref = offering_domu.read_key("data/gref")
     assert gref is not None
-    run, steps = _run("explain-map", {"domid": str(offer_domu.domid), "gref": gref})
+    run, steps = _run("explain-map", {"domid": str(offering_domu.domid), "gref": gref})
     assert run.ok, _failures(run)
     result = _by_name(steps, "explain").result
     assert result["mapped"] and result["status"] == 0 and result["causes"] == []
