@@ -212,7 +212,7 @@ def test_explain_map_read_only_grant_mapped_writable() -> None:
 def offering_domu() -> Iterator[DomU]:
     """A PV domU that grants a page and offers a port to dom0, and notifies back every event.
 
-    Its own (not conftest's offering_domu): under a loaded host the guest took more than that
+    Its own (not conftest's offer_domu): under a loaded host the guest took more than that
     fixture's 90 s to publish, so this one waits up to 240 s.
     """
     with DomU("offer", {"text": "hello from the domU"}) as peer:
