@@ -89,15 +89,26 @@ class GrantscopeApp(App[int]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # keys go to the tab's main widget, not to the tab strip
-        target = FOCUS.get(str(event.pane.id))
+        self._focus_pane(str(event.pane.id))
+
+    def _focus_pane(self, tab: str, tries: int = 0) -> None:
+        target = FOCUS.get(tab)
         found = self.query(target) if target else None
-        if found:  # absent while the app is still composing
-            found.first().focus()
+        if found:
+            # after the refresh that shows the pane: a widget still hidden cannot take focus
+            self.call_after_refresh(found.first().focus)
+        elif target and tries < 20:
+            # the pane mounts lazily after the first paint: try again shortly
+            self.set_timer(0.05, lambda: self._focus_pane(tab, tries + 1))
 
     # -- actions ----------------------------------------------------------------------------
-    def action_show_tab(self, tab: str) -> None:
+    def action_show_tab(self, tab: str, _tries: int = 0) -> None:
         """Switch to one of the five tabs."""
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        tabs.active = tab
+        if tabs.active != tab and _tries < 20:
+            # pressed before the tabs were composed: the switch was dropped, retry shortly
+            self.set_timer(0.05, lambda: self.action_show_tab(tab, _tries + 1))
 
     def action_help(self) -> None:
         """Show every binding and its id."""

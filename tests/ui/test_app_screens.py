@@ -120,6 +120,7 @@ async def test_watch_updates_the_tree() -> None:
 async def test_grants_tables_follow_the_host() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # keys pressed before the app is ready are lost
         await pilot.press("2")
         await settle(pilot)
         snap = app.host.grants()
@@ -139,6 +140,7 @@ async def test_grants_tables_follow_the_host() -> None:
 async def test_grants_enter_opens_page() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # keys pressed before the app is ready are lost
         await pilot.press("2")
         await settle(pilot)
         await pilot.press("enter")
@@ -154,6 +156,7 @@ async def test_events_rates_and_highlight() -> None:
     host = SimHost(frozen_at=100.0)
     app = make_app(host=host)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # keys pressed before the app is ready are lost
         await pilot.press("3")
         await settle(pilot)
         pane = app.query_one(EventsPane)
@@ -181,6 +184,7 @@ async def test_page_shows_ring_and_highlights_changes(tmp_path, monkeypatch) -> 
     host = SimHost(frozen_at=100.0)
     app = make_app(host=host)
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # keys pressed before the app is ready are lost
         await pilot.press("4")
         await settle(pilot)
         page = app.query_one(PagePane)
@@ -237,6 +241,7 @@ async def test_user_keymap_rebinds_by_id() -> None:
 async def test_palette_jumps_to_xenstore_path() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # keys pressed before the app is ready are lost
         await pilot.press("3")
         await settle(pilot)
         await app.jump_to("/local/domain/2/device/vif/0/mac")

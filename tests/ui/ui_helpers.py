@@ -24,7 +24,8 @@ def make_app(*, theme: str | None = None, readonly: bool = False, big_dir: int =
 async def settle(pilot: Any, rounds: int = 3) -> None:
     """Let workers finish and messages drain (non-live apps have no endless workers)."""
     for _ in range(rounds):
-        await pilot.pause()
+        # a short real pause lets a screen refresh happen (call_after_refresh work, e.g. focus)
+        await pilot.pause(0.05)
         workers = [w for w in pilot.app.workers if w.group not in ("xs-watch", "page-sampler")]
         if workers:
             await pilot.app.workers.wait_for_complete(workers)
