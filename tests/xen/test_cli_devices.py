@@ -76,7 +76,7 @@ def test_doctor_says_usable_dom0() -> None:
 def test_offer_publish_then_map_notify_and_cleanup(store: XenStore) -> None:
     path = f"{BASE}/a"
     offer = start_offer("--to", "0", "--writable", "--text", "hello from offer",
-                        "--publish", path, "--wait", "90", "--json")
+                        "--publish", path, "--wait", "900", "--json")
     try:
         grefs = wait_node(store, f"{path}/gref")
         port = int(wait_node(store, f"{path}/port"))
