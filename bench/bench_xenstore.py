@@ -87,6 +87,7 @@ def compare(store: XenStore, runs: int, perms: bool, window: int) -> None:
         tool_times.append(t)
         t, walk_lines = time_walk(store, perms, window)
         walk_times.append(t)
+        print(f"  run {len(walk_times)}: {label} {tool_times[-1]:.2f} s, walk {t:.2f} s")
         same = same and walk_lines == tool_lines
     nodes = len(walk_lines)
     print(f"\n== {label}  vs  XenStore.walk({ROOT!r}, perms={perms})  [{nodes} nodes]")
