@@ -38,10 +38,15 @@ async def _visit_every_tab(host: ReplayHost) -> dict[str, object]:
         seen["bar"] = app.query_one(HostBar).render().plain
         seen["tree"] = [str(c.label) for c in app.query_one(XsTree).root.children]
         tabs = []
-        for key in "12345":
+        for key, name in zip(
+            "12345", ("xenstore", "grants", "events", "page", "probes"), strict=True
+        ):
             await pilot.press(key)
-            for _ in range(3):
-                await pilot.pause()
+            # Hidden tabs mount lazily and the switch completes once composed: wait for it.
+            for _ in range(100):
+                if app.query_one(TabbedContent).active == name:
+                    break
+                await pilot.pause(0.05)
             tabs.append(app.query_one(TabbedContent).active)
         seen["tabs"] = tabs
         await pilot.press("q")
