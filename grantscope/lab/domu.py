@@ -98,7 +98,7 @@ class DomU:
         name: str | None = None,
         memory_mb: int = 128,
         build: LabBuild | None = None,
-        create_timeout: float = 180.0,
+        create_timeout: float = 300.0,
     ) -> None:
         if scenario not in SCENARIOS:
             raise LabError(f"unknown domU scenario {scenario!r}",
@@ -198,7 +198,7 @@ class DomU:
         """True while ``xl`` still lists the guest."""
         return _run(["xl", "domid", self.name]).returncode == 0
 
-    def wait_key(self, rel: str, timeout: float = 90.0) -> str:
+    def wait_key(self, rel: str, timeout: float = 240.0) -> str:
         """Wait until ``rel`` exists and return its value; LabError with the console log if not."""
         deadline = time.monotonic() + timeout
         while True:
@@ -216,7 +216,7 @@ class DomU:
                 )
             time.sleep(0.25)
 
-    def wait_value(self, rel: str, predicate_value: str, timeout: float = 90.0) -> str:
+    def wait_value(self, rel: str, predicate_value: str, timeout: float = 240.0) -> str:
         """Wait until ``rel`` holds ``predicate_value``; return it (LabError on timeout)."""
         deadline = time.monotonic() + timeout
         value = None

@@ -18,7 +18,7 @@ LSEVTCHN = "/usr/lib/xen-4.17/bin/lsevtchn"
 LEAK_DEVICES = ("/dev/xen/gntdev", "/dev/xen/gntalloc", "/dev/xen/evtchn")
 # How long to wait for the kernel and the daemons to settle (a killed child's port, the
 # xenconsoled/xenstored ports of a just-destroyed domU) before calling something a leak.
-SETTLE_SECONDS = 10.0
+SETTLE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
