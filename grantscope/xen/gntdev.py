@@ -31,6 +31,7 @@ PAGE_SIZE = abi.PAGE_SIZE
 
 _ffi = abi.ffi
 _UNMAP = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_grant_ref
+_INDEX = struct.Struct("=Q")  # the index field of struct ioctl_gntdev_map_grant_ref
 _NOTIFY = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_notify
 
 
@@ -145,20 +146,19 @@ class GrantMapping:
 
     def _map(self) -> None:
         count = len(self.grefs)
-        raw = _ffi.new("char[]", _ffi.sizeof("struct ioctl_gntdev_map_grant_ref") + 8 * (count - 1))
-        op = _ffi.cast("struct ioctl_gntdev_map_grant_ref *", raw)
-        op.count = count
-        refs = _ffi.cast("struct ioctl_gntdev_grant_ref *", op.refs)
-        for i, gref in enumerate(self.grefs):
-            refs[i].domid = self.domid
-            refs[i].ref = gref
+        # struct ioctl_gntdev_map_grant_ref: count, pad, index (OUT), then (domid, ref) pairs.
+        # Packed with struct rather than cffi: the fewest interpreter steps on the hot path.
+        fields: list[int] = [count, 0, 0]
+        for gref in self.grefs:
+            fields += (self.domid, gref)
+        buf = bytearray(struct.pack(f"=IIQ{2 * count}I", *fields))
         try:
-            fcntl.ioctl(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, _ffi.buffer(raw))
+            fcntl.ioctl(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, buf)
         except OSError as exc:
             raise from_oserror(exc, "IOCTL_GNTDEV_MAP_GRANT_REF",
                                {"domid": self.domid, "grefs": list(self.grefs)},
                                path=self.path) from None
-        self._index = int(op.index)
+        self._index = _INDEX.unpack_from(buf, 8)[0]
         try:
             self._pages = MappedPages(self._fd, PAGE_SIZE * count, self._index,
                                       writable=self.writable)

@@ -119,3 +119,15 @@ def test_known_values_from_the_reference() -> None:
     assert abi.IOCTL_EVTCHN_BIND_INTERDOMAIN == 0x00084501
     assert abi.IOCTL_EVTCHN_RESET == 0x00004505
     assert abi.sizeof("struct gntdev_grant_copy_segment") == 24
+
+
+def test_struct_packing_used_on_hot_paths_matches_the_cffi_layout() -> None:
+    # gntdev.py packs MAP_GRANT_REF with struct ("=IIQ" + refs) for speed.
+    import struct
+
+    map_struct = "struct ioctl_gntdev_map_grant_ref"
+    assert struct.calcsize("=IIQ2I") == abi.sizeof(map_struct)
+    assert abi.offsetof(map_struct, "index") == 8
+    assert abi.offsetof(map_struct, "refs") == 16
+    assert struct.calcsize("=QII") == abi.sizeof("struct ioctl_gntdev_unmap_grant_ref")
+    assert struct.calcsize("=QI4x") == abi.sizeof("struct ioctl_gntalloc_dealloc_gref")
