@@ -22,7 +22,7 @@ from grantscope.errors import GrantscopeError
 
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "probe", "lab", "xs", "bundle", "dump", "report", "doctor", "grants", "events",
+    "doctor", "xs", "grants", "events", "probe", "report", "dump", "bundle", "lab",
 )
 
 
