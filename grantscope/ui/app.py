@@ -57,6 +57,7 @@ class GrantscopeApp(App[int]):
         self.readonly = readonly or self.info.readonly
         self.live = live
         self._probes_pane: ProbesPane | None = None
+        self._wanted_tab = "xenstore"
         loaded = load_themes()
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
@@ -92,23 +93,39 @@ class GrantscopeApp(App[int]):
         self._focus_pane(str(event.pane.id))
 
     def _focus_pane(self, tab: str, tries: int = 0) -> None:
+        # Focusing a widget activates the tab that holds it, so a late focus for a tab the
+        # user has already left would switch back to it: only the current tab takes focus.
+        if tab != self.query_one(TabbedContent).active:
+            return
         target = FOCUS.get(tab)
         found = self.query(target) if target else None
         if found:
             # after the refresh that shows the pane: a widget still hidden cannot take focus
-            self.call_after_refresh(found.first().focus)
+            self.call_after_refresh(self._focus_if_current, tab, found.first())
         elif target and tries < 20:
             # the pane mounts lazily after the first paint: try again shortly
             self.set_timer(0.05, lambda: self._focus_pane(tab, tries + 1))
 
+    def _focus_if_current(self, tab: str, widget: Any) -> None:
+        if tab == self.query_one(TabbedContent).active:
+            widget.focus()
+
     # -- actions ----------------------------------------------------------------------------
-    def action_show_tab(self, tab: str, _tries: int = 0) -> None:
-        """Switch to one of the five tabs."""
+    def action_show_tab(self, tab: str) -> None:
+        """Switch to one of the five tabs (the last one asked for wins)."""
+        self._wanted_tab = tab
+        self._apply_wanted_tab()
+
+    def _apply_wanted_tab(self, tries: int = 0) -> None:
+        # Retries read the latest wish, never the tab of the key that scheduled them: with
+        # keys pressed quickly, a stale retry would otherwise switch back to an older tab.
+        tab = self._wanted_tab
         tabs = self.query_one(TabbedContent)
-        tabs.active = tab
-        if tabs.active != tab and _tries < 20:
+        if tabs.active != tab:
+            tabs.active = tab
+        if tabs.active != tab and tries < 20:
             # pressed before the tabs were composed: the switch was dropped, retry shortly
-            self.set_timer(0.05, lambda: self.action_show_tab(tab, _tries + 1))
+            self.set_timer(0.05, lambda: self._apply_wanted_tab(tries + 1))
 
     def action_help(self) -> None:
         """Show every binding and its id."""
