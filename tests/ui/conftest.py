@@ -1,6 +1,1 @@
-"""TUI tests: helpers are in ui_helpers.py (tests/ has no packages: imported by name)."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
+"""TUI tests: the Pilot helpers are in tests/pilot.py (on sys.path through pytest's pythonpath)."""

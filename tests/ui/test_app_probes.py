@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from ui_helpers import SIZE, async_test, make_app, settle, wait_for
+from pilot import SIZE, async_test, make_app, settle, wait_for
 
 from grantscope.host.sim import SimHost
 from grantscope.probing.engine import builtin_probes

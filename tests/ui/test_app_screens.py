@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ui_helpers import SIZE, async_test, make_app, settle, wait_for
+from pilot import SIZE, async_test, make_app, settle, wait_for
 
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.events import EventsPane, sparkline

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ui_helpers import SIZE, make_app, settle
+from pilot import SIZE, make_app, settle
 
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.events import EventsPane

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pilot import SIZE, async_test, make_app, settle, wait_for
 from textual.widgets import TabbedContent
-from ui_helpers import SIZE, async_test, make_app, settle, wait_for
 
 
 @async_test

@@ -2,31 +2,15 @@
 
 It runs mailbox-loopback step by step through the Probes screen (confirming once), then opens
 the offered page in the Page view and checks the bytes the probe wrote through its mapping.
-Outside a Xen dom0 it is skipped with the reason (run it in the lab:
-``grantscope lab run -- .venv/bin/pytest -m xen tests/ui/test_tui_on_xen.py``).
+Run it in the lab: ``grantscope lab run -- .venv/bin/pytest -m xen tests/xen/test_tui.py``.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from ui_helpers import SIZE, async_test, settle, wait_for
+from pilot import SIZE, async_test, settle, wait_for
 
-
-def _in_dom0() -> bool:
-    try:
-        caps = Path("/proc/xen/capabilities").read_text()
-    except OSError:
-        return False
-    return "control_d" in caps and os.path.exists("/dev/xen/evtchn")
-
-
-pytestmark = [
-    pytest.mark.xen,
-    pytest.mark.skipif(not _in_dom0(), reason="needs a Xen dom0 (run it in the lab)"),
-]
+pytestmark = pytest.mark.xen
 
 
 @pytest.mark.timeout(1500)  # Textual under QEMU TCG is slow (minutes, not seconds)
