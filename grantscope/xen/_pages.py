@@ -1,6 +1,7 @@
 """Mapping device pages into memory with libc mmap/munmap through cffi.
 
-Shared by gntdev and gntalloc.  The pages are exposed as a memoryview; when the
+Shared by gntdev and gntalloc, with :class:`GrantPages`, what their objects have in
+common.  The pages are exposed as a memoryview; when the
 mapping is released while someone still holds a view derived from it, the range
 is replaced by anonymous memory instead of being unmapped, so a stale view reads
 zeros rather than crashing the interpreter on a hole in the address space.
@@ -8,10 +9,17 @@ zeros rather than crashing the interpreter on a hole in the address space.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import struct
 import sys
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
+from grantscope.errors import UsageError
 from grantscope.xen import abi
+from grantscope.xen._fd import check_range, check_u32
+from grantscope.xen.errors import from_oserror
 
 
 class MappedPages:
@@ -62,6 +70,120 @@ class MappedPages:
 
 
 def _strerror(err: int) -> str:
-    import os
-
     return os.strerror(err)
+
+
+_NOTIFY = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_notify == ioctl_gntalloc_unmap_notify
+
+
+class GrantPages:
+    """What a grant offer (gntalloc) and a grant mapping (gntdev) have in common.
+
+    Pages of ``len(grefs)`` grants mapped into this process through a device fd:
+    ``page`` (a memoryview), ``read``/``write``, ``set_unmap_notify``, and a
+    :meth:`close` that releases the pages, then the grants (:meth:`_release_grants`),
+    then the fd when this object owns it.  A context manager; closing is idempotent.
+    """
+
+    # the subclass names its device's SET_UNMAP_NOTIFY and what it is, for messages
+    _NOTIFY_CALL: str = ""
+    _NOTIFY_REQUEST: int = 0
+    _KIND: str = "grant pages"
+
+    grefs: tuple[int, ...]
+    page: memoryview
+    path: str
+
+    def __init__(self) -> None:
+        self._pages: MappedPages | None = None
+        self._index = -1
+        self._fd = -1
+        self._owns_fd = True
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._fd < 0
+
+    @property
+    def index(self) -> int:
+        """The mmap offset the device assigned to these pages (-1 once closed)."""
+        return self._index
+
+    @property
+    def size(self) -> int:
+        """Bytes in all the pages."""
+        return len(self.grefs) * abi.PAGE_SIZE
+
+    def _writable_here(self) -> bool:
+        """Whether this process may write the pages (the subclass says)."""
+        return True
+
+    def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """A copy of ``length`` bytes (default: to the end) starting at ``offset``."""
+        size = self.size
+        check_range(offset, "offset", 0, size)
+        end = size if length is None else offset + check_range(length, "length", 0, size - offset)
+        self._check_open()
+        return bytes(self.page[offset:end])
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset``."""
+        if not self._writable_here():
+            raise UsageError(f"this {self._KIND} is read-only: map it writable to write")
+        check_span(offset, len(data), self.size)
+        self._check_open()
+        self.page[offset:offset + len(data)] = data
+
+    def set_unmap_notify(self, offset: int, *, clear_byte: bool = False,
+                         port: int | None = None) -> None:
+        """When these pages are released (also if this process dies): zero the byte at
+        ``offset`` and/or notify ``port`` (bound in this kernel)."""
+        check_span(offset, 1, self.size)
+        self._check_open()
+        action = (abi.UNMAP_NOTIFY_CLEAR_BYTE if clear_byte else 0) | (
+            abi.UNMAP_NOTIFY_SEND_EVENT if port is not None else 0)
+        evtchn = 0 if port is None else check_u32(port, "port")
+        try:
+            fcntl.ioctl(self._fd, self._NOTIFY_REQUEST,
+                        _NOTIFY.pack(self._index + offset, action, evtchn))
+        except OSError as exc:
+            raise from_oserror(exc, self._NOTIFY_CALL,
+                               {"offset": offset, "clear_byte": clear_byte, "port": port},
+                               path=self.path) from None
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise UsageError(f"the {self._KIND} is closed")
+
+    def _release_grants(self) -> None:
+        """Give the grants back to the device (UNMAP_GRANT_REF / DEALLOC_GREF)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """munmap the pages, release the grants, close the fd if owned (idempotent)."""
+        if self._fd < 0:
+            return
+        try:
+            if self._pages is not None:
+                pages, self._pages = self._pages, None
+                pages.release()
+            self._release_grants()
+        finally:
+            if self._owns_fd:
+                os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def check_span(offset: int, length: int, size: int) -> None:
+    """``length`` bytes at ``offset`` must fit in ``size`` (UsageError otherwise)."""
+    check_range(offset, "offset", 0, size)
+    if offset + length > size:
+        raise UsageError(f"{length} bytes at offset {offset} do not fit in {size} bytes")

@@ -11,14 +11,11 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-from types import TracebackType
 
-from grantscope.errors import UsageError
 from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, open_device
-from grantscope.xen._pages import MappedPages
+from grantscope.xen._pages import GrantPages, MappedPages
 from grantscope.xen.errors import from_oserror
-from grantscope.xen.gntdev import _check_span, _set_unmap_notify
 
 GNTALLOC_PATH = "/dev/xen/gntalloc"
 PAGE_SIZE = abi.PAGE_SIZE
@@ -28,7 +25,7 @@ _ffi = abi.ffi
 _DEALLOC = struct.Struct("=QI4x")  # struct ioctl_gntalloc_dealloc_gref (16 bytes)
 
 
-class GrantOffer:
+class GrantOffer(GrantPages):
     """``pages`` fresh pages of this domain granted to ``domid``.
 
     A context manager that owns its fd; :meth:`close` unmaps and deallocates
@@ -39,12 +36,11 @@ class GrantOffer:
 
     def __init__(self, domid: int, pages: int = 1, *, writable: bool = False,
                  path: str = GNTALLOC_PATH) -> None:
+        super().__init__()
         self.domid = check_domid(domid)
         count = check_range(pages, "pages", 1, MAX_PAGES)
         self.writable = bool(writable)
         self.path = path
-        self._pages: MappedPages | None = None
-        self._index = -1
         self._fd = open_device(path)
         try:
             self.grefs: tuple[int, ...] = self._alloc(count)
@@ -78,6 +74,13 @@ class GrantOffer:
         ids = _ffi.cast("uint32_t *", op.gref_ids)
         return tuple(int(ids[i]) for i in range(count))
 
+    _NOTIFY_CALL = "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY"
+    _NOTIFY_REQUEST = abi.IOCTL_GNTALLOC_SET_UNMAP_NOTIFY
+    _KIND = "grant offer"
+
+    def _release_grants(self) -> None:
+        self._dealloc()
+
     def _dealloc(self) -> None:
         if self._index < 0:
             return
@@ -97,64 +100,6 @@ class GrantOffer:
                 self._dealloc()
             except Exception:
                 self._index = -1
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` ran."""
-        return self._fd < 0
-
-    @property
-    def index(self) -> int:
-        """The mmap offset gntalloc assigned to these pages (-1 once closed)."""
-        return self._index
-
-    def read(self, offset: int = 0, length: int | None = None) -> bytes:
-        """A copy of ``length`` bytes (default: to the end) starting at ``offset``."""
-        size = len(self.grefs) * PAGE_SIZE
-        check_range(offset, "offset", 0, size)
-        end = size if length is None else offset + check_range(length, "length", 0, size - offset)
-        self._check_open()
-        return bytes(self.page[offset:end])
-
-    def write(self, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` into the offered pages."""
-        _check_span(offset, len(data), len(self.grefs) * PAGE_SIZE)
-        self._check_open()
-        self.page[offset:offset + len(data)] = data
-
-    def set_unmap_notify(self, offset: int, *, clear_byte: bool = False,
-                         port: int | None = None) -> None:
-        """When these pages are released (also if this process dies): zero the byte at
-        ``offset`` and/or notify ``port`` (bound in this kernel)."""
-        _check_span(offset, 1, len(self.grefs) * PAGE_SIZE)
-        self._check_open()
-        _set_unmap_notify(self._fd, "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY",
-                          abi.IOCTL_GNTALLOC_SET_UNMAP_NOTIFY, self._index + offset,
-                          offset, clear_byte, port, self.path)
-
-    def _check_open(self) -> None:
-        if self._fd < 0:
-            raise UsageError("the grant offer is closed")
-
-    def close(self) -> None:
-        """munmap, DEALLOC_GREF, close the fd (idempotent)."""
-        if self._fd < 0:
-            return
-        try:
-            if self._pages is not None:
-                pages, self._pages = self._pages, None
-                pages.release()
-            self._dealloc()
-        finally:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> GrantOffer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("rw" if self.writable else "ro")

@@ -20,7 +20,7 @@ from typing import Any
 from grantscope.errors import UsageError
 from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
-from grantscope.xen._pages import MappedPages
+from grantscope.xen._pages import GrantPages, MappedPages
 from grantscope.xen.errors import XenError, from_oserror, map_failed_error
 
 GNTDEV_PATH = "/dev/xen/gntdev"
@@ -32,7 +32,6 @@ PAGE_SIZE = abi.PAGE_SIZE
 _ffi = abi.ffi
 _UNMAP = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_grant_ref
 _INDEX = struct.Struct("=Q")  # the index field of struct ioctl_gntdev_map_grant_ref
-_NOTIFY = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_notify
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +106,7 @@ class Gntdev:
         self.close()
 
 
-class GrantMapping:
+class GrantMapping(GrantPages):
     """``len(grefs)`` pages of domain ``domid`` mapped into this process.
 
     A context manager that owns its fd (unless ``device`` is given, then it shares
@@ -124,14 +123,13 @@ class GrantMapping:
         path: str = GNTDEV_PATH,
         device: Gntdev | None = None,
     ) -> None:
+        super().__init__()
         self.domid = check_domid(domid)
-        self.grefs: tuple[int, ...] = tuple(check_u32(g, "gref") for g in grefs)
+        self.grefs = tuple(check_u32(g, "gref") for g in grefs)
         if not self.grefs:
             raise UsageError("map needs at least one gref")
         self.writable = bool(writable)
         self.path = path
-        self._pages: MappedPages | None = None
-        self._index = -1
         self._owns_fd = device is None
         self._fd = open_device(path) if device is None else device.fileno()
         try:
@@ -196,87 +194,19 @@ class GrantMapping:
                                {"index": index, "count": len(self.grefs)},
                                path=self.path) from None
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` ran."""
-        return self._fd < 0
+    _NOTIFY_CALL = "IOCTL_GNTDEV_SET_UNMAP_NOTIFY"
+    _NOTIFY_REQUEST = abi.IOCTL_GNTDEV_SET_UNMAP_NOTIFY
+    _KIND = "grant mapping"
 
-    @property
-    def index(self) -> int:
-        """The mmap offset gntdev assigned to this mapping (-1 once closed)."""
-        return self._index
+    def _writable_here(self) -> bool:
+        return self.writable
 
-    def read(self, offset: int = 0, length: int | None = None) -> bytes:
-        """A copy of ``length`` bytes (default: to the end) starting at ``offset``."""
-        size = len(self.grefs) * PAGE_SIZE
-        check_range(offset, "offset", 0, size)
-        end = size if length is None else offset + check_range(length, "length", 0, size - offset)
-        self._check_open()
-        return bytes(self.page[offset:end])
-
-    def write(self, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` (the mapping must be writable)."""
-        if not self.writable:
-            raise UsageError("this grant mapping is read-only: map it writable to write")
-        _check_span(offset, len(data), len(self.grefs) * PAGE_SIZE)
-        self._check_open()
-        self.page[offset:offset + len(data)] = data
-
-    def set_unmap_notify(self, offset: int, *, clear_byte: bool = False,
-                         port: int | None = None) -> None:
-        """On unmap (also if this process dies): zero the byte at ``offset``, notify ``port``."""
-        _check_span(offset, 1, len(self.grefs) * PAGE_SIZE)
-        self._check_open()
-        _set_unmap_notify(self._fd, "IOCTL_GNTDEV_SET_UNMAP_NOTIFY",
-                          abi.IOCTL_GNTDEV_SET_UNMAP_NOTIFY, self._index + offset,
-                          offset, clear_byte, port, self.path)
-
-    def _check_open(self) -> None:
-        if self._fd < 0:
-            raise UsageError("the grant mapping is closed")
-
-    def close(self) -> None:
-        """munmap (the grant unmap happens here), UNMAP_GRANT_REF, close the fd. Idempotent."""
-        if self._fd < 0:
-            return
-        try:
-            if self._pages is not None:
-                pages, self._pages = self._pages, None
-                pages.release()
-            self._unmap_ioctl()
-        finally:
-            if self._owns_fd:
-                os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> GrantMapping:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+    def _release_grants(self) -> None:
+        self._unmap_ioctl()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("rw" if self.writable else "ro")
         return f"<GrantMapping domid={self.domid} grefs={list(self.grefs)} {state}>"
-
-
-def _check_span(offset: int, length: int, size: int) -> None:
-    check_range(offset, "offset", 0, size)
-    if offset + length > size:
-        raise UsageError(f"{length} bytes at offset {offset} do not fit in {size} bytes")
-
-
-def _set_unmap_notify(fd: int, call: str, request: int, index: int, offset: int,
-                      clear_byte: bool, port: int | None, path: str) -> None:
-    action = (abi.UNMAP_NOTIFY_CLEAR_BYTE if clear_byte else 0) | (
-        abi.UNMAP_NOTIFY_SEND_EVENT if port is not None else 0)
-    evtchn = 0 if port is None else check_u32(port, "port")
-    try:
-        fcntl.ioctl(fd, request, _NOTIFY.pack(index, action, evtchn))
-    except OSError as exc:
-        raise from_oserror(exc, call, {"offset": offset, "clear_byte": clear_byte, "port": port},
-                           path=path) from None
 
 
 def _side(seg: Any, side: Any, dest: bool, keep: list[Any], length: int) -> int:
