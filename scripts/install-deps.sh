@@ -4,7 +4,8 @@
 # Python itself: python3 + venv to create .venv.  The lab (grantscope/lab): QEMU to boot Xen,
 # the Xen tools and xenstore-utils that dom0 runs from the host's own filesystem, busybox-static
 # and kmod/cpio to build the initramfs images, gcc + libc6-dev (which brings the Xen uapi
-# headers through linux-libc-dev) to build the static domU peer.
+# headers through linux-libc-dev) to build the static domU peer.  tmux for the UI tier's
+# real-terminal test.
 # Idempotent: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ PACKAGES=(
     xen-utils-4.17 xenstore-utils
     busybox-static kmod cpio
     gcc libc6-dev linux-libc-dev
+    tmux
 )
 
 if [ "$(id -u)" -ne 0 ]; then
