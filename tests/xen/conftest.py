@@ -2,8 +2,8 @@
 
 - Every test here is marked ``xen`` (``pytest -m xen`` selects them; the marker is registered in
   pyproject.toml and again below, so ``--strict-markers`` is fine).
-- Outside a Xen dom0 every test is skipped with the reason; the lab's tier summary counts a
-  skip as a failure, so the tier can never pass without running.
+- Outside a Xen dom0 collecting them is a usage error (exit 4) naming the lab command: they are
+  never skipped, so the tier can never pass without running.
 - An autouse fixture checks that each test leaves nothing behind in this process (no gntdev
   mapping or gntalloc page in /proc/self/maps, no new fd to /dev/xen/{gntdev,gntalloc,evtchn})
   and in dom0 (no new port in ``lsevtchn 0``).
@@ -37,16 +37,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent.resolve()
-    skip = pytest.mark.skip(
-        reason="needs a Xen dom0: run it with 'grantscope lab run -- .venv/bin/pytest -m xen "
-        "tests/xen'"
-    )
-    dom0 = in_dom0()
-    for item in items:
-        if here in Path(item.path).resolve().parents:
-            item.add_marker(pytest.mark.xen)
-            if not dom0:
-                item.add_marker(skip)
+    ours = [item for item in items if here in Path(item.path).resolve().parents]
+    for item in ours:
+        item.add_marker(pytest.mark.xen)
+    if ours and not in_dom0():
+        # Never a skip: a real-Xen test that did not run against Xen proves nothing.
+        raise pytest.UsageError(
+            "tests/xen runs inside a Xen dom0, and this is not one: run it in the lab with "
+            "'grantscope lab run -- .venv/bin/pytest -m xen tests/xen'"
+        )
 
 
 # ------------------------------------------------------------------ what a test may leave behind
