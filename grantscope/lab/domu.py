@@ -13,7 +13,9 @@ parameters passed as ``gs_KEY=VALUE`` words on the kernel command line (``extra`
 Scenarios: ``offer`` (the domU grants a page and offers a port to dom0, publishes
 ``data/gref`` and ``data/port``, answers each notification with ``data/result`` and a notify back),
 ``map`` (it maps the gref and binds the port dom0 published under ``path``, writes a reply into
-the page and notifies back) and ``echo`` (notify back every notification).  XenStore is driven
+the page and notifies back), ``echo`` (notify back every notification) and ``read`` (XenStore
+as the domU sees it: it reads and writes the paths dom0 lists in ``data/paths`` and publishes
+each outcome as ``data/read-I`` / ``data/write-I``).  XenStore is driven
 through the C tools (xenstore-read/-write, one process per call) so this helper depends on
 nothing else in grantscope.
 
@@ -39,7 +41,7 @@ from grantscope.lab.build import LabBuild, current_build
 from grantscope.lab.cmdline import encode_params
 from grantscope.lab.errors import LabError
 
-SCENARIOS = ("offer", "map", "echo")
+SCENARIOS = ("offer", "map", "echo", "read")
 TYPES = ("pv", "pvh", "hvm")
 CONSOLE_LOG_DIR = Path("/var/log/xen/console")
 _counter = itertools.count(1)

@@ -22,6 +22,9 @@
  *          publish data/seen (what was there) and data/result, notify back; then echo.
  *   echo   bind (to gs_path's port if given, else offer data/port) and notify back on every
  *          notification, for ping-pong.
+ *   read   XenStore as this domU sees it: wait for data/paths (space-separated absolute
+ *          paths, written by dom0), then for path number I publish data/read-I ("ok VALUE" or
+ *          "error ENAME") and data/write-I (the outcome of writing "x" there), then status done.
  * Every scenario stays up for gs_life seconds (default 600) and then exits; dom0 destroys it.
  * Xen marks the binder's own port pending on every interdomain bind: each bind is followed by
  * a drain, or the first "notification" would be one nobody sent.
@@ -563,6 +566,34 @@ static int scenario_echo(void)
     return 0;
 }
 
+static int scenario_read(void)
+{
+    char *paths = xs_wait("data/paths", param_long("wait", 120));
+    int i = 0;
+    for (char *save = NULL, *path = strtok_r(paths, " ", &save); path;
+         path = strtok_r(NULL, " ", &save), i++) {
+        char key[64], err[64];
+        char *value = xs_request(XS_READ, path, NULL, err, sizeof(err));
+        snprintf(key, sizeof(key), "data/read-%d", i);
+        if (value)
+            xs_writef(key, "ok %s", value);
+        else
+            xs_writef(key, "error %s", err);
+        free(value);
+        char *wrote = xs_request(XS_WRITE, path, "x", err, sizeof(err));
+        snprintf(key, sizeof(key), "data/write-%d", i);
+        xs_writef(key, wrote ? "ok" : "error %s", err);
+        free(wrote);
+        say("read: %s -> %s", path, value ? "ok" : err);
+    }
+    free(paths);
+    xs_write("data/status", "done");
+    /* Stay up like every scenario: the guest's home (and what it published) goes with it. */
+    for (double deadline = now_s() + (double)param_long("life", 600); now_s() < deadline;)
+        sleep(1);
+    return 0;
+}
+
 static int run_scenario(const char *name)
 {
     xs_open();
@@ -574,7 +605,9 @@ static int run_scenario(const char *name)
         return scenario_map();
     if (!strcmp(name, "echo"))
         return scenario_echo();
-    die("unknown scenario '%s' (offer, map, echo)", name);
+    if (!strcmp(name, "read"))
+        return scenario_read();
+    die("unknown scenario '%s' (offer, map, echo, read)", name);
     return 2;
 }
 
