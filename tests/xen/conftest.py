@@ -54,9 +54,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a grant mapping, a gntalloc page, a device fd or a port."""
-    if not in_dom0():
-        yield
-        return
     before = holdings()
     yield
     leaked = leaks_since(before)
