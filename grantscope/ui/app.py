@@ -17,6 +17,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
 from grantscope.ui.commands import GrantscopeCommands
+from grantscope.ui.keymap import keymap_path, load_keymap
 from grantscope.ui.messages import OpenPage
 from grantscope.ui.panes.events import EventsPane
 from grantscope.ui.panes.grants import GrantsPane
@@ -87,6 +88,11 @@ class GrantscopeApp(App[int]):
         if self.theme_problems:
             self.notify("; ".join(self.theme_problems), title="theme files skipped",
                         severity="warning")
+        keymap = load_keymap(keymap_path(), binding_ids())
+        if keymap.keys:
+            self.set_keymap(keymap.keys)
+        if keymap.problems:
+            self.notify("; ".join(keymap.problems), title="keymap", severity="warning")
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # keys go to the tab's main widget, not to the tab strip
@@ -194,6 +200,12 @@ class GrantscopeApp(App[int]):
         # cleanup on quit, whatever way the app ends (q, Ctrl+C, an error)
         self.cleanup_probes()
         self.host.close()
+
+
+def binding_ids() -> set[str]:
+    """Every binding id of the app and its panes (what a keymap may name)."""
+    classes = (GrantscopeApp, XenStorePane, GrantsPane, EventsPane, PagePane, ProbesPane)
+    return {b.id for cls in classes for b in _bindings(cls) if b.id}
 
 
 def _bindings(cls: type) -> list[Binding]:

@@ -14,7 +14,8 @@ from textual.widgets import Static
 INTRO = (
     "grantscope shows Xen grant tables, event channels and XenStore. Tabs: 1 XenStore, 2 Grants, "
     "3 Events, 4 Page, 5 Probes. Ctrl+P opens the command palette (every screen and probe). "
-    "Remap keys with a keymap of binding ids (App.set_keymap)."
+    "Remap keys in ~/.config/grantscope/keymap.toml ($GRANTSCOPE_KEYMAP overrides): a \\[keys] "
+    "table of binding id = \"keys\", with the ids listed here."
 )
 
 
