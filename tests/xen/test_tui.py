@@ -61,3 +61,48 @@ async def test_mailbox_loopback_step_by_step_and_page_view() -> None:
         pane.action_cleanup()
         assert await wait_for(pilot, lambda: not any(k in page.sources for k in offered), 120)
         assert pane.run is None
+
+
+@pytest.mark.timeout(1500)
+@async_test
+async def test_every_screen_shows_the_real_host() -> None:
+    """XenStore, Grants (with the hypervisor table captured by 'h') and Events on real Xen."""
+    from textual.widgets import DataTable
+
+    from grantscope.host.xen import XenHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.events import EventsPane
+    from grantscope.ui.panes.grants import GrantsPane
+    from grantscope.ui.widgets.xs_tree import XsTree
+    from grantscope.xen.gntalloc import GrantOffer
+    from grantscope.xen.gntdev import GrantMapping
+
+    # one grant of dom0 mapped by dom0, so the hypervisor table has a row we know
+    with GrantOffer(0, 1, writable=True) as offer, GrantMapping(0, offer.grefs):
+        app = GrantscopeApp(XenHost(), live=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            tree = app.query_one(XsTree)
+            assert "local" in [str(c.label) for c in tree.root.children]
+
+            await pilot.press("2")
+            assert await wait_for(pilot, lambda: bool(app.query(GrantsPane)), 120)
+            grants = app.query_one(GrantsPane)
+            assert await wait_for(pilot, lambda: grants.snapshot is not None, 120)
+            holders = {p.name for p in grants.snapshot.processes}
+            assert holders & {"xenstored", "xenconsoled"}, holders
+            await pilot.press("h")
+            assert await wait_for(pilot, lambda: grants.snapshot is not None
+                                  and grants.snapshot.hypervisor is not None, 300)
+            rows = [(r.granter, r.ref, r.mapper) for r in grants.snapshot.hypervisor]
+            assert (0, offer.grefs[0], 0) in rows, rows
+            assert grants.query_one("#hv-grants", DataTable).row_count == len(rows)
+
+            await pilot.press("3")
+            assert await wait_for(pilot, lambda: bool(app.query(EventsPane)), 120)
+            events = app.query_one(EventsPane)
+            assert await wait_for(pilot, lambda: events.snapshot is not None, 120)
+            chips = {row.chip for row in events.snapshot.interrupts}
+            assert any(c.startswith("xen") for c in chips), chips
+            assert events.query_one("#irqs", DataTable).row_count == len(
+                events.snapshot.interrupts)
