@@ -6,7 +6,11 @@
   is SIGKILLed: the grant stays mapped and ``report`` says so, naming the mapper;
 - a deliberate storm: a peer process notifies in a loop: ``report`` names the IRQ;
 - with a PV domU running, ``report --json`` shows the joined device rows;
-- the dump capture reads complete g/e dumps through the real console ring.
+- the dump capture reads complete g/e dumps through the real console ring;
+- with one PV domU peer shared by three tests (a domU boot costs 15-30 s): its XenStore node
+  quota pushed past the threshold, a device of it stuck in Initialised, and a dom0 grant it
+  maps and holds after the offering dom0 process is SIGKILLed (the finding names the domU);
+- a backend directory for a domain that does not exist is a stale backend (``report --json``).
 
 The collection runs in this process (:func:`collect_observation`); one test spawns the CLI to
 check the process boundary (exit status, one JSON document).
@@ -15,6 +19,7 @@ check the process boundary (exit status, one JSON document).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -28,9 +33,10 @@ import pytest
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import DomU
-from grantscope.model.findings import Thresholds, analyze
+from grantscope.model.findings import Finding, Thresholds, analyze
 from grantscope.sources.hvdump import capture_dumps
 from grantscope.sources.lsevtchn import read_lsevtchn
+from grantscope.sources.quota import read_quota
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntdev import GrantMapping
 from grantscope.xen.xenstore import XenStore
@@ -208,3 +214,175 @@ def test_report_with_a_pv_domu_shows_joined_rows() -> None:
     # Its event channels are in the e dump too.
     assert domid in [d["domid"] for d in doc["event_domains"]]
     assert any(q["domid"] == domid for q in doc["quota"]["usage"])
+
+
+# ------------------------------------------------------------------ findings on written state
+
+
+class Written:
+    """XenStore nodes a test writes, removed on exit: the topmost node the writes created."""
+
+    def __init__(self, xs: XenStore) -> None:
+        self.xs = xs
+        self.created: list[str] = []
+
+    def write(self, path: str, value: str) -> None:
+        # Remember the first ancestor that did not exist: removing it removes all we made.
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/" + "/".join(parts[:i])
+            if not self.xs.exists(prefix):
+                if not any(prefix == c or prefix.startswith(c + "/") for c in self.created):
+                    self.created.append(prefix)
+                break
+        self.xs.write(path, value.encode())
+
+    def __enter__(self) -> Written:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for path in reversed(self.created):
+            if self.xs.exists(path):
+                self.xs.rm(path)
+
+
+def _findings(code: str, *, dumps: bool = False) -> tuple[list[Finding], list[dict[str, object]]]:
+    obs, _extra, _cap = collect_observation(interval=0.0, dumps=dumps)
+    all_found = analyze(obs).findings
+    return [f for f in all_found if f.code == code], [f.to_json() for f in all_found]
+
+
+def _unused_domid() -> int:
+    listed = subprocess.run(["xl", "list"], capture_output=True, text=True, check=True).stdout
+    used = {int(line.split()[1]) for line in listed.splitlines()[1:] if len(line.split()) > 1}
+    return next(d for d in range(31000, 32000) if d not in used)
+
+
+def test_stale_backend_for_a_domain_that_does_not_exist() -> None:
+    gone = _unused_domid()
+    base = f"/local/domain/0/backend/vbd/{gone}/51712"
+    with XenStore.open() as xs, Written(xs) as w:
+        assert not xs.exists(f"/local/domain/{gone}")
+        w.write(f"{base}/frontend", f"/local/domain/{gone}/device/vbd/51712")
+        w.write(f"{base}/frontend-id", str(gone))
+        w.write(f"{base}/state", "4")
+        proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--no-dumps", "--interval", "0"],
+                              capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    stale = [f for f in doc["findings"] if f["code"] == "stale-backend"]
+    assert [f["subject"] for f in stale] == [
+        {"backend": 0, "kind": "vbd", "frontend": gone,
+         "path": f"/local/domain/0/backend/vbd/{gone}"}
+    ], doc["findings"]
+    assert any(f"/local/domain/{gone} does not exist" in e for f in stale for e in f["evidence"])
+    with XenStore.open() as xs:  # removed again: the finding's subject is gone
+        assert not xs.exists(f"/local/domain/0/backend/vbd/{gone}")
+
+
+@pytest.fixture(scope="module")
+def holder() -> Iterator[DomU]:
+    """A PV domU running the ``map`` scenario that keeps what it maps (gs_hold=1).
+
+    It waits (up to gs_wait seconds) for dom0 to publish a gref and port under data/offer, so
+    until the leak test does that it is simply a running guest the other tests write about.
+    """
+    peer = DomU("map", {"path": "data/offer", "hold": 1, "wait": 1500, "life": 1800})
+    peer.start()
+    try:
+        peer.wait_key("data/status", timeout=600)  # "waiting": its xenbus connection is up
+        yield peer
+    finally:
+        domid = peer.domid
+        peer.destroy()
+        if domid is not None:
+            _wait_ports_released(domid)
+
+
+def test_xenstore_quota_of_a_domu_near_its_limit(holder: DomU) -> None:
+    domid = holder.domid
+    assert domid is not None
+    snap = read_quota([domid])
+    assert snap.usage and snap.limits_source == "xenstored", snap.unavailable
+    limit, used = snap.limits["nodes"], snap.usage[0].usage["nodes"]
+    # 4.17's default is 1000 nodes; the threshold is 80 %: stay below the hard limit.
+    need = math.ceil(Thresholds().headroom * limit) - used + 5
+    assert 0 < need < limit - used, (limit, used)
+    with XenStore.open() as xs, Written(xs) as w:
+        # Nodes dom0 creates under the domU's home inherit the domU as owner, so xenstored
+        # counts them against the domU's quota.
+        for i in range(need):
+            w.write(f"{holder.home}/data/gs-quota/n{i:04d}", "x")
+        owner = xs.get_perms(f"{holder.home}/data/gs-quota/n0000").owner
+        found, everything = _findings("xenstore-quota")
+    assert owner == domid
+    mine = [f for f in found if f.subject["domid"] == domid and f.subject["quota"] == "nodes"]
+    assert len(mine) == 1, everything
+    assert mine[0].subject["limit"] == limit and mine[0].subject["used"] >= used + need
+    assert mine[0].severity == "warning"
+    after = read_quota([domid]).usage[0].usage["nodes"]
+    assert after <= used + 1, (used, after)  # the nodes are gone again
+
+
+def test_device_stuck_in_initialised(holder: DomU) -> None:
+    domid = holder.domid
+    assert domid is not None
+    fe = f"{holder.home}/device/vif/9"
+    be = f"/local/domain/0/backend/vif/{domid}/9"
+    with XenStore.open() as xs, Written(xs) as w:
+        for key, value in (("backend", be), ("backend-id", "0"), ("state", "3")):
+            w.write(f"{fe}/{key}", value)
+        for key, value in (("frontend", fe), ("frontend-id", str(domid)), ("state", "3")):
+            w.write(f"{be}/{key}", value)
+        found, everything = _findings("device-state")
+    mine = [f for f in found if f.subject["frontend_path"] == fe]
+    assert len(mine) == 1, everything
+    assert mine[0].subject["backend_path"] == be
+    assert "Initialised" in mine[0].title, mine[0].title
+    assert any(f"{fe}/state" in e for e in mine[0].evidence)
+    assert "waits for the backend" in mine[0].action
+    with XenStore.open() as xs:
+        assert not xs.exists(fe) and not xs.exists(be)
+
+
+OFFER_TO = """
+import sys, time
+from grantscope.xen.evtchn import EventChannel
+from grantscope.xen.gntalloc import GrantOffer
+domid = int(sys.argv[1])
+offer = GrantOffer(domid, pages=1, writable=True)
+offer.write(0, b"held by a domU")
+ch = EventChannel()
+port = ch.bind_unbound(domid)
+sys.stdout.write(f"{offer.grefs[0]} {port}\\n")
+sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+def test_leak_mapped_by_a_domu_after_the_offerer_is_killed(holder: DomU) -> None:
+    # Last of the tests sharing the holder: from here on the guest holds a dom0 page.
+    domid = holder.domid
+    assert domid is not None
+    offerer = _spawn(OFFER_TO, str(domid))
+    try:
+        assert offerer.stdout is not None
+        gref, port = map(int, offerer.stdout.readline().split())
+        with XenStore.open() as xs, Written(xs) as w:
+            w.write(f"{holder.home}/data/offer/gref", str(gref))
+            w.write(f"{holder.home}/data/offer/port", str(port))
+            holder.wait_value("data/status", "replied", timeout=600)
+            assert holder.read_key("data/seen") == "held by a domU"
+            offerer.send_signal(signal.SIGKILL)
+            offerer.wait(timeout=30)
+            obs, _extra, _cap = collect_observation(interval=0.0)
+    finally:
+        _stop(offerer)
+    findings = analyze(obs).findings
+    mine = [f for f in findings if f.subject.get("granter") == 0 and f.subject.get("ref") == gref]
+    assert len(mine) == 1, [f.to_json() for f in findings]
+    leak = mine[0]
+    assert leak.subject["mapper"] == domid
+    assert leak.code == "grant-orphaned" and leak.severity == "error"
+    assert f"mapped by d{domid}" in leak.title
+    assert any(f"inside d{domid}" in e for e in leak.evidence), leak.evidence

@@ -20,6 +20,7 @@
  *   map    wait for GREF and PORT under gs_path (default data/offer, relative to the home path),
  *          map the grant (writable if allowed), bind the port, write gs_reply into the page,
  *          publish data/seen (what was there) and data/result, notify back; then echo.
+ *          With gs_hold=1 the mapping is kept (never unmapped) until the guest is destroyed.
  *   echo   bind (to gs_path's port if given, else offer data/port) and notify back on every
  *          notification, for ping-pong.
  *   read   XenStore as this domU sees it: wait for data/paths (space-separated absolute
@@ -530,8 +531,13 @@ static int scenario_map(void)
     page_head(m.page, seen, sizeof(seen));
     if (m.writable)
         memcpy(m.page, reply, strlen(reply) + 1);
-    gnt_unmap(&m);
-    close(gfd);
+    /* gs_hold=1 keeps the mapping until the guest is destroyed: a domU that never unmaps,
+     * which is what a leak looks like from dom0 once the offering process is gone. */
+    int hold = (int)param_long("hold", 0);
+    if (!hold) {
+        gnt_unmap(&m);
+        close(gfd);
+    }
     xs_write("data/seen", seen);
     xs_write("data/result", reply);
     xs_write("data/status", m.writable ? "replied" : "replied-readonly");
@@ -539,6 +545,8 @@ static int scenario_map(void)
     say("map: saw '%s', wrote '%s' (%s), notified port %d (drained %d bind event%s)",
         seen, reply, m.writable ? "into the page" : "to XenStore only: read-only grant",
         lport, drained, drained == 1 ? "" : "s");
+    if (hold)
+        say("map: holding the mapping of gref %u until this guest is destroyed (gs_hold=1)", gref);
     echo_loop(efd, lport, deadline, "map");
     return 0;
 }
