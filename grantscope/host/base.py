@@ -16,19 +16,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from grantscope.errors import UsageError
+from grantscope.model.findings import Finding
 from grantscope.xen.xenstore import Perms, XsNode
 
 if TYPE_CHECKING:
+    from grantscope.model.dumps import EventDump
     from grantscope.probing.devices import Devices
 
 __all__ = [
     "BackendName",
     "EventCounter",
     "EventsSnapshot",
+    "Finding",
+    "FindingsSnapshot",
     "GrantsSnapshot",
     "Host",
     "HostInfo",
     "HvGrant",
+    "HvPort",
     "OwnGrant",
     "OwnPort",
     "PageRef",
@@ -36,6 +41,7 @@ __all__ = [
     "ProcessGrants",
     "WatchHandle",
     "XsNode",
+    "hv_ports_from_dump",
 ]
 
 BackendName = Literal["xen", "replay", "sim"]
@@ -151,11 +157,68 @@ class OwnPort:
 
 
 @dataclass(frozen=True, slots=True)
+class HvPort:
+    """One port of the hypervisor-wide event-channel table (the ``xl debug-keys e`` dump).
+
+    ``state`` is Xen's state name ("unbound", "interdomain", "pirq", "virq", "ipi",
+    "reserved"); ``remote_domid``/``remote_port`` name the other end of an interdomain port
+    (an unbound port has only the domain allowed to bind it); ``vcpu`` is the vCPU notified;
+    ``detail`` says "virq N" or "pirq N" for the states that carry one.
+    """
+
+    domid: int
+    port: int
+    state: str
+    remote_domid: int | None
+    remote_port: int | None
+    pending: bool
+    masked: bool
+    vcpu: int
+    detail: str = ""
+
+
+def hv_ports_from_dump(dump: EventDump) -> tuple[HvPort, ...]:
+    """The rows of a parsed ``e`` dump, domain by domain, port by port."""
+    out: list[HvPort] = []
+    for p in dump.ports():
+        detail = ""
+        if p.virq is not None:
+            detail = f"virq {p.virq}"
+        elif p.pirq is not None:
+            detail = f"pirq {p.pirq}" + (f" irq {p.irq}" if p.irq is not None else "")
+        out.append(HvPort(domid=p.domid, port=p.port, state=p.state_name,
+                          remote_domid=p.remote_domid, remote_port=p.remote_port,
+                          pending=p.pending, masked=p.masked, vcpu=p.notify_vcpu,
+                          detail=detail))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class EventsSnapshot:
-    """Everything the Events screen shows at one instant (``taken_at`` on the host's clock)."""
+    """Everything the Events screen shows at one instant (``taken_at`` on the host's clock).
+
+    ``hypervisor`` is the system-wide port table of the last ``e`` dump, None when it was
+    never captured (or this backend has none), which is not the same as an empty table.
+    """
 
     interrupts: tuple[EventCounter, ...]
     ports: tuple[OwnPort, ...]
+    taken_at: float
+    hypervisor: tuple[HvPort, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsSnapshot:
+    """The result of one system-wide analysis, as ``grantscope report`` computes it.
+
+    ``findings`` come worst first; ``not_checked`` lists the checks that could not run and
+    why; ``source`` says where they come from (a live analysis, a bundle's findings.json, the
+    simulated host) and ``taken_at`` is on the host's clock.
+    """
+
+    findings: tuple[Finding, ...]
+    not_checked: tuple[str, ...]
+    source: str
     taken_at: float
 
 
@@ -248,6 +311,28 @@ class Host(abc.ABC):
         default has nothing to capture (the simulated and replay hosts carry their table).
         """
         return "this host has no hypervisor table to capture"
+
+    def capture_hypervisor_events(self) -> str:
+        """Refresh the hypervisor-wide port table that :meth:`events` returns (``e`` dump).
+
+        Returns "" on success, else a sentence saying why the table is unavailable.
+        """
+        return "this host has no hypervisor port table to capture"
+
+    # -- findings ------------------------------------------------------------------------
+    def findings(self) -> FindingsSnapshot | None:
+        """The findings of the last analysis, None before any (cheap: never analyzes)."""
+        return None
+
+    def analyze(self) -> FindingsSnapshot:
+        """Run the system-wide analysis now and return its findings.
+
+        On the xen backend this sends ``xl debug-keys g`` and ``e`` (and empties the console
+        ring, as ``grantscope report`` does), so callers run it only when the user asks.
+        Raises :class:`~grantscope.errors.GrantscopeError` when this host cannot analyze.
+        """
+        raise UsageError("this host has no findings", "Only a live host, a bundle with "
+                         "findings.json or the demo host has findings to show.")
 
     def pages(self) -> tuple[PageRef, ...]:
         """Pages this host can show in the Page view beyond the ones probes create."""

@@ -21,13 +21,17 @@ from grantscope.errors import UsageError
 from grantscope.host.base import (
     EventCounter,
     EventsSnapshot,
+    Finding,
+    FindingsSnapshot,
     GrantsSnapshot,
     Host,
     HostInfo,
     HvGrant,
+    HvPort,
     PageRef,
     Perms,
     XsNode,
+    hv_ports_from_dump,
 )
 
 UNKNOWN_DOMID = -1
@@ -43,6 +47,7 @@ class ReplayHost(Host):
         self._load_xenstore()
         self._grants = self._load_grants()
         self._events = self._load_events()
+        self._findings = self._load_findings()
         self._pages, self._page_bytes = self._load_pages()
         self._info = self._load_info()
 
@@ -112,9 +117,39 @@ class ReplayHost(Host):
             for e in table.entries
         )
 
+    def _console_events(self) -> tuple[HvPort, ...] | None:
+        """Hypervisor port rows from the raw 'e' dump the hvdump collector stored."""
+        raw = self.bundle.members.get("hvdump.txt")
+        if raw is None:
+            return None
+        from grantscope.model.dumps import parse_console
+
+        try:
+            dump = parse_console(raw.decode("utf-8", "replace")).events
+        except Exception as err:  # a parser failure on hostile text is a malformed bundle
+            raise malformed("hvdump.txt", f"the dump could not be parsed ({err})") from None
+        return None if dump is None else hv_ports_from_dump(dump)
+
+    def _load_findings(self) -> FindingsSnapshot | None:
+        """findings.json as the export computed it (None when the bundle has none)."""
+        data = self.bundle.json_or_none("findings.json")
+        if data is None:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
+            raise malformed("findings.json", "'findings' is not a list")
+        found = tuple(decode(Finding, item, f"findings.json findings[{i}]")
+                      for i, item in enumerate(data["findings"]))
+        raw_nc = data.get("not_checked", [])
+        if not isinstance(raw_nc, list) or not all(isinstance(x, str) for x in raw_nc):
+            raise malformed("findings.json", "'not_checked' is not a list of strings")
+        return FindingsSnapshot(found, tuple(raw_nc), "the bundle's findings.json (at export)",
+                                self._events.taken_at)
+
     def _load_events(self) -> EventsSnapshot:
         data = self.bundle.json_or_none("events.json")
         if data is not None:
+            # Served exactly as recorded (a round trip gives the same snapshot); the raw 'e'
+            # dump fills the port table only when the bundle took no events snapshot.
             return decode(EventsSnapshot, data, "events.json")
         rows: list[EventCounter] = []
         raw = self.bundle.members.get("interrupts.txt")
@@ -134,7 +169,8 @@ class ReplayHost(Host):
                 )
                 for r in parsed.rows
             ]
-        return EventsSnapshot(interrupts=tuple(rows), ports=(), taken_at=0.0)
+        return EventsSnapshot(interrupts=tuple(rows), ports=(), taken_at=0.0,
+                              hypervisor=self._console_events())
 
     def _load_pages(self) -> tuple[tuple[PageRef, ...], dict[str, bytes]]:
         index = self.bundle.json_or_none("pages.json")
@@ -210,6 +246,20 @@ class ReplayHost(Host):
     def events(self) -> EventsSnapshot:
         """The events snapshot taken at export time (counters do not move)."""
         return self._events
+
+    def findings(self) -> FindingsSnapshot | None:
+        """The findings the export computed (None when the bundle holds no findings.json)."""
+        return self._findings
+
+    def analyze(self) -> FindingsSnapshot:
+        """A bundle cannot be analyzed again: its recorded findings, or a UsageError."""
+        if self._findings is None:
+            raise UsageError(
+                "this bundle holds no findings",
+                "It was exported without the findings collector (findings.json); run "
+                "'grantscope dump analyze' on its hvdump.txt, or export a new bundle.",
+            )
+        return self._findings
 
     def pages(self) -> tuple[PageRef, ...]:
         """Pages captured with ``--include-pages`` (none otherwise)."""

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from grantscope.host.base import (
     EventCounter,
     EventsSnapshot,
+    FindingsSnapshot,
     GrantsSnapshot,
     Host,
     HostInfo,
@@ -31,6 +32,7 @@ from grantscope.host.base import (
     ProcessGrants,
     WatchHandle,
     XsNode,
+    hv_ports_from_dump,
 )
 from grantscope.host.sim_devices import (
     GrantTable,
@@ -38,11 +40,18 @@ from grantscope.host.sim_devices import (
     SimDevices,
     SimXenStore,
 )
+from grantscope.host.sim_hv import sim_console, sim_observation
+from grantscope.model.findings import analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
+from grantscope.model.toolout import DeviceHolder
 
 GUESTS = {1: ("web-frontend", "pv"), 2: ("storage-01", "pvh")}
 RING_GREF = {1: 8, 2: 8}
 RING_SLOTS = 32
+#: A guest destroyed earlier whose vbd backend directory the toolstack left behind.
+GONE_DOMID = 3
+#: A page of dom1 that dom2 still maps though nothing in XenStore names it (a leak).
+LEAKED_REF = 31
 
 
 def _counter(rate: float, period: float, t: float, phase: float = 0.0) -> int:
@@ -135,15 +144,22 @@ class SimHost(Host):
             # a network device
             vif = f"{home}/device/vif/0"
             vbe = f"/local/domain/0/backend/vif/{domid}/0"
-            for key, value in (("backend", vbe), ("backend-id", "0"), ("state", "4"),
+            # dom2's network never came up: its frontend waits for a backend stuck in InitWait
+            fe_state, be_state = ("3", "2") if domid == 2 else ("4", "4")
+            for key, value in (("backend", vbe), ("backend-id", "0"), ("state", fe_state),
                                ("tx-ring-ref", str(9 + 0)), ("rx-ring-ref", "10"),
                                ("event-channel", "6"), ("mac", f"00:16:3e:5a:0{domid}:1c"),
                                ("request-rx-copy", "1")):
                 w(f"{vif}/{key}", value.encode(), fe_perms)
-            for key, value in (("frontend", vif), ("frontend-id", str(domid)), ("state", "4"),
-                               ("handle", "0"), ("script", "/etc/xen/scripts/vif-bridge"),
-                               ("bridge", "xenbr0")):
+            for key, value in (("frontend", vif), ("frontend-id", str(domid)),
+                               ("state", be_state), ("handle", "0"),
+                               ("script", "/etc/xen/scripts/vif-bridge"), ("bridge", "xenbr0")):
                 w(f"{vbe}/{key}", value.encode(), be_perms)
+        gone = f"/local/domain/0/backend/vbd/{GONE_DOMID}/51712"
+        for key, value in (("frontend", f"/local/domain/{GONE_DOMID}/device/vbd/51712"),
+                           ("frontend-id", str(GONE_DOMID)), ("state", "6"),
+                           ("params", "/srv/xen/build-07.img"), ("mode", "w")):
+            w(f"{gone}/{key}", value.encode(), Perms(0, "n", ((GONE_DOMID, "r"),)))
         if big_dir:
             base = "/local/domain/2/data/sessions"
             perms = Perms(2, "n", ((0, "r"),))
@@ -165,6 +181,8 @@ class SimHost(Host):
             # the guest's unbound port for dom0 that probes can bind interdomain to
             self.port_table.allocate(domid, {"kind": "unbound", "remote_domid": 0,
                                              "remote_port": None, "owner": GUESTS[domid][0]})
+        # a page dom1 shared with dom2, still mapped by dom2 though no key names it any more
+        gt.grant(1, 2, writable=True, ref=LEAKED_REF).mapped_by.add(2)
         # a grant of dom1 to dom2 (dom0 cannot map it: GNTST -1, for explain-map)
         gt.grant(1, 2, writable=False, ref=30)
         self.store.write("/local/domain/1/data/gref", b"20", Perms(1, "n", ((0, "r"),)))
@@ -247,10 +265,7 @@ class SimHost(Host):
         for domid in GUESTS:
             own.append(OwnGrant("map", domid, (RING_GREF[domid],), True, "blkback (simulated)",
                                 page_key=f"grant:{domid}:{RING_GREF[domid]}"))
-        procs = [
-            ProcessGrants(1412, "qemu-system-i386", "/dev/xen/gntdev", 1, 4),
-            ProcessGrants(977, "xenconsoled", "/dev/xen/gntdev", 1, 2),
-        ]
+        procs = list(self._system_processes())
         if any(not m._closed for m in self._devices.open_mappings):
             procs.append(ProcessGrants(4242, "grantscope", "/dev/xen/gntdev",
                                        1, sum(len(m.grefs) for m in self._devices.open_mappings
@@ -270,8 +285,34 @@ class SimHost(Host):
             ]
         return GrantsSnapshot(tuple(own), tuple(procs), tuple(rows), self.clock())
 
+    @staticmethod
+    def _system_processes() -> tuple[ProcessGrants, ...]:
+        return (ProcessGrants(1412, "qemu-system-i386", "/dev/xen/gntdev", 1, 4),
+                ProcessGrants(977, "xenconsoled", "/dev/xen/gntdev", 1, 2))
+
+    def capture_hypervisor_events(self) -> str:
+        """Nothing to capture: the simulated port table is always current."""
+        return ""
+
+    def findings(self) -> FindingsSnapshot:
+        """The simulated host has no side effects to avoid: it analyzes whenever asked."""
+        return self.analyze()
+
+    def analyze(self) -> FindingsSnapshot:
+        """``report``'s analysis over the simulated XenStore, dumps, quota and processes."""
+        self._advance()
+        nodes = tuple(self.store.walk("/", perms=True))
+        console = sim_console(self.grant_table, self.port_table, tuple(GUESTS),
+                              {n.path: n.value for n in nodes})
+        holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
+                   for p in self.grants().processes]
+        result = analyze(sim_observation(nodes, console, tuple(GUESTS), holders))
+        return FindingsSnapshot(result.findings, result.not_checked,
+                                "simulated host (the analysis 'grantscope report' runs)",
+                                self.clock())
+
     def events(self) -> EventsSnapshot:
-        """Interrupt rows whose counts follow the clock, and our ports."""
+        """Interrupt rows whose counts follow the clock, our ports, the simulated ``e`` table."""
         t = self.clock()
         rows = [
             EventCounter(24, (_counter(250, 30, t), _counter(250, 30, t, 1.0)), "xen-percpu-virq",
@@ -295,7 +336,10 @@ class SimHost(Host):
                 for (domid, _), p in sorted(self.port_table.ports.items())
                 if domid == 0
             )
-        return EventsSnapshot(tuple(rows), ports, t)
+        nodes = {n.path: n.value for n in self.store.walk("/local/domain")}
+        dump = sim_console(self.grant_table, self.port_table, tuple(GUESTS), nodes).events
+        hv = hv_ports_from_dump(dump) if dump is not None else None
+        return EventsSnapshot(tuple(rows), ports, t, hv)
 
     def pages(self) -> tuple[PageRef, ...]:
         """The guests' block rings (mapped by the simulated blkback) and probe pages."""

@@ -17,17 +17,24 @@ from grantscope.errors import NoXenError
 from grantscope.host.base import (
     EventCounter,
     EventsSnapshot,
+    FindingsSnapshot,
     GrantsSnapshot,
     Host,
     HostInfo,
     HvGrant,
+    HvPort,
     OwnGrant,
     OwnPort,
     Perms,
     ProcessGrants,
     WatchHandle,
     XsNode,
+    hv_ports_from_dump,
 )
+
+#: Seconds between the two counter samples of an analysis from the TUI (storms, spurious
+#: events): short, as the user waits for it, long enough for a storm to show a rate.
+ANALYZE_INTERVAL = 1.0
 
 
 def xen_present(root: str = "/") -> bool:
@@ -103,6 +110,8 @@ class XenHost(Host):
         self._store_lock = threading.Lock()
         self._devices: TrackingDevices | None = None
         self._hv: tuple[HvGrant, ...] | None = None
+        self._hv_ports: tuple[HvPort, ...] | None = None
+        self._findings: FindingsSnapshot | None = None
 
     # -- XenStore ------------------------------------------------------------------------
     def store(self) -> Any:
@@ -194,15 +203,53 @@ class XenHost(Host):
         dump = cap.parse.grants if cap.parse is not None else None
         if dump is None:
             return cap.unavailable or "; ".join(cap.problems) or "no grant dump in the console"
-        self._hv = tuple(
-            HvGrant(granter=e.granter, ref=e.ref, mapper=e.mapper, flags=f"{e.flags:#x}",
-                    frame=e.mfn)
-            for t in dump.tables for e in t.entries
-        )
+        self._keep_grants(cap.parse)
         return "; ".join(cap.problems)
 
+    def _keep_grants(self, parse: Any) -> None:
+        dump = parse.grants if parse is not None else None
+        if dump is not None:
+            self._hv = tuple(
+                HvGrant(granter=e.granter, ref=e.ref, mapper=e.mapper, flags=f"{e.flags:#x}",
+                        frame=e.mfn)
+                for t in dump.tables for e in t.entries
+            )
+
+    def capture_hypervisor_events(self) -> str:
+        """``xl debug-keys e`` through the diagnostics' safe capture (dom0 only)."""
+        from grantscope.sources.hvdump import capture_dumps
+
+        cap = capture_dumps("e")
+        dump = cap.parse.events if cap.parse is not None else None
+        if dump is None:
+            return cap.unavailable or "; ".join(cap.problems) or "no event dump in the console"
+        self._hv_ports = hv_ports_from_dump(dump)
+        return "; ".join(cap.problems)
+
+    def findings(self) -> FindingsSnapshot | None:
+        """The last analysis run by :meth:`analyze` (None before the user asked for one)."""
+        return self._findings
+
+    def analyze(self) -> FindingsSnapshot:
+        """What ``grantscope report`` does: read every source, capture g/e, analyze.
+
+        The dumps it captured also refresh the Grants and Events hypervisor tables.
+        """
+        from grantscope.cli.report import collect_observation
+        from grantscope.model.findings import analyze
+
+        obs, _extra, _capture = collect_observation(interval=ANALYZE_INTERVAL, dumps=True)
+        result = analyze(obs)
+        self._keep_grants(obs.console)
+        if obs.console is not None and obs.console.events is not None:
+            self._hv_ports = hv_ports_from_dump(obs.console.events)
+        self._findings = FindingsSnapshot(result.findings, result.not_checked,
+                                          "live analysis (as 'grantscope report')",
+                                          self.clock())
+        return self._findings
+
     def events(self) -> EventsSnapshot:
-        """Xen rows of /proc/interrupts and the ports of our own evtchn handles."""
+        """Xen rows of /proc/interrupts, our own evtchn ports, the last ``e`` dump's table."""
         from grantscope.sources.procfs import read_interrupts
 
         parsed = read_interrupts()
@@ -216,7 +263,7 @@ class XenHost(Host):
                 if kind == "evtchn":
                     ports.extend(OwnPort(p, "bound", None, None, 0, "probe")
                                  for p in sorted(obj.ports))
-        return EventsSnapshot(rows, tuple(ports), self.clock())
+        return EventsSnapshot(rows, tuple(ports), self.clock(), self._hv_ports)
 
     def devices(self) -> TrackingDevices | None:
         """The real devices (tracked), or None with ``--readonly``."""
