@@ -217,20 +217,27 @@ def _module_bytes(path: Path) -> tuple[str, bytes]:
     return name, path.read_bytes()
 
 
-def _add_modules(img: InitramfsBuilder, tree: Path, release: str, names: tuple[str, ...]) -> None:
+def add_modules(img: InitramfsBuilder, tree: Path, release: str, names: tuple[str, ...], *,
+                prefix: str = "") -> None:
+    """Add ``names`` and their dependencies, uncompressed, plus /modules.load (load order).
+
+    ``prefix`` puts them under e.g. ``usr/``, for an image whose ``/lib`` is a link into /usr
+    (an archive cannot create files through a link whose target comes later in it).
+    """
     closure = modules.module_closure(tree, release, names)
     base = tree / "lib" / "modules" / release
     order = []
     for path in closure:
         rel_dir = path.parent.relative_to(base)
         name, data = _module_bytes(path)
-        target = f"lib/modules/{release}/{rel_dir.as_posix()}/{name}"
+        target = f"{prefix}lib/modules/{release}/{rel_dir.as_posix()}/{name}"
         img.add_bytes(target, data, 0o644)
         order.append("/" + target)
     img.add_bytes("modules.load", ("\n".join(order) + "\n").encode())
 
 
-def _base_image() -> InitramfsBuilder:
+def base_image() -> InitramfsBuilder:
+    """An initramfs with the usual directories, busybox as /bin/sh and a /dev/console node."""
     img = InitramfsBuilder()
     for d in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp", "mnt", "etc", "root"):
         img.mkdir(d)
@@ -267,17 +274,17 @@ def _build(root: Path, target: Path, versions: dict[str, str], key: str) -> LabB
     build_peer(tmp / "xenpeer")
 
     _say("building dom0.cpio.gz")
-    dom0 = _base_image()
+    dom0 = base_image()
     dom0.add_file("init", paths.INIT_DIR / "dom0-init", 0o755)
     dom0.add_file("stage2", paths.INIT_DIR / "dom0-stage2", 0o755)
-    _add_modules(dom0, ktree, release, modules.DOM0_MODULES)
+    add_modules(dom0, ktree, release, modules.DOM0_MODULES)
     dom0.write(tmp / "dom0.cpio.gz")
 
     _say("building domu.cpio.gz")
-    domu = _base_image()
+    domu = base_image()
     domu.add_file("init", paths.INIT_DIR / "domu-init", 0o755)
     domu.add_file("bin/xenpeer", tmp / "xenpeer", 0o755)
-    _add_modules(domu, ktree, release, modules.DOMU_MODULES)
+    add_modules(domu, ktree, release, modules.DOMU_MODULES)
     domu.write(tmp / "domu.cpio.gz")
 
     build = LabBuild(target, key, versions["xen_version"], kpkg, kver, release)

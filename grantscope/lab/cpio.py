@@ -20,6 +20,7 @@ class Entry:
     mode: int               # full st_mode (type bits + permissions)
     data: bytes = b""       # file contents, or the symlink target
     rdev: tuple[int, int] = (0, 0)
+    mtime: int = 0          # seconds; kept for Python sources so their .pyc stay valid
 
 
 def _pad4(length: int) -> bytes:
@@ -28,7 +29,8 @@ def _pad4(length: int) -> bytes:
 
 def _header(ino: int, entry: Entry, name: bytes) -> bytes:
     fields = [
-        ino, entry.mode, 0, 0, 1 if not stat.S_ISDIR(entry.mode) else 2, 0, len(entry.data),
+        ino, entry.mode, 0, 0, 1 if not stat.S_ISDIR(entry.mode) else 2, entry.mtime,
+        len(entry.data),
         0, 0, entry.rdev[0], entry.rdev[1], len(name) + 1, 0,
     ]
     return b"070701" + b"".join(f"{value:08X}".encode() for value in fields)
@@ -64,16 +66,26 @@ class InitramfsBuilder:
             self._parents(name)
             self._entries[name] = Entry(name, stat.S_IFDIR | mode)
 
-    def add_bytes(self, name: str, data: bytes, mode: int = 0o644) -> None:
+    def add_bytes(self, name: str, data: bytes, mode: int = 0o644, mtime: int = 0) -> None:
         """Add a regular file with ``data``."""
         name = name.strip("/")
         self._parents(name)
-        self._entries[name] = Entry(name, stat.S_IFREG | mode, data)
+        self._entries[name] = Entry(name, stat.S_IFREG | mode, data, mtime=mtime)
 
-    def add_file(self, name: str, source: Path, mode: int | None = None) -> None:
-        """Add a host file, keeping its permission bits unless ``mode`` is given."""
-        perms = stat.S_IMODE(source.stat().st_mode) if mode is None else mode
-        self.add_bytes(name, source.read_bytes(), perms)
+    def add_file(self, name: str, source: Path, mode: int | None = None, *,
+                 keep_mtime: bool = False) -> None:
+        """Add a host file, keeping its permission bits unless ``mode`` is given.
+
+        ``keep_mtime`` keeps the file's modification time: Python checks a cached .pyc against
+        its source's mtime, so an image of Python modules needs it or every import recompiles.
+        """
+        st = source.stat()
+        perms = stat.S_IMODE(st.st_mode) if mode is None else mode
+        self.add_bytes(name, source.read_bytes(), perms, int(st.st_mtime) if keep_mtime else 0)
+
+    def has(self, name: str) -> bool:
+        """True if ``name`` is already a member."""
+        return name.strip("/") in self._entries
 
     def symlink(self, name: str, target: str) -> None:
         """Add a symbolic link ``name -> target``."""
@@ -91,10 +103,18 @@ class InitramfsBuilder:
         """Member names, sorted (parents before children)."""
         return sorted(self._entries)
 
-    def write(self, path: Path) -> None:
-        """Write the gzip-compressed archive to ``path`` (atomically, via a temporary file)."""
+    def write(self, path: Path, *, compress: bool = True) -> None:
+        """Write the archive to ``path`` (atomically, via a temporary file).
+
+        gzip-compressed by default; ``compress=False`` writes the plain archive, which Linux
+        also accepts and which saves a large image's decompression in a guest under TCG.
+        """
         archive = newc_archive([self._entries[n] for n in self.names()])
         tmp = path.with_name(path.name + ".tmp")
+        if not compress:
+            tmp.write_bytes(archive)
+            tmp.replace(path)
+            return
         # No file name and a fixed mtime in the gzip header: the same inputs give the same bytes.
         with open(tmp, "wb") as raw, gzip.GzipFile(
             filename="", fileobj=raw, mode="wb", mtime=0

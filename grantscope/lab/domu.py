@@ -41,7 +41,11 @@ from grantscope.lab.build import LabBuild, current_build
 from grantscope.lab.cmdline import encode_params
 from grantscope.lab.errors import LabError
 
-SCENARIOS = ("offer", "map", "echo", "read")
+# The C peer's scenarios, and "agent": the Python guest (grantscope.lab.pyguest) whose agent
+# runs grantscope commands that dom0 sends (grantscope.lab.guest.PyGuest drives it).
+PEER_SCENARIOS = ("offer", "map", "echo", "read")
+AGENT = "agent"
+SCENARIOS = (*PEER_SCENARIOS, AGENT)
 TYPES = ("pv", "pvh", "hvm")
 CONSOLE_LOG_DIR = Path("/var/log/xen/console")
 _counter = itertools.count(1)
@@ -61,10 +65,11 @@ def parse_domu_spec(text: str) -> tuple[str, str]:
     return kind, scenario
 
 
-def xl_config(name: str, kind: str, build: LabBuild, words: str, memory_mb: int) -> str:
+def xl_config(name: str, kind: str, build: LabBuild, words: str, memory_mb: int,
+              ramdisk: Path | None = None) -> str:
     """The ``xl create`` configuration of a peer guest (pure; values need no escaping)."""
     lines = [f'name = "{name}"', f'type = "{kind}"',
-             f'kernel = "{build.kernel}"', f'ramdisk = "{build.domu_initrd}"']
+             f'kernel = "{build.kernel}"', f'ramdisk = "{ramdisk or build.domu_initrd}"']
     if kind == "hvm":
         # Direct kernel boot through SeaBIOS; hvc0 last, or the console log misses the output.
         lines += [f'cmdline = "console=ttyS0 console=hvc0 rdinit=/init loglevel=4 {words}"',
@@ -101,6 +106,7 @@ class DomU:
         memory_mb: int = 128,
         build: LabBuild | None = None,
         create_timeout: float = 300.0,
+        ramdisk: Path | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise LabError(f"unknown domU scenario {scenario!r}",
@@ -115,6 +121,7 @@ class DomU:
         self.memory_mb = memory_mb
         self.create_timeout = create_timeout
         self._build = build
+        self.ramdisk = ramdisk
         self._tmp: str | None = None
         self.domid: int | None = None
         self.create_seconds: float | None = None
@@ -127,7 +134,8 @@ class DomU:
         words = encode_params({"scenario": self.scenario, **self.params})
         self._tmp = tempfile.mkdtemp(prefix="gslab-domu-")
         cfg = Path(self._tmp) / f"{self.name}.cfg"
-        cfg.write_text(xl_config(self.name, self.kind, build, words, self.memory_mb))
+        cfg.write_text(xl_config(self.name, self.kind, build, words, self.memory_mb,
+                                 self.ramdisk))
         started = time.monotonic()
         proc = _run(["xl", "create", str(cfg)], timeout=self.create_timeout)
         self.create_seconds = time.monotonic() - started

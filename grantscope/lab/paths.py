@@ -11,6 +11,8 @@ LAB_DIR_ENV = "GRANTSCOPE_LAB_DIR"
 LAB_BUILD_ENV = "GRANTSCOPE_LAB_BUILD"
 # Set inside dom0 by ``lab run``: the writable results share, at the same path as on the host.
 LAB_RESULTS_ENV = "GRANTSCOPE_LAB_RESULTS"
+# Set inside dom0 by ``lab run``: the Python guest image (grantscope.lab.pyguest) for this source.
+PYGUEST_ENV = "GRANTSCOPE_LAB_PYGUEST"
 # Set inside dom0 by ``lab run`` to "1": tests use it to tell the lab from an ordinary host.
 IN_LAB_ENV = "GRANTSCOPE_IN_LAB"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from grantscope.lab import deps, paths
+from grantscope.lab import deps, paths, pyguest
 from grantscope.lab.build import LabBuild, current_build
 from grantscope.lab.console import ConsoleStream
 from grantscope.lab.errors import LabError
@@ -196,6 +196,9 @@ def run(
         os.environ if environ is None else environ, results=results, build=build,
         lab_root=lab_root, tty=interactive or out.isatty(),
     )
+    # The Python guest image carries this checkout's grantscope: refresh it before every boot
+    # (a hash of file stats when nothing changed; about a second to rebuild).
+    env[paths.PYGUEST_ENV] = str(pyguest.ensure_image(build, lab_root))
     workdir = (cwd or Path.cwd()).resolve()
     (results / "lab-job.sh").write_text(job_script(command, cwd=workdir, env=env))
     (results / "lab-job.env").write_text(f"GS_RESULTS={shlex.quote(str(results))}\n")

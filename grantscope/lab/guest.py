@@ -1,0 +1,147 @@
+"""Drive grantscope inside a lab guest: dom0's side of the guest agent (grantscope.lab.agent).
+
+A :class:`PyGuest` is a :class:`~grantscope.lab.domu.DomU` booted from the Python guest image
+(grantscope.lab.pyguest) instead of the C peer's.  Its agent runs whatever dom0 asks, most
+often grantscope's own CLI, and hands back exit status, stdout and stderr::
+
+    with PyGuest("pvh") as guest:
+        guest.wait_ready()
+        doctor = guest.run(["grantscope", "doctor", "--json"])
+        offer = guest.submit(["grantscope", "probe", "offer-page", ...])   # keeps running
+        ...                                                                  # dom0 maps it
+        print(guest.result(offer).stdout)
+
+Only inside the lab's dom0 (``grantscope lab run``), which says where the image is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from grantscope.lab import paths
+from grantscope.lab.agent import BASE
+from grantscope.lab.domu import AGENT, DomU
+from grantscope.lab.errors import LabError
+from grantscope.xen.xenstore import XenStore
+
+# Python, textual and the unpacked image need room: the 74 MB archive and its files coexist
+# while the kernel unpacks it.
+GUEST_MEMORY_MB = 512
+
+
+@dataclass(frozen=True)
+class GuestResult:
+    """What one command printed in the guest and how it ended."""
+
+    argv: tuple[str, ...]
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float         # as the guest measured it, process start to exit
+
+    def json(self) -> dict[str, object]:
+        """stdout parsed as one JSON document (LabError naming the command if it is not)."""
+        try:
+            doc = json.loads(self.stdout)
+        except ValueError as err:
+            raise LabError(f"guest command {' '.join(self.argv)} did not print JSON",
+                           f"exit {self.rc}; stdout:\n{self.stdout[-2000:]}\n"
+                           f"stderr:\n{self.stderr[-2000:]}") from err
+        if not isinstance(doc, dict):
+            raise LabError(f"guest command {' '.join(self.argv)} printed JSON that is not "
+                           "an object", self.stdout[-2000:])
+        return doc
+
+
+def pyguest_image() -> Path:
+    """The Python guest image that ``lab run`` prepared for this boot."""
+    value = os.environ.get(paths.PYGUEST_ENV)
+    if not value or not Path(value).exists():
+        raise LabError("no Python guest image is known here",
+                       "Run inside the lab: grantscope lab run -- CMD (it builds the image "
+                       f"and sets {paths.PYGUEST_ENV}).", exit_code=2)
+    return Path(value)
+
+
+class PyGuest(DomU):
+    """A guest of type ``kind`` (pv, pvh, hvm) running grantscope's agent."""
+
+    def __init__(self, kind: str = "pv", *, name: str | None = None,
+                 memory_mb: int = GUEST_MEMORY_MB, create_timeout: float = 600.0) -> None:
+        super().__init__(AGENT, kind=kind, name=name or f"gs-py{kind}-{os.getpid()}",
+                         memory_mb=memory_mb, create_timeout=create_timeout,
+                         ramdisk=pyguest_image())
+        self._next = 0
+        self._xs: XenStore | None = None
+        self.ready_seconds: float | None = None
+
+    def _store(self) -> XenStore:
+        if self._xs is None:
+            self._xs = XenStore.open(timeout=30.0)
+        return self._xs
+
+    def destroy(self) -> None:
+        """Destroy the guest and close dom0's XenStore connection."""
+        try:
+            super().destroy()
+        finally:
+            if self._xs is not None:
+                self._xs.close()
+                self._xs = None
+
+    def agent_path(self, rel: str) -> str:
+        """The absolute path of ``data/agent/<rel>`` in the guest's home."""
+        return f"{self.home}/{BASE}/{rel}"
+
+    def wait_ready(self, timeout: float = 600.0) -> str:
+        """Wait for the agent; return the guest type it read from /sys/hypervisor."""
+        started = time.monotonic()
+        self.wait_key(f"{BASE}/ready", timeout=timeout)
+        self.ready_seconds = (self.create_seconds or 0.0) + time.monotonic() - started
+        return self.read_key(f"{BASE}/type") or ""
+
+    def submit(self, argv: Sequence[str], *, timeout: float = 300.0) -> int:
+        """Hand ``argv`` to the agent (it starts at once); return the request's number."""
+        number = self._next
+        self._next += 1
+        request = json.dumps({"argv": list(argv), "timeout": timeout}).encode()
+        self._store().write(self.agent_path(f"cmd/{number}"), request)
+        return number
+
+    def _read_stream(self, number: int, stream: str, count: int) -> str:
+        xs = self._store()
+        data = b"".join(xs.read(self.agent_path(f"res/{number}/{stream}/{i}"))
+                        for i in range(count))
+        return data.decode(errors="replace")
+
+    def result(self, number: int, *, timeout: float = 400.0) -> GuestResult:
+        """Wait for request ``number`` to finish; LabError with the console if it never does."""
+        xs = self._store()
+        request = json.loads(xs.read(self.agent_path(f"cmd/{number}")))
+        deadline = time.monotonic() + timeout
+        while (raw := xs.read_or_none(self.agent_path(f"res/{number}/rc"))) is None:
+            if time.monotonic() > deadline:
+                raise LabError(f"guest {self.name}: {' '.join(request['argv'])} did not finish "
+                               f"within {timeout:.0f}s", f"Its console:\n{self.console_tail()}")
+            if not self.alive():
+                raise LabError(f"guest {self.name} died while running "
+                               f"{' '.join(request['argv'])}",
+                               f"Its console:\n{self.console_tail()}")
+            time.sleep(0.2)
+        summary = json.loads(raw)
+        if "agent_error" in summary:
+            raise LabError(f"guest {self.name}: {summary['agent_error']}",
+                           f"Its console:\n{self.console_tail()}")
+        return GuestResult(tuple(request["argv"]), int(summary["rc"]),
+                           self._read_stream(number, "out", int(summary["out"])),
+                           self._read_stream(number, "err", int(summary["err"])),
+                           float(summary["seconds"]))
+
+    def run(self, argv: Sequence[str], *, timeout: float = 300.0) -> GuestResult:
+        """Run ``argv`` in the guest and wait for it."""
+        return self.result(self.submit(argv, timeout=timeout), timeout=timeout + 60.0)
