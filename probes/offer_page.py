@@ -18,25 +18,34 @@ from grantscope.probing.steps import (
 )
 
 
-def _hold_step() -> Step:
-    """Keep the offer alive for ``hold`` seconds so a peer can map it; count its events."""
+def _hold_step(echo: bool) -> Step:
+    """Keep the offer alive for ``hold`` seconds so a peer can map it; count its events.
+
+    With ``echo`` every event is answered with a notify, so the peer can time round trips
+    (the pingpong probe's other end).
+    """
 
     def action(ctx: StepContext) -> dict[str, Any]:
         limit, port = float(get(ctx, "hold")), int(get(ctx, "port"))
         enough = int(get(ctx, "events"))
-        ctx.args(seconds=limit, port=port, events=enough)
+        ctx.args(seconds=limit, port=port, events=enough, echo=echo)
         channel = ctx.state["evtchn"]
         started = time.perf_counter()
         events = 0
         while (left := started + limit - time.perf_counter()) > 0:
-            events += channel.wait(left).count(port)
+            fired = channel.wait(left).count(port)
+            for _ in range(fired if echo else 0):
+                channel.notify(port)
+            events += fired
             if enough and events >= enough:
                 break
         held = time.perf_counter() - started
-        ctx.explain(f"{events} event(s) from the peer in {held:.1f} s")
+        ctx.explain(f"{events} event(s) from the peer in {held:.1f} s"
+                    + (", each answered" if echo else ""))
         return {"events": events, "held_s": round(held, 3)}
 
-    return Step("hold the offer for the peer", "evtchn poll + read", action)
+    return Step("hold the offer for the peer", "evtchn poll + read"
+                + (" + NOTIFY back" if echo else ""), action, mutating=echo)
 
 
 class OfferPage(Probe):
@@ -53,6 +62,8 @@ class OfferPage(Probe):
         Param("hold", "float", "0", "seconds to keep the offer alive for the peer"),
         Param("events", "int", "0", "stop holding once the peer sent this many events "
               "(0: hold the whole time)"),
+        Param("echo", "bool", "false", "while holding, notify the peer back on every event "
+              "(so the peer can run pingpong against this offer)"),
     )
     mutating = True
     needs = ("gntalloc", "evtchn")
@@ -72,7 +83,7 @@ class OfferPage(Probe):
         if values["publish"]:
             steps.append(publish_step("publish", ("gref", "port")))
         if values["hold"]:
-            steps.append(_hold_step())
+            steps.append(_hold_step(bool(values["echo"])))
         steps.append(read_page_step("offer", "offered page"))
         return steps
 

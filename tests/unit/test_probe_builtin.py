@@ -272,7 +272,42 @@ def test_offer_page_hold_ends_once_enough_events_arrived() -> None:
         channel.pending += [port, port]
         record = run.run_next()
     assert record.ok and record.result["events"] == 2 and record.result["held_s"] < 5
-    assert record.arguments == {"seconds": 60.0, "port": port, "events": 2}
+    assert record.arguments == {"seconds": 60.0, "port": port, "events": 2, "echo": False}
+    assert "notify" not in devices.call_names()
+
+
+def test_offer_page_echo_answers_every_event_while_holding() -> None:
+    devices = FakeDevices()
+    run = ProbeRun(find_probe("offer-page"),
+                   {"domid": "2", "hold": "60", "events": "3", "echo": "true"}, devices)
+    with run:
+        while run.steps[run.next_index].name != "hold the offer for the peer":
+            assert run.run_next().ok
+        port = int(run.records[-1].result["port"])
+        channel = next(h for h in devices.handles if hasattr(h, "pending"))
+        channel.pending += [port, port, port]
+        record = run.run_next()
+    assert record.ok and record.result["events"] == 3
+    assert [c for c in devices.calls if c[0] == "notify"] == [("notify", port)] * 3
+    assert "each answered" in record.explanation
+
+
+def test_map_grant_writes_the_reply_into_the_mapped_page() -> None:
+    devices = FakeDevices()
+    devices.gntst[(5, 9)] = 0
+    run = _run("map-grant", {"domid": "5", "gref": "9", "writable": "true",
+                             "reply": "pong"}, devices)
+    records = _steps(run)
+    assert [r.ok for r in records] == [True] * len(records)
+    written = next(r for r in records if r.name == "write the message into the mapped page")
+    assert written.arguments["text"] == "pong"
+    assert next(h for h in devices.handles if h.kind == "mapping").read(0, 5) == b"pong\0"
+
+
+def test_map_grant_reply_needs_a_writable_mapping() -> None:
+    with pytest.raises(UsageError, match="writable=true"):
+        ProbeRun(find_probe("map-grant"), {"domid": "5", "gref": "9", "reply": "x"},
+                 FakeDevices())
 
 
 def test_offer_page_rejects_negative_events() -> None:
