@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from grantscope.sources.guest_caps import capabilities
 from grantscope.xen import _host
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
@@ -213,5 +214,7 @@ def run_doctor(
                         f"own domid {domid}" if domid is not None else "own domid unknown",
                         "XenStore 'domid'" if domid is not None and not dom0
                         else ("dom0" if dom0 else "XenStore 'domid' unreadable")))
+    for cap in capabilities(role, guest_type):
+        checks.append(Check("can" if cap.can else "cannot", INFO, cap.summary, cap.detail))
     return DoctorReport(checks=tuple(checks), xen=True, domid=domid, role=role,
                         guest_type=guest_type, xen_version=version, xenstore=transport)

@@ -435,3 +435,25 @@ def test_doctor_not_xen(tmp_path: Path) -> None:
     report = doctor.run_doctor(str(tmp_path), dev_dir=str(tmp_path / "dev"))
     assert not report.xen and not report.usable
     assert report.to_json()["checks"][0]["summary"] == "not a Xen host"
+
+
+@pytest.mark.parametrize(("dom0", "guest_type"), [(True, "PV"), (False, "PV"), (False, "PVH"),
+                                                  (False, "HVM")])
+def test_doctor_says_what_the_domain_can_and_cannot_do(tmp_path: Path, dom0: bool,
+                                                       guest_type: str) -> None:
+    root, dev = _fake_xen(tmp_path, dom0=dom0)
+    (Path(root) / "sys/hypervisor/guest_type").write_text(guest_type + "\n")
+    report = doctor.run_doctor(root, dev_dir=dev,
+                               open_store=lambda: FakeStore({"domid": b"0" if dom0 else b"4"}))
+    can = {c.summary: c.detail for c in report.checks if c.name == "can"}
+    cannot = {c.summary: c.detail for c in report.checks if c.name == "cannot"}
+    tables = "read the hypervisor's grant and event tables"
+    if dom0:
+        assert tables in can and "xl debug-keys" in can[tables] and not cannot
+    else:
+        assert tables in cannot and "xl debug-keys" in cannot[tables]
+        assert "read other domains' XenStore nodes" in cannot
+    mapping = can["map other domains' grants (gntdev)"]
+    assert ("ballooned" in mapping) == (guest_type != "PV")
+    assert ("page-table" in mapping) == (guest_type == "PV")
+    assert report.guest_type == guest_type
