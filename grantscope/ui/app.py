@@ -1,4 +1,5 @@
-"""GrantscopeApp: the header, five tabs (XenStore, Grants, Events, Page, Probes), help, palette.
+"""GrantscopeApp: the header, six tabs (XenStore, Grants, Events, Page, Probes, Findings), help,
+palette.
 
 The only layer that imports Textual.  All data comes from a :class:`~grantscope.host.base.Host`
 through workers; ``live=False`` (tests, snapshots) loads every view once and starts no timer
@@ -20,6 +21,7 @@ from grantscope.ui.commands import GrantscopeCommands
 from grantscope.ui.keymap import keymap_path, load_keymap
 from grantscope.ui.messages import OpenPage
 from grantscope.ui.panes.events import EventsPane
+from grantscope.ui.panes.findings import FindingsPane
 from grantscope.ui.panes.grants import GrantsPane
 from grantscope.ui.panes.page import PagePane
 from grantscope.ui.panes.probes import ProbesPane
@@ -28,9 +30,9 @@ from grantscope.ui.screens.help import HelpScreen
 from grantscope.ui.themes import DEFAULT_THEME, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
-TABS = ("xenstore", "grants", "events", "page", "probes")
+TABS = ("xenstore", "grants", "events", "page", "probes", "findings")
 FOCUS = {"xenstore": "#xs-tree", "grants": "#own-grants", "events": "#irqs",
-         "page": "#hexdump", "probes": "#probe-list"}
+         "page": "#hexdump", "probes": "#probe-list", "findings": "#findings-table"}
 
 
 class GrantscopeApp(App[int]):
@@ -48,6 +50,7 @@ class GrantscopeApp(App[int]):
         Binding("3", "show_tab('events')", "Events", show=False, id="app.tab.events"),
         Binding("4", "show_tab('page')", "Page", show=False, id="app.tab.page"),
         Binding("5", "show_tab('probes')", "Probes", show=False, id="app.tab.probes"),
+        Binding("6", "show_tab('findings')", "Findings", show=False, id="app.tab.findings"),
     ]
 
     def __init__(self, host: Host, *, theme: str | None = None, readonly: bool = False,
@@ -81,6 +84,8 @@ class GrantscopeApp(App[int]):
                 yield Lazy(PagePane(self.host, live=self.live))
             with TabPane("5 Probes", id="probes"):
                 yield Lazy(ProbesPane(self.host, readonly=self.readonly, live=self.live))
+            with TabPane("6 Findings", id="findings"):
+                yield Lazy(FindingsPane(self.host, live=self.live))
         yield Footer()
 
     def on_mount(self) -> None:
@@ -118,7 +123,7 @@ class GrantscopeApp(App[int]):
 
     # -- actions ----------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
-        """Switch to one of the five tabs (the last one asked for wins)."""
+        """Switch to one of the six tabs (the last one asked for wins)."""
         self._wanted_tab = tab
         self._apply_wanted_tab()
 
@@ -137,7 +142,8 @@ class GrantscopeApp(App[int]):
         """Show every binding and its id."""
         groups: list[tuple[str, list[Binding]]] = [("anywhere", _bindings(GrantscopeApp))]
         for name, cls in (("XenStore", XenStorePane), ("Grants", GrantsPane),
-                          ("Events", EventsPane), ("Page", PagePane), ("Probes", ProbesPane)):
+                          ("Events", EventsPane), ("Page", PagePane), ("Probes", ProbesPane),
+                          ("Findings", FindingsPane)):
             groups.append((name, _bindings(cls)))
         self.push_screen(HelpScreen(groups))
 
@@ -164,6 +170,15 @@ class GrantscopeApp(App[int]):
         pane = self.probes_pane()
         if pane is not None:
             pane.select_probe(name)
+
+    def analyze_findings(self, tries: int = 0) -> None:
+        """Show the Findings tab and run an analysis (the pane mounts lazily: wait for it)."""
+        self.action_show_tab("findings")
+        found = self.query(FindingsPane)
+        if found:
+            found.first().action_analyze()
+        elif tries < 20:
+            self.set_timer(0.05, lambda: self.analyze_findings(tries + 1))
 
     async def jump_to(self, path: str) -> None:
         """Show the XenStore tab at ``path``."""
@@ -204,7 +219,8 @@ class GrantscopeApp(App[int]):
 
 def binding_ids() -> set[str]:
     """Every binding id of the app and its panes (what a keymap may name)."""
-    classes = (GrantscopeApp, XenStorePane, GrantsPane, EventsPane, PagePane, ProbesPane)
+    classes = (GrantscopeApp, XenStorePane, GrantsPane, EventsPane, PagePane, ProbesPane,
+               FindingsPane)
     return {b.id for cls in classes for b in _bindings(cls) if b.id}
 
 

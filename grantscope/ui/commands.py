@@ -16,6 +16,7 @@ SCREENS = (
     ("events", "Events", "interrupt counters, rates and own ports"),
     ("page", "Page", "hexdump of a mapped or offered page, ring header"),
     ("probes", "Probes", "run probes step by step"),
+    ("findings", "Findings", "what is wrong on this host: findings, evidence, what to do"),
 )
 
 
@@ -28,6 +29,8 @@ class GrantscopeCommands(Provider):
             (f"Show {title}", help_text, partial(app.action_show_tab, tab))
             for tab, title, help_text in SCREENS
         ]
+        out.append(("Analyze: findings now", "as 'grantscope report' (on a live host this "
+                    "sends xl debug-keys g/e)", app.analyze_findings))
         out.append(("Help: keys and binding ids", "every binding", app.action_help))
         for probe in app.probe_list():
             out.append((f"Probe: {probe.name}", probe.summary,

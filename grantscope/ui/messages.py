@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from grantscope.host.base import EventsSnapshot, GrantsSnapshot
+from grantscope.host.base import EventsSnapshot, FindingsSnapshot, GrantsSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,14 @@ class EventsPolled(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, EventsPolled)
+
+
+class FindingsReady(Message):
+    """An analysis finished (``snapshot`` None when it could not run; the user was told why)."""
+
+    def __init__(self, snapshot: FindingsSnapshot | None) -> None:
+        super().__init__()
+        self.snapshot = snapshot
 
 
 class OpenPage(Message):

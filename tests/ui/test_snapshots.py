@@ -16,7 +16,7 @@ from grantscope.ui.panes.events import EventsPane
 from grantscope.ui.panes.xenstore import XenStorePane
 
 THEMES = ("grantscope-dark", "grantscope-light", "grantscope-16")
-SCREENS = ("xenstore", "grants", "events", "page", "probes")
+SCREENS = ("xenstore", "grants", "events", "page", "probes", "findings")
 
 
 async def _prepare(pilot: Any, screen: str) -> None:

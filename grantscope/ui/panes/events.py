@@ -1,4 +1,5 @@
-"""The Events pane: Xen rows of /proc/interrupts and own ports: rate, sparkline, highlight."""
+"""The Events pane: Xen rows of /proc/interrupts (rate, sparkline, highlight), own ports, and the
+hypervisor-wide port table of the last ``e`` dump (captured only on the user's key)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
-from grantscope.host.base import EventsSnapshot, Host, OwnPort
+from grantscope.host.base import EventsSnapshot, Host, HvPort, OwnPort
 from grantscope.model.pagediff import fade_bucket
 from grantscope.model.rates import RateTracker
 from grantscope.ui.messages import EventsPolled
@@ -37,11 +38,13 @@ class EventsPane(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="events.refresh"),
+        Binding("e", "capture", "Capture hypervisor ports", id="events.capture"),
     ]
     DEFAULT_CSS = """
     EventsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
     EventsPane #irqs { height: 1fr; }
-    EventsPane #ports { height: auto; max-height: 12; }
+    EventsPane #ports { height: auto; max-height: 8; }
+    EventsPane #hv-ports { height: 1fr; }
     """
 
     def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
@@ -51,12 +54,15 @@ class EventsPane(Vertical):
         self.rates = RateTracker()
         self.snapshot: EventsSnapshot | None = None
         self._shown_ports: tuple[OwnPort, ...] | None = None
+        self._shown_hv: tuple[HvPort, ...] | bool | None = False  # False: nothing shown yet
 
     def compose(self) -> ComposeResult:
         yield Label("Xen interrupts (/proc/interrupts)")
         yield DataTable(id="irqs", cursor_type="row")
         yield Label("Own event-channel ports")
         yield DataTable(id="ports", cursor_type="row")
+        yield Label("Hypervisor event channels", id="hv-ports-label")
+        yield DataTable(id="hv-ports", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         irqs = self.query_one("#irqs", DataTable)
@@ -65,6 +71,8 @@ class EventsPane(Vertical):
             irqs.add_column(label, width=width, key=label)
         self.query_one("#ports", DataTable).add_columns(
             "port", "kind", "remote", "fired", "owner")
+        self.query_one("#hv-ports", DataTable).add_columns(
+            "domain", "port", "state", "remote", "pending", "masked", "vcpu", "detail")
         self.poll()
 
     @work(thread=True, exclusive=True, group="poll-events", exit_on_error=False)
@@ -75,6 +83,19 @@ class EventsPane(Vertical):
     def action_refresh(self) -> None:
         """``r``: poll now."""
         self.poll()
+
+    def action_capture(self) -> None:
+        """``e``: capture the hypervisor port table now (``xl debug-keys e`` on the xen host)."""
+        self.notify("capturing the hypervisor event-channel table…")
+        self.capture()
+
+    @work(thread=True, exclusive=True, group="hv-events-capture", exit_on_error=False)
+    def capture(self) -> None:
+        """Run the capture in a thread (it spawns xl three times), then poll."""
+        why = self.host.capture_hypervisor_events()
+        if why:
+            self.app.call_from_thread(self.notify, why, severity="warning")
+        self.post_message(EventsPolled(self.host.events()))
 
     def on_events_polled(self, message: EventsPolled) -> None:
         self.apply(message.snapshot)
@@ -108,12 +129,38 @@ class EventsPane(Vertical):
             for row_key in [k for k in irqs.rows if int(str(k.value)) not in present]:
                 irqs.remove_row(row_key)
             self.rates.forget_missing(set(present))
-            if self._shown_ports == snap.ports:
-                return
-            self._shown_ports = snap.ports
-            ports = self.query_one("#ports", DataTable)
-            ports.clear()  # clear() re-lays out the screen: only when the ports changed
-            for p in snap.ports:
-                remote = "-" if p.remote_domid is None else f"d{p.remote_domid}" + (
-                    f":{p.remote_port}" if p.remote_port is not None else "")
-                ports.add_row(str(p.port), p.kind, remote, str(p.fired), p.owner)
+            # clear() re-lays out the screen: the port tables are rebuilt only when they changed
+            if self._shown_ports != snap.ports:
+                self._shown_ports = snap.ports
+                ports = self.query_one("#ports", DataTable)
+                ports.clear()
+                for p in snap.ports:
+                    ports.add_row(str(p.port), p.kind, _remote(p.remote_domid, p.remote_port),
+                                  str(p.fired), p.owner)
+            if self._shown_hv is False or self._shown_hv != snap.hypervisor:
+                self._shown_hv = snap.hypervisor
+                self._show_hypervisor(snap.hypervisor)
+
+    def _show_hypervisor(self, rows: tuple[HvPort, ...] | None) -> None:
+        table = self.query_one("#hv-ports", DataTable)
+        table.clear()
+        label = self.query_one("#hv-ports-label", Label)
+        if rows is None:
+            label.update("Hypervisor event channels: not captured "
+                         "(e captures them with 'xl debug-keys e'; dom0 only)")
+            return
+        domains = len({r.domid for r in rows})
+        label.update(f"Hypervisor event channels ({len(rows)} ports in {domains} domains)")
+        hot = theme_colour(self.app, "gs-changed", "yellow")
+        for r in rows:
+            table.add_row(f"d{r.domid}", str(r.port), r.state,
+                          _remote(r.remote_domid, r.remote_port),
+                          Text("1", style=f"bold {hot}") if r.pending else "0",
+                          "1" if r.masked else "0", str(r.vcpu), r.detail)
+
+
+def _remote(domid: int | None, port: int | None) -> str:
+    """``d1:5``, ``d1`` (an unbound port's allowed peer) or ``-``."""
+    if domid is None:
+        return "-"
+    return f"d{domid}" + (f":{port}" if port is not None else "")

@@ -13,7 +13,10 @@ from textual.widgets import Static
 
 INTRO = (
     "grantscope shows Xen grant tables, event channels and XenStore. Tabs: 1 XenStore, 2 Grants, "
-    "3 Events, 4 Page, 5 Probes. Ctrl+P opens the command palette (every screen and probe). "
+    "3 Events, 4 Page, 5 Probes, 6 Findings. Ctrl+P opens the command palette (every screen "
+    "and probe). The hypervisor tables (Grants h, Events e) and the findings (Findings a) are "
+    "captured only when you press their key: on a live dom0 each sends 'xl debug-keys' and "
+    "empties the hypervisor console ring. "
     "Remap keys in ~/.config/grantscope/keymap.toml ($GRANTSCOPE_KEYMAP overrides): a \\[keys] "
     "table of binding id = \"keys\", with the ids listed here."
 )
