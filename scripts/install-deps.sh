@@ -4,14 +4,15 @@
 # Python itself: python3 + venv to create .venv.  The lab (grantscope/lab): QEMU to boot Xen,
 # the Xen tools and xenstore-utils that dom0 runs from the host's own filesystem, busybox-static
 # and kmod/cpio to build the initramfs images, gcc + libc6-dev (which brings the Xen uapi
-# headers through linux-libc-dev) to build the static domU peer.  tmux for the UI tier's
+# headers through linux-libc-dev) to build the static domU peer, qemu-system-xen for the HVM
+# guests' device model (dom0 runs it from the host's files).  tmux for the UI tier's
 # real-terminal test.
 # Idempotent: apt-get skips what is already installed.
 set -euo pipefail
 
 PACKAGES=(
     python3 python3-venv python3-dev
-    qemu-system-x86
+    qemu-system-x86 qemu-system-xen
     xen-utils-4.17 xenstore-utils
     busybox-static kmod cpio
     gcc libc6-dev linux-libc-dev

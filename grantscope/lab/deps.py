@@ -37,11 +37,13 @@ RUN_TOOLS = (
     Tool("qemu-system-x86_64", "qemu-system-x86", "boot Xen under QEMU"),
     Tool(f"{XEN_BIN}/xenstored", "xen-utils-4.17", "dom0's xenstored, xl, xenconsoled"),
     Tool("xenstore-read", "xenstore-utils", "wait for xenstored in dom0"),
+    Tool("/usr/libexec/xen-qemu-system-i386", "qemu-system-xen",
+         "the device model of HVM guests (dom0 runs it from the host's files)"),
 )
 # Everything --install-deps installs: the tools above plus cpio (kept for manual initramfs work).
 INSTALL_PACKAGES = (
     "qemu-system-x86", "xen-utils-4.17", "xenstore-utils", "busybox-static",
-    "kmod", "cpio", "gcc", "libc6-dev", "linux-libc-dev",
+    "kmod", "cpio", "gcc", "libc6-dev", "linux-libc-dev", "qemu-system-xen",
 )
 
 

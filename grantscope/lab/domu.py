@@ -36,6 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from grantscope.lab.build import LabBuild, current_build
 from grantscope.lab.cmdline import encode_params
@@ -128,7 +129,7 @@ class DomU:
 
     # -------------------------------------------------------------- life cycle
 
-    def start(self) -> DomU:
+    def start(self) -> Self:
         """``xl create`` the guest; return self once it has a domain id."""
         build = self._build or current_build()
         words = encode_params({"scenario": self.scenario, **self.params})
@@ -173,7 +174,7 @@ class DomU:
                                xl_errors.strip()[-2000:] or "xl destroy printed nothing")
             time.sleep(0.25)
 
-    def __enter__(self) -> DomU:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

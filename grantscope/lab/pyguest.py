@@ -31,6 +31,7 @@ import hashlib
 import importlib.metadata as metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -50,6 +51,7 @@ DIST_PACKAGES = "usr/local/lib/python3.{minor}/dist-packages"
 STDLIB_SKIP = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
                "pydoc_data", "config-", "site-packages", "dist-packages")
 IMAGE_NAME = "pyguest.cpio"
+KEEP_IMAGES = 3
 
 
 @dataclass(frozen=True)
@@ -224,4 +226,16 @@ def ensure_image(build: LabBuild, root: Path | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     sys.stderr.write(f"lab: building the Python guest image {key} ({len(files)} files)\n")
     _build_image(build, root, python, files, output)
+    _prune(directory.parent, keep=KEEP_IMAGES)
     return output
+
+
+def _prune(images: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest images (each is ~75 MB; a source edit makes one).
+
+    More than one is kept because another lab run may still be booting a guest from its image.
+    """
+    built = sorted((d for d in images.iterdir() if (d / IMAGE_NAME).exists()),
+                   key=lambda d: (d / IMAGE_NAME).stat().st_mtime, reverse=True)
+    for old in built[keep:]:
+        shutil.rmtree(old, ignore_errors=True)

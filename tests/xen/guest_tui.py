@@ -1,0 +1,59 @@
+"""Run INSIDE a lab guest (sent by test_guest_types.py as ``python3 -c``): the TUI, headless,
+against the guest's real devices: map-grant DOMID GREF through the Probes pane, open the
+mapping in the Page view, print what the hexdump shows as one JSON line, clean up.
+
+argv: DOMID GREF EXPECTED_TEXT
+"""
+import asyncio
+import json
+import sys
+
+from grantscope.host.xen import XenHost
+from grantscope.ui.app import GrantscopeApp
+from grantscope.ui.panes.page import PagePane
+from grantscope.ui.panes.probes import ProbesPane
+from grantscope.ui.screens.confirm import ConfirmScreen
+
+
+async def until(pilot, cond, seconds):
+    for _ in range(int(seconds * 10)):
+        if cond():
+            return True
+        await pilot.pause(0.1)
+    return cond()
+
+
+async def main(domid, gref, want):
+    app = GrantscopeApp(XenHost(), live=False)
+    out = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.5)
+        out["hostbar"] = str(app.query_one("#hostbar").render())
+        app.open_probe("map-grant")
+        await pilot.pause(0.5)
+        pane = app.query_one(ProbesPane)
+        pane.query_one("#param-domid").value = domid
+        pane.query_one("#param-gref").value = gref
+        for _ in range(10):
+            if pane.run is not None and pane.run.done:
+                break
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
+            if isinstance(app.screen, ConfirmScreen):
+                await pilot.press("y")
+            await until(pilot, lambda: not pane.busy, 120)
+        out["steps"] = [[r.name, r.ok, r.explanation] for r in pane.run.records]
+        page = app.query_one(PagePane)
+        keys = [k for k in page.sources if k.startswith("probe:map-grant:")]
+        out["sources"] = keys
+        if keys:
+            app.open_page(keys[0])
+            out["shown"] = await until(pilot, lambda: page.hexdump.data.startswith(want), 120)
+            out["head"] = page.hexdump.data[:32].hex()
+            out["rows"] = ["".join(s.text for s in page.hexdump.render_line(y)) for y in range(2)]
+        pane.action_cleanup()
+        out["cleaned"] = await until(pilot, lambda: pane.run is None, 60)
+    print(json.dumps(out))
+
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3].encode()))
