@@ -82,6 +82,9 @@ sed -n 1p "$RESULTS/summary-unit.txt"
 .venv/bin/python -m grantscope.lab.junit --label "real-Xen tier" --skips-fail \
     "$XEN_RESULTS/junit-xen.xml" > "$RESULTS/summary-xen.txt" || failed "real-Xen tier counts"
 sed -n 1p "$RESULTS/summary-xen.txt"
+# The guest-type matrix (issue 7): one line per guest type, so a type that did not run shows.
+.venv/bin/python -m grantscope.lab.junit --label "guest types" --by-param test_guest_types \
+    "$XEN_RESULTS/junit-xen.xml" || failed "guest-type matrix (tests/xen/test_guest_types.py)"
 echo "test-all: wall time $(( $(date +%s) - STARTED ))s"
 STATUS=0
 if [ "${#FAILED_STEPS[@]}" -gt 0 ]; then

@@ -74,6 +74,21 @@ def count_xml(text: str) -> Counts:
     return Counts(passed, failed + suite_errors, skipped)
 
 
+def count_by_param(text: str, module: str) -> dict[str, Counts]:
+    """Counts per test parameter (``test_x[pvh]`` -> ``pvh``) of the tests in ``module``."""
+    by: dict[str, Counts] = {}
+    for case in ET.fromstring(text).iter("testcase"):
+        name = case.get("name", "")
+        if module not in case.get("classname", "") or not name.endswith("]") or "[" not in name:
+            continue
+        param = name[name.rindex("[") + 1:-1]
+        tags = {child.tag for child in case}
+        one = (Counts(failed=1) if tags & {"failure", "error"}
+               else Counts(skipped=1) if "skipped" in tags else Counts(passed=1))
+        by[param] = by.get(param, Counts()) + one
+    return by
+
+
 def count_file(path: Path) -> Counts:
     """Count a JUnit XML file; a missing or unreadable file raises ValueError with the reason."""
     try:
@@ -91,8 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--label", default="tests")
     parser.add_argument("--skips-fail", action="store_true",
                         help="count skipped tests as failures of the tier")
+    parser.add_argument("--by-param", metavar="MODULE",
+                        help="one line per test parameter of the tests in MODULE "
+                        "(e.g. test_guest_types: a line per guest type)")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if args.by_param:
+        return _print_by_param(args.label, args.by_param, args.files)
     total = Counts()
     missing = []
     for path in args.files:
@@ -108,6 +128,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if total.total == 0:
         print(f"{args.label}: no test ran", file=sys.stderr)
     return 0 if ok else 1
+
+
+def _print_by_param(label: str, module: str, files: Sequence[Path]) -> int:
+    by: dict[str, Counts] = {}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            found = count_by_param(text, module)
+        except (OSError, ET.ParseError) as err:
+            print(f"{label}: cannot read {path}: {err}", file=sys.stderr)
+            return 1
+        for param, counts in found.items():
+            by[param] = by.get(param, Counts()) + counts
+    if not by:
+        print(f"{label}: no test of {module} ran")
+        return 1
+    for param in sorted(by):
+        print(by[param].line(f"{label} [{param}]"))
+    return 0 if all(c.ok(skips_fail=True) for c in by.values()) else 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from grantscope.lab import junit
 from grantscope.lab.junit import Counts, count_file, count_xml, main
 
 PYTEST_XML = """<?xml version="1.0" encoding="utf-8"?>
@@ -77,3 +78,20 @@ def test_main_fails_when_the_report_is_missing(tmp_path: Path,
     captured = capsys.readouterr()
     assert "0 passed, 0 failed" in captured.out
     assert "no JUnit report" in captured.err
+
+
+def test_counts_by_param_give_a_line_per_guest_type(tmp_path: Path) -> None:
+    xml = """<testsuites><testsuite name="pytest" errors="0">
+      <testcase classname="tests.xen.test_guest_types" name="test_a[pv]"/>
+      <testcase classname="tests.xen.test_guest_types" name="test_b[pv]"/>
+      <testcase classname="tests.xen.test_guest_types" name="test_a[hvm]"><failure/></testcase>
+      <testcase classname="tests.xen.test_guest_types" name="test_a[pvh]"><skipped/></testcase>
+      <testcase classname="tests.xen.test_other" name="test_c[pv]"/>
+    </testsuite></testsuites>"""
+    by = junit.count_by_param(xml, "test_guest_types")
+    assert by == {"pv": junit.Counts(passed=2), "hvm": junit.Counts(failed=1),
+                  "pvh": junit.Counts(skipped=1)}
+    report = tmp_path / "j.xml"
+    report.write_text(xml)
+    assert junit.main(["--label", "guest types", "--by-param", "test_guest_types",
+                       str(report)]) == 1
