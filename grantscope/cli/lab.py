@@ -34,8 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "directory, PATH and VIRTUAL_ENV), stream its output, return its exit "
                        "status, power off. Exit 124: timeout; 125: the lab failed.")
     _boot_options(r)
-    r.add_argument("--domu", metavar="SCENARIO", default=None,
-                   help="also start a PV domU peer with SCENARIO (offer, map, echo) before CMD")
+    r.add_argument("--domu", metavar="[TYPE:]SCENARIO", default=None,
+                   help="also start a domU before CMD: TYPE pv (default), pvh or hvm; SCENARIO "
+                   "offer, map, echo, read (the C peer) or agent (grantscope itself in the "
+                   "guest, driven through XenStore); e.g. pvh:agent")
     r.add_argument("--boot-timeout", type=float, default=None, metavar="SEC",
                    help="seconds allowed until dom0's xenstored answers (default 480)")
     r.add_argument("--verbose", "-v", action="store_true", help="show the boot console too")

@@ -38,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from grantscope.lab import paths
 from grantscope.lab.build import LabBuild, current_build
 from grantscope.lab.cmdline import encode_params
 from grantscope.lab.errors import LabError
@@ -50,6 +51,16 @@ SCENARIOS = (*PEER_SCENARIOS, AGENT)
 TYPES = ("pv", "pvh", "hvm")
 CONSOLE_LOG_DIR = Path("/var/log/xen/console")
 _counter = itertools.count(1)
+
+
+def agent_image() -> Path:
+    """The Python guest image (grantscope.lab.pyguest) that ``lab run`` prepared for this boot."""
+    value = os.environ.get(paths.PYGUEST_ENV)
+    if not value or not Path(value).exists():
+        raise LabError("no Python guest image is known here",
+                       "Run inside the lab: grantscope lab run -- CMD (it builds the image "
+                       f"and sets {paths.PYGUEST_ENV}).", exit_code=2)
+    return Path(value)
 
 
 def parse_domu_spec(text: str) -> tuple[str, str]:
@@ -122,7 +133,7 @@ class DomU:
         self.memory_mb = memory_mb
         self.create_timeout = create_timeout
         self._build = build
-        self.ramdisk = ramdisk
+        self.ramdisk = ramdisk if ramdisk is not None or scenario != AGENT else agent_image()
         self._tmp: str | None = None
         self.domid: int | None = None
         self.create_seconds: float | None = None
@@ -264,15 +275,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--type", default="pv", choices=TYPES)
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--ready-key", default="data/status",
-                        help="wait for this key before running CMD (default data/status)")
+    parser.add_argument("--ready-key", default=None,
+                        help="wait for this key before running CMD (default data/status; "
+                        "data/agent/ready for the agent)")
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     params = dict(p.split("=", 1) for p in args.param if "=" in p)
     try:
         with DomU(args.scenario, params, kind=args.type) as peer:
-            peer.wait_key(args.ready_key)
+            ready = args.ready_key or ("data/agent/ready" if args.scenario == AGENT
+                                       else "data/status")
+            peer.wait_key(ready, timeout=1200)
             sys.stderr.write(f"domu: {peer.name} is domain {peer.domid} ({args.scenario})\n")
             env = dict(os.environ, GRANTSCOPE_DOMU_ID=str(peer.domid),
                        GRANTSCOPE_DOMU_NAME=peer.name, GRANTSCOPE_DOMU_HOME=peer.home)

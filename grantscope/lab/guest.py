@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from grantscope.lab import paths
 from grantscope.lab.agent import BASE
-from grantscope.lab.domu import AGENT, DomU
+from grantscope.lab.domu import AGENT, DomU, agent_image
 from grantscope.lab.errors import LabError
 from grantscope.xen.xenstore import XenStore
 
@@ -58,16 +57,6 @@ class GuestResult:
         return doc
 
 
-def pyguest_image() -> Path:
-    """The Python guest image that ``lab run`` prepared for this boot."""
-    value = os.environ.get(paths.PYGUEST_ENV)
-    if not value or not Path(value).exists():
-        raise LabError("no Python guest image is known here",
-                       "Run inside the lab: grantscope lab run -- CMD (it builds the image "
-                       f"and sets {paths.PYGUEST_ENV}).", exit_code=2)
-    return Path(value)
-
-
 class PyGuest(DomU):
     """A guest of type ``kind`` (pv, pvh, hvm) running grantscope's agent."""
 
@@ -75,7 +64,7 @@ class PyGuest(DomU):
                  memory_mb: int = GUEST_MEMORY_MB, create_timeout: float = 600.0) -> None:
         super().__init__(AGENT, kind=kind, name=name or f"gs-py{kind}-{os.getpid()}",
                          memory_mb=memory_mb, create_timeout=create_timeout,
-                         ramdisk=pyguest_image())
+                         ramdisk=agent_image())
         self._next = 0
         self._xs: XenStore | None = None
         self.ready_seconds: float | None = None
@@ -112,6 +101,10 @@ class PyGuest(DomU):
         request = json.dumps({"argv": list(argv), "timeout": timeout}).encode()
         self._store().write(self.agent_path(f"cmd/{number}"), request)
         return number
+
+    def signal(self, number: int, signum: int = signal.SIGTERM) -> None:
+        """Ask the agent to send ``signum`` to request ``number``'s process."""
+        self._store().write(self.agent_path(f"signal/{number}"), str(int(signum)).encode())
 
     def _read_stream(self, number: int, stream: str, count: int) -> str:
         xs = self._store()
