@@ -12,6 +12,8 @@ XenStore client (so the agent is also a standing proof that the client works fro
     data/agent/res/N/err/K   its stderr, likewise
     data/agent/res/N/rc      written last: JSON {"rc": int, "out": chunks, "err": chunks,
                              "seconds": float}; rc -9 after a timeout, 127 if argv[0] is missing
+    data/agent/signal/N      dom0 writes a signal number: the agent sends it to request N's
+                             process (how a test ends an offer that waits for its peer)
 
 Requests run concurrently, each in its own thread, so dom0 can leave one running (an offer
 holding a page) while it sends the next.  Nodes dom0 creates under the guest's home belong to
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from grantscope.xen.xenstore import XenStore
@@ -41,23 +44,31 @@ def chunks(data: bytes, size: int = CHUNK) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def run_request(request: dict[str, object]) -> tuple[int, bytes, bytes, float]:
-    """Run one request; return (exit status, stdout, stderr, seconds)."""
+def run_request(request: dict[str, object], started_cb: Callable[[subprocess.Popen[bytes]], None]
+                = lambda proc: None) -> tuple[int, bytes, bytes, float]:
+    """Run one request; return (exit status, stdout, stderr, seconds).
+
+    ``started_cb`` receives the process once it runs (so it can be signalled).
+    """
     argv = [str(a) for a in request.get("argv", [])]  # type: ignore[attr-defined]
     timeout = float(request.get("timeout", DEFAULT_TIMEOUT))  # type: ignore[arg-type]
     started = time.monotonic()
     if not argv:
         return 2, b"", b"agent: empty argv\n", 0.0
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
-        rc, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, out = -9, exc.stdout or b""
-        err = (exc.stderr or b"") + f"agent: killed after {timeout:g} s\n".encode()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
     except OSError as exc:
-        rc, out, err = 127, b"", f"agent: cannot run {argv[0]}: {exc}\n".encode()
-    return rc, out, err, time.monotonic() - started
+        return 127, b"", f"agent: cannot run {argv[0]}: {exc}\n".encode(), 0.0
+    started_cb(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        err += f"agent: killed after {timeout:g} s\n".encode()
+        return -9, out, err, time.monotonic() - started
+    return proc.returncode, out, err, time.monotonic() - started
 
 
 class Agent:
@@ -67,6 +78,7 @@ class Agent:
         self.xs = xs
         self.home = f"/local/domain/{int(xs.read('domid'))}"
         self.lock = threading.Lock()     # one XenStore request in flight per xenbus file
+        self.running: dict[int, subprocess.Popen[bytes]] = {}
 
     def _path(self, rel: str) -> str:
         return f"{self.home}/{BASE}/{rel}"
@@ -96,7 +108,8 @@ class Agent:
             request = json.loads(raw)
             if not isinstance(request, dict):
                 raise ValueError("not a JSON object")
-            rc, out, err, seconds = run_request(request)
+            rc, out, err, seconds = run_request(
+                request, lambda proc: self.running.__setitem__(number, proc))
         except ValueError as exc:
             rc, out, err, seconds = 2, b"", f"agent: bad request: {exc}\n".encode(), 0.0
         parts = {"out": chunks(out), "err": chunks(err)}
@@ -105,7 +118,18 @@ class Agent:
                 self.write(f"res/{number}/{stream}/{i}", piece)
         summary = {"rc": rc, "out": len(parts["out"]), "err": len(parts["err"]),
                    "seconds": round(seconds, 3)}
+        self.running.pop(number, None)
         self.write(f"res/{number}/rc", json.dumps(summary).encode())
+
+    def deliver_signals(self) -> None:
+        """Send each signal dom0 asked for to its running request (once)."""
+        for number, proc in list(self.running.items()):
+            raw = self.read(f"signal/{number}")
+            if raw is not None and proc.poll() is None:
+                print(f"gslab-agent: request {number}: signal {raw.decode()}", flush=True)
+                proc.send_signal(int(raw))
+                with self.lock:
+                    self.xs.rm(self._path(f"signal/{number}"))
 
     def serve(self) -> None:
         """Announce readiness, then answer requests in order of their numbers, forever."""
@@ -116,6 +140,7 @@ class Agent:
         print(f"gslab-agent: ready in {self.home} ({kind})", flush=True)
         number = 0
         while True:
+            self.deliver_signals()
             raw = self.read(f"cmd/{number}")
             if raw is None:
                 time.sleep(POLL_SECONDS)
