@@ -66,19 +66,25 @@ async def test_mailbox_loopback_step_by_step_and_page_view() -> None:
 @pytest.mark.timeout(1500)
 @async_test
 async def test_every_screen_shows_the_real_host() -> None:
-    """XenStore, Grants (with the hypervisor table captured by 'h') and Events on real Xen."""
+    """XenStore, Grants (with the hypervisor table captured by 'h'), Events (with the port
+    table captured by 'e') and Findings (analyzed on 'a') on real Xen."""
     from textual.widgets import DataTable
 
     from grantscope.host.xen import XenHost
     from grantscope.ui.app import GrantscopeApp
     from grantscope.ui.panes.events import EventsPane
+    from grantscope.ui.panes.findings import FindingsPane
     from grantscope.ui.panes.grants import GrantsPane
     from grantscope.ui.widgets.xs_tree import XsTree
+    from grantscope.xen.evtchn import EventChannel
     from grantscope.xen.gntalloc import GrantOffer
     from grantscope.xen.gntdev import GrantMapping
 
-    # one grant of dom0 mapped by dom0, so the hypervisor table has a row we know
-    with GrantOffer(0, 1, writable=True) as offer, GrantMapping(0, offer.grefs):
+    # one grant of dom0 mapped by dom0 (no XenStore key names it: an unowned grant the
+    # findings must list) and one unbound port, so the hypervisor tables have rows we know
+    with GrantOffer(0, 1, writable=True) as offer, GrantMapping(0, offer.grefs), \
+            EventChannel() as ch:
+        port = ch.bind_unbound(0)
         app = GrantscopeApp(XenHost(), live=False)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
@@ -106,3 +112,28 @@ async def test_every_screen_shows_the_real_host() -> None:
             assert any(c.startswith("xen") for c in chips), chips
             assert events.query_one("#irqs", DataTable).row_count == len(
                 events.snapshot.interrupts)
+            assert events.snapshot.hypervisor is None  # never captured without the key
+            await pilot.press("e")
+            assert await wait_for(pilot, lambda: events.snapshot is not None
+                                  and events.snapshot.hypervisor is not None, 300)
+            hv = {(r.domid, r.port): r for r in events.snapshot.hypervisor}
+            assert hv[(0, port)].state == "unbound" and hv[(0, port)].remote_domid == 0, hv
+            assert any(r.state == "virq" for r in hv.values())
+            assert await wait_for(pilot, lambda: events.query_one(
+                "#hv-ports", DataTable).row_count == len(hv), 120)
+
+            await pilot.press("6")
+            assert await wait_for(pilot, lambda: bool(app.query(FindingsPane)), 120)
+            findings = app.query_one(FindingsPane)
+            await settle(pilot)
+            assert findings.snapshot is None and app.host.findings() is None
+            await pilot.press("a")
+            assert await wait_for(pilot, lambda: findings.snapshot is not None, 600)
+            snap = findings.snapshot
+            mine = [f for f in snap.findings if f.subject.get("granter") == 0
+                    and f.subject.get("ref") == offer.grefs[0]]
+            assert [f.code for f in mine] == ["grant-unowned"], [f.to_json()
+                                                                 for f in snap.findings]
+            assert mine[0].subject["mapper"] == 0
+            table = findings.query_one("#findings-table", DataTable)
+            assert await wait_for(pilot, lambda: table.row_count == len(snap.findings), 120)
