@@ -123,8 +123,8 @@ def test_guest_offers_dom0_maps_notifies_and_pingpongs(guest: PyGuest) -> None:
         assert back["ok"] is True and back["notified_back"] is True
         pp = dom0_json("pingpong", "--domid", str(guest.domid), "--port", f"xs:{mbox}/port",
                        "--count", "20", "--timeout", "30", "--json")
-        assert pp["ok"] is True and pp["stats"]["count"] == 20
-        assert 0 < pp["stats"]["min_us"] <= pp["stats"]["p50_us"] <= pp["stats"]["max_us"]
+        assert pp["ok"] is True and pp["count"] == 20
+        assert 0 < pp["min_us"] <= pp["p50_us"] <= pp["max_us"]
     finally:
         guest.signal(offer, signal.SIGTERM)
     done = guest.result(offer)
@@ -175,7 +175,7 @@ def test_guest_pingpongs_against_a_dom0_echo(guest: PyGuest) -> None:
         pp = guest_json(guest.run(["grantscope", "pingpong", "--domid", "0", "--port",
                                    f"xs:{mbox}/port", "--count", "20", "--timeout", "30",
                                    "--json"]))
-        assert pp["ok"] is True and pp["stats"]["count"] == 20
+        assert pp["ok"] is True and pp["count"] == 20
     finally:
         echo.send_signal(signal.SIGTERM)
         out, err = echo.communicate(timeout=120)
@@ -196,22 +196,24 @@ def test_failing_maps_are_explained_inside_the_guest(guest: PyGuest) -> None:
         unknown = guest_json(guest.run(["grantscope", "map", "--domid", "0", "--gref",
                                         "60000", "--readonly", "--json"]), rc=1)
         explained = guest_json(guest.run(["grantscope", "probe", "run", "explain-map",
-                                          "domid=0", f"gref={gref}", "--json"]), rc=1)
+                                          "domid=0", f"gref={gref}", "--json"]))
     finally:
         other.send_signal(signal.SIGTERM)
         other.communicate(timeout=120)
-    for doc in (theirs, unknown):
-        assert doc["ok"] is False
+    # mmap() says only EINVAL; the one-byte GRANT_COPY names Xen's own status, from the guest.
+    for doc, status, name in ((theirs, -1, "general_error"), (unknown, -3, "bad_gntref")):
         error = doc["error"]
-        assert error["gntst"] is not None, error
-        assert error["gntst_name"] in error["explanation"], error
-    assert theirs["error"]["gntst_name"] != unknown["error"]["gntst_name"], (theirs, unknown)
-    assert unknown["error"]["gntst_name"] == "GNTST_bad_gntref"
-    assert "60000" in unknown["error"]["message"]
-    assert explained["ok"] is False and "GNTST" in json.dumps(explained)
+        assert doc["ok"] is False and error["errno_name"] == "EINVAL", error
+        assert (error["gnttab_status"], error["gnttab_status_name"]) == (status, name), error
+        assert f"status {status} ({name})" in error["explanation"], error
+    assert "not for this domain" in theirs["error"]["explanation"]
+    # explain-map completes (its map step may fail) and says the same in its own steps.
+    assert explained["ok"] is True
+    assert step(explained, "map the grant")["ok"] is False
+    copy = step(explained, "copy one byte with GRANT_COPY")["result"]
+    assert (copy["status"], copy["status_name"]) == (-1, "general_error")
 
 
-@pytest.mark.parametrize("guest", ["pvh"], indirect=True)
 def test_tui_runs_headless_in_a_pvh_guest_and_shows_the_mapped_page(guest: PyGuest) -> None:
     mbox = guest.path("data/tui")
     offer = subprocess.Popen(
