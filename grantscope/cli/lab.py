@@ -34,10 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "directory, PATH and VIRTUAL_ENV), stream its output, return its exit "
                        "status, power off. Exit 124: timeout; 125: the lab failed.")
     _boot_options(r)
-    r.add_argument("--domu", metavar="[TYPE:]SCENARIO", default=None,
-                   help="also start a domU before CMD: TYPE pv (default), pvh or hvm; SCENARIO "
-                   "offer, map, echo, read (the C peer) or agent (grantscope itself in the "
-                   "guest, driven through XenStore); e.g. pvh:agent")
+    r.add_argument("--domu", metavar="TYPE[:SCENARIO]", default=None,
+                   help="also start a domU before CMD: TYPE pv, pvh or hvm; SCENARIO offer, "
+                   "map, echo, read (the C peer) or agent (grantscope itself in the guest, "
+                   "driven through XenStore; the default when only TYPE is given); "
+                   "a SCENARIO alone means a PV guest")
     r.add_argument("--boot-timeout", type=float, default=None, metavar="SEC",
                    help="seconds allowed until dom0's xenstored answers (default 480)")
     r.add_argument("--verbose", "-v", action="store_true", help="show the boot console too")

@@ -64,14 +64,18 @@ def agent_image() -> Path:
 
 
 def parse_domu_spec(text: str) -> tuple[str, str]:
-    """``"offer"`` -> ``("pv", "offer")``; ``"pvh:echo"`` -> ``("pvh", "echo")``."""
+    """``"offer"`` -> ``("pv", "offer")``; ``"pvh:echo"`` -> ``("pvh", "echo")``;
+    a type alone, ``"hvm"``, -> ``("hvm", "agent")``: grantscope itself in that guest."""
+    if text in TYPES:
+        return text, AGENT
     kind, _, scenario = text.rpartition(":")
     kind = kind or "pv"
     if kind not in TYPES or scenario not in SCENARIOS:
         raise LabError(
             f"bad domU spec {text!r}",
-            f"Use [TYPE:]SCENARIO with TYPE one of {', '.join(TYPES)} and SCENARIO one of "
-            f"{', '.join(SCENARIOS)}, e.g. 'offer' or 'pv:echo'.",
+            f"Use TYPE, SCENARIO or TYPE:SCENARIO with TYPE one of {', '.join(TYPES)} and "
+            f"SCENARIO one of {', '.join(SCENARIOS)}, e.g. 'offer', 'pv:echo' or 'hvm' "
+            "(grantscope itself in an HVM guest).",
             exit_code=2,
         )
     return kind, scenario

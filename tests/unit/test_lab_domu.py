@@ -18,10 +18,28 @@ BUILD = LabBuild(Path("/lab/b"), "k", "4.17", "linux-image-x", "1", "6.1.0-56-am
 def test_domu_spec() -> None:
     assert parse_domu_spec("offer") == ("pv", "offer")
     assert parse_domu_spec("pvh:echo") == ("pvh", "echo")
+    assert parse_domu_spec("hvm") == ("hvm", "agent")
+    assert parse_domu_spec("pvh:agent") == ("pvh", "agent")
     for bad in ("nope", "kvm:offer", "pv:"):
         with pytest.raises(LabError) as err:
             parse_domu_spec(bad)
         assert err.value.exit_code == 2
+
+
+def test_agent_guest_boots_the_python_image_named_by_lab_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = tmp_path / "pyguest.cpio"
+    monkeypatch.delenv("GRANTSCOPE_LAB_PYGUEST", raising=False)
+    with pytest.raises(LabError, match="no Python guest image") as err:
+        DomU("agent", kind="pvh")
+    assert err.value.exit_code == 2
+    image.write_bytes(b"070701")
+    monkeypatch.setenv("GRANTSCOPE_LAB_PYGUEST", str(image))
+    guest = DomU("agent", kind="hvm", memory_mb=512)
+    assert guest.ramdisk == image
+    cfg = xl_config("g", "hvm", BUILD, "", 512, guest.ramdisk)
+    assert f'ramdisk = "{image}"' in cfg and "memory = 512" in cfg
+    assert DomU("offer").ramdisk is None  # the C peer's image, from the build
 
 
 def test_pv_config_passes_parameters_on_the_kernel_line() -> None:
