@@ -15,6 +15,7 @@ from textual.widgets import Input, OptionList, Static, Tree
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.ui.messages import XsChange, XsChanged
 from grantscope.ui.themes import theme_colour
@@ -23,6 +24,16 @@ from grantscope.xen.xenstore import escape_value
 
 FILTER_LIMIT = 200
 
+
+
+def unreadable_details(path: str, err: GrantscopeError) -> Text:
+    """The details text for a node XenStore refused to read (EACCES in a domU, mostly)."""
+    text = Text()
+    text.append(path + "\n", style="bold")
+    text.append(f"cannot read: {err.message}\n", style="italic")
+    text.append("A domU reads only its own home (/local/domain/<domid>) and nodes whose "
+                "permissions let it; press : to jump to a path.\n", style="dim")
+    return text
 
 class XenStorePane(Vertical):
     """Browse the store; values are shown raw (escaped like xenstore-ls) with permissions."""
@@ -79,8 +90,13 @@ class XenStorePane(Vertical):
     async def show_details(self, path: str) -> None:
         """Read value and permissions of ``path`` in a thread; show them with the raw bytes."""
         self.selected_path = path
-        value, perms = await asyncio.to_thread(
-            lambda: (self.host.read(path), self.host.perms(path)))
+        try:
+            value, perms = await asyncio.to_thread(
+                lambda: (self.host.read(path), self.host.perms(path)))
+        except GrantscopeError as err:
+            # A domU may not read "/" or other domains' nodes (EACCES): say so, do not crash.
+            self.query_one("#xs-details", Static).update(unreadable_details(path, err))
+            return
         text = Text()
         text.append(path + "\n", style="bold")
         if value is None:
@@ -152,10 +168,17 @@ class XenStorePane(Vertical):
     @work(exclusive=True, group="xs-filter")
     async def run_filter(self, text: str) -> None:
         """Search the whole tree (in a thread) and list matching paths."""
-        nodes = await asyncio.to_thread(self.host.xenstore_snapshot)
+        results = self.query_one("#xs-results", OptionList)
+        try:
+            nodes = await asyncio.to_thread(self.host.xenstore_snapshot)
+        except GrantscopeError as err:
+            # In a domU the walk of "/" is refused (EACCES): report it in the list.
+            results.clear_options()
+            results.add_option(Option(f"cannot search: {err.message}", disabled=True))
+            results.add_class("visible")
+            return
         needle = text.lower()
         hits = [n.path for n in nodes if needle in n.path.lower()]
-        results = self.query_one("#xs-results", OptionList)
         results.clear_options()
         for path in hits[:FILTER_LIMIT]:
             results.add_option(Option(path, id=path))
