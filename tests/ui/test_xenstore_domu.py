@@ -37,5 +37,5 @@ async def test_unreadable_root_is_explained_not_a_crash() -> None:
         pane.run_filter("backend")
         await settle(pilot)
         results = app.query_one("#xs-results")
-        assert "cannot search" in str(results.get_option_at_index(0).prompt)  # type: ignore[attr-defined]
+        assert "cannot search" in str(results.get_option_at_index(0).prompt)
         assert app.is_running
