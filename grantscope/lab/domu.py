@@ -267,9 +267,28 @@ class DomU:
             return ""
 
     def console_tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of the console log, for error messages."""
+        """The last ``lines`` lines of the console log, for error messages.
+
+        Followed by what Xen logged about this domain (a guest that crashed, e.g. with a triple
+        fault, says so only in ``xl dmesg``).
+        """
         text = self.console_log()
-        return "\n".join(text.splitlines()[-lines:]) if text else "(empty console log)"
+        tail = "\n".join(text.splitlines()[-lines:]) if text else "(empty console log)"
+        xen = self.xen_log()
+        return f"{tail}\nXen about d{self.domid}:\n{xen}" if xen else tail
+
+    def xen_log(self, lines: int = 15) -> str:
+        """The hypervisor's log lines about this domain (``xl dmesg``), '' if none."""
+        if self.domid is None:
+            return ""
+        try:
+            proc = _run(["xl", "dmesg"], timeout=60.0)
+        except LabError:
+            return ""
+        mine = [line for line in proc.stdout.splitlines()
+                if f"d{self.domid}v" in line or f"d{self.domid} " in line
+                or f"Dom{self.domid} " in line]
+        return "\n".join(mine[-lines:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,7 +50,13 @@ async def main(domid, gref, want):
             app.open_page(keys[0])
             out["shown"] = await until(pilot, lambda: page.hexdump.data.startswith(want), 120)
             out["head"] = page.hexdump.data[:32].hex()
-            out["rows"] = ["".join(s.text for s in page.hexdump.render_line(y)) for y in range(2)]
+
+            def rows():
+                return ["".join(s.text for s in page.hexdump.render_line(y)) for y in range(2)]
+
+            # the rows are cropped to the widget's width: wait until the Page tab is laid out
+            await until(pilot, lambda: want[:16].decode() in rows()[0], 60)
+            out["rows"] = rows()
         pane.action_cleanup()
         out["cleaned"] = await until(pilot, lambda: pane.run is None, 60)
     print(json.dumps(out))
