@@ -143,6 +143,8 @@ async def test_grants_enter_opens_page() -> None:
         await settle(pilot)  # keys pressed before the app is ready are lost
         await pilot.press("2")
         await settle(pilot)
+        # the table takes focus after the refresh that shows it: late on a loaded machine
+        assert await wait_for(pilot, lambda: app.focused is app.query_one("#own-grants"))
         await pilot.press("enter")
         await settle(pilot)
         assert app.query_one("#tabs").active == "page"

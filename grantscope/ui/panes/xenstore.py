@@ -95,7 +95,7 @@ class XenStorePane(Vertical):
                 lambda: (self.host.read(path), self.host.perms(path)))
         except GrantscopeError as err:
             # A domU may not read "/" or other domains' nodes (EACCES): say so, do not crash.
-            self.query_one("#xs-details", Static).update(unreadable_details(path, err))
+            self._set_details(unreadable_details(path, err))
             return
         text = Text()
         text.append(path + "\n", style="bold")
@@ -115,7 +115,14 @@ class XenStorePane(Vertical):
             text.append(f"{perms}\n")
             text.append("owner  ", style="dim")
             text.append(f"d{perms.owner}, others '{perms.default}'\n")
-        self.query_one("#xs-details", Static).update(text)
+        self._set_details(text)
+
+    def _set_details(self, content: Text) -> None:
+        # The read ran in a thread: the app may have closed meanwhile (quit right after a
+        # jump), and a worker that raises on a removed widget fails the whole app.
+        found = self.query("#xs-details")
+        if found:
+            found.first(Static).update(content)
 
     # -- filter and jump -------------------------------------------------------------------
     def _open_input(self, mode: str, placeholder: str) -> None:
