@@ -117,7 +117,7 @@ class InitramfsBuilder:
             return
         # No file name and a fixed mtime in the gzip header: the same inputs give the same bytes.
         with open(tmp, "wb") as raw, gzip.GzipFile(
-            filename="", fileobj=raw, mode="wb", mtime=0
+            filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6
         ) as gz:
             gz.write(archive)
         tmp.replace(path)
