@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grantscope.model.dumps import ConsoleParse
 
 from grantscope.bundle.codec import decode
 from grantscope.bundle.format import DEFAULT_LIMITS, Limits, malformed, node_from_json
@@ -92,17 +95,22 @@ class ReplayHost(Host):
             return snap
         return GrantsSnapshot(own=(), processes=(), hypervisor=self._hv_from_dump(), taken_at=0.0)
 
-    def _hv_from_dump(self) -> tuple[HvGrant, ...] | None:
-        """Hypervisor grant rows from the raw 'g' dump when no grants snapshot was taken."""
+    def _console_dump(self) -> ConsoleParse | None:
+        """The parsed hvdump.txt (the hvdump collector's raw g/e capture), or None if absent."""
         raw = self.bundle.members.get("hvdump.txt")
         if raw is None:
             return None
         from grantscope.model.dumps import parse_console
 
         try:
-            dump = parse_console(raw.decode("utf-8", "replace")).grants
+            return parse_console(raw.decode("utf-8", "replace"))
         except Exception as err:  # a parser failure on hostile text is a malformed bundle
             raise malformed("hvdump.txt", f"the dump could not be parsed ({err})") from None
+
+    def _hv_from_dump(self) -> tuple[HvGrant, ...] | None:
+        """Hypervisor grant rows from the raw 'g' dump when no grants snapshot was taken."""
+        parsed = self._console_dump()
+        dump = None if parsed is None else parsed.grants
         if dump is None:
             return None
         return tuple(
@@ -119,15 +127,8 @@ class ReplayHost(Host):
 
     def _console_events(self) -> tuple[HvPort, ...] | None:
         """Hypervisor port rows from the raw 'e' dump the hvdump collector stored."""
-        raw = self.bundle.members.get("hvdump.txt")
-        if raw is None:
-            return None
-        from grantscope.model.dumps import parse_console
-
-        try:
-            dump = parse_console(raw.decode("utf-8", "replace")).events
-        except Exception as err:  # a parser failure on hostile text is a malformed bundle
-            raise malformed("hvdump.txt", f"the dump could not be parsed ({err})") from None
+        parsed = self._console_dump()
+        dump = None if parsed is None else parsed.events
         return None if dump is None else hv_ports_from_dump(dump)
 
     def _load_findings(self) -> FindingsSnapshot | None:
