@@ -39,6 +39,8 @@ EXIT_LAB_FAILED = 125       # the lab did not boot or lost the job
 DEFAULT_TIMEOUT = 1800.0
 DEFAULT_BOOT_TIMEOUT = 480.0
 
+# Extra words for Xen's command line (e.g. "hap_2mb=0"), for experiments with the hypervisor.
+XEN_ARGS_ENV = "GRANTSCOPE_LAB_XEN_ARGS"
 # The caller's environment that follows the job into dom0.
 PASSED_ENV = (
     "PATH", "VIRTUAL_ENV", "PYTHONPATH", "LANG", "LC_ALL", "CI", "PYTEST_ADDOPTS",
@@ -206,7 +208,8 @@ def run(
     nonce = secrets.token_hex(8)
     words = f"gs_nonce={nonce} gs_mode={'shell' if interactive else 'run'}"
     spec = BootSpec(build.xen, build.kernel, build.dom0_initrd, results, dom0_words=words,
-                    cpus=cpus, memory_mb=memory_mb, interactive=interactive)
+                    cpus=cpus, memory_mb=memory_mb, interactive=interactive,
+                    extra_xen_args=(environ or os.environ).get(XEN_ARGS_ENV, ""))
     argv = qemu_argv(spec)
     (results / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
     _say(f"booting Xen {build.xen_version} + Linux {build.kernel_release} under QEMU "
