@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from grantscope.errors import UsageError
 from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
 from grantscope.probing.steps import (
@@ -29,8 +30,12 @@ from grantscope.probing.steps import (
     wait_step,
     write_page_step,
 )
+from grantscope.xen._host import read_text
 
 DEFAULT_PATH = "/local/domain/{domid}/data/grantscope-mailbox"
+
+# Guest types whose grant maps go into the physmap (auto-translated), as /sys/hypervisor says.
+AUTO_TRANSLATED = ("PVH", "HVM")
 
 
 def _where_step() -> Step:
@@ -83,9 +88,24 @@ class MailboxLoopback(Probe):
               "(empty: /local/domain/<self>/data/grantscope-mailbox)"),
         Param("message", "str", "grantscope mailbox", "text written through the mapping"),
         Param("timeout", "float", "2", "seconds to wait for the event"),
+        Param("force", "bool", "false", "run even in a PVH or HVM guest, where mapping this "
+              "domain's own grant crashed every lab guest"),
     )
     mutating = True
     needs = ("gntdev", "gntalloc", "evtchn")
+
+    def check_values(self, values: dict[str, Any]) -> None:
+        """Refuse in an auto-translated guest unless forced: the self-map crashed it there."""
+        kind = (read_text("/sys/hypervisor/guest_type") or "").strip().upper()
+        if kind in AUTO_TRANSLATED and not values["force"]:
+            raise UsageError(
+                f"mailbox-loopback maps this domain's own grant, and this is a {kind} guest",
+                "In the project's lab (Xen 4.17.7, Linux 6.1, under QEMU) every PVH and HVM "
+                "guest that mapped its own grant died (Xen: triple fault), while PV guests and "
+                "dom0 were fine; grants from other domains map normally in PVH/HVM. Test the "
+                "mailbox with a peer instead (offer-page here, map-grant there), or add "
+                "force=true to run it anyway.",
+            )
 
     def build_steps(self, values: dict[str, Any]) -> list[Step]:
         """The offer side, XenStore in between, the map side, then the message round."""

@@ -37,6 +37,11 @@ def capabilities(role: str | None, guest_type: str | None) -> list[Capability]:
     elif kind in ("PVH", "HVM"):
         caps.append(Capability(True, "map other domains' grants (gntdev)",
                                AUTO_TRANSLATED_MAPPING))
+    if kind in ("PVH", "HVM"):
+        caps.append(Capability(False, "map its own grants safely (seen in the lab)",
+                               "every PVH and HVM lab guest (Xen 4.17.7, Linux 6.1, under QEMU) "
+                               "that mapped a grant of its own died with a triple fault; the "
+                               "mailbox-loopback probe refuses here unless forced"))
     caps.append(Capability(True, "offer pages (gntalloc) and bind event channels (evtchn)",
                            "to any domain that knows the gref and port, usually through "
                            "XenStore"))

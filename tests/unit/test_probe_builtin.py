@@ -313,3 +313,23 @@ def test_map_grant_reply_needs_a_writable_mapping() -> None:
 def test_offer_page_rejects_negative_events() -> None:
     with pytest.raises(UsageError):
         ProbeRun(find_probe("offer-page"), {"domid": "2", "events": "-1"}, FakeDevices())
+
+
+@pytest.mark.parametrize("kind", ["PVH", "HVM"])
+def test_mailbox_loopback_refuses_in_auto_translated_guests_unless_forced(
+        monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import grantscope.probes.mailbox_loopback as loopback
+
+    monkeypatch.setattr(loopback, "read_text", lambda path: kind + "\n")
+    with pytest.raises(UsageError, match=f"this is a {kind} guest") as err:
+        ProbeRun(find_probe("mailbox-loopback"), {}, FakeDevices())
+    assert "force=true" in err.value.explanation and "triple fault" in err.value.explanation
+    run = _run("mailbox-loopback", {"force": "true"}, FakeDevices())
+    assert run.ok
+
+
+def test_mailbox_loopback_runs_in_pv_guests(monkeypatch: pytest.MonkeyPatch) -> None:
+    import grantscope.probes.mailbox_loopback as loopback
+
+    monkeypatch.setattr(loopback, "read_text", lambda path: "PV\n")
+    assert _run("mailbox-loopback", {}, FakeDevices()).ok

@@ -106,6 +106,19 @@ def test_doctor_in_the_guest_names_its_type_and_limits(guest: PyGuest) -> None:
     assert ("ballooned" in mapping) == (guest.kind != "pv")
 
 
+def test_loopback_self_map_runs_in_pv_and_is_refused_in_pvh_and_hvm(guest: PyGuest) -> None:
+    # Mapping its own grant killed every PVH/HVM lab guest (triple fault): the probe refuses
+    # there, with the reason, instead of taking the guest down.
+    done = guest.run(["grantscope", "probe", "run", "mailbox-loopback", "--json"])
+    if guest.kind == "pv":
+        assert guest_json(done)["ok"] is True
+    else:
+        error = guest_json(done, rc=2)["error"]
+        assert f"this is a {GUEST_TYPE[guest.kind]} guest" in error["message"]
+        assert "force=true" in error["explanation"]
+    assert guest.alive()
+
+
 def test_guest_offers_dom0_maps_notifies_and_pingpongs(guest: PyGuest) -> None:
     mbox = guest.path("data/gmbox")
     text = f"from the {guest.kind} guest"
