@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,3 +139,25 @@ class PyGuest(DomU):
     def run(self, argv: Sequence[str], *, timeout: float = 300.0) -> GuestResult:
         """Run ``argv`` in the guest and wait for it."""
         return self.result(self.submit(argv, timeout=timeout), timeout=timeout + 60.0)
+
+
+def boot_guest(kind: str, *, attempts: int = 2, timeout: float = 1200.0) -> PyGuest:
+    """A started guest whose agent answered; a guest that *died* while booting is booted again.
+
+    Under QEMU's emulation a PVH/HVM guest sometimes dies with a triple fault before its
+    agent starts (docs/LAB.md). Booting is not what the callers test, so such a death is
+    retried, and said on stderr; a guest that is alive but silent is an error at once.
+    """
+    for attempt in range(1, attempts + 1):
+        guest = PyGuest(kind).start()
+        try:
+            guest.wait_ready(timeout=timeout)
+            return guest
+        except LabError as err:
+            dead = not guest.alive()
+            guest.destroy()
+            if not dead or attempt == attempts:
+                raise
+            sys.stderr.write(f"lab: the {kind} guest died while booting (attempt {attempt} of "
+                             f"{attempts}), booting another: {err.message}\n")
+    raise AssertionError("unreachable")

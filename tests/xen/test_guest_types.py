@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from grantscope.lab.guest import GuestResult, PyGuest
+from grantscope.lab.guest import GuestResult, PyGuest, boot_guest
 from grantscope.xen.xenstore import XenStore
 
 GRANTSCOPE = str(Path(sys.executable).with_name("grantscope"))
@@ -36,8 +36,7 @@ pytestmark = pytest.mark.timeout(1500)
 @pytest.fixture(scope="module", params=list(GUEST_TYPE))
 def guest(request: pytest.FixtureRequest) -> Iterator[PyGuest]:
     """One guest of each type for the whole module (an HVM boot costs a minute or more)."""
-    with PyGuest(request.param) as g:
-        g.wait_ready(timeout=1200)
+    with boot_guest(request.param) as g:
         yield g
     _wait_ports_released(g.domid)
 
