@@ -190,7 +190,8 @@ class DomU:
             time.sleep(0.25)
 
     def __enter__(self) -> Self:
-        return self.start()
+        # A guest started already (boot_guest hands out started ones) is not created twice.
+        return self if self.domid is not None else self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

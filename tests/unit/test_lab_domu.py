@@ -101,3 +101,17 @@ def test_holdings_report_only_what_is_new() -> None:
                      frozenset({"1: a", "9: b"}))
     assert after.new_since(before) == ["mapping: m2", "dom0 port: 9: b"]
     assert before.new_since(after) == []
+
+
+def test_entering_a_started_guest_does_not_create_it_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    guest = DomU("offer")
+    starts: list[int] = []
+    monkeypatch.setattr(guest, "start", lambda: starts.append(1) or guest)
+    monkeypatch.setattr(guest, "destroy", lambda: None)
+    with guest:
+        pass
+    guest.domid = 12
+    with guest as entered:
+        assert entered is guest
+    assert starts == [1]
