@@ -94,3 +94,23 @@ def leaks_since(before: Holdings, settle: float = SETTLE_SECONDS) -> list[str]:
         if not leaked or time.monotonic() > deadline:
             return leaked
         time.sleep(0.25)
+
+
+def ports_left_to(domid: int, timeout: float = 120.0) -> str:
+    """Wait until dom0 holds no port to the destroyed domain ``domid``; '' then, else what is left.
+
+    xenstored and xenconsoled unbind their ports to a destroyed guest a little after
+    ``xl destroy`` returns; the leak check must not blame the next test for them.
+    """
+    from grantscope.sources.lsevtchn import read_lsevtchn
+
+    deadline = time.monotonic() + timeout
+    while True:
+        ports, why = read_lsevtchn(0)
+        left = [p for p in ports if p.remote_domid == domid]
+        if not why and not left:
+            return ""
+        if time.monotonic() > deadline:
+            return (f"dom0 ports to destroyed d{domid} remain after {timeout:g} s: "
+                    f"{[p.to_json() for p in left]} {why}")
+        time.sleep(1.0)

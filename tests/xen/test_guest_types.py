@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from grantscope.lab.guest import GuestResult, PyGuest, boot_guest
+from grantscope.lab.leaks import ports_left_to
 from grantscope.xen.xenstore import XenStore
 
 GRANTSCOPE = str(Path(sys.executable).with_name("grantscope"))
@@ -47,14 +48,16 @@ class GuestBox:
         sys.stderr.write(f"\ntest_guest_types: the {self.kind} guest d{dead.domid} died ({why}); "
                          f"Xen said:\n{dead.xen_log() or '(nothing)'}\nbooting another\n")
         dead.destroy()
-        _wait_ports_released(dead.domid)
+        if dead.domid is not None:
+            ports_left_to(dead.domid)
         self.guest = boot_guest(self.kind)
         return self.guest
 
     def close(self) -> None:
         """Destroy the guest and wait until dom0 has let go of its ports."""
         self.guest.destroy()
-        _wait_ports_released(self.guest.domid)
+        if self.guest.domid is not None:
+            ports_left_to(self.guest.domid)
 
 
 @pytest.fixture(scope="module", params=list(GUEST_TYPE))
@@ -85,18 +88,6 @@ def on_a_live_guest(test: Callable[[PyGuest], None]) -> Callable[[GuestBox], Non
             test(guest.replace(f"during {test.__name__}: {str(err).splitlines()[0][:200]}"))
 
     return run
-
-
-def _wait_ports_released(domid: int | None, timeout: float = 120.0) -> None:
-    """xenstored and xenconsoled drop their ports to a destroyed guest a little later."""
-    from grantscope.sources.lsevtchn import read_lsevtchn
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ports, why = read_lsevtchn(0)
-        if not why and not [p for p in ports if p.remote_domid == domid]:
-            return
-        time.sleep(1.0)
 
 
 def dom0_json(*args: str, timeout: float = 300) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,9 +32,9 @@ import pytest
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import DomU
+from grantscope.lab.leaks import ports_left_to
 from grantscope.model.findings import Finding, Thresholds, analyze
 from grantscope.sources.hvdump import capture_dumps
-from grantscope.sources.lsevtchn import read_lsevtchn
 from grantscope.sources.quota import read_quota
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntdev import GrantMapping
@@ -175,19 +174,10 @@ def test_storm_from_a_peer_notifying_in_a_loop(receiver: tuple[EventChannel, int
     assert f"'{comm}'" in mine[0].action
 
 
-def _wait_ports_released(domid: int, timeout: float = 120.0) -> None:
-    """After a domU is destroyed, xenstored and xenconsoled unbind their ports to it a little
-    later; wait for that so the leak check does not blame this test for their ports."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ports, why = read_lsevtchn(0)
-        left = [p for p in ports if p.remote_domid == domid]
-        if not why and not left:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"dom0 ports to destroyed d{domid} remain after {timeout:g} s: "
-                        f"{[p.to_json() for p in left]} {why}")
-        time.sleep(1.0)
+def _wait_ports_released(domid: int) -> None:
+    left = ports_left_to(domid)
+    if left:
+        pytest.fail(left)
 
 
 def test_report_with_a_pv_domu_shows_joined_rows() -> None:
@@ -195,6 +185,7 @@ def test_report_with_a_pv_domu_shows_joined_rows() -> None:
         # Generous: under TCG on a loaded host the guest takes minutes to publish.
         peer.wait_key("data/port", timeout=600)
         domid = peer.domid
+        assert domid is not None
         with XenStore.open() as xs:
             gref = int(xs.read(f"/local/domain/{domid}/data/gref"))
         with GrantMapping(domid, [gref], writable=False) as m:
