@@ -10,6 +10,7 @@ XenStore client (so the agent is also a standing proof that the client works fro
     data/agent/cmd/N         dom0 writes a request: JSON {"argv": [...], "timeout": seconds}
     data/agent/res/N/out/K   the command's stdout, in chunks of CHUNK bytes
     data/agent/res/N/err/K   its stderr, likewise
+    data/agent/res/N/line    while it runs: the last line it printed (at most CHUNK bytes)
     data/agent/res/N/rc      written last: JSON {"rc": int, "out": chunks, "err": chunks,
                              "seconds": float}; rc -9 after a timeout, 127 if argv[0] is missing
     data/agent/signal/N      dom0 writes a signal number: the agent sends it to request N's
@@ -45,10 +46,13 @@ def chunks(data: bytes, size: int = CHUNK) -> list[bytes]:
 
 
 def run_request(request: dict[str, object], started_cb: Callable[[subprocess.Popen[bytes]], None]
-                = lambda proc: None) -> tuple[int, bytes, bytes, float]:
+                = lambda proc: None,
+                line_cb: Callable[[bytes], None] = lambda line: None,
+                ) -> tuple[int, bytes, bytes, float]:
     """Run one request; return (exit status, stdout, stderr, seconds).
 
-    ``started_cb`` receives the process once it runs (so it can be signalled).
+    ``started_cb`` receives the process once it runs (so it can be signalled); ``line_cb``
+    receives each line of stdout as it is printed (so dom0 can wait for "connected").
     """
     argv = [str(a) for a in request.get("argv", [])]  # type: ignore[attr-defined]
     timeout = float(request.get("timeout", DEFAULT_TIMEOUT))  # type: ignore[arg-type]
@@ -61,14 +65,34 @@ def run_request(request: dict[str, object], started_cb: Callable[[subprocess.Pop
     except OSError as exc:
         return 127, b"", f"agent: cannot run {argv[0]}: {exc}\n".encode(), 0.0
     started_cb(proc)
+    out: list[bytes] = []
+    err: list[bytes] = []
+    assert proc.stdout is not None and proc.stderr is not None
+
+    def pump_out() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            out.append(line)
+            line_cb(line)
+
+    readers = [threading.Thread(target=pump_out, daemon=True),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()),  # type: ignore[union-attr]
+                                daemon=True)]
+    for reader in readers:
+        reader.start()
+    killed = False
     try:
-        out, err = proc.communicate(timeout=timeout)
+        rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
-        err += f"agent: killed after {timeout:g} s\n".encode()
-        return -9, out, err, time.monotonic() - started
-    return proc.returncode, out, err, time.monotonic() - started
+        proc.wait()
+        killed, rc = True, -9
+    for reader in readers:
+        reader.join()
+    proc.stdout.close()
+    proc.stderr.close()
+    if killed:
+        err.append(f"agent: killed after {timeout:g} s\n".encode())
+    return rc, b"".join(out), b"".join(err), time.monotonic() - started
 
 
 class Agent:
@@ -109,7 +133,8 @@ class Agent:
             if not isinstance(request, dict):
                 raise ValueError("not a JSON object")
             rc, out, err, seconds = run_request(
-                request, lambda proc: self.running.__setitem__(number, proc))
+                request, lambda proc: self.running.__setitem__(number, proc),
+                lambda line: self.write(f"res/{number}/line", line.rstrip(b"\n")[:CHUNK]))
         except ValueError as exc:
             rc, out, err, seconds = 2, b"", f"agent: bad request: {exc}\n".encode(), 0.0
         parts = {"out": chunks(out), "err": chunks(err)}

@@ -135,13 +135,15 @@ def resolve_versions() -> dict[str, str]:
 
 
 def source_hash() -> str:
-    """Hash of everything in the package that goes into a build: init scripts, peer, format."""
+    """Hash of everything in the package that goes into a build: init scripts, peer, module
+    lists, format."""
     digest = hashlib.sha256(f"format={BUILD_FORMAT}\n".encode())
-    for directory in (paths.INIT_DIR, paths.PEER_SOURCE.parent):
-        for path in sorted(directory.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(paths.PACKAGE_DIR).as_posix().encode() + b"\0")
-                digest.update(path.read_bytes())
+    # modules.py: its lists decide which modules the images carry.
+    files = [p for d in (paths.INIT_DIR, paths.PEER_SOURCE.parent) for p in sorted(d.rglob("*"))]
+    for path in [*files, Path(modules.__file__)]:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(paths.PACKAGE_DIR).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
     busybox = Path("/bin/busybox")
     if busybox.exists():
         digest.update(hashlib.sha256(busybox.read_bytes()).digest())

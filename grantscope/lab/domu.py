@@ -63,6 +63,20 @@ def agent_image() -> Path:
     return Path(value)
 
 
+def lab_vif(count: int = 1) -> str:
+    """The xl.cfg ``vif`` value giving a guest ``count`` network devices with dom0's netback
+    as the backend and the lab's hotplug script (no bridge: nothing is ever forwarded).
+
+    The lab's guests load no netfront; grantscope.lab.vif_frontend connects such a vif from
+    user space in the guest.
+    """
+    if not os.access(paths.VIF_SCRIPT, os.X_OK):
+        raise LabError(f"{paths.VIF_SCRIPT} is missing or not executable",
+                       "It ships with grantscope's lab; restore it with git checkout.")
+    one = f"'script={paths.VIF_SCRIPT}'"
+    return "[" + ", ".join([one] * count) + "]"
+
+
 def parse_domu_spec(text: str) -> tuple[str, str]:
     """``"offer"`` -> ``("pv", "offer")``; ``"pvh:echo"`` -> ``("pvh", "echo")``;
     a type alone, ``"hvm"``, -> ``("hvm", "agent")``: grantscope itself in that guest."""
@@ -82,8 +96,12 @@ def parse_domu_spec(text: str) -> tuple[str, str]:
 
 
 def xl_config(name: str, kind: str, build: LabBuild, words: str, memory_mb: int,
-              ramdisk: Path | None = None) -> str:
-    """The ``xl create`` configuration of a peer guest (pure; values need no escaping)."""
+              ramdisk: Path | None = None, options: Mapping[str, str] | None = None) -> str:
+    """The ``xl create`` configuration of a peer guest (pure; values need no escaping).
+
+    ``options`` are further ``key = value`` lines in xl.cfg syntax, written as given (e.g.
+    ``{"max_grant_frames": "2", "vif": "['script=/path/vif-gslab']"}``).
+    """
     lines = [f'name = "{name}"', f'type = "{kind}"',
              f'kernel = "{build.kernel}"', f'ramdisk = "{ramdisk or build.domu_initrd}"']
     if kind == "hvm":
@@ -95,6 +113,7 @@ def xl_config(name: str, kind: str, build: LabBuild, words: str, memory_mb: int,
         lines.append(f'extra = "console=hvc0 rdinit=/init loglevel=4 {words}"')
     lines += [f"memory = {memory_mb}", "vcpus = 1", 'on_poweroff = "destroy"',
               'on_reboot = "destroy"', 'on_crash = "destroy"']
+    lines += [f"{key} = {value}" for key, value in (options or {}).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +142,7 @@ class DomU:
         build: LabBuild | None = None,
         create_timeout: float = 300.0,
         ramdisk: Path | None = None,
+        xl_options: Mapping[str, str] | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
             raise LabError(f"unknown domU scenario {scenario!r}",
@@ -138,6 +158,7 @@ class DomU:
         self.create_timeout = create_timeout
         self._build = build
         self.ramdisk = ramdisk if ramdisk is not None or scenario != AGENT else agent_image()
+        self.xl_options = dict(xl_options or {})
         self._tmp: str | None = None
         self.domid: int | None = None
         self.create_seconds: float | None = None
@@ -151,7 +172,7 @@ class DomU:
         self._tmp = tempfile.mkdtemp(prefix="gslab-domu-")
         cfg = Path(self._tmp) / f"{self.name}.cfg"
         cfg.write_text(xl_config(self.name, self.kind, build, words, self.memory_mb,
-                                 self.ramdisk))
+                                 self.ramdisk, self.xl_options))
         started = time.monotonic()
         proc = _run(["xl", "create", str(cfg)], timeout=self.create_timeout)
         self.create_seconds = time.monotonic() - started

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from grantscope.lab.agent import BASE
@@ -65,10 +65,11 @@ class PyGuest(DomU):
     """A guest of type ``kind`` (pv, pvh, hvm) running grantscope's agent."""
 
     def __init__(self, kind: str = "pv", *, name: str | None = None,
-                 memory_mb: int = GUEST_MEMORY_MB, create_timeout: float = 600.0) -> None:
+                 memory_mb: int = GUEST_MEMORY_MB, create_timeout: float = 600.0,
+                 xl_options: Mapping[str, str] | None = None) -> None:
         super().__init__(AGENT, kind=kind, name=name or f"gs-py{kind}-{os.getpid()}",
                          memory_mb=memory_mb, create_timeout=create_timeout,
-                         ramdisk=agent_image())
+                         ramdisk=agent_image(), xl_options=xl_options)
         self._next = 0
         self._xs: XenStore | None = None
         self.ready_seconds: float | None = None
@@ -139,12 +140,40 @@ class PyGuest(DomU):
                            self._read_stream(number, "err", int(summary["err"])),
                            float(summary["seconds"]))
 
+    def wait_line(self, number: int, text: str, *, timeout: float = 300.0) -> str:
+        """Wait until request ``number``, still running, prints a line containing ``text``;
+        return that line.  LabError (with the console) if it ends or the time runs out first.
+
+        Only the latest line is visible, so ``text`` must be on a line the command stays on
+        (e.g. the last thing it prints before it waits).
+        """
+        deadline = time.monotonic() + timeout
+        xs = self._store()
+        while True:
+            line = (xs.read_or_none(self.agent_path(f"res/{number}/line")) or b"").decode(
+                errors="replace")
+            if text in line:
+                return line
+            ended = xs.read_or_none(self.agent_path(f"res/{number}/rc")) is not None
+            if ended:
+                done = self.result(number)
+                raise LabError(f"guest {self.name}: request {number} ended (exit {done.rc}) "
+                               f"without printing {text!r}",
+                               f"stdout:\n{done.stdout[-1500:]}\nstderr:\n{done.stderr[-2500:]}")
+            if time.monotonic() > deadline or not self.alive():
+                why = "timed out" if self.alive() else "the guest died"
+                raise LabError(f"guest {self.name}: request {number} never printed {text!r} "
+                               f"({why}; last line {line!r})",
+                               f"Its console:\n{self.console_tail()}")
+            time.sleep(0.2)
+
     def run(self, argv: Sequence[str], *, timeout: float = 300.0) -> GuestResult:
         """Run ``argv`` in the guest and wait for it."""
         return self.result(self.submit(argv, timeout=timeout), timeout=timeout + 60.0)
 
 
-def boot_guest(kind: str, *, attempts: int = 2, timeout: float = 1200.0) -> PyGuest:
+def boot_guest(kind: str, *, attempts: int = 2, timeout: float = 1200.0,
+               xl_options: Mapping[str, str] | None = None) -> PyGuest:
     """A started guest whose agent answered; a guest that *died* while booting is booted again.
 
     Under QEMU's emulation a PVH/HVM guest sometimes dies with a triple fault before its
@@ -152,7 +181,7 @@ def boot_guest(kind: str, *, attempts: int = 2, timeout: float = 1200.0) -> PyGu
     retried, and said on stderr; a guest that is alive but silent is an error at once.
     """
     for attempt in range(1, attempts + 1):
-        guest = PyGuest(kind).start()
+        guest = PyGuest(kind, xl_options=xl_options).start()
         if guest.domid is not None:
             BOOTED.add(guest.domid)
         try:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from grantscope.lab.errors import LabError
 
-# dom0: 9p root + overlay, and every Xen device grantscope uses (NOTES: all are modules).
+# dom0: 9p root + overlay, every Xen device grantscope uses (NOTES: all are modules), and
+# netback: the kernel backend of the lab's test vifs (a PV device whose counters and rings
+# report reads; the guest's frontend is grantscope.lab.vif_frontend).
 DOM0_MODULES = (
     "virtio_pci", "9pnet_virtio", "9p", "overlay",
-    "xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs",
+    "xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback",
 )
 # domU: only the Xen devices its peer program uses.
 DOMU_MODULES = ("xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs")

@@ -19,6 +19,8 @@ IN_LAB_ENV = "GRANTSCOPE_IN_LAB"
 PACKAGE_DIR = Path(__file__).resolve().parent
 INIT_DIR = PACKAGE_DIR / "init"
 PEER_SOURCE = PACKAGE_DIR / "peer" / "xenpeer.c"
+# The hotplug script of the lab's test vifs (run by libxl in dom0, from this checkout).
+VIF_SCRIPT = INIT_DIR / "vif-gslab"
 
 
 def lab_dir(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:

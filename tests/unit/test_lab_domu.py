@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from grantscope.lab import paths
 from grantscope.lab.build import LabBuild
 from grantscope.lab.cmdline import decode_params, encode_params
-from grantscope.lab.domu import DomU, parse_domu_spec, xl_config
+from grantscope.lab.domu import DomU, lab_vif, parse_domu_spec, xl_config
 from grantscope.lab.errors import LabError
 from grantscope.lab.leaks import Holdings, own_mappings, parse_lsevtchn
 
@@ -115,3 +117,30 @@ def test_entering_a_started_guest_does_not_create_it_again(
     with guest as entered:
         assert entered is guest
     assert starts == [1]
+
+
+def test_xl_options_are_appended_and_the_lab_vif_uses_the_lab_script() -> None:
+    vif = lab_vif(2)
+    assert vif == f"['script={paths.VIF_SCRIPT}', 'script={paths.VIF_SCRIPT}']"
+    cfg = xl_config("g", "pv", BUILD, "", 512, None,
+                    {"max_grant_frames": "2", "vif": lab_vif()}).splitlines()
+    assert cfg[-2:] == ["max_grant_frames = 2", f"vif = ['script={paths.VIF_SCRIPT}']"]
+
+
+def test_vif_hotplug_script_brings_the_interface_up_and_reports_connected(
+        tmp_path: Path) -> None:
+    # libxl runs it with XENBUS_PATH; stand-ins for ip and xenstore-write record the calls.
+    log = tmp_path / "calls"
+    for tool in ("ip", "xenstore-write", "xenstore-rm"):
+        stub = tmp_path / tool
+        stub.write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {log}\n")
+        stub.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "XENBUS_PATH": "/local/domain/0/backend/vif/5/0"}
+    subprocess.run([str(paths.VIF_SCRIPT), "online"], env=env, check=True)
+    subprocess.run([str(paths.VIF_SCRIPT), "offline"], env=env, check=True)
+    assert log.read_text().splitlines() == [
+        "ip link set dev vif5.0 up",
+        "xenstore-write /local/domain/0/backend/vif/5/0/hotplug-status connected",
+        "ip link set dev vif5.0 down",
+        "xenstore-rm /local/domain/0/backend/vif/5/0/hotplug-status",
+    ]

@@ -86,6 +86,8 @@ def test_agent_delivers_a_signal_to_a_running_request() -> None:
     code = "import time; print('up', flush=True); time.sleep(120)"
     store.write(f"{base}/cmd/0", json.dumps({"argv": [sys.executable, "-c", code]}).encode())
     time.sleep(1.0)
+    # While it runs, its last line is visible (what PyGuest.wait_line polls).
+    assert store.nodes[f"{base}/res/0/line"] == b"up"
     store.write(f"{base}/signal/0", str(int(signal.SIGTERM)).encode())
     done = _result(store, 0)
     assert done["rc"] == -signal.SIGTERM and done["out"] == b"up\n"
