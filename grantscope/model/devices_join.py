@@ -345,7 +345,9 @@ def join_devices(
         irqs: tuple[IrqLink, ...] | None = None
         if interrupts is not None and local_domid is not None and local_domid in (fe, be):
             irqs = _irq_links(kind, fe, devid, local_kinds, interrupts.rows)
-        dev_counters = tuple(c for c in counters if c.nodename in (fe_path, be_path))
+        # sysfs nodenames are relative to the reading domain's home (backend/vif/1/0).
+        dev_counters = tuple(c for c in counters
+                             if c.xenstore_path(local_domid) in (fe_path, be_path))
         rows.append(
             DeviceRow(
                 kind=kind,

@@ -163,7 +163,9 @@ class XenbusCounters:
     """The per-device event counters Linux keeps under ``<xenbus device>/xenbus/`` (5.12+).
 
     ``nodename`` is the device's XenStore path (its sysfs ``nodename`` attribute), which is
-    how a counter joins a device.  A counter is None when the kernel does not have it.
+    how a counter joins a device; Linux writes it relative to its own domain's home
+    (``backend/vif/1/0``), see :meth:`xenstore_path`.  A counter is None when the kernel
+    does not have it.
     """
 
     device: str
@@ -173,6 +175,15 @@ class XenbusCounters:
     spurious_events: int | None
     jiffies_eoi_delayed: int | None
     spurious_threshold: int | None
+
+    def xenstore_path(self, local_domid: int | None) -> str | None:
+        """``nodename`` as an absolute XenStore path, resolved against the home of
+        ``local_domid`` (the domain whose sysfs it was read in); None if that is unknown."""
+        if self.nodename is None or self.nodename.startswith("/"):
+            return self.nodename
+        if local_domid is None:
+            return None
+        return f"/local/domain/{local_domid}/{self.nodename}"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

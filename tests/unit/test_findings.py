@@ -94,7 +94,8 @@ IRQ_B = """\
 
 
 def counters(spurious: int) -> tuple[XenbusCounters, ...]:
-    return (XenbusCounters("vif-1-0", BE, 1, 100, spurious, 0, 10000),)
+    # Linux writes nodename relative to its own home (seen in the lab: "backend/vif/1/0").
+    return (XenbusCounters("vif-1-0", "backend/vif/1/0", 1, 100, spurious, 0, 10000),)
 
 
 def full_observation(**kw: object) -> Observation:
@@ -177,10 +178,10 @@ def test_all_findings() -> None:
     ])
     assert a.findings[0].severity == "error"
     leak = next(f for f in a.findings if f.code == "grant-unowned")
-    assert leak.subject == {"granter": 1, "ref": 1000, "mapper": 2}
+    assert leak.subject == {"granter": 1, "ref": 1000, "mapper": 2, "refs": [1000]}
     assert any("inside d2" in e for e in leak.evidence)
     orphan = next(f for f in a.findings if f.code == "grant-orphaned")
-    assert orphan.subject == {"granter": 0, "ref": 16, "mapper": 0}
+    assert orphan.subject == {"granter": 0, "ref": 16, "mapper": 0, "refs": [16]}
     # The mapping process named is the one with gntdev pages mapped, not the idle holder.
     assert any("pid 321 (qemu, 4 pages" in e for e in orphan.evidence)
     assert not any("pid 322" in e for e in orphan.evidence)

@@ -31,7 +31,8 @@ def test_sim_findings_come_from_the_report_analysis() -> None:
     codes = sorted(f.code for f in snap.findings)
     assert codes == ["device-state", "grant-unowned", "stale-backend"]
     found = _by_code(host)
-    assert found["grant-unowned"].subject == {"granter": 1, "ref": LEAKED_REF, "mapper": 2}
+    assert found["grant-unowned"].subject == {"granter": 1, "ref": LEAKED_REF, "mapper": 2,
+                                              "refs": [LEAKED_REF]}
     assert found["stale-backend"].subject["frontend"] == GONE_DOMID
     assert found["device-state"].subject["frontend_path"] == "/local/domain/2/device/vif/0"
     # the checks the demo cannot feed are said, with the reason

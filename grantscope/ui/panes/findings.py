@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Label, Static
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Finding, FindingsSnapshot, Host
+from grantscope.model.findings import ref_ranges
 from grantscope.ui.messages import FindingsReady
 from grantscope.ui.themes import theme_colour
 
@@ -28,8 +29,19 @@ NOT_ANALYZED = ("No analysis yet. Press a to analyze: it reads XenStore, quota a
 
 
 def subject_text(subject: dict[str, Any]) -> str:
-    """The finding's subject in one short line: ``granter=1 ref=31 mapper=2``."""
-    return " ".join(f"{k}={v}" for k, v in subject.items() if v is not None)
+    """The finding's subject in one short line: ``granter=1 ref=31 mapper=2``.
+
+    A list of refs reads as ranges (``refs=8-207``) and is left out when the single ``ref``
+    it would repeat is there.
+    """
+    parts = []
+    for key, value in subject.items():
+        if value is None or (key.endswith("s") and key[:-1] in subject):
+            continue
+        if isinstance(value, list) and all(isinstance(v, int) for v in value):
+            value = ref_ranges(value).replace(" ", "")
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
 
 
 class FindingsPane(Vertical):
