@@ -84,8 +84,20 @@ def _compose(summary: str, causes: list[str], hint: str) -> str:
     return "\n".join(lines)
 
 
+# A headline names at most this many items of a list argument (a map of 400 grefs would
+# otherwise print all of them); the full list stays in ``arguments`` for --json.
+_HEADLINE_ITEMS = 6
+
+
+def _fmt_value(value: object) -> str:
+    if isinstance(value, (list, tuple)) and len(value) > _HEADLINE_ITEMS:
+        head = ", ".join(str(v) for v in value[:_HEADLINE_ITEMS - 1])
+        return f"[{head}, ... {value[-1]}] ({len(value)} items)"
+    return str(value)
+
+
 def _fmt_args(arguments: Mapping[str, object]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in arguments.items())
+    return ", ".join(f"{k}={_fmt_value(v)}" for k, v in arguments.items())
 
 
 def _headline(call: str, arguments: Mapping[str, object], err: int | None) -> str:
@@ -358,12 +370,28 @@ def map_failed_error(
             f"The map of domain {domid}'s grants failed, yet a GRANT_COPY of each grant "
             "succeeded (status 0 okay): the grants exist and are readable by this domain."
         )
-        causes = (
-            ["the grant is read-only and was mapped writable (map it --readonly)"]
-            if writable
-            else ["the mapping itself failed (address space, or a grant ended meanwhile)"]
+        # GRANT_COPY uses no maptrack entry, so a full maptrack passes the probe; Linux's
+        # gntdev turns the map's GNTST_no_space into EINVAL (seen in the lab: a PV guest
+        # with max_maptrack_frames=2 mapping 400 pages).
+        maptrack = (
+            f"this domain's maptrack table is full: Xen answers the map with -13 no_space "
+            f"and gntdev reports EINVAL. It caps how many foreign grants this domain can have "
+            f"mapped at once (max_maptrack_frames); in a PV domain each mapped page takes two "
+            f"entries, so these {len(refs)} page(s) need {2 * len(refs)}"
         )
-        hint = "map read-only, or have the granter grant write access"
+        causes = [
+            *(["the grant is read-only and was mapped writable (map it --readonly)"]
+              if writable else []),
+            maptrack,
+            "the mapping itself failed (address space, or a grant ended meanwhile)",
+        ]
+        hint = ("map read-only, or have the granter grant write access; if the maptrack is "
+                "full, unmap what is no longer used or raise max_maptrack_frames (dom0's "
+                "'grantscope report' names a full maptrack)"
+                if writable else
+                "unmap what is no longer used, map fewer pages at once, or raise "
+                "max_maptrack_frames in this domain's xl.cfg (dom0's 'grantscope report' "
+                "names a full maptrack)")
     else:
         summary = (f"The map of domain {domid}'s grants failed at mmap and the GRANT_COPY "
                    "diagnosis could not run.")

@@ -207,6 +207,21 @@ def test_map_failure_with_copy_ok_points_at_write_access() -> None:
     assert "read-only" in err.causes[0]
 
 
+def test_map_failure_with_copy_ok_names_a_full_maptrack() -> None:
+    # What the lab showed: a PV guest with max_maptrack_frames=2 mapping 160 pages got
+    # EINVAL from mmap while every GRANT_COPY said okay (GRANT_COPY takes no maptrack entry).
+    refs = list(range(208, 368))
+    err = map_failed_error(OSError(errno.EINVAL, "x"), 0, refs, writable=False,
+                           failing_gref=None, status=0)
+    (maptrack,) = [c for c in err.causes if "maptrack" in c]
+    assert "-13 no_space" in maptrack and "160 page(s) need 320" in maptrack
+    assert err.causes[0] == maptrack  # read-only: write access is not a suspect
+    assert "max_maptrack_frames" in (err.hint or "")
+    # The headline names a few refs and the count; --json keeps them all.
+    assert "grefs=[208, 209, 210, 211, 212, ... 367] (160 items)" in err.message
+    assert err.to_json()["arguments"]["grefs"] == refs
+
+
 # -- no Xen here: objects fail cleanly -------------------------------------------------
 def test_require_xen_on_this_machine(tmp_path: Path) -> None:
     with pytest.raises(XenUnavailableError):
