@@ -1,0 +1,167 @@
+"""``report``'s table and device findings on real Xen, INSIDE dom0 of the lab:
+
+    grantscope lab run -- .venv/bin/pytest -q tests/xen/test_report_pv_device.py
+
+One PV guest (the lab's Python guest, driven through its agent) is booted with
+``max_grant_frames = 2``, ``max_maptrack_frames = 2`` and a vif whose backend is dom0's
+netback (a kernel backend).  The guest loads no netfront: grantscope.lab.vif_frontend connects
+the vif from user space.  On it:
+
+- the guest grants 600 pages: its grant table grows from 1 to 2 frames of 2, and ``grant-frames``
+  appears (it was absent before);
+- the guest maps 200 of dom0's pages (two maptrack entries each in a PV guest): its maptrack
+  reaches 2 frames of 2 and ``maptrack-frames`` appears; 160 more pages cannot be mapped, and
+  the failure, seen from inside the guest, names the full maptrack;
+- the frontend notifies netback in a loop with nothing queued (a rogue frontend):
+  ``grantscope report --json`` shows ``evtchn-spurious`` for the backend device, and the vif's
+  row joins its ring grants (mapped by d0), both ends of its port, netback's IRQ and the
+  device's counters.  The frontend then closes the device cleanly (the leak check proves
+  netback let go of its port).
+
+Xen never shrinks a grant table, so the frame test runs first.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grantscope.cli.report import collect_observation
+from grantscope.lab.domu import lab_vif
+from grantscope.lab.guest import PyGuest, boot_guest
+from grantscope.lab.leaks import ports_left_to
+from grantscope.model.findings import Finding, analyze
+from grantscope.xen.gntalloc import GrantOffer
+
+pytestmark = [pytest.mark.xen, pytest.mark.timeout(1500)]
+
+GRANTSCOPE = str(Path(sys.executable).with_name("grantscope"))
+GRANTSCOPE_IN_GUEST = "grantscope"  # on the guest image's PATH
+OFFER = ("import time\nfrom grantscope.xen.gntalloc import GrantOffer\n"
+         "o = GrantOffer(0, pages=600)\nprint(len(o.grefs), 'granted', flush=True)\n"
+         "time.sleep(600)\n")
+MAP = ("import sys, time\nfrom grantscope.xen.gntdev import GrantMapping\n"
+       "m = GrantMapping(0, [int(g) for g in sys.argv[1].split(',')], writable=False)\n"
+       "print(m.read(0, 5).decode(), 'mapped', flush=True)\ntime.sleep(600)\n")
+
+
+@pytest.fixture(scope="module")
+def guest() -> Iterator[PyGuest]:
+    """The module's PV guest with small grant/maptrack limits and one lab vif."""
+    options = {"max_grant_frames": "2", "max_maptrack_frames": "2", "vif": lab_vif()}
+    booted = boot_guest("pv", xl_options=options)
+    try:
+        yield booted
+    finally:
+        booted.destroy()
+        if booted.domid is not None:
+            ports_left_to(booted.domid)
+
+
+def _table_findings(domid: int) -> tuple[dict[str, Finding], dict[str, tuple[int, int]]]:
+    """This guest's grant-frames/maptrack-frames findings, and its frames as the dump says."""
+    obs, _extra, _cap = collect_observation(interval=0.0)
+    assert obs.console is not None and obs.console.grants is not None, obs.unavailable
+    (table,) = [t for t in obs.console.grants.tables if t.domid == domid]
+    frames = {"grant": (table.frames or 0, table.max_frames or 0),
+              "maptrack": (table.maptrack_frames or 0, table.max_maptrack_frames or 0)}
+    found = {f.code: f for f in analyze(obs).findings
+             if f.code in ("grant-frames", "maptrack-frames") and f.subject["domid"] == domid}
+    return found, frames
+
+
+def _stop(guest: PyGuest, number: int) -> str:
+    guest.signal(number)
+    return guest.result(number).stdout
+
+
+def test_grant_frames_finding_appears_when_the_guest_fills_its_table(guest: PyGuest) -> None:
+    domid = guest.domid
+    assert domid is not None
+    before, frames = _table_findings(domid)
+    assert frames["grant"] == (1, 2) and "grant-frames" not in before, (frames, before)
+    offer = guest.submit(["python3", "-c", OFFER])
+    try:
+        guest.wait_line(offer, "granted")
+        after, frames = _table_findings(domid)
+    finally:
+        _stop(guest, offer)
+    assert frames["grant"] == (2, 2)
+    finding = after["grant-frames"]
+    assert finding.severity == "error"
+    assert finding.title == f"d{domid} uses 2 of 2 (100 %) of its grant frames"
+    assert "max_grant_frames" in finding.action
+
+
+def test_maptrack_finding_and_the_map_that_no_longer_fits(guest: PyGuest) -> None:
+    domid = guest.domid
+    assert domid is not None
+    before, frames = _table_findings(domid)
+    assert frames["maptrack"] == (0, 2) and "maptrack-frames" not in before, (frames, before)
+    with GrantOffer(domid, pages=360) as offer:
+        offer.write(0, b"dom0!")
+        mapper = guest.submit(["python3", "-c", MAP, ",".join(map(str, offer.grefs[:200]))])
+        try:
+            assert guest.wait_line(mapper, "mapped").startswith("dom0! mapped")
+            after, frames = _table_findings(domid)
+            guest.write_key("data/more-grefs", " ".join(map(str, offer.grefs[200:])))
+            over = guest.run([GRANTSCOPE_IN_GUEST, "map", "--domid", "0", "--readonly",
+                              "--json", "--gref", f"xs:{guest.home}/data/more-grefs"])
+        finally:
+            _stop(guest, mapper)
+    assert frames["maptrack"] == (2, 2)
+    finding = after["maptrack-frames"]
+    assert finding.severity == "error" and "no_space" in finding.action
+    # Inside the guest: mmap says EINVAL, every GRANT_COPY says okay, and the first cause
+    # named is the full maptrack (a read-only map: write access is not a suspect).
+    assert over.rc == 1, over.stderr
+    error = json.loads(over.stdout)["error"]
+    assert error["errno_name"] == "EINVAL" and error["call"] == "mmap"
+    assert len(error["arguments"]["grefs"]) == 160
+    assert "maptrack table is full" in error["causes"][0]
+    assert "160 page(s) need 320" in error["causes"][0]
+
+
+def test_rogue_frontend_shows_as_spurious_events_on_the_joined_device(guest: PyGuest) -> None:
+    domid = guest.domid
+    assert domid is not None
+    backend = f"/local/domain/0/backend/vif/{domid}/0"
+    front = guest.submit(["python3", "-m", "grantscope.lab.vif_frontend",
+                          "--notify-seconds", "120"])
+    try:
+        guest.wait_value(f"{backend}/state", "4", timeout=120)
+        proc = subprocess.run([GRANTSCOPE, "report", "--json", "--interval", "2"],
+                              capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        guest.signal(front, signal.SIGTERM)
+        done = guest.result(front)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0]["state"] == "connected" and lines[-1]["state"] == "closed", done.stdout
+    assert lines[-1]["stopped_early"] is True and lines[-1]["sent"] > 0
+    # The device closed both ways: the frontend's Closing made netback disconnect.
+    assert guest.read_key(f"{backend}/state") == "6"
+    spurious = [f for f in doc["findings"] if f["code"] == "evtchn-spurious"
+                and f["subject"]["device"] == f"vif-{domid}-0"]
+    assert len(spurious) == 1, doc["findings"]
+    assert spurious[0]["subject"]["path"] == backend
+    assert spurious[0]["evidence"][0].startswith("spurious_events rose ")
+    (row,) = [d for d in doc["devices"] if d["kind"] == "vif" and d["frontend_domid"] == domid]
+    assert (row["frontend_state_name"], row["backend_state_name"]) == ("Connected", "Connected")
+    connected = lines[0]
+    refs = {g["key"]: g for g in row["grants"]}
+    assert refs["tx-ring-ref"]["ref"] == connected["tx_ref"]
+    assert refs["rx-ring-ref"]["ref"] == connected["rx_ref"]
+    assert all(g["mappers"] == [{"domid": 0, "pin": "0x00000001"}] for g in refs.values())
+    (port,) = row["ports"]
+    assert port["frontend_port"] == connected["port"]
+    assert port["backend"]["domid"] == 0 and port["backend"]["remote_port"] == connected["port"]
+    assert [i["action"] for i in row["irqs"]] == [f"vif{domid}.0-q0"]
+    assert [c["device"] for c in row["counters"]] == [f"vif-{domid}-0"]
