@@ -149,9 +149,12 @@ class ReplayHost(Host):
     def _load_events(self) -> EventsSnapshot:
         data = self.bundle.json_or_none("events.json")
         if data is not None:
-            # Served exactly as recorded (a round trip gives the same snapshot); the raw 'e'
-            # dump fills the port table only when the bundle took no events snapshot.
-            return decode(EventsSnapshot, data, "events.json")
+            # Served as recorded; when the live host had not dumped 'e' (its port table was
+            # empty), the hvdump collector's raw dump fills it, as for grants.
+            snap = decode(EventsSnapshot, data, "events.json")
+            if snap.hypervisor is None:
+                snap = dataclasses.replace(snap, hypervisor=self._console_events())
+            return snap
         rows: list[EventCounter] = []
         raw = self.bundle.members.get("interrupts.txt")
         if raw is not None:

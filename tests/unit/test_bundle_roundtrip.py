@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from grantscope.bundle.export import export_bundle
 from grantscope.bundle.format import REDACTION_MARKER, BundleError
 from grantscope.bundle.reader import read_bundle
 from grantscope.errors import UsageError
+from grantscope.host.base import HvPort
 from grantscope.host.replay import ReplayHost
 
 
@@ -98,7 +100,14 @@ def test_replay_host_serves_what_was_exported(exported: Path) -> None:
     assert got == expected
     # Snapshots come back equal, field for field.
     assert host.grants() == fake.GRANTS
-    assert host.events() == fake.EVENTS
+    # events.json had no hypervisor port table (the live host had not dumped 'e'); the
+    # bundle's raw hvdump.txt fills it: dom0's VIRQ port 1 and its port 30 unbound for d1.
+    assert fake.EVENTS.hypervisor is None
+    assert host.events() == dataclasses.replace(fake.EVENTS, hypervisor=(
+        HvPort(domid=0, port=1, state="virq", remote_domid=None, remote_port=None,
+               pending=False, masked=False, vcpu=0, detail="virq 0"),
+        HvPort(domid=0, port=30, state="unbound", remote_domid=1, remote_port=None,
+               pending=False, masked=False, vcpu=0, detail="")))
     assert host.pages() == fake.PAGES
     assert host.read_page("offer:1:9") == fake.PAGE
     with pytest.raises(UsageError):
