@@ -113,11 +113,34 @@ def _read_xenstore(unavailable: dict[str, str]) -> tuple[Any, dict[str, bytes | 
     for root in roots:
         try:
             nodes = store.walk(root)
-            unavailable.pop("xenstore", None)
-            return store, {n.path: n.value for n in nodes}
         except GrantscopeError as err:
             unavailable["xenstore"] = f"walk of {root} failed: {err.message}"
+            continue
+        unavailable.pop("xenstore", None)
+        snapshot = {n.path: n.value for n in nodes}
+        if root != "/":
+            _add_backends(store, snapshot, unavailable)
+        return store, snapshot
     return store, None
+
+
+def _add_backends(store: Any, snapshot: dict[str, bytes | None],
+                  unavailable: dict[str, str]) -> None:
+    """Walk the backend directory each frontend in ``snapshot`` names, when it is outside.
+
+    A domU cannot list dom0's tree, but the toolstack lets a frontend's domain read its
+    backend's directory; without it a domU's report would call every backend absent.
+    """
+    for path, value in list(snapshot.items()):
+        if not path.endswith("/backend") or "/device/" not in path or not value:
+            continue
+        backend = value.decode("utf-8", "replace")
+        if not backend.startswith("/") or backend in snapshot:
+            continue
+        try:
+            snapshot.update((n.path, n.value) for n in store.walk(backend))
+        except GrantscopeError as err:
+            unavailable[f"xenstore {backend}"] = f"walk failed: {err.message}"
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import pytest
 
 from grantscope.cli import main
 from grantscope.cli import report as report_mod
+from grantscope.xen.xs_types import XsNode
 
 FIX = Path(__file__).parent / "fixtures" / "dumps"
 
@@ -116,3 +117,46 @@ def test_report_process_on_this_non_xen_machine() -> None:
     proc = subprocess.run([sys.executable, "-m", "grantscope", "report"], capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+class _DomUStore:
+    """What a domU's XenStore connection allows: its home and its backends' directories."""
+
+    def __init__(self) -> None:
+        self.nodes = {
+            "/local/domain/1": b"",
+            "/local/domain/1/domid": b"1",
+            "/local/domain/1/device/vif/0": b"",
+            "/local/domain/1/device/vif/0/backend": b"/local/domain/0/backend/vif/1/0",
+            "/local/domain/1/device/vif/0/state": b"4",
+            "/local/domain/1/device/vbd/51712": b"",
+            "/local/domain/1/device/vbd/51712/backend": b"/local/domain/0/backend/vbd/1/51712",
+            "/local/domain/0/backend/vif/1/0": b"",
+            "/local/domain/0/backend/vif/1/0/state": b"2",
+        }
+
+    def read_or_none(self, path: str) -> bytes | None:
+        return self.nodes.get("/local/domain/1/" + path if not path.startswith("/") else path)
+
+    def walk(self, root: str) -> list[XsNode]:
+        from grantscope.errors import GrantscopeError
+
+        if root in ("/", "/local/domain") or root.endswith("vbd/1/51712"):
+            raise GrantscopeError("EACCES (Permission denied)")
+        return [XsNode(p, v, None) for p, v in self.nodes.items()
+                if p == root or p.startswith(root + "/")]
+
+
+def test_a_domu_report_reads_its_backends_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grantscope.xen import xenstore
+
+    monkeypatch.setattr(xenstore.XenStore, "open", staticmethod(lambda: _DomUStore()))
+    unavailable: dict[str, str] = {}
+    _store, snap = report_mod._read_xenstore(unavailable)
+    assert snap is not None
+    # The vif's backend state (InitWait) came from dom0's tree, which the domU cannot list.
+    assert snap["/local/domain/0/backend/vif/1/0/state"] == b"2"
+    assert "/local/domain/1/device/vif/0/state" in snap
+    # A backend it may not read is said, not guessed.
+    assert "EACCES" in unavailable["xenstore /local/domain/0/backend/vbd/1/51712"]
+    assert "xenstore" not in unavailable
