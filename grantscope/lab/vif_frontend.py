@@ -94,6 +94,9 @@ class VifFrontend:
                                 "(give it one with vif = [...] in its xl config)")
         backend = xs.read(f"{front}/backend").decode()
         backend_id = int(xs.read(f"{front}/backend-id"))
+        # After an earlier close the backend sits in Closed; like netfront on a reconnect,
+        # say Initialising, and netback goes back to InitWait.
+        xs.write(f"{front}/state", str(INITIALISING).encode())
         _wait_state(xs, f"{backend}/state", {INIT_WAIT}, timeout)
         offer = GrantOffer(backend_id, pages=2, writable=True)
         channel = EventChannel()

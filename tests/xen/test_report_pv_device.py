@@ -19,7 +19,8 @@ the vif from user space.  On it:
   The frontend then closes the device cleanly (the leak check proves netback let go of its
   port).
 
-Xen never shrinks a grant table, so the frame test runs first.
+Xen never shrinks a grant table, so the frame test runs first.  The last test sets up all
+three conditions at once and checks that the TUI's Findings tab (``6``, ``a``) lists them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pilot import SIZE, async_test, settle, wait_for
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import lab_vif
@@ -179,3 +181,55 @@ def test_rogue_frontend_shows_as_spurious_events_on_the_joined_device(guest: PyG
         [connected["tx_ref"], connected["rx_ref"]])
     assert all(g["mappers"] is None for g in front_row["grants"])  # unknown, not "none"
     assert any(c.startswith("grant-table and maptrack headroom") for c in mine["not_checked"])
+
+
+@pytest.mark.timeout(1500)  # Textual under QEMU TCG is slow
+@async_test
+async def test_findings_tab_lists_all_three_on_the_real_host(guest: PyGuest) -> None:
+    from textual.widgets import DataTable
+
+    from grantscope.host.xen import XenHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.findings import FindingsPane
+
+    domid = guest.domid
+    assert domid is not None
+    running = [guest.submit(["python3", "-c", OFFER])]  # frames: 2 of 2 (again, or first)
+    try:
+        guest.wait_line(running[0], "granted")
+        with GrantOffer(domid, pages=200) as offer:
+            running.append(guest.submit(["python3", "-c", MAP, ",".join(map(str, offer.grefs))]))
+            guest.wait_line(running[1], "mapped")
+            running.append(guest.submit(["python3", "-m", "grantscope.lab.vif_frontend",
+                                         "--notify-seconds", "200"]))
+            guest.wait_value(f"/local/domain/0/backend/vif/{domid}/0/state", "4", timeout=120)
+            app = GrantscopeApp(XenHost(), live=False)
+            async with app.run_test(size=SIZE) as pilot:
+                await settle(pilot)
+                await pilot.press("6")
+                assert await wait_for(pilot, lambda: bool(app.query(FindingsPane)), 120)
+                pane = app.query_one(FindingsPane)
+                await pilot.press("a")
+                assert await wait_for(pilot, lambda: pane.snapshot is not None, 600)
+                snap = pane.snapshot
+                assert snap is not None
+                table = pane.query_one("#findings-table", DataTable)
+                assert await wait_for(pilot, lambda: table.row_count == len(snap.findings), 120)
+                shown = [tuple(str(c) for c in table.get_row_at(i))
+                         for i in range(table.row_count)]
+            for number in reversed(running[1:]):
+                guest.signal(number)
+                guest.result(number)
+            running = running[:1]
+    finally:
+        for number in running:
+            guest.signal(number)
+            guest.result(number)
+    rows = {(r[1], r[2]) for r in shown}
+    assert ("grant-frames", f"domid={domid}") in rows, shown
+    assert ("maptrack-frames", f"domid={domid}") in rows, shown
+    assert any(code == "evtchn-spurious" and f"device=vif-{domid}-0" in subject
+               for code, subject in rows), shown
+    # The guest's 200 mapped dom0 pages: one row, with the refs as ranges.
+    leaks = [r for r in shown if r[1] == "grant-unowned" and f"mapper={domid}" in r[2]]
+    assert len(leaks) == 1 and leaks[0][3].startswith("200 grants of d0 (refs "), shown
