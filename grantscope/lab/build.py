@@ -314,6 +314,21 @@ def load_build(directory: Path) -> LabBuild:
         ) from err
 
 
+# Manifest members that are not package versions (everything else went into the key).
+_NOT_VERSIONS = ("key", "kernel_release", "built")
+
+
+def is_stale(built: LabBuild) -> bool:
+    """True when this checkout's init scripts, peer or module lists differ from the ones
+    ``built`` was made from (its key, recomputed from its own package versions, differs)."""
+    try:
+        data = json.loads((built.directory / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return True
+    versions = {k: str(v) for k, v in data.items() if k not in _NOT_VERSIONS}
+    return build_key(versions, source_hash()) != built.key
+
+
 def _point_current(root: Path, target: Path) -> None:
     link = root / "current"
     tmp = root / f".current.tmp{os.getpid()}"

@@ -27,7 +27,8 @@ from types import FrameType
 from typing import BinaryIO
 
 from grantscope.lab import deps, paths, pyguest
-from grantscope.lab.build import LabBuild, current_build
+from grantscope.lab.build import LabBuild, current_build, is_stale
+from grantscope.lab.build import build as build_lab
 from grantscope.lab.console import ConsoleStream
 from grantscope.lab.errors import LabError
 from grantscope.lab.qemu import BootSpec, qemu_argv
@@ -187,6 +188,11 @@ def run(
     """
     deps.require(deps.RUN_TOOLS)
     build = current_build()
+    if os.environ.get(paths.LAB_BUILD_ENV) is None and is_stale(build):
+        # A changed init script or peer would otherwise boot silently with the old ones.
+        _say(f"the lab build {build.key} was made from other init scripts, peer or module "
+             "lists than this checkout's: building again")
+        build = build_lab()
     lab_root = paths.lab_dir()
     results = (results_dir or new_results_dir(lab_root)).resolve()
     results.mkdir(parents=True, exist_ok=True)

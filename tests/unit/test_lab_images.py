@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import json
 import stat
 from pathlib import Path
 
 import pytest
 
-from grantscope.lab.build import LabBuild, build_key, load_build, parse_kernel_dependency
+from grantscope.lab.build import (
+    LabBuild,
+    build_key,
+    is_stale,
+    load_build,
+    parse_kernel_dependency,
+    source_hash,
+)
 from grantscope.lab.cpio import InitramfsBuilder, newc_archive
 from grantscope.lab.errors import LabError
 
@@ -96,3 +104,17 @@ def test_build_paths(tmp_path: Path) -> None:
                      "6.1.0-56-amd64")
     assert build.xen == tmp_path / "xen" and build.peer == tmp_path / "xenpeer"
     assert build.to_json()["domu_initrd"] == str(tmp_path / "domu.cpio.gz")
+
+
+def test_a_build_from_other_sources_is_stale(tmp_path: Path) -> None:
+    versions = {"xen_package": "xen-hypervisor-4.17-amd64", "xen_version": "4.17.7",
+                "kernel_package": "linux-image-6.1.0-56-amd64", "kernel_package_version": "1"}
+
+    def made(key: str) -> LabBuild:
+        (tmp_path / "manifest.json").write_text(json.dumps(
+            {**versions, "key": key, "kernel_release": "6.1.0-56-amd64", "built": 1.0}))
+        return load_build(tmp_path)
+
+    assert not is_stale(made(build_key(versions, source_hash())))
+    # Built before an init script, the peer or a module list changed: 'lab run' rebuilds.
+    assert is_stale(made(build_key(versions, "sources of an older checkout")))
