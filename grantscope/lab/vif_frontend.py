@@ -23,6 +23,7 @@ SIGTERM ends the notifying early; the device is closed in every case.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import struct
@@ -117,7 +118,9 @@ class VifFrontend:
         try:
             _wait_state(xs, f"{backend}/state", {CONNECTED}, timeout)
         except BaseException:
-            vif.close()
+            # The backend's failure is the news; a close it does not answer either is not.
+            with contextlib.suppress(FrontendError):
+                vif.close(timeout)
             raise
         return vif
 
