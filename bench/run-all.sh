@@ -9,6 +9,7 @@ OUT="$(pwd)/results/bench-$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 .venv/bin/grantscope lab run --results "$OUT" --timeout 3600 -- bash -c \
     ".venv/bin/python bench/bench_devices.py --json $OUT/devices.json 2>&1 | tee $OUT/devices.txt &&
+     .venv/bin/python bench/bench_floor.py 2>&1 | tee $OUT/floor.txt &&
      .venv/bin/python bench/bench_xenstore.py 2>&1 | tee $OUT/xenstore.txt"
 # The guest types in a boot of their own: PV, PVH and HVM guests running grantscope.
 .venv/bin/grantscope lab run --results "$OUT/guests" --timeout 3600 -- \
