@@ -15,13 +15,14 @@ import argparse
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from grantscope.cli.output import print_json
 from grantscope.errors import GrantscopeError, NoXenError, UsageError
 from grantscope.model.devices_join import state_name
-from grantscope.model.dumps import ConsoleParse
+from grantscope.model.dumps import ConsoleParse, GrantEntry
 from grantscope.model.findings import Analysis, Observation, Thresholds, analyze
 from grantscope.model.interrupts import InterruptsParse
 
@@ -298,6 +299,25 @@ def _fmt_mappers(m: tuple[tuple[int, int], ...] | None) -> str:
     return ", ".join(f"mapped by d{d} pin 0x{p:08x}" for d, p in m)
 
 
+def _entry_lines(entries: Sequence[GrantEntry]) -> list[str]:
+    """One line per run of consecutive refs with the same mapper, pin and flags: a program
+    mapping 200 pages is one line (``--json`` keeps every entry)."""
+    lines: list[str] = []
+    i = 0
+    while i < len(entries):
+        e, j = entries[i], i
+        while (j + 1 < len(entries) and entries[j + 1].ref == entries[j].ref + 1
+               and (entries[j + 1].mapper, entries[j + 1].pin, entries[j + 1].flags)
+               == (e.mapper, e.pin, e.flags)):
+            j += 1
+        refs = (f"ref {e.ref} (0x{e.ref:x})" if i == j else
+                f"refs {e.ref}-{entries[j].ref} (0x{e.ref:x}-0x{entries[j].ref:x}, {j - i + 1})")
+        lines.append(f"      {refs} mapped by d{e.mapper} pin 0x{e.pin:08x} "
+                     f"flags 0x{e.flags:02x}")
+        i = j + 1
+    return lines
+
+
 def render_text(
     analysis: Analysis,
     console: ConsoleParse | None,
@@ -361,11 +381,7 @@ def render_text(
                     f"{t.maptrack_frames}/{t.max_maptrack_frames} maptrack, "
                     f"{len(t.entries)} active entries"
                 )
-                for e in t.entries:
-                    lines.append(
-                        f"      ref {e.ref} (0x{e.ref:x}) mapped by d{e.mapper} pin "
-                        f"0x{e.pin:08x} flags 0x{e.flags:02x}"
-                    )
+                lines.extend(_entry_lines(t.entries))
         ev = console.events
         if ev is not None:
             lines.append("Event channels ('e' dump):")
