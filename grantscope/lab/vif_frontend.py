@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from grantscope.xen.errors import XenError
+from grantscope.errors import GrantscopeError
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
 from grantscope.xen.xenstore import XenStore
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 vif.close()
             _say({"state": "closed", "sent": vif.sent, "stopped_early": stop.requested})
         return 0
-    except (FrontendError, XenError, OSError) as err:
+    except (FrontendError, GrantscopeError, OSError) as err:  # XenError, XenStoreError too
         sys.stderr.write(f"vif_frontend: {err}\n")
         return 1
 

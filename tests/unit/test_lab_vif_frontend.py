@@ -122,3 +122,21 @@ def test_a_backend_that_never_connects_leaves_nothing_behind(
     with pytest.raises(FrontendError, match="waited"):
         VifFrontend.connect(store, timeout=0.3)  # type: ignore[arg-type]
     assert made and made[0].closed  # the port is given back on the way out
+
+
+def test_main_explains_a_failure_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from grantscope.xen.xs_types import XenStoreError
+
+    class NoStore:
+        def __enter__(self) -> NoStore:
+            raise XenStoreError.from_reply("EACCES", "READ", f"{FRONT}/backend-id")
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(vif_frontend.XenStore, "open", staticmethod(lambda timeout: NoStore()))
+    assert vif_frontend.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"vif_frontend: XenStore READ {FRONT}/backend-id: EACCES")
+    assert "Traceback" not in err
