@@ -51,3 +51,9 @@ def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., No
         asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def focus_within(app: Any, widget: Any) -> bool:
+    """True when the app's focused widget is ``widget`` or inside it (so its keys reach it)."""
+    focused = app.focused
+    return focused is not None and (focused is widget or widget in focused.ancestors)

@@ -31,6 +31,9 @@ from grantscope.ui.themes import DEFAULT_THEME, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
 TABS = ("xenstore", "grants", "events", "page", "probes", "findings")
+# How often and how long to retry focusing a tab's pane that has not mounted yet (30 s).
+FOCUS_RETRY_S = 0.05
+FOCUS_TRIES = 600
 FOCUS = {"xenstore": "#xs-tree", "grants": "#own-grants", "events": "#irqs",
          "page": "#hexdump", "probes": "#probe-list", "findings": "#findings-table"}
 
@@ -113,9 +116,11 @@ class GrantscopeApp(App[int]):
         if found:
             # after the refresh that shows the pane: a widget still hidden cannot take focus
             self.call_after_refresh(self._focus_if_current, tab, found.first())
-        elif target and tries < 20:
-            # the pane mounts lazily after the first paint: try again shortly
-            self.set_timer(0.05, lambda: self._focus_pane(tab, tries + 1))
+        elif target and tries < FOCUS_TRIES:
+            # The pane mounts lazily after the first paint: try again shortly, for as long as
+            # its tab stays current.  Under an emulator mounting took over a second (seen in
+            # the lab), and a pane left unfocused ignores its keys (e, h, a).
+            self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
 
     def _focus_if_current(self, tab: str, widget: Any) -> None:
         if tab == self.query_one(TabbedContent).active:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pilot import SIZE, async_test, make_app, settle, wait_for
-from textual.widgets import TabbedContent
+import pytest
+from pilot import SIZE, async_test, focus_within, make_app, settle, wait_for
+from textual.widgets import Button, TabbedContent
+
+from grantscope.ui import app as app_module
 
 
 @async_test
@@ -21,3 +24,21 @@ async def test_quick_number_keys_end_on_the_last_tab_pressed() -> None:
         await pilot.press("1", "2", "3", "4", "5", "3")
         await pilot.pause(1.2)
         assert tabs.active == "events"
+
+
+
+@async_test
+async def test_a_pane_that_mounts_late_still_gets_the_focus() -> None:
+    # In the lab, under QEMU, a lazily mounted pane took over a second to appear; focus gave
+    # up after one second, so the pane's own keys (e: capture) went nowhere.
+    app = make_app()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(app_module.FOCUS, "xenstore", "#late-widget")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app._focus_pane("xenstore")
+            await pilot.pause(1.5)  # longer than the old limit of 20 tries x 50 ms
+            pane = app.query_one("#xenstore")
+            late = Button("late", id="late-widget")
+            await pane.mount(late)
+            assert await wait_for(pilot, lambda: focus_within(app, late), 5.0)

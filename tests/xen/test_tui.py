@@ -8,7 +8,7 @@ Run it in the lab: ``grantscope lab run -- .venv/bin/pytest -m xen tests/xen/tes
 from __future__ import annotations
 
 import pytest
-from pilot import SIZE, async_test, settle, wait_for
+from pilot import SIZE, async_test, focus_within, settle, wait_for
 
 pytestmark = pytest.mark.xen
 
@@ -97,6 +97,8 @@ async def test_every_screen_shows_the_real_host() -> None:
             assert await wait_for(pilot, lambda: grants.snapshot is not None, 120)
             holders = {p.name for p in grants.snapshot.processes}
             assert holders & {"xenstored", "xenconsoled"}, holders
+            # the pane's keys reach it once it has the focus (the tab strip ignores them)
+            assert await wait_for(pilot, lambda: focus_within(app, grants), 120)
             await pilot.press("h")
             assert await wait_for(pilot, lambda: grants.snapshot is not None
                                   and grants.snapshot.hypervisor is not None, 300)
@@ -113,6 +115,7 @@ async def test_every_screen_shows_the_real_host() -> None:
             assert events.query_one("#irqs", DataTable).row_count == len(
                 events.snapshot.interrupts)
             assert events.snapshot.hypervisor is None  # never captured without the key
+            assert await wait_for(pilot, lambda: focus_within(app, events), 120)
             await pilot.press("e")
             assert await wait_for(pilot, lambda: events.snapshot is not None
                                   and events.snapshot.hypervisor is not None, 300)
@@ -127,6 +130,7 @@ async def test_every_screen_shows_the_real_host() -> None:
             findings = app.query_one(FindingsPane)
             await settle(pilot)
             assert findings.snapshot is None and app.host.findings() is None
+            assert await wait_for(pilot, lambda: focus_within(app, findings), 120)
             await pilot.press("a")
             assert await wait_for(pilot, lambda: findings.snapshot is not None, 600)
             snap = findings.snapshot
