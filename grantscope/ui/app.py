@@ -115,16 +115,29 @@ class GrantscopeApp(App[int]):
         found = self.query(target) if target else None
         if found:
             # after the refresh that shows the pane: a widget still hidden cannot take focus
-            self.call_after_refresh(self._focus_if_current, tab, found.first())
+            self.call_after_refresh(self._focus_if_current, tab, found.first(), tries)
         elif target and tries < FOCUS_TRIES:
             # The pane mounts lazily after the first paint: try again shortly, for as long as
             # its tab stays current.  Under an emulator mounting took over a second (seen in
             # the lab), and a pane left unfocused ignores its keys (e, h, a).
             self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
 
-    def _focus_if_current(self, tab: str, widget: Any) -> None:
+    def _focus_if_current(self, tab: str, widget: Any, tries: int = 0) -> None:
         if tab == self.query_one(TabbedContent).active:
             widget.focus()
+            # A widget not shown yet refuses the focus without a word (seen under QEMU: the
+            # pane's keys then went nowhere): look again after the next refresh.
+            self.call_after_refresh(self._check_focus, tab, tries)
+
+    def _check_focus(self, tab: str, tries: int) -> None:
+        if tab != self.query_one(TabbedContent).active or tries >= FOCUS_TRIES:
+            return
+        pane = self.query_one(f"#{tab}", TabPane)
+        if self.screen is not pane.screen:
+            return  # a dialog or the palette is up: it keeps the focus
+        focused = self.focused
+        if focused is None or (focused is not pane and pane not in focused.ancestors):
+            self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
 
     # -- actions ----------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:

@@ -42,3 +42,23 @@ async def test_a_pane_that_mounts_late_still_gets_the_focus() -> None:
             late = Button("late", id="late-widget")
             await pane.mount(late)
             assert await wait_for(pilot, lambda: focus_within(app, late), 5.0)
+
+
+
+@async_test
+async def test_a_widget_that_refuses_the_focus_at_first_gets_it_when_it_can() -> None:
+    # Seen under QEMU: the pane's widget existed but was not focusable yet when the tab
+    # switched; focus() did nothing, nothing retried, and the pane's keys went nowhere.
+    app = make_app()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(app_module.FOCUS, "xenstore", "#late-widget")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            late = Button("late", id="late-widget", disabled=True)
+            await app.query_one("#xenstore").mount(late)
+            app.set_focus(None)  # as after a tab switch: nothing in the pane has the focus
+            app._focus_pane("xenstore")
+            await pilot.pause(1.5)
+            assert not focus_within(app, late)
+            late.disabled = False
+            assert await wait_for(pilot, lambda: focus_within(app, late), 5.0)

@@ -68,7 +68,7 @@ async def test_mailbox_loopback_step_by_step_and_page_view() -> None:
 async def test_every_screen_shows_the_real_host() -> None:
     """XenStore, Grants (with the hypervisor table captured by 'h'), Events (with the port
     table captured by 'e') and Findings (analyzed on 'a') on real Xen."""
-    from textual.widgets import DataTable
+    from textual.widgets import DataTable, TabbedContent
 
     from grantscope.host.xen import XenHost
     from grantscope.ui.app import GrantscopeApp
@@ -98,7 +98,8 @@ async def test_every_screen_shows_the_real_host() -> None:
             holders = {p.name for p in grants.snapshot.processes}
             assert holders & {"xenstored", "xenconsoled"}, holders
             # the pane's keys reach it once it has the focus (the tab strip ignores them)
-            assert await wait_for(pilot, lambda: focus_within(app, grants), 120)
+            assert await wait_for(pilot, lambda: focus_within(app, grants), 120), (
+                app.focused, app.query_one(TabbedContent).active)
             await pilot.press("h")
             assert await wait_for(pilot, lambda: grants.snapshot is not None
                                   and grants.snapshot.hypervisor is not None, 300)
@@ -115,7 +116,8 @@ async def test_every_screen_shows_the_real_host() -> None:
             assert events.query_one("#irqs", DataTable).row_count == len(
                 events.snapshot.interrupts)
             assert events.snapshot.hypervisor is None  # never captured without the key
-            assert await wait_for(pilot, lambda: focus_within(app, events), 120)
+            assert await wait_for(pilot, lambda: focus_within(app, events), 120), (
+                app.focused, app.query_one(TabbedContent).active)
             await pilot.press("e")
             assert await wait_for(pilot, lambda: events.snapshot is not None
                                   and events.snapshot.hypervisor is not None, 300)
@@ -130,7 +132,8 @@ async def test_every_screen_shows_the_real_host() -> None:
             findings = app.query_one(FindingsPane)
             await settle(pilot)
             assert findings.snapshot is None and app.host.findings() is None
-            assert await wait_for(pilot, lambda: focus_within(app, findings), 120)
+            assert await wait_for(pilot, lambda: focus_within(app, findings), 120), (
+                app.focused, app.query_one(TabbedContent).active)
             await pilot.press("a")
             assert await wait_for(pilot, lambda: findings.snapshot is not None, 600)
             snap = findings.snapshot
