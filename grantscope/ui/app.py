@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.lazy import Lazy
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -106,10 +106,19 @@ class GrantscopeApp(App[int]):
         # keys go to the tab's main widget, not to the tab strip
         self._focus_pane(str(event.pane.id))
 
+    def _active_tab(self) -> str | None:
+        """The current tab; None while a dialog is up or the app is shutting down (a focus
+        retry timer can still fire then)."""
+        try:
+            found = self.screen.query(TabbedContent)
+        except ScreenStackError:  # no screen left: the app is closing
+            return None
+        return found.first().active if found else None
+
     def _focus_pane(self, tab: str, tries: int = 0) -> None:
         # Focusing a widget activates the tab that holds it, so a late focus for a tab the
         # user has already left would switch back to it: only the current tab takes focus.
-        if tab != self.query_one(TabbedContent).active:
+        if tab != self._active_tab():
             return
         target = FOCUS.get(tab)
         found = self.query(target) if target else None
@@ -123,18 +132,16 @@ class GrantscopeApp(App[int]):
             self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
 
     def _focus_if_current(self, tab: str, widget: Any, tries: int = 0) -> None:
-        if tab == self.query_one(TabbedContent).active:
+        if tab == self._active_tab():
             widget.focus()
             # A widget not shown yet refuses the focus without a word (seen under QEMU: the
             # pane's keys then went nowhere): look again after the next refresh.
             self.call_after_refresh(self._check_focus, tab, tries)
 
     def _check_focus(self, tab: str, tries: int) -> None:
-        if tab != self.query_one(TabbedContent).active or tries >= FOCUS_TRIES:
+        if tab != self._active_tab() or tries >= FOCUS_TRIES:
             return
         pane = self.query_one(f"#{tab}", TabPane)
-        if self.screen is not pane.screen:
-            return  # a dialog or the palette is up: it keeps the focus
         focused = self.focused
         if focused is None or (focused is not pane and pane not in focused.ancestors):
             self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
