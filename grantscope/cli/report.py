@@ -25,6 +25,7 @@ from grantscope.model.devices_join import state_name
 from grantscope.model.dumps import ConsoleParse, GrantEntry
 from grantscope.model.findings import Analysis, Observation, Thresholds, analyze
 from grantscope.model.interrupts import InterruptsParse
+from grantscope.model.runs import consecutive_runs
 
 __all__ = ["analysis_json", "collect_observation", "register", "render_text", "run_report"]
 
@@ -303,18 +304,14 @@ def _entry_lines(entries: Sequence[GrantEntry]) -> list[str]:
     """One line per run of consecutive refs with the same mapper, pin and flags: a program
     mapping 200 pages is one line (``--json`` keeps every entry)."""
     lines: list[str] = []
-    i = 0
-    while i < len(entries):
-        e, j = entries[i], i
-        while (j + 1 < len(entries) and entries[j + 1].ref == entries[j].ref + 1
-               and (entries[j + 1].mapper, entries[j + 1].pin, entries[j + 1].flags)
-               == (e.mapper, e.pin, e.flags)):
-            j += 1
+    spans = consecutive_runs([e.ref for e in entries],
+                             [(e.mapper, e.pin, e.flags) for e in entries])
+    for i, j in spans:
+        e, last = entries[i], entries[j]
         refs = (f"ref {e.ref} (0x{e.ref:x})" if i == j else
-                f"refs {e.ref}-{entries[j].ref} (0x{e.ref:x}-0x{entries[j].ref:x}, {j - i + 1})")
+                f"refs {e.ref}-{last.ref} (0x{e.ref:x}-0x{last.ref:x}, {j - i + 1})")
         lines.append(f"      {refs} mapped by d{e.mapper} pin 0x{e.pin:08x} "
                      f"flags 0x{e.flags:02x}")
-        i = j + 1
     return lines
 
 

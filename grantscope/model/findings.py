@@ -35,6 +35,7 @@ from grantscope.model.devices_join import (
 )
 from grantscope.model.dumps import ConsoleParse, GrantEntry
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
+from grantscope.model.runs import ref_ranges
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 
 __all__ = [
@@ -233,20 +234,6 @@ def _leaks(obs: Observation, devices: tuple[DeviceRow, ...]) -> list[Finding]:
     out += [_leak_finding(obs, entries, [], orphaned)
             for (_g, _m, orphaned), entries in groups.items()]
     return out
-
-
-def ref_ranges(refs: list[int]) -> str:
-    """``[8, 9, 10, 12]`` -> ``"8-10, 12"`` (sorted, duplicates dropped)."""
-    parts: list[str] = []
-    ordered = sorted(set(refs))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ", ".join(parts)
 
 
 def _leak_finding(obs: Observation, entries: list[GrantEntry], keys: list[str],

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from grantscope.model.devices_join import join_devices
 from grantscope.model.dumps import parse_console
-from grantscope.model.findings import Observation, analyze, ref_ranges
+from grantscope.model.findings import Observation, analyze
 from grantscope.model.interrupts import parse_interrupts
+from grantscope.model.runs import consecutive_runs, ref_ranges
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot, parse_quota_usage
 from grantscope.sources.procfs import read_xenbus_counters
 from grantscope.xen.xs_escape import unescape_value
@@ -159,3 +160,5 @@ def test_tables_below_the_threshold_before_the_guest_grew_them() -> None:
 def test_ref_ranges() -> None:
     assert ref_ranges([12, 8, 9, 10, 10]) == "8-10, 12"
     assert ref_ranges([5]) == "5" and ref_ranges([]) == ""
+    # with kinds: a run also ends where the kind changes
+    assert consecutive_runs([1, 2, 3, 4], ["a", "a", "b", "b"]) == [(0, 1), (2, 3)]

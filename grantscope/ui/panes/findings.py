@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Label, Static
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Finding, FindingsSnapshot, Host
-from grantscope.model.findings import ref_ranges
+from grantscope.model.runs import ref_ranges
 from grantscope.ui.messages import FindingsReady
 from grantscope.ui.themes import theme_colour
 
