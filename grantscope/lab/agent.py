@@ -67,16 +67,16 @@ def run_request(request: dict[str, object], started_cb: Callable[[subprocess.Pop
     started_cb(proc)
     out: list[bytes] = []
     err: list[bytes] = []
-    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout, proc.stderr  # pipes: never None here
+    assert stdout is not None and stderr is not None
 
     def pump_out() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
+        for line in stdout:
             out.append(line)
             line_cb(line)
 
     readers = [threading.Thread(target=pump_out, daemon=True),
-               threading.Thread(target=lambda: err.append(proc.stderr.read()),  # type: ignore[union-attr]
-                                daemon=True)]
+               threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)]
     for reader in readers:
         reader.start()
     killed = False
@@ -88,8 +88,8 @@ def run_request(request: dict[str, object], started_cb: Callable[[subprocess.Pop
         killed, rc = True, -9
     for reader in readers:
         reader.join()
-    proc.stdout.close()
-    proc.stderr.close()
+    stdout.close()
+    stderr.close()
     if killed:
         err.append(f"agent: killed after {timeout:g} s\n".encode())
     return rc, b"".join(out), b"".join(err), time.monotonic() - started
