@@ -93,16 +93,42 @@ class Bundle:
         return None
 
 
+# No number a grantscope bundle writes needs more digits than a uint64 (20) or a float's repr;
+# a 400-digit integer would overflow float() later, a 5000-digit one costs quadratic time.
+MAX_NUMBER_CHARS = 32
+
+
 def parse_json(data: bytes, where: str) -> Any:
-    """``data`` as JSON (UTF-8, no NaN/Infinity); :class:`BundleError` naming ``where`` if not."""
+    """``data`` as JSON (UTF-8, no NaN/Infinity, every number finite and of at most
+    :data:`MAX_NUMBER_CHARS` characters); :class:`BundleError` naming ``where`` if not."""
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(
+            data.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise malformed(where, f"not valid JSON ({err})") from None
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(text)} digits is out of range")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(text)} characters is out of range")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range (not a finite number)")
+    return value
 
 
 def read_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS, verify: bool = True) -> Bundle:

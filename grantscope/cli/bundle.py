@@ -22,7 +22,7 @@ from typing import Any
 
 from grantscope.bundle.collect import CollectorResult
 from grantscope.bundle.format import BundleError
-from grantscope.cli.output import print_json
+from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.errors import GrantscopeError
 
 
@@ -127,7 +127,7 @@ def _progress_printer(enabled: bool) -> Any:
         if event == "start":
             sys.stderr.write(f"[{index + 1}/{total}] {name} ...")
         elif result is not None:
-            detail = f" ({result.error})" if result.error and result.status != "ok" else ""
+            detail = f" ({clean(result.error)})" if result.error and result.status != "ok" else ""
             sys.stderr.write(f" {result.status} {result.duration_s:.2f}s{detail}\n")
         sys.stderr.flush()
 
@@ -172,11 +172,11 @@ def run_export(args: argparse.Namespace) -> int:
         )
         return 0
     ok = sum(1 for _, status, _ in statuses if status == "ok")
-    print(f"wrote {result.path} ({result.size} bytes, {len(manifest['members'])} members)")
+    print(f"wrote {clean(result.path)} ({result.size} bytes, {len(manifest['members'])} members)")
     print(f"collectors: {ok} of {len(statuses)} ok")
     for name, status, error in statuses:
         if status != "ok":
-            print(f"  {name}: {status}: {error}")
+            print(f"  {clean(name)}: {clean(status)}: {clean(error)}")
     if redaction["enabled"]:
         print(f"redaction on: {len(redaction.get('redacted', []))} value(s) redacted")
     else:
@@ -193,7 +193,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(format_summary(summary))
+        print_lines(format_summary(summary))
     return 0 if summary["ok"] else 1
 
 
@@ -240,5 +240,5 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": True, **result})
     else:
-        print(format_diff(result))
+        print_lines(format_diff(result))
     return 0
