@@ -17,22 +17,23 @@ from grantscope.errors import GrantscopeError
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
-def clean(text: object) -> str:
+def clean(text: object, *, backslash: bool = True) -> str:
     """``text`` with every control or invisible character shown as an escape, like xenstore-ls.
 
     ``\\t \\n \\r \\\\`` are backslash-escaped, other characters below 010 as ``\\%03o`` and
     the rest of C0, DEL and C1 as ``\\x%02x`` (xenstore-ls's ``sanitise_value`` rule);
     printable Unicode is kept, and any other character (format characters such as bidi
     overrides, lone surrogates, unassigned code points) is shown as ``\\uXXXX``/``\\UXXXXXXXX``.
-    The result is always encodable as UTF-8 and is always one line.
+    The result is always encodable as UTF-8 and is always one line.  ``backslash=False``
+    leaves backslashes alone, for text that was cleaned already (cleaning it is then a no-op).
     """
     if not isinstance(text, str):
         text = str(text)
-    if text.isprintable() and "\\" not in text:
+    if text.isprintable() and (not backslash or "\\" not in text):
         return text  # the common case, kept fast
     out: list[str] = []
     for char in text:
-        named = _NAMED.get(char)
+        named = _NAMED.get(char) if backslash or char != "\\" else char
         code = ord(char)
         if named is not None:
             out.append(named)
@@ -56,8 +57,10 @@ def print_json(obj: Any) -> None:
 
 
 def print_lines(lines: str) -> None:
-    """Print text a formatter built with :func:`clean` (each line cleaned again for safety)."""
-    sys.stdout.write("\n".join(clean(line) for line in lines.split("\n")) + "\n")
+    """Print text a formatter built with :func:`clean`; any character that still cannot be
+    shown (a formatter that forgot a field) is escaped here, line by line, as a safety net."""
+    safe = (clean(line, backslash=False) for line in lines.split("\n"))
+    sys.stdout.write("\n".join(safe) + "\n")
     sys.stdout.flush()
 
 

@@ -135,8 +135,9 @@ class EventsPane(Vertical):
                 ports = self.query_one("#ports", DataTable)
                 ports.clear()
                 for p in snap.ports:
-                    ports.add_row(str(p.port), p.kind, _remote(p.remote_domid, p.remote_port),
-                                  str(p.fired), p.owner)
+                    ports.add_row(str(p.port), Text(p.kind),
+                                  _remote(p.remote_domid, p.remote_port),
+                                  str(p.fired), Text(p.owner))
             if self._shown_hv is False or self._shown_hv != snap.hypervisor:
                 self._shown_hv = snap.hypervisor
                 self._show_hypervisor(snap.hypervisor)
@@ -153,10 +154,10 @@ class EventsPane(Vertical):
         label.update(f"Hypervisor event channels ({len(rows)} ports in {domains} domains)")
         hot = theme_colour(self.app, "gs-changed", "yellow")
         for r in rows:
-            table.add_row(f"d{r.domid}", str(r.port), r.state,
+            table.add_row(f"d{r.domid}", str(r.port), Text(r.state),
                           _remote(r.remote_domid, r.remote_port),
                           Text("1", style=f"bold {hot}") if r.pending else "0",
-                          "1" if r.masked else "0", str(r.vcpu), r.detail)
+                          "1" if r.masked else "0", str(r.vcpu), Text(r.detail))
 
 
 def _remote(domid: int | None, port: int | None) -> str:

@@ -147,8 +147,8 @@ class FindingsPane(Vertical):
             table.clear()
             for i, f in enumerate(snap.findings):
                 colour = theme_colour(self.app, SEVERITY_COLOUR.get(f.severity, "primary"))
-                table.add_row(Text(f.severity.upper(), style=f"bold {colour}"), f.code,
-                              subject_text(f.subject), f.title, key=str(i))
+                table.add_row(Text(f.severity.upper(), style=f"bold {colour}"), Text(f.code),
+                              Text(subject_text(f.subject)), Text(f.title), key=str(i))
         self.show_details(0 if snap.findings else None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
