@@ -59,11 +59,7 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
         "redaction": {
             "enabled": bool(redaction.get("enabled")),
             "redacted_count": len(redacted) if isinstance(redacted, list) else 0,
-            "redacted_paths": [
-                f"{r.get('member')}:{r.get('path')}"
-                for r in (redacted or [])
-                if isinstance(r, dict)
-            ],
+            "redacted_paths": [_where(r) for r in (redacted or []) if isinstance(r, dict)],
             "note": redaction.get("note"),
         },
         "integrity": {
@@ -71,6 +67,13 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
             "problems": list(bundle.problems),
         },
     }
+
+
+def _where(record: dict[str, Any]) -> str:
+    """``member:path`` (a XenStore path or JSON field) or ``member:line N`` (a text member)."""
+    where = record.get("path") if "path" in record else f"line {record.get('line')}"
+    rule = f" ({record['rule']})" if isinstance(record.get("rule"), str) else ""
+    return f"{record.get('member')}:{where}{rule}"
 
 
 def format_summary(summary: dict[str, Any]) -> str:

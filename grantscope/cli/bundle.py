@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep passwords, keys and clipboards (the manifest says so)",
     )
+    export.add_argument(
+        "--redact-rules",
+        metavar="FILE",
+        help="also redact by this site's rules: one 'name REGEX' or 'value REGEX' a line "
+        "(see docs/BUNDLE.md)",
+    )
     export.add_argument("--json", action="store_true", help="print one JSON document")
     export.set_defaults(run=run_export)
 
@@ -138,8 +144,10 @@ def run_export(args: argparse.Namespace) -> int:
     """Collect and write the bundle; exit 0 once it is written, whatever collectors failed."""
     from grantscope.bundle.collectors import ExportSources, standard_collectors
     from grantscope.bundle.export import export_bundle
+    from grantscope.bundle.redact import load_site_rules
 
     target = args.output or default_output_name()
+    site_rules = load_site_rules(args.redact_rules) if args.redact_rules else None
     host, why = live_host()
     try:
         sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why)
@@ -149,6 +157,7 @@ def run_export(args: argparse.Namespace) -> int:
             redact=not args.no_redact,
             include_pages=bool(args.include_pages),
             progress=_progress_printer(sys.stderr.isatty() and not args.json),
+            site_rules=site_rules,
         )
     finally:
         if host is not None:

@@ -65,7 +65,7 @@ def test_inspect_summarizes_and_verifies(exported: Path) -> None:
     assert summary["host"]["hostname"] == "labhost"
     assert summary["redaction"]["enabled"] is True
     assert (
-        "xenstore.json:/local/domain/0/backend/vfb/1/0/vncpasswd"
+        "xenstore.json:/local/domain/0/backend/vfb/1/0/vncpasswd (name:vncpasswd)"
         in (summary["redaction"]["redacted_paths"])
     )
 
