@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -154,7 +155,11 @@ def read_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS, verify: bool = Tr
 def _read_file(path: str, limits: Limits) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limits.max_file_bytes + 1)
+            # read(n) allocates n bytes up front: ask for what the file holds, not the cap.
+            size = os.fstat(handle.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise _reject(f"the file is larger than {limits.max_file_bytes} bytes")
+            data = handle.read(size + 1) if size else handle.read(limits.max_file_bytes + 1)
     except FileNotFoundError:
         raise BundleError(f"no such bundle file: {path}", "Check the path.") from None
     except IsADirectoryError:
@@ -170,37 +175,53 @@ def _read_file(path: str, limits: Limits) -> bytes:
     return data
 
 
+GZIP_CHUNK = 64 * 1024
+GZIP_FIRST_FEED = 512
+
+
 def _gunzip(data: bytes, limits: Limits) -> bytes:
-    """Decompress every gzip member of ``data``, never producing more than the limit allows."""
+    """Decompress every gzip member of ``data`` in one linear pass, never producing more than
+    the limit allows.
+
+    The input is fed in chunks from a moving offset, so what is left after a member ends is at
+    most one (small) chunk: thousands of concatenated (even empty) members cost linear time, where
+    re-slicing "the rest of the file" after each one was quadratic.
+    """
     if not data.startswith(b"\x1f\x8b"):
         raise _reject("not a gzip-compressed file (a bundle is a .tar.gz)")
+    view = memoryview(data)
     out = bytearray()
-    rest = data
-    chunk = 1 << 20
-    while rest:
-        decomp = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
-        pending = rest
-        try:
-            while True:
+    pos = 0
+    try:
+        while pos < len(data):
+            # Trailing zero padding is tolerated, and only that (a zero byte starts no gzip
+            # member: this copy happens once, then the loop ends either way).
+            if data[pos] == 0 and not data[pos:].strip(b"\x00"):
+                break
+            decomp = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+            # Each member starts with a small feed that doubles: the unused input copied at
+            # its end is never more than what it consumed (or one small feed).
+            size = GZIP_FIRST_FEED
+            while not decomp.eof:
+                if decomp.unconsumed_tail:
+                    feed: bytes | memoryview = decomp.unconsumed_tail
+                else:
+                    feed = view[pos : pos + size]
+                    pos += len(feed)
+                    size = min(size * 2, GZIP_CHUNK)
+                    if not feed:
+                        raise _reject("the compressed data is truncated")
                 room = limits.max_total_bytes - len(out) + 1
-                piece = decomp.decompress(pending, min(chunk, room))
-                out += piece
+                out += decomp.decompress(feed, min(1 << 20, room))
                 if len(out) > limits.max_total_bytes:
                     raise _reject(
                         f"it decompresses to more than {limits.max_total_bytes} bytes "
                         "(a decompression bomb, or far larger than any real bundle)"
                     )
-                pending = decomp.unconsumed_tail
-                if decomp.eof or (not pending and not piece):
-                    break
-            if not decomp.eof:
-                raise _reject("the compressed data is truncated")
-        except zlib.error as err:
-            raise _reject(f"the compressed data is corrupt ({err})") from None
-        # Concatenated gzip members are legal gzip; trailing zero padding is tolerated.
-        rest = decomp.unused_data
-        if rest and not rest.strip(b"\x00"):
-            break
+            # The member ended inside the last chunk: step back over what it did not use.
+            pos -= len(decomp.unused_data)
+    except zlib.error as err:
+        raise _reject(f"the compressed data is corrupt ({err})") from None
     return bytes(out)
 
 
@@ -217,6 +238,16 @@ def _read_tar(raw: bytes, limits: Limits) -> dict[str, bytes]:
                 if count > limits.max_members:
                     raise _reject(f"it has more than {limits.max_members} members")
                 _check_member(info, limits)
+                # What the header declares must be there: a sparse member (old GNU sparse
+                # through PAX headers keeps the regular type) would be filled with zeros in
+                # memory, and a size past the end of the stream is a lie of another kind.
+                if info.sparse is not None:
+                    raise _reject(f"member {info.name!r:.120} is a sparse file")
+                if info.offset_data + info.size > len(raw):
+                    raise _reject(
+                        f"member {info.name!r:.120} declares {info.size} bytes, more than the "
+                        "archive holds"
+                    )
                 if info.name in members:
                     raise _reject(f"member {info.name!r} appears twice")
                 handle = archive.extractfile(info)

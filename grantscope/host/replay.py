@@ -74,16 +74,17 @@ class ReplayHost(Host):
                 perms = Perms(owner=stored.owner, default=stored.default, acl=stored.acl)
             path = _norm(stored.path)
             self._nodes[path] = XsNode(path=path, value=stored.value, perms=perms)
-        # Children in recorded (walk) order; parents the walk left out are implied.
+        # Children in recorded (walk) order; parents the walk left out are implied.  A set of
+        # the paths already linked keeps this linear (scanning a parent's list per child was
+        # quadratic in a flat directory).
+        linked: set[str] = set()
         for path in list(self._nodes):
             child = path
-            while child != "/":
+            while child != "/" and child not in linked:
+                linked.add(child)
                 parent, _, name = child.rpartition("/")
                 parent = parent or "/"
-                names = self._children.setdefault(parent, [])
-                if name in names:
-                    break
-                names.append(name)
+                self._children.setdefault(parent, []).append(name)
                 child = parent
 
     def _load_grants(self) -> GrantsSnapshot:
