@@ -116,8 +116,9 @@ def export_bundle(
         ],
         "redaction": redactor.manifest_section(),
     }
+    manifest["root_dir"] = root_dir_name(target)
     manifest_bytes = json.dumps(manifest, indent=2).encode("utf-8")
-    size = _write_atomically(target, target_dir, manifest_bytes, members)
+    size = _write_atomically(target, target_dir, manifest_bytes, members, manifest["root_dir"])
     return ExportResult(path=target, manifest=manifest, size=size)
 
 
@@ -163,8 +164,25 @@ def _encode(name: str, payload: Any) -> bytes:
     return json.dumps(payload, indent=1, default=str).encode("utf-8")
 
 
+def root_dir_name(target: str) -> str:
+    """The one top-level directory of the archive: the file's name without ``.tar.gz``.
+
+    ``tar xzf`` then makes one directory instead of spilling members into the current one.
+    Made safe for a member name (``[A-Za-z0-9._-]``, starting with a letter or digit, at
+    most 64 characters).
+    """
+    base = os.path.basename(target)
+    for suffix in (".tar.gz", ".tgz", ".gz", ".tar"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in base)
+    safe = safe.lstrip("._-")[:64].rstrip(".")
+    return safe or "grantscope-bundle"
+
+
 def _write_atomically(
-    target: str, target_dir: str, manifest: bytes, members: dict[str, bytes]
+    target: str, target_dir: str, manifest: bytes, members: dict[str, bytes], root: str
 ) -> int:
     fd, temp = tempfile.mkstemp(
         dir=target_dir, prefix=f".{os.path.basename(target)}.", suffix=".partial"
@@ -172,9 +190,9 @@ def _write_atomically(
     try:
         with os.fdopen(fd, "wb") as handle:
             with tarfile.open(fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-                _add(archive, MANIFEST_NAME, manifest)
+                _add(archive, f"{root}/{MANIFEST_NAME}", manifest)
                 for name, data in members.items():
-                    _add(archive, name, data)
+                    _add(archive, f"{root}/{name}", data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, 0o600)  # a bundle may carry sensitive data even when redacted

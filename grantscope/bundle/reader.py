@@ -141,7 +141,7 @@ def read_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS, verify: bool = Tr
     """
     compressed = _read_file(path, limits)
     raw = _gunzip(compressed, limits)
-    members = _read_tar(raw, limits)
+    members = _strip_root_dir(_read_tar(raw, limits))
     manifest = _check_manifest(members, limits)
     problems = _verify_members(manifest, members)
     if verify and problems:
@@ -262,6 +262,20 @@ def _read_tar(raw: bytes, limits: Limits) -> dict[str, bytes]:
     except (tarfile.TarError, EOFError, ValueError, OSError, UnicodeError) as err:
         raise _reject(f"not a readable tar archive ({err})") from None
     return members
+
+
+def _strip_root_dir(members: dict[str, bytes]) -> dict[str, bytes]:
+    """Members named relative to the bundle: without the one top-level directory that
+    exports write (``NAME/manifest.json``), or as they are in an older flat bundle."""
+    if MANIFEST_NAME in members:
+        return members  # a flat bundle (written before the top-level directory)
+    roots = {name.partition("/")[0] for name in members}
+    if len(roots) != 1:
+        return members  # no single root: the manifest check names what is missing
+    (root,) = roots
+    if f"{root}/{MANIFEST_NAME}" not in members:
+        return members
+    return {name[len(root) + 1 :]: data for name, data in members.items()}
 
 
 def _check_member(info: tarfile.TarInfo, limits: Limits) -> None:
