@@ -165,3 +165,20 @@ def test_bad_site_rules_are_explained(tmp_path: Path, text: str, says: str) -> N
         load_site_rules(str(rules))
     with pytest.raises(UsageError, match="cannot read"):
         load_site_rules(str(tmp_path / "absent"))
+
+
+def test_cli_redact_rules_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("name (\n")
+    target = tmp_path / "never.tar.gz"
+    assert main(["bundle", "export", "-o", str(target), "--redact-rules", str(bad)]) == 2
+    assert "line 1: bad regular expression" in capsys.readouterr().err
+    assert not target.exists()
+    good = tmp_path / "good.txt"
+    good.write_text("value hostname-secret-(\\w+)\n")
+    assert main(["bundle", "export", "-o", str(target), "--redact-rules", str(good), "--json"]) in (
+        0,
+        1,
+    )
+    capsys.readouterr()
+    assert read_bundle(str(target)).manifest["redaction"]["site_rules"]["values"] == 1
