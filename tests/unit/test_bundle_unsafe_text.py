@@ -2,7 +2,7 @@
 
 Nothing a bundle or a console text holds may reach the terminal raw (no escape sequence, no
 forged line, nothing the terminal cannot encode), and no input ends in a traceback.  The TUI
-side of ``bundle open`` is in tests/ui/test_bundle_unsafe_text.py.
+side of ``bundle open`` runs headless at the end of this file.
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def test_open_accepts_or_refuses_with_words(
 ) -> None:
     path = str(write_text_case(case, tmp_path))
     if case.opens:
-        host = ReplayHost.open(path)  # the TUI side: tests/ui/test_bundle_unsafe_text.py
+        host = ReplayHost.open(path)  # the screens: test_bundle_open_shows_hostile_text_...
+        info = host.info()
+        assert info.label.isprintable() and info.xen_version.isprintable()  # the header line
         host.close()
         return
     assert main(["bundle", "open", path]) == 1
@@ -166,7 +168,23 @@ def test_live_grants_tab_with_markup_in_process_and_owner_names() -> None:
         def grants(self) -> GrantsSnapshot:
             snap = super().grants()
             own = (OwnGrant("offer", 1, (9,), True, "[/]", page_key=None),)
-            procs = (ProcessGrants(4242, "[/]", "/dev/xen/gntdev[b]", 1, 2),)
+            procs = (ProcessGrants(4242, "\x1b[2J[/]", "/dev/xen/gntdev[b]", 1, 2),)
             return dataclasses.replace(snap, own=own, processes=procs)
 
     assert asyncio.run(_visit_tabs(MarkupHost(frozen_at=FROZEN_AT))) is None
+    assert asyncio.run(_process_cell(MarkupHost(frozen_at=FROZEN_AT))) == "\\x1b[2J[/]"
+
+
+async def _process_cell(host: object) -> str:
+    from pilot import SIZE, settle
+    from textual.widgets import DataTable, TabbedContent
+
+    from grantscope.ui.app import GrantscopeApp
+
+    app = GrantscopeApp(host, readonly=True, live=False)  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.query_one(TabbedContent).active = "grants"
+        await settle(pilot, rounds=2)
+        cell = app.query_one("#proc-grants", DataTable).get_row_at(0)[1]
+    return str(cell)  # shown as plain text, the escape visible and inert
