@@ -442,7 +442,7 @@ class Redactor:
         if isinstance(obj, dict):
             blob = _b64_field(obj)
             if blob is not None:
-                return self._b64_tree(member, blob, path, self._blob_rules)
+                return self._b64_tree(member, blob, path, self.text)
             result: dict[str, Any] = {}
             for key, value in obj.items():
                 sub = f"{path}/{key}"
@@ -461,9 +461,6 @@ class Redactor:
                 self._record(member, {"path": path or "/"}, hit)
             return new
         return obj
-
-    def _blob_rules(self, text: str, report: Callable[[str], None]) -> str:
-        return self.text(text, report)
 
     def _b64_tree(
         self,
