@@ -15,4 +15,5 @@ mkdir -p "$OUT"
 .venv/bin/grantscope lab run --results "$OUT/guests" --timeout 3600 -- \
     .venv/bin/python bench/bench_guests.py --json "$OUT/guests/guests.json" 2>&1 | tee "$OUT/guests.txt"
 .venv/bin/python bench/bench_ui.py 2>&1 | tee "$OUT/ui.txt"
+.venv/bin/python bench/bench_bundle.py 2>&1 | tee "$OUT/bundle.txt"
 echo "bench: results in $OUT"

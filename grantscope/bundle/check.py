@@ -6,6 +6,7 @@ from typing import Any
 
 from grantscope.bundle.format import DEFAULT_LIMITS, Limits
 from grantscope.bundle.reader import Bundle, read_bundle
+from grantscope.cli.output import clean
 
 
 def inspect_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
@@ -58,11 +59,7 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
         "redaction": {
             "enabled": bool(redaction.get("enabled")),
             "redacted_count": len(redacted) if isinstance(redacted, list) else 0,
-            "redacted_paths": [
-                f"{r.get('member')}:{r.get('path')}"
-                for r in (redacted or [])
-                if isinstance(r, dict)
-            ],
+            "redacted_paths": [_where(r) for r in (redacted or []) if isinstance(r, dict)],
             "note": redaction.get("note"),
         },
         "integrity": {
@@ -72,33 +69,50 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
     }
 
 
+def _where(record: dict[str, Any]) -> str:
+    """``member:path`` (a XenStore path or JSON field) or ``member:line N`` (a text member)."""
+    where = record.get("path") if "path" in record else f"line {record.get('line')}"
+    rule = f" ({record['rule']})" if isinstance(record.get("rule"), str) else ""
+    return f"{record.get('member')}:{where}{rule}"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as lines for a terminal."""
+    """The summary as lines for a terminal; every string from the bundle goes through
+    :func:`~grantscope.cli.output.clean`, so none can forge a line or steer the terminal."""
     host = summary["host"]
-    writer = summary["grantscope_version"]
-    xen = host.get("xen_version") or "-"
+    writer = clean(summary["grantscope_version"])
+    xen = clean(host.get("xen_version") or "-")
     lines = [
-        f"bundle   {summary['path']}",
-        f"schema   {summary['schema_version']} (written by grantscope {writer})",
-        f"host     {host.get('hostname')} ({host.get('role')}, Xen {xen})",
-        f"captured {summary['started_at']} .. {summary['finished_at']}",
+        f"bundle   {clean(summary['path'])}",
+        f"schema   {clean(summary['schema_version'])} (written by grantscope {writer})",
+        f"host     {clean(host.get('hostname'))} ({clean(host.get('role'))}, Xen {xen})",
+        f"captured {clean(summary['started_at'])} .. {clean(summary['finished_at'])}",
         "collectors:",
     ]
     for c in summary["collectors"]:
-        detail = f"  {c['error']}" if c.get("error") else ""
+        detail = f"  {clean(c['error'])}" if c.get("error") else ""
         duration = c.get("duration_s")
-        took = f"{duration:7.2f}s" if isinstance(duration, int | float) else "      ?"
-        lines.append(f"  {c['name']:<12} {c['status']:<11} {took}{detail}")
+        took = f"{duration:7.2f}s" if _plausible_seconds(duration) else "      ?"
+        lines.append(f"  {clean(c['name']):<12} {clean(c['status']):<11} {took}{detail}")
     red = summary["redaction"]
     if red["enabled"]:
         lines.append(f"redaction on: {red['redacted_count']} value(s) redacted")
-        lines.extend(f"  {p}" for p in red["redacted_paths"])
+        lines.extend(f"  {clean(p)}" for p in red["redacted_paths"])
     else:
-        lines.append(f"redaction OFF: {red.get('note') or 'sensitive values were kept'}")
+        lines.append(f"redaction OFF: {clean(red.get('note') or 'sensitive values were kept')}")
     integrity = summary["integrity"]
     if integrity["problems"]:
         lines.append(f"integrity FAILED ({len(integrity['problems'])} problem(s)):")
-        lines.extend(f"  {p}" for p in integrity["problems"])
+        lines.extend(f"  {clean(p)}" for p in integrity["problems"])
     else:
         lines.append(f"integrity ok: {integrity['checked']} member(s), every sha256 matches")
     return "\n".join(lines)
+
+
+def _plausible_seconds(value: object) -> bool:
+    """A duration a collector could have taken (a bundle may say 1e308 or a 400-digit int)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 <= value < 1e9
+    )

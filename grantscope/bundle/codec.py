@@ -18,6 +18,11 @@ from typing import Any, TypeVar, Union
 from grantscope.bundle.format import malformed
 
 T = TypeVar("T")
+# Every integer grantscope records fits a signed or unsigned 64-bit field; every float is a time
+# or a rate.  Anything outside is a hostile or damaged bundle, refused here rather than
+# overflowing a float() or a format string in a screen later.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+FLOAT_MAX = 1e15
 _MISSING = object()
 
 
@@ -92,10 +97,14 @@ def _decode(tp: Any, obj: Any, where: str) -> Any:
         raise malformed(where, f"expected true/false, found {obj!r:.40}")
     if tp is int:
         if isinstance(obj, int) and not isinstance(obj, bool):
+            if not INT_MIN <= obj <= INT_MAX:
+                raise malformed(where, f"integer {obj!r:.40} is out of range")
             return obj
         raise malformed(where, f"expected an integer, found {obj!r:.40}")
     if tp is float:
         if isinstance(obj, int | float) and not isinstance(obj, bool):
+            if not -FLOAT_MAX <= obj <= FLOAT_MAX:  # also false for NaN
+                raise malformed(where, f"number {obj!r:.40} is out of range")
             return float(obj)
         raise malformed(where, f"expected a number, found {obj!r:.40}")
     if tp is str:

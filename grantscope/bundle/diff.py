@@ -15,6 +15,7 @@ from typing import Any
 
 from grantscope.bundle.format import BundleError, escape_value, malformed, node_from_json
 from grantscope.bundle.reader import Bundle
+from grantscope.cli.output import clean
 
 Keyed = dict[str, Any]
 
@@ -234,14 +235,14 @@ def format_diff(result: dict[str, Any]) -> str:
     """The difference as lines for a terminal (``+`` added, ``-`` removed, ``~`` changed)."""
     a, b = result["a"], result["b"]
     lines = [
-        f"A: {a['path']} ({a['host']}, {a['at']})",
-        f"B: {b['path']} ({b['host']}, {b['at']})",
+        f"A: {clean(a['path'])} ({clean(a['host'])}, {clean(a['at'])})",
+        f"B: {clean(b['path'])} ({clean(b['host'])}, {clean(b['at'])})",
     ]
     for section in result["sections"]:
         name = section["section"]
         if not section["compared"]:
             why = "; ".join(
-                f"{side.upper()}: {section[side + '_error']}"
+                f"{side.upper()}: {clean(section[side + '_error'])}"
                 for side in ("a", "b")
                 if side + "_error" in section
             )
@@ -250,10 +251,11 @@ def format_diff(result: dict[str, Any]) -> str:
         count = len(section["added"]) + len(section["removed"]) + len(section["changed"])
         lines.append(f"{name}: {count} change(s)")
         for item in section["added"]:
-            lines.append(f"  + {item['key']}  {_brief(item['after'])}")
+            lines.append(f"  + {clean(item['key'])}  {_brief(item['after'])}")
         for item in section["removed"]:
-            lines.append(f"  - {item['key']}  {_brief(item['before'])}")
+            lines.append(f"  - {clean(item['key'])}  {_brief(item['before'])}")
         for item in section["changed"]:
-            lines.append(f"  ~ {item['key']}  {_brief(item['before'])} -> {_brief(item['after'])}")
+            before, after = _brief(item["before"]), _brief(item["after"])
+            lines.append(f"  ~ {clean(item['key'])}  {before} -> {after}")
     lines.append(f"total: {result['changes']} change(s)")
     return "\n".join(lines)

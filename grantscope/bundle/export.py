@@ -7,7 +7,6 @@ bundle; on any error, and on Ctrl-C, the temporary file is removed.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as _dt
 import hashlib
@@ -29,7 +28,7 @@ from grantscope.bundle.format import (
     SCHEMA_VERSION,
     BundleError,
 )
-from grantscope.bundle.redact import Redactor
+from grantscope.bundle.redact import Redactor, SiteRules
 
 XENSTORE_MEMBER = "xenstore.json"
 
@@ -58,6 +57,7 @@ def export_bundle(
     redact: bool = True,
     include_pages: bool = False,
     progress: Progress | None = None,
+    site_rules: SiteRules | None = None,
 ) -> ExportResult:
     """Run ``collectors`` and write the bundle to ``target`` (see the module docstring)."""
     target_dir = os.path.dirname(os.path.abspath(target))
@@ -85,7 +85,7 @@ def export_bundle(
             progress("done", collector.name, index, len(collectors), result)
     finished = utc_now()
 
-    redactor = Redactor(enabled=redact)
+    redactor = Redactor(enabled=redact, site=site_rules or SiteRules())
     members, owners = _prepare_members(results, redactor)
     host: dict[str, Any] = {}
     for result in results:
@@ -116,36 +116,38 @@ def export_bundle(
         ],
         "redaction": redactor.manifest_section(),
     }
+    manifest["root_dir"] = root_dir_name(target)
     manifest_bytes = json.dumps(manifest, indent=2).encode("utf-8")
-    size = _write_atomically(target, target_dir, manifest_bytes, members)
+    size = _write_atomically(target, target_dir, manifest_bytes, members, manifest["root_dir"])
     return ExportResult(path=target, manifest=manifest, size=size)
 
 
 def _prepare_members(
     results: list[CollectorResult], redactor: Redactor
 ) -> tuple[dict[str, bytes], dict[str, str]]:
-    """Every collected payload as bytes, redacted and then scrubbed of remembered secrets."""
-    encoded: dict[str, bytes] = {}
+    """Every collected payload redacted on its parsed data (rules, then copies), then encoded.
+
+    Serializing comes last: redaction never touches the bytes of encoded JSON.
+    """
+    payloads: dict[str, Any] = {}
     owners: dict[str, str] = {}
-    # XenStore first: its redactions feed the scrub of every other member.
-    ordered = sorted(results, key=lambda r: XENSTORE_MEMBER not in r.payload)
-    for result in ordered:
+    for result in results:
         if result.status != "ok":
             continue
-        problem = _name_problem(result.payload, encoded)
+        problem = _name_problem(result.payload, payloads)
         if problem is not None:
             # The collector's whole output is dropped: a half-kept collector would mislead.
             result.status, result.error, result.payload = "error", problem, {}
             continue
         for name, payload in result.payload.items():
-            encoded[name] = _encode(name, payload, redactor)
+            payloads[name] = redactor.redact(name, payload)
             owners[name] = result.name
-    # Second pass: scrub every member (the XenStore one included, its other fields too).
-    members = {name: redactor.scrub(name, data) for name, data in encoded.items()}
+    # Second pass, once every rule has run: a value redacted anywhere goes everywhere.
+    members = {name: _encode(name, redactor.finish(name, p)) for name, p in payloads.items()}
     return members, owners
 
 
-def _name_problem(payload: dict[str, Any], taken: dict[str, bytes]) -> str | None:
+def _name_problem(payload: dict[str, Any], taken: dict[str, Any]) -> str | None:
     for name in payload:
         if not isinstance(name, str) or not MEMBER_NAME_RE.match(name) or name == MANIFEST_NAME:
             return f"collector produced a member with a bad name: {name!r:.60}"
@@ -154,29 +156,33 @@ def _name_problem(payload: dict[str, Any], taken: dict[str, bytes]) -> str | Non
     return None
 
 
-def _encode(name: str, payload: Any, redactor: Redactor) -> bytes:
+def _encode(name: str, payload: Any) -> bytes:
     if isinstance(payload, bytes | bytearray | memoryview):
         return bytes(payload)
-    if (
-        name == XENSTORE_MEMBER
-        and isinstance(payload, dict)
-        and isinstance(payload.get("nodes"), list)
-    ):
-        payload = dict(payload)
-        payload["nodes"] = [_redact_node(name, node, redactor) for node in payload["nodes"]]
-        return json.dumps(payload, indent=None, separators=(",", ":")).encode("utf-8")
-    tree = redactor.json_tree(name, payload)
-    return json.dumps(tree, indent=1, default=str).encode("utf-8")
+    if name == XENSTORE_MEMBER:
+        return json.dumps(payload, indent=None, separators=(",", ":"), default=str).encode()
+    return json.dumps(payload, indent=1, default=str).encode("utf-8")
 
 
-def _redact_node(member: str, node: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    raw = node.get("value_b64")
-    value = base64.b64decode(raw) if isinstance(raw, str) else None
-    return redactor.xenstore_node(member, node, value)
+def root_dir_name(target: str) -> str:
+    """The one top-level directory of the archive: the file's name without ``.tar.gz``.
+
+    ``tar xzf`` then makes one directory instead of spilling members into the current one.
+    Made safe for a member name (``[A-Za-z0-9._-]``, starting with a letter or digit, at
+    most 64 characters).
+    """
+    base = os.path.basename(target)
+    for suffix in (".tar.gz", ".tgz", ".gz", ".tar"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in base)
+    safe = safe.lstrip("._-")[:64].rstrip(".")
+    return safe or "grantscope-bundle"
 
 
 def _write_atomically(
-    target: str, target_dir: str, manifest: bytes, members: dict[str, bytes]
+    target: str, target_dir: str, manifest: bytes, members: dict[str, bytes], root: str
 ) -> int:
     fd, temp = tempfile.mkstemp(
         dir=target_dir, prefix=f".{os.path.basename(target)}.", suffix=".partial"
@@ -184,9 +190,9 @@ def _write_atomically(
     try:
         with os.fdopen(fd, "wb") as handle:
             with tarfile.open(fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-                _add(archive, MANIFEST_NAME, manifest)
+                _add(archive, f"{root}/{MANIFEST_NAME}", manifest)
                 for name, data in members.items():
-                    _add(archive, name, data)
+                    _add(archive, f"{root}/{name}", data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, 0o600)  # a bundle may carry sensitive data even when redacted

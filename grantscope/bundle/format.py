@@ -150,7 +150,9 @@ def node_from_json(obj: Any, where: str) -> StoredNode:
     if not isinstance(obj, dict):
         raise malformed(where, "a XenStore node is not a JSON object")
     path = obj.get("path")
-    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+    # xenstored accepts only printable ASCII in paths: a control character (an escape
+    # sequence meant for whoever reads the bundle) is no XenStore path.
+    if not isinstance(path, str) or not path.startswith("/") or not _printable_ascii(path):
         raise malformed(where, f"a XenStore node has a bad path: {path!r:.80}")
     raw = obj.get("value_b64")
     value: bytes | None
@@ -195,6 +197,10 @@ def node_from_json(obj: Any, where: str) -> StoredNode:
         acl=acl,
         redacted=obj.get("redacted") is True,
     )
+
+
+def _printable_ascii(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def _is_int(value: object) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -93,16 +94,42 @@ class Bundle:
         return None
 
 
+# No number a grantscope bundle writes needs more digits than a uint64 (20) or a float's repr;
+# a 400-digit integer would overflow float() later, a 5000-digit one costs quadratic time.
+MAX_NUMBER_CHARS = 32
+
+
 def parse_json(data: bytes, where: str) -> Any:
-    """``data`` as JSON (UTF-8, no NaN/Infinity); :class:`BundleError` naming ``where`` if not."""
+    """``data`` as JSON (UTF-8, no NaN/Infinity, every number finite and of at most
+    :data:`MAX_NUMBER_CHARS` characters); :class:`BundleError` naming ``where`` if not."""
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(
+            data.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise malformed(where, f"not valid JSON ({err})") from None
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(text)} digits is out of range")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(text)} characters is out of range")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range (not a finite number)")
+    return value
 
 
 def read_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS, verify: bool = True) -> Bundle:
@@ -114,7 +141,7 @@ def read_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS, verify: bool = Tr
     """
     compressed = _read_file(path, limits)
     raw = _gunzip(compressed, limits)
-    members = _read_tar(raw, limits)
+    members = _strip_root_dir(_read_tar(raw, limits))
     manifest = _check_manifest(members, limits)
     problems = _verify_members(manifest, members)
     if verify and problems:
@@ -128,7 +155,11 @@ def read_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS, verify: bool = Tr
 def _read_file(path: str, limits: Limits) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read(limits.max_file_bytes + 1)
+            # read(n) allocates n bytes up front: ask for what the file holds, not the cap.
+            size = os.fstat(handle.fileno()).st_size
+            if size > limits.max_file_bytes:
+                raise _reject(f"the file is larger than {limits.max_file_bytes} bytes")
+            data = handle.read(size + 1) if size else handle.read(limits.max_file_bytes + 1)
     except FileNotFoundError:
         raise BundleError(f"no such bundle file: {path}", "Check the path.") from None
     except IsADirectoryError:
@@ -144,37 +175,53 @@ def _read_file(path: str, limits: Limits) -> bytes:
     return data
 
 
+GZIP_CHUNK = 64 * 1024
+GZIP_FIRST_FEED = 512
+
+
 def _gunzip(data: bytes, limits: Limits) -> bytes:
-    """Decompress every gzip member of ``data``, never producing more than the limit allows."""
+    """Decompress every gzip member of ``data`` in one linear pass, never producing more than
+    the limit allows.
+
+    The input is fed in chunks from a moving offset, so what is left after a member ends is at
+    most one (small) chunk: thousands of concatenated (even empty) members cost linear time, where
+    re-slicing "the rest of the file" after each one was quadratic.
+    """
     if not data.startswith(b"\x1f\x8b"):
         raise _reject("not a gzip-compressed file (a bundle is a .tar.gz)")
+    view = memoryview(data)
     out = bytearray()
-    rest = data
-    chunk = 1 << 20
-    while rest:
-        decomp = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
-        pending = rest
-        try:
-            while True:
+    pos = 0
+    try:
+        while pos < len(data):
+            # Trailing zero padding is tolerated, and only that (a zero byte starts no gzip
+            # member: this copy happens once, then the loop ends either way).
+            if data[pos] == 0 and not data[pos:].strip(b"\x00"):
+                break
+            decomp = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+            # Each member starts with a small feed that doubles: the unused input copied at
+            # its end is never more than what it consumed (or one small feed).
+            size = GZIP_FIRST_FEED
+            while not decomp.eof:
+                if decomp.unconsumed_tail:
+                    feed: bytes | memoryview = decomp.unconsumed_tail
+                else:
+                    feed = view[pos : pos + size]
+                    pos += len(feed)
+                    size = min(size * 2, GZIP_CHUNK)
+                    if not feed:
+                        raise _reject("the compressed data is truncated")
                 room = limits.max_total_bytes - len(out) + 1
-                piece = decomp.decompress(pending, min(chunk, room))
-                out += piece
+                out += decomp.decompress(feed, min(1 << 20, room))
                 if len(out) > limits.max_total_bytes:
                     raise _reject(
                         f"it decompresses to more than {limits.max_total_bytes} bytes "
                         "(a decompression bomb, or far larger than any real bundle)"
                     )
-                pending = decomp.unconsumed_tail
-                if decomp.eof or (not pending and not piece):
-                    break
-            if not decomp.eof:
-                raise _reject("the compressed data is truncated")
-        except zlib.error as err:
-            raise _reject(f"the compressed data is corrupt ({err})") from None
-        # Concatenated gzip members are legal gzip; trailing zero padding is tolerated.
-        rest = decomp.unused_data
-        if rest and not rest.strip(b"\x00"):
-            break
+            # The member ended inside the last chunk: step back over what it did not use.
+            pos -= len(decomp.unused_data)
+    except zlib.error as err:
+        raise _reject(f"the compressed data is corrupt ({err})") from None
     return bytes(out)
 
 
@@ -191,6 +238,16 @@ def _read_tar(raw: bytes, limits: Limits) -> dict[str, bytes]:
                 if count > limits.max_members:
                     raise _reject(f"it has more than {limits.max_members} members")
                 _check_member(info, limits)
+                # What the header declares must be there: a sparse member (old GNU sparse
+                # through PAX headers keeps the regular type) would be filled with zeros in
+                # memory, and a size past the end of the stream is a lie of another kind.
+                if info.sparse is not None:
+                    raise _reject(f"member {info.name!r:.120} is a sparse file")
+                if info.offset_data + info.size > len(raw):
+                    raise _reject(
+                        f"member {info.name!r:.120} declares {info.size} bytes, more than the "
+                        "archive holds"
+                    )
                 if info.name in members:
                     raise _reject(f"member {info.name!r} appears twice")
                 handle = archive.extractfile(info)
@@ -205,6 +262,20 @@ def _read_tar(raw: bytes, limits: Limits) -> dict[str, bytes]:
     except (tarfile.TarError, EOFError, ValueError, OSError, UnicodeError) as err:
         raise _reject(f"not a readable tar archive ({err})") from None
     return members
+
+
+def _strip_root_dir(members: dict[str, bytes]) -> dict[str, bytes]:
+    """Members named relative to the bundle: without the one top-level directory that
+    exports write (``NAME/manifest.json``), or as they are in an older flat bundle."""
+    if MANIFEST_NAME in members:
+        return members  # a flat bundle (written before the top-level directory)
+    roots = {name.partition("/")[0] for name in members}
+    if len(roots) != 1:
+        return members  # no single root: the manifest check names what is missing
+    (root,) = roots
+    if f"{root}/{MANIFEST_NAME}" not in members:
+        return members
+    return {name[len(root) + 1 :]: data for name, data in members.items()}
 
 
 def _check_member(info: tarfile.TarInfo, limits: Limits) -> None:

@@ -1,46 +1,65 @@
 """Redaction: what a bundle must not carry unless the user says ``--no-redact``.
 
-XenStore holds secrets in the open: VNC passwords (``/vm/<uuid>/vncpasswd``, the vfb backend's
-``vncpasswd``), guest clipboards (``data/set_clipboard``, ``data/report_clipboard``), and whatever
-guest agents write.  xen-bugtool filters only the clipboard keys; this module also removes:
+Redaction works on the collected data before anything is serialized, field by field: every
+XenStore value (its raw bytes; the ``value_b64`` and escaped ``value`` the bundle stores are
+both computed afterwards from the redacted bytes), every string in a JSON member (a
+``{"b64": ...}`` field is decoded, redacted and encoded again), every line of a text member
+(console logs, ``xl info``, ``/proc/interrupts``).  It never replaces bytes in serialized JSON,
+so a short secret cannot corrupt a number or a ``true``.
 
-* any node or JSON member whose name (any path component) looks sensitive: ``vncpasswd``,
-  ``*passw*``, ``*secret*``, ``*token*``, ``*_clipboard``, and key material names
-  (``key``/``keys``/``psk`` as a whole word, ``privkey``, ``private_key``, ``passphrase``,
-  ``credential``, ``apikey``);
-* any value that looks sensitive: it assigns a password/passwd/secret/token
-  (``password=...``, ``token: ...``), or holds key material (a PEM private key block, an
-  OpenSSH key).
+Two passes.  The first applies the rules:
 
-Then, as a second line of defence, every redacted value of 4 bytes or more is scrubbed,
-byte for byte, from every other member (a probe log or a finding might quote it), in its raw
-form and as it appears escaped inside JSON or by ``xenstore-ls``.  Every redaction is recorded
-(member and path, never the value).
+* **name rules** (a XenStore path component or a JSON key): ``vncpasswd``, ``*passw*``,
+  ``pass`` / ``pwd`` as a word, ``*secret*``, ``*token*``, ``*_clipboard``, key material
+  (``key``/``keys``/``psk`` as a word in XenStore paths; ``privkey``, ``private_key``,
+  ``passphrase``, ``credential``, ``apikey`` anywhere): the whole value goes;
+* **value rules** (inside any text): ``password=``/``passwd=``/``pass=``/``secret=``/
+  ``token=``/``key=`` assignments (also ``:``, quoted, and any identifier containing
+  secret/token/password such as ``AWS_SECRET_ACCESS_KEY``), ``user:password@`` in URLs,
+  iSCSI CHAP credentials (``iscsi:user:secret@...``), ``Authorization: Bearer``/``Basic``
+  tokens, a bare cephx key (``AQB...==``), AWS access key ids, PEM private key blocks and SSH
+  key blobs: only the secret part goes, the rest of the line stays readable;
+* **base64 text**: a base64 run that decodes to text in which a value rule fires (cloud-init
+  user-data, for example) goes whole;
+* **site rules** from ``--redact-rules FILE`` (see :func:`load_site_rules`).
+
+The second pass removes every other copy of a value the first pass redacted (4 characters or
+more; a copy shorter than 8 must stand alone, not inside a longer word or number), from every
+member, in every field.  The manifest lists each redaction (member, path or line, rule), never
+the value.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from grantscope.bundle.format import REDACTION_MARKER, escape_value
+from grantscope.errors import UsageError
 
 RULES: tuple[str, ...] = (
-    "name: vncpasswd, *passw*, *secret*, *token*, *_clipboard (any path component)",
+    "name: vncpasswd, *passw*, pass/pwd (a word), *secret*, *token*, *_clipboard "
+    "(any path component or JSON key): the whole value",
     "name: key material (key, keys, psk as a word in XenStore paths; privkey, private_key, "
-    "passphrase, credential, apikey anywhere)",
-    "value: assigns a password, passwd, secret or token (e.g. 'password=...', 'token: ...')",
-    "value: key material (PEM private key block, OpenSSH key)",
-    "scrub: every redacted value of 4+ bytes removed from all other members, byte for byte",
+    "passphrase, credential, apikey anywhere): the whole value",
+    "value: password=, passwd=, pass=, pwd=, secret=, token=, key=, psk= and any NAME= or "
+    "NAME: whose name says password/secret/token/credential (e.g. AWS_SECRET_ACCESS_KEY=): "
+    "the assigned value",
+    "value: user:password@ in URLs and iscsi:user:secret@ targets: the password",
+    "value: Authorization Bearer/Basic tokens, cephx keys (AQ...==), AWS access key ids",
+    "value: PEM private key blocks and SSH key blobs",
+    "value: base64 text in which a value rule fires: the whole base64 run",
+    "copy: every other occurrence, in any member or field, of a value already redacted "
+    "(4+ characters; under 8 only as a whole word)",
 )
 
 _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("name:vncpasswd", re.compile(r"vncpasswd", re.I)),
-    ("name:password", re.compile(r"passw", re.I)),
+    ("name:password", re.compile(r"passw|(?:^|[-_.])(?:pass|pwd)(?:$|[-_.])", re.I)),
     ("name:secret", re.compile(r"secret", re.I)),
     ("name:token", re.compile(r"token", re.I)),
     ("name:clipboard", re.compile(r"_clipboard$", re.I)),
@@ -54,36 +73,79 @@ _NAME_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 
-_VALUE_RULES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    # An assignment ("password=...", "token: ...") rather than the bare word, so a value that
-    # merely names a path (".../vncpasswd") is not mistaken for the secret itself.
-    ("value:password", re.compile(rb"passw(?:or)?d\s*[=:]\s*\S", re.I)),
-    ("value:secret", re.compile(rb"secret\s*[=:]\s*\S", re.I)),
-    ("value:token", re.compile(rb"token\s*[=:]\s*\S", re.I)),
-    (
-        "value:key-material",
-        re.compile(
-            rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+)"
-            rb" AAAA",
-        ),
-    ),
-)
-
-MIN_SCRUB_BYTES = 4
-_MARKER_BYTES = REDACTION_MARKER.encode()
-
-
 # In grantscope's own JSON (snapshots, probe logs) "key" is an ordinary field name
 # ("page_key", a PageRef's "key"), so the whole-word key rule applies to XenStore paths only.
 _JSON_KEY_WORD = re.compile(r"privkey|private[-_.]?key|passphrase|credential|api[-_.]?key", re.I)
 
+# -- value rules: (rule, pattern, group holding the secret) ----------------------------------------
+_SECRET_WORD = r"passw(?:or)?d|passwd|secret|token|credentials?|passphrase|api[-_]?key|auth[-_]?key"
+_ASSIGNED = r"""("[^"\n]*"|'[^'\n]*'|[^\s,;&'"<>]+)"""
+_VALUE_RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
+    (
+        "value:private-key",
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            re.S,
+        ),
+        0,
+    ),
+    (
+        "value:ssh-key",
+        re.compile(r"\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\S+) (AAAA[A-Za-z0-9+/=]+)"),
+        1,
+    ),
+    ("value:url-credentials", re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:([^\s/@]+)@"), 1),
+    ("value:iscsi-chap", re.compile(r"\biscsi:[^\s:@/]*:([^\s@]+)@", re.I), 1),
+    (
+        "value:bearer",
+        re.compile(
+            r"(?:\bBearer\s+|\bAuthorization\s*[=:]\s*(?:(?:Basic|Token|Digest)\s+)?(?!Bearer\b))"
+            r"([A-Za-z0-9._~+/-]{6,}=*)",
+            re.I,
+        ),
+        1,
+    ),
+    # key=/psk= stop at ':' as well: a Ceph disk's params chain "key=AQB...==:mon_host=...".
+    ("value:key", re.compile(r"(?<![A-Za-z0-9_-])(?:key|psk)\s*=\s*([^\s,;&:'\"<>]+)", re.I), 1),
+    (
+        "value:password",
+        re.compile(
+            r"(?<![A-Za-z0-9])(?:[A-Za-z0-9_.-]*(?:passw(?:or)?d|passwd)[A-Za-z0-9_.-]*|pass|pwd)"
+            rf"[\"']?\s*[=:]\s*{_ASSIGNED}",
+            re.I,
+        ),
+        1,
+    ),
+    (
+        "value:secret",
+        re.compile(
+            rf"(?<![A-Za-z0-9])[A-Za-z0-9_.-]*(?:{_SECRET_WORD})[A-Za-z0-9_.-]*"
+            rf"[\"']?\s*[=:]\s*{_ASSIGNED}",
+            re.I,
+        ),
+        1,
+    ),
+    ("value:cephx-key", re.compile(r"(?<![A-Za-z0-9+/])AQ[A-D][A-Za-z0-9+/]{33,37}={0,2}"), 0),
+    ("value:aws-key-id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), 0),
+)
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 
-def name_rule(path: str, *, json_key: bool = False) -> str | None:
+MIN_COPY_CHARS = 4  # shorter redacted values are not searched for elsewhere (too many collisions)
+MIN_ANYWHERE_CHARS = 8  # shorter ones only as a whole word (never inside "12345")
+_WORD_CHAR = "A-Za-z0-9"
+_MARKER_BYTES = REDACTION_MARKER.encode()
+
+
+def name_rule(
+    path: str, *, json_key: bool = False, extra: Iterable[re.Pattern[str]] = ()
+) -> str | None:
     """The rule a sensitive path (any ``/``-separated component) matches, or None.
 
     With ``json_key=True`` (a key of a JSON object) the key-material rule is the narrower one.
+    ``extra`` are a site's own name patterns (rule ``site:name``).
     """
     components = [path] if json_key else path.split("/")
+    extra = tuple(extra)
     for component in components:
         if not component:
             continue
@@ -92,139 +154,377 @@ def name_rule(path: str, *, json_key: bool = False) -> str | None:
                 pattern = _JSON_KEY_WORD
             if pattern.search(component):
                 return rule
+        if any(p.search(component) for p in extra):
+            return "site:name"
     return None
 
 
 def value_rule(value: bytes) -> str | None:
-    """The rule a sensitive value matches, or None."""
-    for rule, pattern in _VALUE_RULES:
-        if pattern.search(value):
+    """The first value rule that fires anywhere in ``value``, or None."""
+    text = value.decode("utf-8", "surrogateescape")
+    for rule, pattern, _group in _VALUE_RULES:
+        if pattern.search(text):
             return rule
     return None
 
 
+@dataclass(frozen=True)
+class SiteRules:
+    """A site's own rules (``--redact-rules FILE``): name patterns and value patterns."""
+
+    names: tuple[re.Pattern[str], ...] = ()
+    values: tuple[re.Pattern[str], ...] = ()
+    source: str = ""
+
+
+def load_site_rules(path: str) -> SiteRules:
+    """Read a rules file: one rule a line, ``name REGEX`` or ``value REGEX``; ``#`` comments.
+
+    ``name`` matches a XenStore path component or JSON key (the whole value is redacted);
+    ``value`` matches inside any text, and its first group (or the whole match when it has
+    none) is what is redacted.  Matching is case-insensitive.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read(1 << 20).splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(
+            f"cannot read the redaction rules file {path}: {getattr(err, 'strerror', None) or err}",
+            "Give a UTF-8 text file with one 'name REGEX' or 'value REGEX' rule a line.",
+        ) from None
+    names: list[re.Pattern[str]] = []
+    values: list[re.Pattern[str]] = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        kind, _, regex = line.partition(" ")
+        regex = regex.strip()
+        if kind not in ("name", "value") or not regex:
+            raise UsageError(
+                f"{path} line {number}: not a rule: {line[:60]!r}",
+                "Each rule is 'name REGEX' (a node or field name) or 'value REGEX' (text).",
+            )
+        try:
+            pattern = re.compile(regex, re.I)
+        except re.error as err:
+            raise UsageError(
+                f"{path} line {number}: bad regular expression ({err})",
+                "Rules use Python regular expressions.",
+            ) from None
+        if pattern.search(""):
+            raise UsageError(
+                f"{path} line {number}: the pattern matches empty text",
+                "It would redact everywhere; make it match something.",
+            )
+        (names if kind == "name" else values).append(pattern)
+    return SiteRules(tuple(names), tuple(values), path)
+
+
 @dataclass
 class Redactor:
-    """Collects what was redacted while members are prepared, then scrubs the rest.
+    """Redacts collected members field by field (see the module docstring).
 
-    With ``enabled=False`` nothing is changed, but every match is still recorded so the
-    manifest can say which sensitive paths the bundle carries.
+    Use :meth:`redact` on every member (rules), then :meth:`finish` on every result (copies of
+    redacted values).  With ``enabled=False`` nothing is changed, but every rule match is still
+    recorded so the manifest can say which sensitive paths the bundle carries.
     """
 
     enabled: bool = True
-    records: list[dict[str, str]] = field(default_factory=list)
-    secrets: set[bytes] = field(default_factory=set)
+    site: SiteRules = field(default_factory=SiteRules)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+    _copy_re: re.Pattern[str] | None = field(default=None, repr=False)
 
-    def _record(self, member: str, path: str, rule: str) -> None:
-        self.records.append({"member": member, "path": path, "rule": rule})
+    # -- recording ----------------------------------------------------------------------------
+    def _record(self, member: str, where: dict[str, Any], rule: str) -> None:
+        entry = {"member": member, **where, "rule": rule}
+        if entry not in self.records[-8:]:  # one line, one rule: one record
+            self.records.append(entry)
 
-    def xenstore_node(
-        self, member: str, node: dict[str, Any], value: bytes | None
-    ) -> dict[str, Any]:
-        """Redact one encoded XenStore node (see format.node_to_json) given its raw value."""
+    def _remember(self, secret: str) -> None:
+        secret = secret.strip()
+        if len(secret) >= MIN_COPY_CHARS and secret != REDACTION_MARKER:
+            self.secrets.add(secret)
+            self._copy_re = None
+
+    # -- text ---------------------------------------------------------------------------------
+    def _rules(self) -> list[tuple[str, re.Pattern[str], int]]:
+        site = [("site:value", p, 1 if p.groups else 0) for p in self.site.values]
+        return [*_VALUE_RULES, *site]
+
+    def text(self, text: str, report: Callable[[str], None]) -> str:
+        """``text`` with every value rule applied (each hit reported by rule name)."""
+        for rule, pattern, group in self._rules():
+            if pattern.search(text) is None:
+                continue
+            text = self._apply(text, rule, pattern, group, report)
+        return self._base64_runs(text, report)
+
+    def _apply(
+        self,
+        text: str,
+        rule: str,
+        pattern: re.Pattern[str],
+        group: int,
+        report: Callable[[str], None],
+    ) -> str:
+        out: list[str] = []
+        last = 0
+        for m in pattern.finditer(text):
+            start, end = m.span(group)
+            secret = m.group(group)
+            if start < 0 or not secret or secret == REDACTION_MARKER:
+                continue
+            if secret[0] in "\"'" and secret[-1] == secret[0] and len(secret) >= 2:
+                start, end, secret = start + 1, end - 1, secret[1:-1]
+                if not secret:
+                    continue
+            report(rule)
+            self._remember(secret)
+            if not self.enabled:
+                continue
+            out.append(text[last:start])
+            out.append(REDACTION_MARKER)
+            last = end
+        if not self.enabled or not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
+    def _base64_runs(self, text: str, report: Callable[[str], None]) -> str:
+        """A base64 run whose decoded text trips a value rule goes whole (cloud-init data)."""
+        if len(text) < 16:
+            return text
+
+        def replace(m: re.Match[str]) -> str:
+            run = m.group(0)
+            decoded = _decode_base64_text(run)
+            if decoded is None:
+                return run
+            hits: list[str] = []
+            self.text(decoded, hits.append)
+            if not hits:
+                return run
+            report(f"value:base64({hits[0]})")
+            self._remember(run)
+            return REDACTION_MARKER if self.enabled else run
+
+        return _BASE64_RUN.sub(replace, text)
+
+    def copies(self, text: str) -> tuple[str, bool]:
+        """``text`` without any copy of a value already redacted; and whether one was found."""
+        if not self.enabled or not self.secrets or len(text) < MIN_COPY_CHARS:
+            return text, False
+        pattern = self._copy_pattern()
+        if pattern.search(text) is None:
+            return text, False
+        return pattern.sub(REDACTION_MARKER, text), True
+
+    def _copy_pattern(self) -> re.Pattern[str]:
+        if self._copy_re is None:
+            parts = []
+            for secret in sorted(self.secrets, key=len, reverse=True):
+                body = re.escape(secret)
+                if len(secret) < MIN_ANYWHERE_CHARS:
+                    body = rf"(?<![{_WORD_CHAR}]){body}(?![{_WORD_CHAR}])"
+                parts.append(body)
+            self._copy_re = re.compile("|".join(parts))
+        return self._copy_re
+
+    # -- members -------------------------------------------------------------------------------
+    def redact(self, member: str, payload: Any) -> Any:
+        """Pass 1: apply the rules to one member's payload (parsed data or raw bytes)."""
+        if isinstance(payload, bytes | bytearray | memoryview):
+            data = bytes(payload)
+            if not _is_text_member(member):
+                return data
+            return self._text_member(member, data, self.text)
+        if _is_xenstore(member, payload):
+            nodes = [self.xenstore_node(member, node) for node in payload["nodes"]]
+            return {**payload, "nodes": nodes}
+        return self.json_tree(member, payload)
+
+    def finish(self, member: str, payload: Any) -> Any:
+        """Pass 2: remove every copy of a redacted value from one member's redacted payload."""
+        if not self.enabled or not self.secrets:
+            return payload
+        if isinstance(payload, bytes):
+            if _is_text_member(member):
+                return self._text_member(member, payload, self._copies_reporting)
+            return self._binary_copies(member, payload)
+        if _is_xenstore(member, payload):
+            return {**payload, "nodes": [self._node_copies(member, n) for n in payload["nodes"]]}
+        return self._tree_copies(member, payload, "")
+
+    def _copies_reporting(self, text: str, report: Callable[[str], None]) -> str:
+        out, found = self.copies(text)
+        if found:
+            report("copy:redacted-value")
+        return out
+
+    def _text_member(
+        self, member: str, data: bytes, fn: Callable[[str, Callable[[str], None]], str]
+    ) -> bytes:
+        text = data.decode("utf-8", "surrogateescape")
+        lines = text.split("\n")
+        changed = False
+        for index, line in enumerate(lines):
+            hits: list[str] = []
+            new = fn(line, hits.append)
+            for rule in hits:
+                self._record(member, {"line": index + 1}, rule)
+            if new != line:
+                lines[index] = new
+                changed = True
+        if not changed:
+            return data
+        return "\n".join(lines).encode("utf-8", "surrogateescape")
+
+    def _binary_copies(self, member: str, data: bytes) -> bytes:
+        """Raw binary (page bytes): long copies overwritten in place, offsets kept."""
+        out = data
+        for secret in self.secrets:
+            if len(secret) < MIN_ANYWHERE_CHARS:
+                continue
+            raw = secret.encode("utf-8", "surrogateescape")
+            if raw in out:
+                out = out.replace(raw, b"X" * len(raw))
+                self._record(member, {"path": "*"}, "copy:redacted-value")
+        return out
+
+    # -- XenStore --------------------------------------------------------------------------------
+    def xenstore_node(self, member: str, node: dict[str, Any]) -> dict[str, Any]:
+        """Pass 1 on one encoded XenStore node (see format.node_to_json)."""
         path = str(node.get("path", ""))
-        rule = name_rule(path)
-        if rule is None and value is not None:
-            rule = value_rule(value)
-        if rule is None:
+        value = _node_value(node)
+        rule = name_rule(path, extra=self.site.names)
+        if rule is not None:
+            self._record(member, {"path": path}, rule)
+            if value:
+                self._remember(value.decode("utf-8", "surrogateescape"))
+            return self._set_value(node, _MARKER_BYTES if value is not None else None)
+        if not value:
             return node
-        self._record(member, path, rule)
+        hits: list[str] = []
+        text = value.decode("utf-8", "surrogateescape")
+        new = self.text(text, hits.append)
+        for hit in hits:
+            self._record(member, {"path": path}, hit)
+        if new == text:
+            return node
+        return self._set_value(node, new.encode("utf-8", "surrogateescape"))
+
+    def _node_copies(self, member: str, node: dict[str, Any]) -> dict[str, Any]:
+        value = _node_value(node)
+        if not value or value == _MARKER_BYTES:
+            return node
+        text = value.decode("utf-8", "surrogateescape")
+        new, found = self.copies(text)
+        if not found:
+            return node
+        self._record(member, {"path": str(node.get("path", ""))}, "copy:redacted-value")
+        return self._set_value(node, new.encode("utf-8", "surrogateescape"))
+
+    def _set_value(self, node: dict[str, Any], value: bytes | None) -> dict[str, Any]:
+        """The node with a redacted value: both stored encodings are made from the new bytes."""
         if not self.enabled:
             return node
-        if value:
-            self.secrets.add(value)
         out = dict(node)
-        if value is not None:
-            out["value_b64"] = base64.b64encode(_MARKER_BYTES).decode("ascii")
-            out["value"] = REDACTION_MARKER
+        out["value_b64"] = None if value is None else base64.b64encode(value).decode("ascii")
+        out["value"] = None if value is None else escape_value(value)
         out["redacted"] = True
         return out
 
+    # -- JSON trees ------------------------------------------------------------------------------
     def json_tree(self, member: str, obj: Any, path: str = "") -> Any:
-        """Redact a JSON-ready tree: values under sensitive keys and sensitive strings."""
+        """Pass 1 on a JSON-ready tree: values under sensitive keys, secrets in strings."""
         if isinstance(obj, dict):
+            blob = _b64_field(obj)
+            if blob is not None:
+                return self._b64_tree(member, blob, path, self.text)
             result: dict[str, Any] = {}
             for key, value in obj.items():
                 sub = f"{path}/{key}"
-                rule = name_rule(str(key), json_key=True)
-                if rule is not None and not isinstance(value, dict | list):
-                    self._record(member, sub, rule)
-                    if self.enabled:
-                        self._remember(value)
-                        result[key] = REDACTION_MARKER
-                        continue
-                elif rule is not None:
-                    # A whole sensitive subtree: redact every leaf under it.
+                rule = name_rule(str(key), json_key=True, extra=self.site.names)
+                if rule is not None:
                     result[key] = self._redact_all(member, value, sub, rule)
-                    continue
-                result[key] = self.json_tree(member, value, sub)
+                else:
+                    result[key] = self.json_tree(member, value, sub)
             return result
-        if isinstance(obj, list):
-            return [
-                self.json_tree(member, item, f"{path}/{index}") for index, item in enumerate(obj)
-            ]
+        if isinstance(obj, list | tuple):
+            return [self.json_tree(member, item, f"{path}/{i}") for i, item in enumerate(obj)]
         if isinstance(obj, str):
-            rule = value_rule(obj.encode("utf-8", "surrogatepass"))
-            if rule is not None:
-                self._record(member, path or "/", rule)
-                if self.enabled:
-                    self._remember(obj)
-                    return REDACTION_MARKER
+            hits: list[str] = []
+            new = self.text(obj, hits.append)
+            for hit in hits:
+                self._record(member, {"path": path or "/"}, hit)
+            return new
         return obj
+
+    def _b64_tree(
+        self,
+        member: str,
+        blob: bytes,
+        path: str,
+        fn: Callable[[str, Callable[[str], None]], str],
+    ) -> dict[str, str]:
+        text = blob.decode("utf-8", "surrogateescape")
+        hits: list[str] = []
+        new = fn(text, hits.append)
+        for hit in hits:
+            self._record(member, {"path": f"{path}/b64"}, hit)
+        if new == text or not self.enabled:
+            return {"b64": base64.b64encode(blob).decode("ascii")}
+        encoded = new.encode("utf-8", "surrogateescape")
+        return {"b64": base64.b64encode(encoded).decode("ascii")}
 
     def _redact_all(self, member: str, obj: Any, path: str, rule: str) -> Any:
         if isinstance(obj, dict):
             return {k: self._redact_all(member, v, f"{path}/{k}", rule) for k, v in obj.items()}
-        if isinstance(obj, list):
+        if isinstance(obj, list | tuple):
             return [self._redact_all(member, v, f"{path}/{i}", rule) for i, v in enumerate(obj)]
-        self._record(member, path, rule)
-        if not self.enabled:
-            return obj
-        self._remember(obj)
-        return REDACTION_MARKER
+        if obj is None or isinstance(obj, bool):
+            return obj  # "no value" and flags are not secrets
+        self._record(member, {"path": path}, rule)
+        self._remember(str(obj))
+        return REDACTION_MARKER if self.enabled else obj
 
-    def _remember(self, value: Any) -> None:
-        if isinstance(value, str):
-            self.secrets.add(value.encode("utf-8", "surrogatepass"))
-        elif isinstance(value, bytes):
-            self.secrets.add(value)
+    def _tree_copies(self, member: str, obj: Any, path: str) -> Any:
+        if isinstance(obj, dict):
+            blob = _b64_field(obj)
+            if blob is not None:
+                return self._b64_tree(member, blob, path, self._copies_reporting)
+            out: dict[str, Any] = {}
+            for key, value in obj.items():
+                new_key, found = self.copies(str(key))
+                if found:
+                    self._record(member, {"path": f"{path}/*"}, "copy:redacted-value")
+                out[new_key if found else key] = self._tree_copies(member, value, f"{path}/{key}")
+            return out
+        if isinstance(obj, list | tuple):
+            return [self._tree_copies(member, v, f"{path}/{i}") for i, v in enumerate(obj)]
+        if isinstance(obj, str):
+            new, found = self.copies(obj)
+            if found:
+                self._record(member, {"path": path or "/"}, "copy:redacted-value")
+            return new
+        return obj
 
-    def scrub(self, member: str, data: bytes) -> bytes:
-        """Replace every remembered secret in ``data`` (raw, JSON-escaped, xenstore-escaped)."""
-        if not self.enabled or not self.secrets:
-            return data
-        out = data
-        for form in self._forms():
-            if form in out:
-                out = out.replace(form, _MARKER_BYTES)
-        if out != data:
-            self._record(member, "*", "scrub:secret-value")
-        return out
-
-    def _forms(self) -> Iterable[bytes]:
-        forms: set[bytes] = set()
-        for secret in self.secrets:
-            if len(secret) < MIN_SCRUB_BYTES:
-                continue
-            forms.add(secret)
-            forms.add(escape_value(secret).encode("ascii"))
-            try:
-                text = secret.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            forms.add(json.dumps(text)[1:-1].encode("ascii"))
-            forms.add(json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8", "surrogatepass"))
-        forms.discard(b"")
-        # Longest first, so a secret that contains another is replaced whole.
-        return sorted(forms, key=len, reverse=True)
-
+    # -- manifest --------------------------------------------------------------------------------
     def manifest_section(self) -> dict[str, Any]:
-        """The manifest's ``redaction`` object."""
+        """The manifest's ``redaction`` object (never a secret: member, path or line, rule)."""
         section: dict[str, Any] = {
             "enabled": self.enabled,
             "marker": REDACTION_MARKER,
             "rules": list(RULES),
         }
+        if self.site.source:
+            section["site_rules"] = {
+                "file": self.site.source,
+                "names": len(self.site.names),
+                "values": len(self.site.values),
+            }
         if self.enabled:
             section["redacted"] = list(self.records)
         else:
@@ -234,3 +534,51 @@ class Redactor:
             )
             section["sensitive_kept"] = list(self.records)
         return section
+
+
+def _is_text_member(name: str) -> bool:
+    return name.endswith(".txt")
+
+
+def _is_xenstore(member: str, payload: Any) -> bool:
+    return (
+        member == "xenstore.json"
+        and isinstance(payload, dict)
+        and isinstance(payload.get("nodes"), list)
+    )
+
+
+def _node_value(node: dict[str, Any]) -> bytes | None:
+    raw = node.get("value_b64")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _b64_field(obj: dict[str, Any]) -> bytes | None:
+    """The bytes of a ``{"b64": ...}`` field (how the collectors store bytes in JSON)."""
+    if len(obj) != 1 or not isinstance(obj.get("b64"), str):
+        return None
+    try:
+        return base64.b64decode(obj["b64"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_base64_text(run: str) -> str | None:
+    """``run`` decoded, when it is base64 of (mostly printable) text; None otherwise."""
+    if len(run) % 4:
+        return None
+    try:
+        raw = base64.b64decode(run, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(1 for c in text if c.isprintable() or c in "\t\r\n")
+    return text if printable >= 0.9 * len(text) else None

@@ -1,6 +1,7 @@
 """``grantscope bundle export | inspect | open | diff``: the diagnostic bundle.
 
-* ``export [-o FILE] [--include-pages] [--no-redact] [--json]`` collects this host's state into
+* ``export [-o FILE] [--include-pages] [--no-redact] [--redact-rules FILE] [--allow-partial]
+  [--json]`` collects this host's state into
   one .tar.gz (redacted unless ``--no-redact``); progress goes to stderr on a terminal.  A
   collector that fails or is slow is recorded in the manifest and never stops the export.
 * ``inspect FILE [--json]``: the manifest in brief and the sha256 of every member checked.
@@ -8,7 +9,8 @@
 * ``diff A B [--json]``: what changed in XenStore, grants, ports and findings.
 
 Exit status: 0 done; 1 the bundle is unsafe, damaged or fails its integrity check (or could
-not be written); 2 bad usage.  A bundle is never extracted to disk.
+not be written, or ``export`` wrote a partial bundle: a collector the host should support
+failed, unless ``--allow-partial``); 2 bad usage.  A bundle is never extracted to disk.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from grantscope.bundle.collect import CollectorResult
 from grantscope.bundle.format import BundleError
-from grantscope.cli.output import print_json
+from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.errors import GrantscopeError
 
 
@@ -58,6 +60,17 @@ def register(subparsers: Any) -> None:
         "--no-redact",
         action="store_true",
         help="keep passwords, keys and clipboards (the manifest says so)",
+    )
+    export.add_argument(
+        "--redact-rules",
+        metavar="FILE",
+        help="also redact by this site's rules: one 'name REGEX' or 'value REGEX' a line "
+        "(see docs/BUNDLE.md)",
+    )
+    export.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 even when a collector this host should support failed",
     )
     export.add_argument("--json", action="store_true", help="print one JSON document")
     export.set_defaults(run=run_export)
@@ -127,7 +140,7 @@ def _progress_printer(enabled: bool) -> Any:
         if event == "start":
             sys.stderr.write(f"[{index + 1}/{total}] {name} ...")
         elif result is not None:
-            detail = f" ({result.error})" if result.error and result.status != "ok" else ""
+            detail = f" ({clean(result.error)})" if result.error and result.status != "ok" else ""
             sys.stderr.write(f" {result.status} {result.duration_s:.2f}s{detail}\n")
         sys.stderr.flush()
 
@@ -135,11 +148,14 @@ def _progress_printer(enabled: bool) -> Any:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Collect and write the bundle; exit 0 once it is written, whatever collectors failed."""
-    from grantscope.bundle.collectors import ExportSources, standard_collectors
+    """Collect and write the bundle; exit 1 (the bundle still written) when it is partial:
+    a collector this host should support failed, unless ``--allow-partial``."""
+    from grantscope.bundle.collectors import ExportSources, partial_failures, standard_collectors
     from grantscope.bundle.export import export_bundle
+    from grantscope.bundle.redact import load_site_rules
 
     target = args.output or default_output_name()
+    site_rules = load_site_rules(args.redact_rules) if args.redact_rules else None
     host, why = live_host()
     try:
         sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why)
@@ -149,6 +165,7 @@ def run_export(args: argparse.Namespace) -> int:
             redact=not args.no_redact,
             include_pages=bool(args.include_pages),
             progress=_progress_printer(sys.stderr.isatty() and not args.json),
+            site_rules=site_rules,
         )
     finally:
         if host is not None:
@@ -156,10 +173,15 @@ def run_export(args: argparse.Namespace) -> int:
     manifest = result.manifest
     statuses = [(c["name"], c["status"], c["error"]) for c in manifest["collectors"]]
     redaction = manifest["redaction"]
+    failed = partial_failures(manifest)
+    role = manifest["host"].get("role") or "unknown"
+    code = 1 if failed and not args.allow_partial else 0
     if args.json:
         print_json(
             {
-                "ok": True,
+                "ok": code == 0,
+                "partial": [c["name"] for c in failed],
+                "role": role,
                 "path": result.path,
                 "size": result.size,
                 "collectors": manifest["collectors"],
@@ -170,18 +192,32 @@ def run_export(args: argparse.Namespace) -> int:
                 },
             }
         )
-        return 0
+        return code
     ok = sum(1 for _, status, _ in statuses if status == "ok")
-    print(f"wrote {result.path} ({result.size} bytes, {len(manifest['members'])} members)")
+    print(f"wrote {clean(result.path)} ({result.size} bytes, {len(manifest['members'])} members)")
     print(f"collectors: {ok} of {len(statuses)} ok")
     for name, status, error in statuses:
         if status != "ok":
-            print(f"  {name}: {status}: {error}")
+            print(f"  {clean(name)}: {clean(status)}: {clean(error)}")
     if redaction["enabled"]:
         print(f"redaction on: {len(redaction.get('redacted', []))} value(s) redacted")
     else:
         print("redaction OFF (--no-redact): the bundle may hold passwords, keys and clipboards")
-    return 0
+    if role not in ("dom0", "domU"):
+        print("this machine is not a Xen host: the bundle holds host facts and /proc only")
+    if failed:
+        names = ", ".join(f"{clean(c['name'])} ({clean(c['status'])})" for c in failed)
+        verdict = "accepted (--allow-partial)" if args.allow_partial else "exit status 1"
+        sys.stderr.write(
+            f"grantscope: partial bundle: {len(failed)} collector(s) a {clean(role)} host should "
+            f"support failed: {names}; the bundle was written; {verdict}\n"
+        )
+        if not args.allow_partial:
+            sys.stderr.write(
+                "  See each reason above. Fix the cause and export again, or pass "
+                "--allow-partial to accept this bundle.\n"
+            )
+    return code
 
 
 # -- inspect ----------------------------------------------------------------------------------
@@ -193,7 +229,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(format_summary(summary))
+        print_lines(format_summary(summary))
     return 0 if summary["ok"] else 1
 
 
@@ -240,5 +276,5 @@ def run_diff(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": True, **result})
     else:
-        print(format_diff(result))
+        print_lines(format_diff(result))
     return 0

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from grantscope.cli.output import print_json
+from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.cli.report import analysis_json, render_text
 from grantscope.errors import GrantscopeError, NoXenError, UsageError
 from grantscope.model.dumps import parse_console
@@ -109,11 +109,12 @@ def run_analyze(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"{args.file}: {console.total_lines} lines, {len(console.grant_dumps)} grant-table "
-            f"dump(s), {len(console.event_dumps)} event-channel dump(s), "
+            f"{clean(args.file)}: {console.total_lines} lines, "
+            f"{len(console.grant_dumps)} grant-table dump(s), "
+            f"{len(console.event_dumps)} event-channel dump(s), "
             f"{len(console.unparsed)} line(s) not parsed, {console.other_lines} unrelated"
         )
-        print(render_text(analysis, console))
+        print_lines(render_text(analysis, console))  # quotes console lines: cleaned
         if not found:
             print(
                 "No 'g' or 'e' dump found. Expected lines like \"gnttab_usage_print_all [ key "

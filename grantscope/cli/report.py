@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grantscope.cli.output import print_json
+from grantscope.cli.output import print_json, print_lines
 from grantscope.errors import GrantscopeError, NoXenError, UsageError
 from grantscope.model.devices_join import state_name
 from grantscope.model.dumps import ConsoleParse, GrantEntry
@@ -175,7 +175,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": True, **analysis_json(analysis, obs.console), **extra})
     else:
-        print(
+        print_lines(  # quotes XenStore values and console lines: shown cleaned
             render_text(
                 analysis,
                 obs.console,

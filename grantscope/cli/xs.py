@@ -106,9 +106,16 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+MAX_TIMEOUT_S = 86400.0
+
+
 def _open(args: argparse.Namespace) -> XenStore:
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {args.timeout:g}")
+    # "nan" and "inf" parse as floats; a socket timeout of NaN raises deep in the client.
+    if not 0 < args.timeout <= MAX_TIMEOUT_S:
+        raise UsageError(
+            f"--timeout must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}, "
+            f"got {args.timeout:g}"
+        )
     return XenStore.open(timeout=args.timeout)
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 from grantscope.bundle.codec import decode
 from grantscope.bundle.format import DEFAULT_LIMITS, Limits, malformed, node_from_json
 from grantscope.bundle.reader import Bundle, read_bundle
+from grantscope.cli.output import clean
 from grantscope.errors import UsageError
 from grantscope.host.base import (
     EventCounter,
@@ -74,16 +75,17 @@ class ReplayHost(Host):
                 perms = Perms(owner=stored.owner, default=stored.default, acl=stored.acl)
             path = _norm(stored.path)
             self._nodes[path] = XsNode(path=path, value=stored.value, perms=perms)
-        # Children in recorded (walk) order; parents the walk left out are implied.
+        # Children in recorded (walk) order; parents the walk left out are implied.  A set of
+        # the paths already linked keeps this linear (scanning a parent's list per child was
+        # quadratic in a flat directory).
+        linked: set[str] = set()
         for path in list(self._nodes):
             child = path
-            while child != "/":
+            while child != "/" and child not in linked:
+                linked.add(child)
                 parent, _, name = child.rpartition("/")
                 parent = parent or "/"
-                names = self._children.setdefault(parent, [])
-                if name in names:
-                    break
-                names.append(name)
+                self._children.setdefault(parent, []).append(name)
                 child = parent
 
     def _load_grants(self) -> GrantsSnapshot:
@@ -201,8 +203,9 @@ class ReplayHost(Host):
         host = self.bundle.host
         info = host.get("info") if isinstance(host.get("info"), dict) else {}
         assert isinstance(info, dict)
-        hostname = _text(host.get("hostname"), "unknown host")
-        when = _text(self.bundle.manifest.get("finished_at"), "unknown time")
+        # The label is drawn in the header: bundle text goes through clean() (no escapes).
+        hostname = clean(_text(host.get("hostname"), "unknown host"))
+        when = clean(_text(self.bundle.manifest.get("finished_at"), "unknown time"))
         domid = info.get("domid")
         role = host.get("role")
         is_dom0 = info.get("is_dom0") if isinstance(info.get("is_dom0"), bool) else role == "dom0"
@@ -211,8 +214,10 @@ class ReplayHost(Host):
         return HostInfo(
             domid=domid,
             is_dom0=bool(is_dom0),
-            guest_type=_text(info.get("guest_type") or host.get("guest_type"), "unknown").lower(),
-            xen_version=_text(info.get("xen_version") or host.get("xen_version"), "unknown"),
+            guest_type=clean(
+                _text(info.get("guest_type") or host.get("guest_type"), "unknown").lower()
+            ),
+            xen_version=clean(_text(info.get("xen_version") or host.get("xen_version"), "unknown")),
             backend="replay",
             label=f"BUNDLE {hostname} @ {when}",
             readonly=True,

@@ -64,11 +64,16 @@ _G_BEGIN = re.compile(r"^gnttab_usage_print_all \[ key '(.)' pressed$")
 _G_END = re.compile(r"^gnttab_usage_print_all \] done$")
 _G_HEAD1 = re.compile(r"^ +-------- active -------- +-------- shared --------$")
 _G_HEAD2 = re.compile(r"^\[ref\] localdom mfn +pin +localdom gmfn +flags$")
-_G_TABLE = re.compile(r"^grant-table for remote d(\d+) \(v(\d+)\)$")
-_G_FRAMES = re.compile(r"^ +(\d+) frames \((\d+) max\), (\d+) maptrack frames \((\d+) max\)$")
+# Numbers are bounded at 20 digits (a uint64): a longer run is no Xen output, and int() of it
+# would cost quadratic time or raise.  Such a line falls to the loose patterns: unparsed.
+_G_TABLE = re.compile(r"^grant-table for remote d(\d{1,20}) \(v(\d{1,20})\)$")
+_G_FRAMES = re.compile(
+    r"^ +(\d{1,20}) frames \((\d{1,20}) max\), (\d{1,20}) maptrack frames \((\d{1,20}) max\)$"
+)
 _G_ENTRY = re.compile(
-    r"^\[0x([0-9a-f]+)\] +(-?\d+) 0x([0-9a-f]+) 0x([0-9a-f]{8}) +(-?\d+) 0x([0-9a-f]+) "
-    r"0x([0-9a-f]+)$"
+    r"^\[0x([0-9a-f]{1,16})\] +(-?\d{1,20}) 0x([0-9a-f]{1,16}) 0x([0-9a-f]{8}) +(-?\d{1,20}) "
+    r"0x([0-9a-f]{1,16}) "
+    r"0x([0-9a-f]{1,16})$"
 )
 _G_NONE = re.compile(r"^no active grant table entries$")
 # Shapes that belong to a 'g' dump even when the strict patterns fail (e.g. the Xen 4.4
@@ -80,12 +85,13 @@ _G_LOOSE = re.compile(
 
 # --- event-channel dump (key 'e') -------------------------------------------------------------
 _E_BEGIN = re.compile(r"^'(.)' pressed -> dumping event-channel info$")
-_E_DOMAIN = re.compile(r"^Event channel information for domain (\d+):$")
+_E_DOMAIN = re.compile(r"^Event channel information for domain (\d{1,20}):$")
 _E_POLLING = re.compile(r"^Polling vCPUs: \{([^}]*)\}$")
 _E_HEAD = re.compile(r"^ +port \[p/m/s\]$")
 _E_PORT = re.compile(
-    r"^ +(\d+) \[([01])/([01])/([^\]]*)\]: s=(\d+) n=(\d+) x=(\d+)"
-    r"(?: d=(\d+))?(?: p=(-?\d+))?(?: i=(-?\d+))?(?: v=(\d+))?(?: Z=(.*))?$"
+    r"^ +(\d{1,20}) \[([01])/([01])/([^\]]*)\]: s=(\d{1,20}) n=(\d{1,20}) x=(\d{1,20})"
+    r"(?: d=(\d{1,20}))?(?: p=(-?\d{1,20}))?(?: i=(-?\d{1,20}))?(?: v=(\d{1,20}))?"
+    r"(?: Z=(.*))?$"
 )
 _E_LOOSE = re.compile(
     r"^(?: +\d+ \[|Event channel information|Polling vCPUs|.*dumping event-channel| +port \[)"

@@ -29,6 +29,13 @@ __all__ = [
 _CHIP_RE = re.compile(r"^(xen-dyn-lateeoi|xen-dyn|xen-percpu|xen-pirq)(?=-|\s|$)")
 _ROW_RE = re.compile(r"^\s*(\d+):(.*)$")
 _TRIGGERS = {"Edge", "Level", "edge", "level"}
+# A counter is at most a uint64: 20 ASCII digits.  str.isdigit() alone also accepts "²" and
+# other Unicode digits that int() refuses, and an unbounded run of digits costs quadratic time.
+_MAX_DIGITS = 20
+
+
+def _is_number(word: str) -> bool:
+    return word.isascii() and word.isdigit() and len(word) <= _MAX_DIGITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +96,16 @@ class InterruptsParse:
 def _parse_rest(rest: str, ncpu: int) -> tuple[tuple[int, ...], str, str, str | None, str] | None:
     """Split what follows ``NN:`` into counts, chip, handler, trigger and action."""
     tokens = rest.split()
-    counts: list[int] = []
-    # Counts come first, one per CPU; some kernels print fewer for offline CPUs.
-    while tokens and len(counts) < max(ncpu, 1) and tokens[0].isdigit():
-        counts.append(int(tokens.pop(0)))
-    if not counts or not tokens:
+    # Counts come first, one per CPU; some kernels print fewer for offline CPUs.  Walked by
+    # index (one pass): popping from the front of the list was quadratic in the CPU count.
+    limit = min(max(ncpu, 1), len(tokens))
+    used = 0
+    while used < limit and _is_number(tokens[used]):
+        used += 1
+    if not used or used == len(tokens):
         return None
-    text = " ".join(tokens)
+    counts = [int(word) for word in tokens[:used]]
+    text = " ".join(tokens[used:])
     m = _CHIP_RE.match(text)
     if not m:
         return None
@@ -108,16 +118,18 @@ def _parse_rest(rest: str, ncpu: int) -> tuple[tuple[int, ...], str, str, str | 
     else:
         parts = after.split()
         # Optional hwirq number (irq-domain kernels) and trigger word before "-handler".
-        while parts and not parts[0].startswith("-"):
-            word = parts.pop(0)
+        at = 0
+        while at < len(parts) and not parts[at].startswith("-"):
+            word = parts[at]
+            at += 1
             if word in _TRIGGERS:
                 trigger = word
-            elif not word.isdigit():
+            elif not _is_number(word):
                 return None
-        if not parts:
+        if at == len(parts):
             return None
-        handler = parts.pop(0)[1:]
-        action = " ".join(parts)
+        handler = parts[at][1:]
+        action = " ".join(parts[at + 1 :])
     if not handler:
         return None
     return tuple(counts), chip, handler, trigger, action.strip()
@@ -194,7 +206,7 @@ def _int_or_none(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if _is_number(value) else None
 
 
 def parse_xenbus_counters(device: str, files: Mapping[str, str]) -> XenbusCounters:

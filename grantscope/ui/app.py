@@ -215,7 +215,7 @@ class GrantscopeApp(App[int]):
         if message.source is not None:
             src = message.source
             pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]
-            self.notify(f"{message.title}: o opens it in the Page view")
+            self.notify(f"{message.title}: o opens it in the Page view", markup=False)
         else:
             self.action_show_tab("page")
             pane.open(message.key)

@@ -47,10 +47,10 @@ def test_manifest_lists_every_redacted_path_but_never_a_value(tmp_path: Path) ->
     assert rules["/local/domain/1/data/set_clipboard"] == "name:clipboard"
     assert rules["/local/domain/1/data/login"] == "value:password"
     assert rules["/local/domain/1/data/private-key"] == "name:key-material"
-    # The probe log quoted the VNC password: the scrub removed it and says where.
-    assert {"member": "probe-log.json", "path": "*", "rule": "scrub:secret-value"} in (
-        redaction["redacted"]
-    )
+    # The probe log quoted the VNC password: the copy pass removed it and says where.
+    copies = [r for r in redaction["redacted"] if r["member"] == "probe-log.json"]
+    assert copies and all(r["rule"] == "copy:redacted-value" for r in copies)
+    assert any(r["path"].endswith("/result/value") for r in copies)
     text = json.dumps(redaction).encode()
     for secret in fake.SECRETS:
         assert secret not in text
@@ -152,7 +152,5 @@ def test_json_tree_redacts_sensitive_keys_and_whole_sensitive_subtrees() -> None
         "page_key": "p",
     }
     assert {r["path"] for r in red.records} == {"/api_key", "/secrets/one", "/secrets/two/0"}
-    # Values of 4+ bytes are scrubbed elsewhere; shorter ones are not (too likely to collide).
-    assert red.scrub("y.txt", b"copy k-123456 and s1") == b"copy " + REDACTION_MARKER.encode() + (
-        b" and s1"
-    )
+    # Copies of values of 4+ characters go elsewhere; shorter ones do not (too likely to collide).
+    assert red.copies("copy k-123456 and s1") == (f"copy {REDACTION_MARKER} and s1", True)

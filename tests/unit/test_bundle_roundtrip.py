@@ -54,8 +54,10 @@ def test_manifest_records_schema_host_members_and_collectors(exported: Path) -> 
 def test_archive_is_plain_files_with_the_manifest_first(exported: Path) -> None:
     with tarfile.open(exported, "r:gz") as archive:
         infos = archive.getmembers()
-    assert infos[0].name == "manifest.json"
-    assert all(i.isreg() and not i.name.startswith("/") for i in infos)
+    # One top-level directory named after the file: 'tar xzf' never spills into the cwd.
+    root = exported.name.removesuffix(".tar.gz")
+    assert infos[0].name == f"{root}/manifest.json"
+    assert all(i.isreg() and i.name.startswith(f"{root}/") for i in infos)
     assert oct(exported.stat().st_mode & 0o777) == "0o600"
 
 
@@ -65,7 +67,7 @@ def test_inspect_summarizes_and_verifies(exported: Path) -> None:
     assert summary["host"]["hostname"] == "labhost"
     assert summary["redaction"]["enabled"] is True
     assert (
-        "xenstore.json:/local/domain/0/backend/vfb/1/0/vncpasswd"
+        "xenstore.json:/local/domain/0/backend/vfb/1/0/vncpasswd (name:vncpasswd)"
         in (summary["redaction"]["redacted_paths"])
     )
 

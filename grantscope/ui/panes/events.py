@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
+from grantscope.cli.output import clean
 from grantscope.host.base import EventsSnapshot, Host, HvPort, OwnPort
 from grantscope.model.pagediff import fade_bucket
 from grantscope.model.rates import RateTracker
@@ -135,8 +136,9 @@ class EventsPane(Vertical):
                 ports = self.query_one("#ports", DataTable)
                 ports.clear()
                 for p in snap.ports:
-                    ports.add_row(str(p.port), p.kind, _remote(p.remote_domid, p.remote_port),
-                                  str(p.fired), p.owner)
+                    ports.add_row(str(p.port), Text(clean(p.kind)),
+                                  _remote(p.remote_domid, p.remote_port),
+                                  str(p.fired), Text(clean(p.owner)))
             if self._shown_hv is False or self._shown_hv != snap.hypervisor:
                 self._shown_hv = snap.hypervisor
                 self._show_hypervisor(snap.hypervisor)
@@ -153,10 +155,10 @@ class EventsPane(Vertical):
         label.update(f"Hypervisor event channels ({len(rows)} ports in {domains} domains)")
         hot = theme_colour(self.app, "gs-changed", "yellow")
         for r in rows:
-            table.add_row(f"d{r.domid}", str(r.port), r.state,
+            table.add_row(f"d{r.domid}", str(r.port), Text(clean(r.state)),
                           _remote(r.remote_domid, r.remote_port),
                           Text("1", style=f"bold {hot}") if r.pending else "0",
-                          "1" if r.masked else "0", str(r.vcpu), r.detail)
+                          "1" if r.masked else "0", str(r.vcpu), Text(clean(r.detail)))
 
 
 def _remote(domid: int | None, port: int | None) -> str:

@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Static
 
+from grantscope.cli.output import clean
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Finding, FindingsSnapshot, Host
 from grantscope.model.runs import ref_ranges
@@ -147,8 +148,9 @@ class FindingsPane(Vertical):
             table.clear()
             for i, f in enumerate(snap.findings):
                 colour = theme_colour(self.app, SEVERITY_COLOUR.get(f.severity, "primary"))
-                table.add_row(Text(f.severity.upper(), style=f"bold {colour}"), f.code,
-                              subject_text(f.subject), f.title, key=str(i))
+                table.add_row(Text(f.severity.upper(), style=f"bold {colour}"),
+                              Text(clean(f.code)), Text(clean(subject_text(f.subject))),
+                              Text(clean(f.title)), key=str(i))
         self.show_details(0 if snap.findings else None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

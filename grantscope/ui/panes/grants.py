@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
+from grantscope.cli.output import clean
 from grantscope.host.base import GrantsSnapshot, Host
 from grantscope.ui.messages import GrantsPolled, OpenPage
 from grantscope.ui.themes import theme_colour
@@ -103,12 +105,14 @@ class GrantsPane(Vertical):
             for i, g in enumerate(snap.own):
                 access = "rw" if g.writable else "ro"
                 colour = theme_colour(self.app, "gs-grant-rw" if g.writable else "gs-grant-ro")
-                own.add_row(g.kind, f"d{g.domid}", ",".join(map(str, g.grefs)),
-                            f"[{colour}]{access}[/]", g.owner, key=f"{i}:{g.page_key}")
+                # Text, never markup, escapes shown: names come from the host or a bundle.
+                own.add_row(Text(clean(g.kind)), f"d{g.domid}", ",".join(map(str, g.grefs)),
+                            Text(access, style=colour), Text(clean(g.owner)),
+                            key=f"{i}:{g.page_key}")
             procs = self.query_one("#proc-grants", DataTable)
             procs.clear()
             for p in snap.processes:
-                procs.add_row(str(p.pid), p.name, p.device, str(p.fds),
+                procs.add_row(str(p.pid), Text(clean(p.name)), Text(clean(p.device)), str(p.fds),
                               "?" if p.mapped_pages is None else str(p.mapped_pages))
             hv = self.query_one("#hv-grants", DataTable)
             hv.clear()
@@ -120,7 +124,7 @@ class GrantsPane(Vertical):
                 label.update(f"Hypervisor grant table ({len(snap.hypervisor)} entries in use)")
                 for r in snap.hypervisor:
                     hv.add_row(f"d{r.granter}", str(r.ref),
-                               "-" if r.mapper is None else f"d{r.mapper}", r.flags,
+                               "-" if r.mapper is None else f"d{r.mapper}", Text(clean(r.flags)),
                                "" if r.frame is None else f"{r.frame:#x}")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -124,7 +124,7 @@ class PagePane(Vertical):
     def open(self, key: str) -> None:
         """Show the page ``key`` and start sampling it."""
         if key not in self.sources:
-            self.notify(f"no page {key!r}", severity="warning")
+            self.notify(f"no page {key!r}", severity="warning", markup=False)
             return
         self.current = key
         title, read, _ = self.sources[key]
@@ -140,7 +140,7 @@ class PagePane(Vertical):
             try:
                 self.slot.put(1, read(), self.host.clock())
             except Exception as err:
-                self.notify(f"page {key}: {err}", severity="error")
+                self.notify(f"page {key}: {err}", severity="error", markup=False)
                 return
             self.tick()
 

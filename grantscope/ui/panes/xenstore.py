@@ -150,7 +150,7 @@ class XenStorePane(Vertical):
     def action_copy_path(self) -> None:
         """``c``: copy the selected node's path to the clipboard (OSC 52)."""
         self.app.copy_to_clipboard(self.selected_path)
-        self.notify(f"copied {self.selected_path}")
+        self.notify(f"copied {self.selected_path}", markup=False)
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "xs-input":
@@ -168,7 +168,7 @@ class XenStorePane(Vertical):
         node = await self.xs_tree.jump(path)
         self.xs_tree.focus()
         if node is None:
-            self.notify(f"no XenStore node {path!r}", severity="warning")
+            self.notify(f"no XenStore node {path!r}", severity="warning", markup=False)
             return False
         return True
 

@@ -104,7 +104,7 @@ class XsTree(Tree[NodeData]):
         try:
             children, total = await asyncio.to_thread(load_children, self.host, path, start, CHUNK)
         except Exception as err:  # a vanished node or a failed request: say so, keep going
-            self.notify(f"XenStore list {path}: {err}", severity="error")
+            self.notify(f"XenStore list {path}: {err}", severity="error", markup=False)
             return
         if start == 0:
             node.remove_children()
