@@ -243,36 +243,26 @@ def run_map(args: argparse.Namespace) -> int:
 
 # -- offer ------------------------------------------------------------------------------
 class _Published:
-    """XenStore nodes written by ``offer --publish``, removed again at exit."""
+    """XenStore nodes written by ``offer --publish``; at exit exactly those are removed."""
 
     def __init__(self, specs: Specs, base: str) -> None:
         self.base = base.rstrip("/") or "/"
         self._specs = specs
-        self._written: list[str] = []
-        self._created_base = False
+        self._owned: Any = None
 
     def publish(self, grefs: list[int], port: int) -> None:
-        store = self._specs.store()
-        self._created_base = not store.exists(self.base)
+        from grantscope.xen.xs_owned import OwnedNodes
+
+        if self._owned is None:
+            self._owned = OwnedNodes(self._specs.store())
         for key, value in (("gref", " ".join(str(g) for g in grefs)), ("port", str(port))):
-            path = f"{self.base}/{key}"
-            store.write(path, value.encode("ascii"))
-            self._written.append(path)
+            self._owned.write(f"{self.base}/{key}", value.encode("ascii"))
 
     def remove(self) -> list[str]:
-        """Remove what was written; the problems met (cleanup never raises)."""
-        problems: list[str] = []
-        if not self._written:
-            return problems
-        store = self._specs.store()
-        targets = [self.base] if self._created_base else list(reversed(self._written))
-        for path in targets:
-            try:
-                store.rm(path)
-            except Exception as exc:  # report, keep cleaning
-                problems.append(f"could not remove {path}: {getattr(exc, 'message', exc)}")
-        self._written.clear()
-        return problems
+        """Remove the nodes written (and the directories created, if left empty)."""
+        if self._owned is None:
+            return []
+        return list(self._owned.remove())
 
 
 def run_offer(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TypeVar
 
+from grantscope.xen.readonly import refuse_if_readonly
 from grantscope.xen.xs_conn import XsConnection
 from grantscope.xen.xs_escape import escape_value, unescape_value
 from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
@@ -49,6 +50,12 @@ __all__ = [
 
 T = TypeVar("T")
 _tokens = itertools.count(1)
+
+#: Requests that change the store (or another domain's connection): refused under --readonly.
+MUTATING_OPS: frozenset[Op] = frozenset({
+    Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS, Op.INTRODUCE, Op.RELEASE, Op.RESUME,
+    Op.SET_TARGET, Op.CONTROL,
+})
 
 
 def _encode_path(path: str) -> bytes:
@@ -148,6 +155,8 @@ class XenStore:
     def _call(self, op: Op, payload: bytes, path: str | None) -> bytes:
         """Send one request; return the reply payload or raise XenStoreError."""
         where = f" {path}" if path is not None else ""
+        if op in MUTATING_OPS:
+            refuse_if_readonly(f"XenStore {op.name}{where}")
         if len(payload) > PAYLOAD_MAX:
             # xenstored would drop the whole connection: refuse before sending.
             raise XenStoreError(

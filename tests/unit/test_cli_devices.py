@@ -139,6 +139,10 @@ class FakeStore:
         self.log.append(("write", path))
         self.nodes[path] = value
 
+    def list(self, path: str) -> list[str]:
+        return sorted({p[len(path) + 1:].split("/")[0] for p in self.nodes
+                       if p.startswith(path + "/")})
+
     def rm(self, path: str) -> None:
         self.log.append(("rm", path))
         for p in [p for p in self.nodes if p == path or p.startswith(path + "/")]:
@@ -279,8 +283,9 @@ def test_offer_publishes_waits_reports_and_removes(fakes: FakeStore,
     assert len(data["page_head"]) == 128
     assert ("write", "/local/domain/0/data/x/gref") in fakes.log
     assert ("write", "/local/domain/0/data/x/port") in fakes.log
-    # The base did not exist before, so the whole directory is removed again.
-    assert fakes.log[-1] == ("rm", "/local/domain/0/data/x")
+    # Exactly the two nodes written are removed, newest first.
+    assert fakes.log[-2:] == [("rm", "/local/domain/0/data/x/port"),
+                              ("rm", "/local/domain/0/data/x/gref")]
     assert not any(p.startswith("/local/domain/0/data/x") for p in fakes.nodes)
     assert FakeOffer.instances[0].closed and FakeChannel.instances[0].closed
     assert FakeOffer.instances[0].writable is True
@@ -294,6 +299,21 @@ def test_offer_keeps_a_base_that_existed(fakes: FakeStore,
     assert data["notified"] is False
     assert fakes.nodes == {"/peer/gref": b"8 9 10\n", "/peer/domid": b"3",
                            "/peer/port": b"17", "/base/other": b"keep"}
+
+
+def test_offer_cleanup_leaves_a_sibling_written_meanwhile(
+        fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Someone else writes into the directory the offer created, while the offer waits.
+    def wait(self: FakeChannel, timeout: float) -> list[int]:
+        fakes.nodes["/new/dir/peer-answer"] = b"42"
+        return []
+
+    monkeypatch.setattr(FakeChannel, "wait", wait)
+    assert main(["offer", "--to", "1", "--publish", "/new/dir", "--wait", "1", "--json"]) == 0
+    assert fakes.nodes["/new/dir/peer-answer"] == b"42"
+    assert "/new/dir/gref" not in fakes.nodes and "/new/dir/port" not in fakes.nodes
+    assert ("rm", "/new/dir") not in fakes.log and ("rm", "/new") not in fakes.log
 
 
 def test_offer_echo_answers_each_notification(fakes: FakeStore,

@@ -331,7 +331,7 @@ def test_sigterm_mid_probe_runs_the_cleanup(store: XenStore) -> None:
         assert report["steps"][-1]["name"] == "hold the offer for the peer"
         assert report["steps"][-1]["ok"] is False
         assert [c["name"] for c in report["cleanup"]] == [
-            f"remove {path}", "close event channel evtchn", "end the grant"]
+            f"remove the nodes written under {path}", "close event channel evtchn", "end the grant"]
         assert all(c["ok"] for c in report["cleanup"])
         assert not store.exists(path)
         assert port not in _dom0_ports()
