@@ -59,6 +59,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep passwords, keys and clipboards (the manifest says so)",
     )
+    export.add_argument(
+        "--capture",
+        action="store_true",
+        help="send 'g' and 'e' to Xen for fresh dumps (default: use the dumps the console "
+        "ring already holds; refused with --readonly)",
+    )
     export.add_argument("--json", action="store_true", help="print one JSON document")
     export.set_defaults(run=run_export)
 
@@ -137,12 +143,17 @@ def _progress_printer(enabled: bool) -> Any:
 def run_export(args: argparse.Namespace) -> int:
     """Collect and write the bundle; exit 0 once it is written, whatever collectors failed."""
     from grantscope.bundle.collectors import ExportSources, standard_collectors
+    from grantscope.xen.readonly import refuse_if_readonly
+
+    if getattr(args, "capture", False):  # refused up front, not as one failed collector
+        refuse_if_readonly("bundle export --capture (sends debug keys g and e to Xen)")
     from grantscope.bundle.export import export_bundle
 
     target = args.output or default_output_name()
     host, why = live_host()
     try:
-        sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why)
+        sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why,
+                                capture=bool(getattr(args, "capture", False)))
         result = export_bundle(
             target,
             standard_collectors(sources),

@@ -21,6 +21,7 @@ from grantscope.errors import UsageError
 
 HEAD_BYTES = 64
 MAX_DOMID = 0x7FEF  # the largest real domain id (0x7FF0 and up are reserved)
+MAX_MAP_DOMID = 0xFFFF  # what domid_t holds: a map explains a reserved one when it fails
 MAX_GREF = 0xFFFFFFFF
 MAX_PORT = 0xFFFFFFFF
 
@@ -172,16 +173,26 @@ def register(subparsers: Any) -> None:
     """Add ``map`` and ``offer``."""
     m = subparsers.add_parser(
         "map",
-        help="map another domain's grant(s) and show the first bytes",
+        help="map another domain's grant(s) read-only and show the first bytes",
         description="Map grant(s) of domain D through /dev/xen/gntdev. When the map fails, "
-        "a one-byte GRANT_COPY of the same grant names Xen's status (GNTST).",
+        "a one-byte GRANT_COPY of the same grant names Xen's status (GNTST). Least privilege "
+        "on both ends: 'map' maps read-only unless --writable, as 'offer' grants read-only "
+        "unless --writable, so 'offer' then 'map' with defaults work together.",
     )
     m.add_argument("--domid", required=True, metavar="D", help="granting domain (or xs:PATH)")
     m.add_argument("--gref", required=True, metavar="G",
                    help="first grant reference (or xs:PATH holding one or several grefs)")
     m.add_argument("--count", type=positive, default=1, metavar="N",
                    help="map N consecutive refs starting at G (default 1)")
-    m.add_argument("--readonly", action="store_true", help="map read-only")
+    mode = m.add_mutually_exclusive_group()
+    mode.add_argument("--ro", action="store_true",
+                      help="map read-only (the default; says so explicitly)")
+    mode.add_argument("--writable", "--rw", action="store_true",
+                      help="map writable (the grant must allow writing; refused with the "
+                      "global --readonly)")
+    # The old spelling, confusable with the global --readonly: refused with a hint.
+    m.add_argument("--readonly", dest="map_readonly", action="store_true",
+                   help=argparse.SUPPRESS)
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(run=run_map)
 
@@ -193,7 +204,9 @@ def register(subparsers: Any) -> None:
     )
     o.add_argument("--to", required=True, metavar="D", help="domain to grant to (or xs:PATH)")
     o.add_argument("--pages", type=positive, default=1, metavar="N", help="pages (default 1)")
-    o.add_argument("--writable", action="store_true", help="let the peer write the pages")
+    o.add_argument("--writable", action="store_true",
+                   help="let the peer write the pages (default: the peer may only read them, "
+                   "which is what 'map' without --writable needs)")
     o.add_argument("--text", default=None, metavar="STR",
                    help="write STR (UTF-8) at the start of the first page")
     o.add_argument("--publish", default=None, metavar="XSPATH",
@@ -213,12 +226,21 @@ def run_map(args: argparse.Namespace) -> int:
     from grantscope.xen.errors import require_xen
     from grantscope.xen.gntdev import GrantMapping
 
+    if args.map_readonly:
+        raise UsageError(
+            "'map --readonly' was renamed 'map --ro'",
+            "map maps read-only by default ('--ro' says so, '--writable' maps writable). For a "
+            "read-only session put the global flag before the command: "
+            "'grantscope --readonly map ...'.",
+        )
     domid_spec = parse_spec(args.domid, "--domid")
     gref_spec = parse_spec(args.gref, "--gref")
     require_xen()
     specs = Specs()
     try:
-        domid = specs.number(domid_spec, "domid", MAX_DOMID)
+        # Up to the 16-bit limit: a reserved domid (DOMID_SELF...) reaches the map, whose
+        # failure explains it (grantscope.xen.errors.map_failed_error).
+        domid = specs.number(domid_spec, "domid", MAX_MAP_DOMID)
         grefs = specs.numbers(gref_spec, "gref", MAX_GREF)
     finally:
         specs.close()
@@ -227,13 +249,14 @@ def run_map(args: argparse.Namespace) -> int:
         if first + args.count - 1 > MAX_GREF:
             raise UsageError(f"--count {args.count} from gref {first} passes the largest gref")
         grefs = list(range(first, first + args.count))
-    with GrantMapping(domid, grefs, writable=not args.readonly) as mapping:
+    writable = bool(args.writable)
+    with GrantMapping(domid, grefs, writable=writable) as mapping:
         head = mapping.read(0, HEAD_BYTES)
     if args.json:
-        print_json({"ok": True, "domid": domid, "grefs": grefs, "writable": not args.readonly,
+        print_json({"ok": True, "domid": domid, "grefs": grefs, "writable": writable,
                     "head": head.hex()})
     else:
-        mode = "read-only" if args.readonly else "writable"
+        mode = "writable" if writable else "read-only"
         refs = " ".join(str(g) for g in grefs)
         sys.stdout.write(f"mapped domain {domid} gref {refs} ({len(grefs)} page"
                          f"{'s' if len(grefs) > 1 else ''}, {mode}); first {HEAD_BYTES} bytes:\n")

@@ -237,14 +237,18 @@ def _side(seg: Any, side: Any, dest: bool, keep: list[Any], length: int) -> int:
     return 0
 
 
+def _refuse_foreign_writes(segments: Sequence[CopySegment]) -> None:
+    if any(isinstance(s.dest, ForeignRef) for s in segments):
+        refuse_if_readonly("a GRANT_COPY into another domain's page")
+
+
 def _grant_copy(fd: int, segments: Sequence[CopySegment], path: str) -> list[int]:
     count = len(segments)
     if count == 0:
         return []
     segs = _ffi.new("struct gntdev_grant_copy_segment[]", count)
     keep: list[Any] = []
-    if any(isinstance(s.dest, ForeignRef) for s in segments):
-        refuse_if_readonly("a GRANT_COPY into another domain's page")
+    _refuse_foreign_writes(segments)
     for i, s in enumerate(segments):
         length = check_range(s.length, "length", 1, PAGE_SIZE)
         flags = _side(segs[i].source, s.source, False, keep, length)
@@ -271,6 +275,7 @@ def _probe(fd: int, domid: int, gref: int, path: str) -> int:
 
 def grant_copy(segments: Sequence[CopySegment], *, path: str = GNTDEV_PATH) -> list[int]:
     """Run one GRANT_COPY on a fresh gntdev fd; the per-segment GNTST statuses."""
+    _refuse_foreign_writes(segments)
     with Gntdev(path) as dev:
         return dev.grant_copy(segments)
 
