@@ -113,8 +113,13 @@ def hexdump(data: bytes, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+#: The signals that end a command the way Ctrl-C does: cleanup runs, then exit 128+n.
+#: SIGHUP is the SSH session that drops; SIGTERM is kill/systemd.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+
+
 class Stop(BaseException):
-    """Raised by the SIGTERM handler (a BaseException, like KeyboardInterrupt)."""
+    """Raised by the SIGTERM/SIGHUP handler (a BaseException, like KeyboardInterrupt)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -123,35 +128,39 @@ class Stop(BaseException):
 
 @contextlib.contextmanager
 def sigterm_as_stop() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Stop` so ``with`` blocks clean up; restore afterwards."""
+    """Turn SIGTERM and SIGHUP into :class:`Stop` so ``with`` blocks clean up; restore after."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Stop(signum)
 
+    old: dict[signal.Signals, Any] = {}
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        for sig in STOP_SIGNALS:
+            old[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (tests calling run() from a thread)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """While cleaning up, a second Ctrl-C or SIGTERM must not cut the cleanup short."""
+    """While cleaning up, a second Ctrl-C, SIGTERM or SIGHUP must not cut the cleanup short."""
+    old: dict[signal.Signals, Any] = {}
     try:
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGINT, *STOP_SIGNALS):
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
     except ValueError:
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def interrupt_code(exc: BaseException) -> int:
@@ -162,7 +171,7 @@ def interrupt_code(exc: BaseException) -> int:
 
 
 def interrupt_name(exc: BaseException) -> str:
-    """``"SIGINT"`` or ``"SIGTERM"``."""
+    """``"SIGINT"``, ``"SIGTERM"`` or ``"SIGHUP"``."""
     if isinstance(exc, Stop):
         return signal.Signals(exc.signum).name
     return "SIGINT"
@@ -289,7 +298,7 @@ class _Published:
 
 
 def run_offer(args: argparse.Namespace) -> int:
-    """Grant, bind, publish, wait, report, clean up (also on Ctrl-C and SIGTERM)."""
+    """Grant, bind, publish, wait, report, clean up (also on Ctrl-C, SIGTERM and SIGHUP)."""
     from grantscope.xen.errors import require_xen
 
     to_spec = parse_spec(args.to, "--to")

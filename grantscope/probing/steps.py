@@ -277,7 +277,7 @@ def wait_step(channel: str, port_key: str, timeout: str, what: str) -> Step:
         started = time.perf_counter()
         deadline = started + limit
         while True:
-            fired = ctx.state[channel].wait(max(0.0, deadline - time.perf_counter()))
+            fired = ctx.wait_events(ctx.state[channel], deadline - time.perf_counter())
             if port in fired:
                 waited = time.perf_counter() - started
                 return {"fired": True, "waited_ms": round(waited * 1000, 3)}
@@ -297,6 +297,7 @@ def round_trips(ctx: StepContext, send: Any, send_port: int, recv: Any, recv_por
     """Time ``count`` notify/answer round trips; ``echo`` answers in-process when given."""
     samples: list[float] = []
     for i in range(count):
+        ctx.check_cancelled()
         started = time.perf_counter()
         send.notify(send_port)
         if echo is not None and echo_port is not None:

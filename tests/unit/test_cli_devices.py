@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -363,6 +364,22 @@ def test_offer_cleanup_leaves_a_sibling_written_meanwhile(
     assert fakes.nodes["/new/dir/peer-answer"] == b"42"
     assert "/new/dir/gref" not in fakes.nodes and "/new/dir/port" not in fakes.nodes
     assert ("rm", "/new/dir") not in fakes.log and ("rm", "/new") not in fakes.log
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_offer_signal_runs_the_same_cleanup(
+        sig: signal.Signals, fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def killed(self: FakeChannel, timeout: float) -> list[int]:
+        os.kill(os.getpid(), sig)  # the handler raises at the next bytecode
+        return []
+
+    monkeypatch.setattr(FakeChannel, "wait", killed)
+    rc = main(["offer", "--to", "1", "--publish", "/pub", "--wait", "5", "--json"])
+    assert rc == 128 + sig.value
+    assert json.loads(capsys.readouterr().out)["interrupted"] == sig.name
+    assert not any(p.startswith("/pub") for p in fakes.nodes)
+    assert FakeOffer.instances[0].closed and FakeChannel.instances[0].closed
 
 
 def test_offer_echo_answers_each_notification(fakes: FakeStore,
