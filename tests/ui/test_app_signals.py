@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pilot import SIZE, async_test, make_app, settle, wait_for
 
-from grantscope.cli.tui import exit_on_signals
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.screens.confirm import ConfirmScreen
@@ -17,6 +16,9 @@ from grantscope.ui.screens.confirm import ConfirmScreen
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_signal_during_a_step_quits_after_the_step_and_cleans_up(sig: signal.Signals) -> None:
+    # Imported here, not at collection: tests/unit/test_bundle_cli.py replaces the module.
+    from grantscope.cli.tui import exit_on_signals
+
     host = SimHost(frozen_at=100.0)
     app = make_app(host=host)
     seen: dict[str, Any] = {}
