@@ -83,12 +83,14 @@ class XsWatch:
         self._closed = False
         self._notices: list[str] = []
         self.reconnects = 0
+        self._registered = False
         self._conn = store._connection()
         self._register(self._conn)
         store._watches.add(self)
 
     def _register(self, conn: XsConnection) -> None:
         self._conn = conn
+        self._registered = False
         conn.add_watch_queue(self.token)  # before WATCH: the first event may come at once
         try:
             self._store._call(Op.WATCH, join_args(_encode_path(self.path), self.token),
@@ -96,15 +98,16 @@ class XsWatch:
         except BaseException:
             conn.remove_watch_queue(self.token)
             raise
+        self._registered = True
 
     def _reregister(self, conn: XsConnection, reason: str) -> None:
         """Called by the store after it reconnected: watch again on ``conn``."""
+        self._register(conn)  # raises while xenstored does not answer: no notice yet
         self.reconnects += 1
         self._notices.append(
             f"XenStore connection lost ({reason}); reconnected and watching {self.path} "
             "again: changes made while disconnected were not seen"
         )
-        self._register(conn)
 
     def take_notice(self) -> str | None:
         """A sentence about a disconnection since the last call, or None."""
@@ -117,15 +120,18 @@ class XsWatch:
         limit = self._store.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
+            if (not self._registered or self._conn.closed) \
+                    and not self._store._reconnect_for(self):
+                # xenstored not reachable (or paused) yet: try again on the next get().
+                time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+                return None
             try:
                 raw = self._conn.next_event(self.token, deadline)
                 break
             except XenStoreError as err:
                 if err.errno_name != "ECONNRESET" or self._closed:
                     raise
-                if not self._store._reconnect_for(self):
-                    # xenstored not reachable yet: try again on the next get().
-                    time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+                if time.monotonic() >= deadline:
                     return None
         return None if raw is None else raw.decode("utf-8", "surrogateescape")
 
@@ -225,11 +231,14 @@ class XenStore:
         """Reconnect because ``watch`` found its connection lost (another watch or request
         may already have reconnected: then only ``watch`` is registered again)."""
         with self._reconnect_lock:
-            if watch._conn is not self._conn and not self._conn.closed:
-                if watch._conn.closed:
+            if self._conn.closed and not self._reconnect():
+                return False
+            if watch._conn is not self._conn or not watch._registered:
+                try:
                     watch._reregister(self._conn, watch._conn.lost_reason or "lost")
-                return True
-            return self._reconnect()
+                except XenStoreError:  # xenstored paused: the next get() tries again
+                    return False
+            return True
 
     @classmethod
     def open(cls, path: str | None = None, *, timeout: float = 5.0) -> XenStore:

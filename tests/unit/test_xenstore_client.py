@@ -202,6 +202,27 @@ def test_watch_is_registered_again_after_a_reconnect(xsd: XsdDouble) -> None:
         assert watches == ["/w", "/w"]
 
 
+def test_watch_waits_out_a_xenstored_that_does_not_answer(xsd: XsdDouble) -> None:
+    """Like a SIGSTOPped xenstored: the re-registration times out, get() returns None (no
+    exception), and once it answers again the watch is back, with one notice."""
+    xsd.put("/w", b"")
+    xsd.put("/slow", b"1")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore.open(xsd.socket_path, timeout=0.3) as s, s.watch("/w") as watch:
+        assert watch.get(1.0) == "/w"
+        xsd.drop.add((WATCH, "/w"))  # from now on the watch cannot be registered again
+        with pytest.raises(XenStoreError):
+            s.read("/slow")
+        for _ in range(3):
+            assert watch.get(0.2) is None
+        xsd.drop.discard((WATCH, "/w"))
+        got = [watch.get(1.0) for _ in range(3)]
+        assert "/w" in got
+        assert "reconnected" in (watch.take_notice() or "") and watch.take_notice() is None
+        xsd.put("/w/after", b"1")
+        assert watch.get(1.0) == "/w/after"
+
+
 def test_watch_survives_xenstored_restarting(xsd: XsdDouble) -> None:
     xsd.put("/w", b"")
     directory = os.path.dirname(xsd.socket_path)
