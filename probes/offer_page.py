@@ -33,7 +33,7 @@ def _hold_step(echo: bool) -> Step:
         started = time.perf_counter()
         events = 0
         while (left := started + limit - time.perf_counter()) > 0:
-            fired = channel.wait(left).count(port)
+            fired = ctx.wait_events(channel, left).count(port)
             for _ in range(fired if echo else 0):
                 channel.notify(port)
             events += fired

@@ -6,7 +6,7 @@
 # and kmod/cpio to build the initramfs images, gcc + libc6-dev (which brings the Xen uapi
 # headers through linux-libc-dev) to build the static domU peer, qemu-system-xen for the HVM
 # guests' device model (dom0 runs it from the host's files).  tmux for the UI tier's
-# real-terminal test.
+# real-terminal test. strace for the real-Xen tier's --readonly proof (tests/xen/test_safety.py).
 # Idempotent: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -17,6 +17,7 @@ PACKAGES=(
     busybox-static kmod cpio
     gcc libc6-dev linux-libc-dev
     tmux
+    strace
 )
 
 if [ "$(id -u)" -ne 0 ]; then

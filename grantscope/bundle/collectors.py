@@ -19,7 +19,7 @@ Members written (schema version 1):
 ``interrupts.txt``  ``/proc/interrupts`` raw (``interrupts.json``: Xen rows parsed)
 ``sysfs.json``      ``/sys/hypervisor`` and the xenbus per-device counters
 ``hvdump.txt``      the hypervisor's ``g`` and ``e`` console dumps raw (``hvdump.json`` parsed)
-``xl-dmesg.txt``    the hypervisor console log the dump capture cleared first (kept, not lost)
+``xl-dmesg.txt``    the hypervisor console ring as read before any debug key (never cleared)
 ``quota.json``      XenStore quota settings and per-domain usage
 ``lsevtchn.json``   every domain's ports as ``lsevtchn`` lists them
 ``processes.json``  processes holding the Xen devices (the diagnostics procfs source)
@@ -69,6 +69,7 @@ class ExportSources:
     host: Host | None = None
     probe_log: Sequence[Any] | None = None
     include_pages: bool = False
+    capture: bool = False  # send 'g' and 'e' to Xen (bundle export --capture)
     command_timeout_s: float = 20.0
     host_note: str = ""  # why ``host`` is None, for the manifest
     # Parsed results earlier collectors leave for the findings collector (which runs late and
@@ -316,23 +317,34 @@ def _source(module: str, function: str) -> Callable[..., Any]:
     return fn
 
 
-def collect_hvdump(timeout: float, shared: dict[str, Any] | None = None) -> Payload:
+def collect_hvdump(timeout: float, shared: dict[str, Any] | None = None, *,
+                   capture: bool = False, unavailable: dict[str, str] | None = None) -> Payload:
     """hvdump.txt (the g and e dumps as printed), hvdump.json (parsed), xl-dmesg.txt.
 
-    The capture empties the console ring first (so a dump is not cut by old lines); the
-    log it empties is kept as xl-dmesg.txt, so nothing of the hypervisor log is lost.
+    With ``capture`` (``bundle export --capture``) ``g`` and ``e`` are sent and each new dump
+    is cut out of the ring; otherwise the dumps the console ring already holds are used and a
+    missing one is recorded in ``unavailable`` (the findings then say which checks it leaves).
+    The ring is only read, never emptied; xl-dmesg.txt is the ring as it was before any key.
     """
-    capture = _source("grantscope.sources.hvdump", "capture_dumps")("ge", timeout=timeout)
-    if capture.unavailable:
-        raise Unavailable(capture.unavailable)
-    summary = to_jsonable(capture)
-    summary["parse"] = None if capture.parse is None else to_jsonable(capture.parse)
+    hvdump = importlib.import_module("grantscope.sources.hvdump")
+    got = hvdump.capture_dumps("ge", timeout=timeout) if capture else \
+        hvdump.read_ring(timeout=timeout)
+    if got.unavailable:
+        raise Unavailable(got.unavailable)
+    summary = to_jsonable(got)
+    summary["parse"] = None if got.parse is None else to_jsonable(got.parse)
     if shared is not None:
-        shared["console"] = capture.parse
+        shared["console"] = got.parse
+    if not capture and unavailable is not None and got.parse is not None:
+        for key, what, dump in (("g", "grant dump", got.parse.grants),
+                                ("e", "event dump", got.parse.events)):
+            if dump is None:
+                unavailable[what] = (f"the console ring holds no '{key}' dump and none was "
+                                     "captured (--capture sends 'g' and 'e')")
     return {
-        "hvdump.txt": capture.text.encode(),
+        "hvdump.txt": got.text.encode(),
         "hvdump.json": summary,
-        "xl-dmesg.txt": capture.earlier_console.encode(),
+        "xl-dmesg.txt": got.earlier_console.encode(),
     }
 
 
@@ -458,9 +470,9 @@ def standard_collectors(sources: ExportSources) -> list[Collector]:
         Collector("xenstore", lambda: collect_xenstore(host, 120.0, shared), 180.0, "XenStore"),
         Collector("domains", lambda: collect_domains(cmd_t), cmd_t + 5, "xl list"),
         Collector("xl_info", lambda: collect_xl_info(cmd_t), cmd_t + 5, "xl info"),
-        # Before grants: the capture keeps the console log it clears (xl-dmesg.txt), and a host
-        # that also dumps on its grants poll must not clear that log first.
-        Collector("hvdump", lambda: collect_hvdump(cmd_t, shared), 5 * cmd_t, "g and e dumps"),
+        Collector("hvdump", lambda: collect_hvdump(cmd_t, shared, capture=sources.capture,
+                                                   unavailable=sources.unavailable),
+                  5 * cmd_t, "g and e dumps"),
         Collector("grants", lambda: collect_grants(host, note), 60.0, "grants snapshot"),
         Collector("events", lambda: collect_events(host, note), 30.0, "events snapshot"),
         Collector("interrupts", lambda: collect_interrupts(shared), 10.0, "/proc/interrupts"),

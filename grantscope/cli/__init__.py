@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from grantscope import __version__
 from grantscope.cli.output import report_error
 from grantscope.errors import GrantscopeError
+from grantscope.xen.readonly import readonly_session
 
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -50,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the TUI on a simulated host (pictures and UI only; labelled SIMULATED)",
     )
     parser.add_argument(
-        "--readonly", action="store_true", help="hide and refuse every mutating action"
+        "--readonly",
+        action="store_true",
+        help="a read-only session: no grant offered, no writable map, no event-channel bind "
+        "or notify, no XenStore write/rm/mkdir/set-perms, no debug key sent to Xen; each "
+        "refused action exits 2 naming --readonly",
     )
     parser.add_argument("--theme", default=None, help="TUI theme name (see themes/)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -65,15 +70,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
-        if args.command is None:
-            from grantscope.cli.tui import run_tui
+        # The policy is enforced where each effect happens (grantscope.xen.readonly), so
+        # no command and no TUI action can forget it.
+        with readonly_session(bool(args.readonly)):
+            if args.command is None:
+                from grantscope.cli.tui import run_tui
 
-            return run_tui(args)
-        run = getattr(args, "run", None)
-        if run is None:
-            parser.parse_args([args.command, "--help"])
-            return 2
-        return int(run(args))
+                return run_tui(args)
+            run = getattr(args, "run", None)
+            if run is None:
+                parser.parse_args([args.command, "--help"])
+                return 2
+            return int(run(args))
     except GrantscopeError as err:
         return report_error(err, as_json=bool(getattr(args, "json", False)))
     except KeyboardInterrupt:

@@ -72,6 +72,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="exit 0 even when a collector this host should support failed",
     )
+    export.add_argument(
+        "--capture",
+        action="store_true",
+        help="send 'g' and 'e' to Xen for fresh dumps (default: use the dumps the console "
+        "ring already holds; refused with --readonly)",
+    )
     export.add_argument("--json", action="store_true", help="print one JSON document")
     export.set_defaults(run=run_export)
 
@@ -151,6 +157,10 @@ def run_export(args: argparse.Namespace) -> int:
     """Collect and write the bundle; exit 1 (the bundle still written) when it is partial:
     a collector this host should support failed, unless ``--allow-partial``."""
     from grantscope.bundle.collectors import ExportSources, partial_failures, standard_collectors
+    from grantscope.xen.readonly import refuse_if_readonly
+
+    if getattr(args, "capture", False):  # refused up front, not as one failed collector
+        refuse_if_readonly("bundle export --capture (sends debug keys g and e to Xen)")
     from grantscope.bundle.export import export_bundle
     from grantscope.bundle.redact import load_site_rules
 
@@ -158,7 +168,8 @@ def run_export(args: argparse.Namespace) -> int:
     site_rules = load_site_rules(args.redact_rules) if args.redact_rules else None
     host, why = live_host()
     try:
-        sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why)
+        sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why,
+                                capture=bool(getattr(args, "capture", False)))
         result = export_bundle(
             target,
             standard_collectors(sources),

@@ -6,7 +6,8 @@ stdin) and prints the grant tables, event channels and the findings that need no
 It needs no Xen.  Exit status: 0 analysed, 1 no dump found in the text, 2 unreadable file.
 
 ``capture`` (dom0) sends ``g`` and/or ``e`` to Xen the safe way
-(:mod:`grantscope.sources.hvdump`) and writes the console text to FILE or stdout.
+(:mod:`grantscope.sources.hvdump`: the console ring is read, never emptied) and writes the
+dumps' text to stdout or to a new FILE (mode 0600; an existing file or symlink is refused).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.cli.report import analysis_json, render_text
-from grantscope.errors import GrantscopeError, NoXenError, UsageError
+from grantscope.errors import NoXenError, UsageError
 from grantscope.model.dumps import parse_console
 from grantscope.model.findings import Observation, analyze
+from grantscope.safefile import check_new_file, write_new_file
 
 __all__ = ["register", "run_analyze", "run_capture"]
 
@@ -48,11 +50,13 @@ def register(subparsers: Any) -> None:
     c = sub.add_parser(
         "capture",
         help="capture g/e dumps from Xen (dom0, root)",
-        description="Save the console ring ('xl dmesg -c'), send each key, read the dump "
-        "back and check its markers. Only 'g' and 'e' are sent.",
+        description="Read the console ring ('xl dmesg', never cleared), send each key, read "
+        "the ring again and cut the new dump out by its markers. Only 'g' and 'e' are sent; "
+        "refused with --readonly.",
     )
     c.add_argument("--keys", default="ge", help="debug keys to send: g, e or ge (default ge)")
-    c.add_argument("-o", "--output", metavar="FILE", help="write the text here, not stdout")
+    c.add_argument("-o", "--output", metavar="FILE",
+                   help="write the text to this new file (mode 0600), not stdout")
     c.add_argument("--json", action="store_true", help="print a JSON summary, not the text")
     c.set_defaults(run=run_capture)
     parser.set_defaults(run=lambda args: _usage(parser))
@@ -128,6 +132,8 @@ def run_capture(args: argparse.Namespace) -> int:
     from grantscope.sources.hvdump import capture_dumps, check_keys
 
     check_keys(args.keys)  # refuse a bad key before touching anything
+    if args.output:
+        check_new_file(args.output, "--output")
     cap = capture_dumps(args.keys)
     if cap.unavailable:
         raise NoXenError(
@@ -137,14 +143,13 @@ def run_capture(args: argparse.Namespace) -> int:
         )
     text = cap.text
     if args.output:
-        try:
-            Path(args.output).write_text(text)
-        except OSError as err:
-            raise GrantscopeError(f"cannot write {args.output}: {err.strerror}") from err
+        write_new_file(args.output, text.encode(), "--output")
     if args.json:
         print_json({"ok": True, **cap.to_json(), "output": args.output})
     elif not args.output:
         sys.stdout.write(text)
     for p in cap.problems:
         sys.stderr.write(f"grantscope: {p}\n")
+    for n in cap.notes:
+        sys.stderr.write(f"grantscope: note: {n}\n")
     return 0 if not cap.problems else 1

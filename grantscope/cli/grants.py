@@ -21,6 +21,7 @@ from grantscope.errors import UsageError
 
 HEAD_BYTES = 64
 MAX_DOMID = 0x7FEF  # the largest real domain id (0x7FF0 and up are reserved)
+MAX_MAP_DOMID = 0xFFFF  # what domid_t holds: a map explains a reserved one when it fails
 MAX_GREF = 0xFFFFFFFF
 MAX_PORT = 0xFFFFFFFF
 
@@ -112,8 +113,13 @@ def hexdump(data: bytes, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+#: The signals that end a command the way Ctrl-C does: cleanup runs, then exit 128+n.
+#: SIGHUP is the SSH session that drops; SIGTERM is kill/systemd.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+
+
 class Stop(BaseException):
-    """Raised by the SIGTERM handler (a BaseException, like KeyboardInterrupt)."""
+    """Raised by the SIGTERM/SIGHUP handler (a BaseException, like KeyboardInterrupt)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -122,35 +128,39 @@ class Stop(BaseException):
 
 @contextlib.contextmanager
 def sigterm_as_stop() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Stop` so ``with`` blocks clean up; restore afterwards."""
+    """Turn SIGTERM and SIGHUP into :class:`Stop` so ``with`` blocks clean up; restore after."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise Stop(signum)
 
+    old: dict[signal.Signals, Any] = {}
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        for sig in STOP_SIGNALS:
+            old[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (tests calling run() from a thread)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """While cleaning up, a second Ctrl-C or SIGTERM must not cut the cleanup short."""
+    """While cleaning up, a second Ctrl-C, SIGTERM or SIGHUP must not cut the cleanup short."""
+    old: dict[signal.Signals, Any] = {}
     try:
-        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGINT, *STOP_SIGNALS):
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
     except ValueError:
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def interrupt_code(exc: BaseException) -> int:
@@ -161,7 +171,7 @@ def interrupt_code(exc: BaseException) -> int:
 
 
 def interrupt_name(exc: BaseException) -> str:
-    """``"SIGINT"`` or ``"SIGTERM"``."""
+    """``"SIGINT"``, ``"SIGTERM"`` or ``"SIGHUP"``."""
     if isinstance(exc, Stop):
         return signal.Signals(exc.signum).name
     return "SIGINT"
@@ -172,16 +182,26 @@ def register(subparsers: Any) -> None:
     """Add ``map`` and ``offer``."""
     m = subparsers.add_parser(
         "map",
-        help="map another domain's grant(s) and show the first bytes",
+        help="map another domain's grant(s) read-only and show the first bytes",
         description="Map grant(s) of domain D through /dev/xen/gntdev. When the map fails, "
-        "a one-byte GRANT_COPY of the same grant names Xen's status (GNTST).",
+        "a one-byte GRANT_COPY of the same grant names Xen's status (GNTST). Least privilege "
+        "on both ends: 'map' maps read-only unless --writable, as 'offer' grants read-only "
+        "unless --writable, so 'offer' then 'map' with defaults work together.",
     )
     m.add_argument("--domid", required=True, metavar="D", help="granting domain (or xs:PATH)")
     m.add_argument("--gref", required=True, metavar="G",
                    help="first grant reference (or xs:PATH holding one or several grefs)")
     m.add_argument("--count", type=positive, default=1, metavar="N",
                    help="map N consecutive refs starting at G (default 1)")
-    m.add_argument("--readonly", action="store_true", help="map read-only")
+    mode = m.add_mutually_exclusive_group()
+    mode.add_argument("--ro", action="store_true",
+                      help="map read-only (the default; says so explicitly)")
+    mode.add_argument("--writable", "--rw", action="store_true",
+                      help="map writable (the grant must allow writing; refused with the "
+                      "global --readonly)")
+    # The old spelling, confusable with the global --readonly: refused with a hint.
+    m.add_argument("--readonly", dest="map_readonly", action="store_true",
+                   help=argparse.SUPPRESS)
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(run=run_map)
 
@@ -193,7 +213,9 @@ def register(subparsers: Any) -> None:
     )
     o.add_argument("--to", required=True, metavar="D", help="domain to grant to (or xs:PATH)")
     o.add_argument("--pages", type=positive, default=1, metavar="N", help="pages (default 1)")
-    o.add_argument("--writable", action="store_true", help="let the peer write the pages")
+    o.add_argument("--writable", action="store_true",
+                   help="let the peer write the pages (default: the peer may only read them, "
+                   "which is what 'map' without --writable needs)")
     o.add_argument("--text", default=None, metavar="STR",
                    help="write STR (UTF-8) at the start of the first page")
     o.add_argument("--publish", default=None, metavar="XSPATH",
@@ -213,12 +235,21 @@ def run_map(args: argparse.Namespace) -> int:
     from grantscope.xen.errors import require_xen
     from grantscope.xen.gntdev import GrantMapping
 
+    if args.map_readonly:
+        raise UsageError(
+            "'map --readonly' was renamed 'map --ro'",
+            "map maps read-only by default ('--ro' says so, '--writable' maps writable). For a "
+            "read-only session put the global flag before the command: "
+            "'grantscope --readonly map ...'.",
+        )
     domid_spec = parse_spec(args.domid, "--domid")
     gref_spec = parse_spec(args.gref, "--gref")
     require_xen()
     specs = Specs()
     try:
-        domid = specs.number(domid_spec, "domid", MAX_DOMID)
+        # Up to the 16-bit limit: a reserved domid (DOMID_SELF...) reaches the map, whose
+        # failure explains it (grantscope.xen.errors.map_failed_error).
+        domid = specs.number(domid_spec, "domid", MAX_MAP_DOMID)
         grefs = specs.numbers(gref_spec, "gref", MAX_GREF)
     finally:
         specs.close()
@@ -227,13 +258,14 @@ def run_map(args: argparse.Namespace) -> int:
         if first + args.count - 1 > MAX_GREF:
             raise UsageError(f"--count {args.count} from gref {first} passes the largest gref")
         grefs = list(range(first, first + args.count))
-    with GrantMapping(domid, grefs, writable=not args.readonly) as mapping:
+    writable = bool(args.writable)
+    with GrantMapping(domid, grefs, writable=writable) as mapping:
         head = mapping.read(0, HEAD_BYTES)
     if args.json:
-        print_json({"ok": True, "domid": domid, "grefs": grefs, "writable": not args.readonly,
+        print_json({"ok": True, "domid": domid, "grefs": grefs, "writable": writable,
                     "head": head.hex()})
     else:
-        mode = "read-only" if args.readonly else "writable"
+        mode = "writable" if writable else "read-only"
         refs = " ".join(str(g) for g in grefs)
         sys.stdout.write(f"mapped domain {domid} gref {refs} ({len(grefs)} page"
                          f"{'s' if len(grefs) > 1 else ''}, {mode}); first {HEAD_BYTES} bytes:\n")
@@ -243,40 +275,30 @@ def run_map(args: argparse.Namespace) -> int:
 
 # -- offer ------------------------------------------------------------------------------
 class _Published:
-    """XenStore nodes written by ``offer --publish``, removed again at exit."""
+    """XenStore nodes written by ``offer --publish``; at exit exactly those are removed."""
 
     def __init__(self, specs: Specs, base: str) -> None:
         self.base = base.rstrip("/") or "/"
         self._specs = specs
-        self._written: list[str] = []
-        self._created_base = False
+        self._owned: Any = None
 
     def publish(self, grefs: list[int], port: int) -> None:
-        store = self._specs.store()
-        self._created_base = not store.exists(self.base)
+        from grantscope.xen.xs_owned import OwnedNodes
+
+        if self._owned is None:
+            self._owned = OwnedNodes(self._specs.store())
         for key, value in (("gref", " ".join(str(g) for g in grefs)), ("port", str(port))):
-            path = f"{self.base}/{key}"
-            store.write(path, value.encode("ascii"))
-            self._written.append(path)
+            self._owned.write(f"{self.base}/{key}", value.encode("ascii"))
 
     def remove(self) -> list[str]:
-        """Remove what was written; the problems met (cleanup never raises)."""
-        problems: list[str] = []
-        if not self._written:
-            return problems
-        store = self._specs.store()
-        targets = [self.base] if self._created_base else list(reversed(self._written))
-        for path in targets:
-            try:
-                store.rm(path)
-            except Exception as exc:  # report, keep cleaning
-                problems.append(f"could not remove {path}: {getattr(exc, 'message', exc)}")
-        self._written.clear()
-        return problems
+        """Remove the nodes written (and the directories created, if left empty)."""
+        if self._owned is None:
+            return []
+        return list(self._owned.remove())
 
 
 def run_offer(args: argparse.Namespace) -> int:
-    """Grant, bind, publish, wait, report, clean up (also on Ctrl-C and SIGTERM)."""
+    """Grant, bind, publish, wait, report, clean up (also on Ctrl-C, SIGTERM and SIGHUP)."""
     from grantscope.xen.errors import require_xen
 
     to_spec = parse_spec(args.to, "--to")

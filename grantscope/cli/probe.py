@@ -3,7 +3,7 @@
 ``probe list`` needs no Xen.  ``probe run`` checks for Xen and the devices the
 probe uses first (exit 2 with an explanation when absent), refuses a mutating
 probe under the global ``--readonly`` (exit 2), and always runs the cleanup:
-on a failed step, on Ctrl-C and on SIGTERM (a handler raises
+on a failed step, on Ctrl-C, on SIGTERM and on SIGHUP (a handler raises
 :class:`ProbeInterrupted` in the main thread).
 
 ``--step`` runs one step at a time.  Before each step it prints what comes next
@@ -14,7 +14,7 @@ the steps, and end of input stops the probe as ``q`` does.
 
 Exit status: 0 every step ran (a step marked may-fail, like explain-map's map
 attempt, may have failed: that is its finding); 1 a step failed or the run was
-stopped; 2 bad usage, ``--readonly`` refusal or no Xen; 130 Ctrl-C; 143 SIGTERM.
+stopped; 2 bad usage, ``--readonly`` refusal or no Xen; 130 Ctrl-C; 143 SIGTERM; 129 SIGHUP.
 """
 
 from __future__ import annotations
@@ -109,16 +109,18 @@ def run_list(args: argparse.Namespace) -> int:
 # -- probe run -------------------------------------------------------------------
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into :class:`ProbeInterrupted` in the main thread, so cleanup runs."""
+    """Turn SIGTERM and SIGHUP into :class:`ProbeInterrupted` in the main thread (cleanup runs)."""
+    from grantscope.cli.grants import STOP_SIGNALS
 
     def handler(signum: int, frame: object) -> None:
-        raise ProbeInterrupted("SIGTERM")
+        raise ProbeInterrupted(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _format_args(arguments: dict[str, Any]) -> str:
@@ -214,8 +216,10 @@ def run_probe(args: argparse.Namespace) -> int:
                     code = 0 if outcome == "completed" else 1
             except KeyboardInterrupt:
                 outcome, code = "interrupted (Ctrl-C)", 130
-            except ProbeInterrupted:
-                outcome, code = "interrupted (SIGTERM)", 143
+            except ProbeInterrupted as stop:
+                name = str(stop) or "SIGTERM"
+                outcome = f"interrupted ({name})"
+                code = 128 + getattr(signal.Signals, name, signal.SIGTERM).value
     finally:
         devices.close()
     steps = [r for r in run.records if r.phase == "step"]

@@ -1,7 +1,8 @@
 """``grantscope report [--json]``: findings and the joined tables for the running host.
 
-Reads (never writes): the XenStore tree, the hypervisor's ``g`` and ``e`` dumps (dom0 only;
-see :mod:`grantscope.sources.hvdump` for how the console ring is kept), two samples of
+Reads (never writes): the XenStore tree, the hypervisor's ``g`` and ``e`` dumps that the console
+ring holds (dom0 only; with ``--capture`` it sends ``g`` and ``e`` first, see
+:mod:`grantscope.sources.hvdump`; the ring is never emptied), two samples of
 ``/proc/interrupts`` and the xenbus sysfs counters ``--interval`` seconds apart, XenStore
 quota per domain, processes holding /dev/xen devices, ``lsevtchn`` and /sys/hypervisor.
 Whatever cannot be read is listed with the reason; the findings say which checks did not run.
@@ -26,6 +27,7 @@ from grantscope.model.dumps import ConsoleParse, GrantEntry
 from grantscope.model.findings import Analysis, Observation, Thresholds, analyze
 from grantscope.model.interrupts import InterruptsParse
 from grantscope.model.runs import consecutive_runs
+from grantscope.safefile import check_new_file, write_new_file
 
 __all__ = ["analysis_json", "collect_observation", "register", "render_text", "run_report"]
 
@@ -37,8 +39,9 @@ def register(subparsers: Any) -> None:
         help="what is wrong on this Xen host: findings and joined device tables",
         description="Read XenStore, the hypervisor's g/e dumps (dom0), /proc/interrupts, "
         "xenbus counters and XenStore quota, join them per PV device and print findings. "
-        "Capturing the dumps empties the hypervisor console ring ('xl dmesg -c'); use "
-        "--save-console FILE to keep what it held, or --no-dumps to skip them.",
+        "Without --capture the dumps are those the hypervisor console ring already holds "
+        "(no debug key is sent; checks that need a missing dump are listed as not checked). "
+        "The console ring is only read, never emptied.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument(
@@ -54,11 +57,18 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="events per second on one Xen IRQ that count as a storm (default %(default)g)",
     )
-    p.add_argument("--no-dumps", action="store_true", help="do not send 'g'/'e' to Xen")
+    p.add_argument(
+        "--capture",
+        action="store_true",
+        help="send 'g' and 'e' to Xen (xl debug-keys) for fresh dumps; refused with --readonly",
+    )
+    p.add_argument("--no-dumps", action="store_true",
+                   help="do not read the hypervisor console at all")
     p.add_argument(
         "--save-console",
         metavar="FILE",
-        help="write the console text read while capturing (earlier log, then the dumps)",
+        help="write the console text read (earlier log, then any captured dumps) to a new "
+        "file (mode 0600; an existing file or symlink is refused)",
     )
     p.set_defaults(run=run_report)
 
@@ -160,17 +170,16 @@ def run_report(args: argparse.Namespace) -> int:
             "counters (/sys/hypervisor/type is not 'xen' and /proc/xen, /dev/xen are absent). "
             "To read a dump pasted from another host use 'grantscope dump analyze FILE'.",
         )
+    if args.capture and args.no_dumps:
+        raise UsageError("--capture and --no-dumps contradict each other", "Give one of them.")
+    if args.save_console:
+        check_new_file(args.save_console, "--save-console")
     obs, extra, capture = collect_observation(
-        interval=args.interval, dumps=not args.no_dumps
+        interval=args.interval, dumps=not args.no_dumps, capture=args.capture
     )
     if args.save_console and capture is not None:
-        try:
-            Path(args.save_console).write_text(capture.earlier_console + capture.text)
-        except OSError as err:
-            raise GrantscopeError(
-                f"cannot write {args.save_console}: {err.strerror}",
-                "The report was not printed; choose a writable path.",
-            ) from err
+        text = capture.earlier_console + (capture.text if capture.captured else "")
+        write_new_file(args.save_console, text.encode(), "--save-console")
     analysis = analyze(obs, Thresholds(storm_rate=args.storm_rate))
     if args.json:
         print_json({"ok": True, **analysis_json(analysis, obs.console), **extra})
@@ -183,19 +192,24 @@ def run_report(args: argparse.Namespace) -> int:
                 local_domid=obs.local_domid,
             )
         )
+        for note in capture.notes if capture is not None else ():
+            print(f"note: {note}")
     return 0
 
 
 def collect_observation(
-    *, interval: float = 2.0, dumps: bool = True
+    *, interval: float = 2.0, dumps: bool = True, capture: bool = False
 ) -> tuple[Observation, dict[str, Any], Any]:
     """Read everything ``report`` needs from this host (see the module doc).
+
+    ``dumps`` reads the g/e dumps from the console ring; ``capture`` sends ``g`` and ``e``
+    first (refused under ``--readonly``), otherwise the ring is read as it is.
 
     Returns the :class:`Observation`, extra JSON members (host, quota, lsevtchn, raw
     interrupt rows, device holders, what was unavailable) and the dump capture (or None).
     Never raises for a source that cannot be read: it is listed in ``unavailable``.
     """
-    from grantscope.sources.hvdump import capture_dumps
+    from grantscope.sources.hvdump import capture_dumps, read_ring
     from grantscope.sources.lsevtchn import read_lsevtchn
     from grantscope.sources.procfs import (
         read_hypervisor,
@@ -212,14 +226,20 @@ def collect_observation(
         store.close()
 
     console: ConsoleParse | None = None
-    capture = None
+    cap = None
     if not dumps:
         unavailable["grant dump"] = unavailable["event dump"] = "skipped (--no-dumps)"
     else:
-        capture = capture_dumps("ge")
-        console = capture.parse
-        if capture.unavailable:
-            unavailable["grant dump"] = unavailable["event dump"] = capture.unavailable
+        cap = capture_dumps("ge") if capture else read_ring()
+        console = cap.parse
+        if cap.unavailable:
+            unavailable["grant dump"] = unavailable["event dump"] = cap.unavailable
+        elif not capture:
+            for key, what, got in (("g", "grant dump", console and console.grants),
+                                   ("e", "event dump", console and console.events)):
+                if got is None:
+                    unavailable[what] = (f"the console ring holds no '{key}' dump and none was "
+                                         "captured (--capture sends 'g' and 'e')")
 
     def interrupts() -> InterruptsParse | None:
         got = read_interrupts()
@@ -264,16 +284,16 @@ def collect_observation(
     )
     extra: dict[str, Any] = {
         "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},
-        "capture": capture.to_json() if capture is not None else None,
-        # What 'xl dmesg -c' took out of the console ring before the keys: kept, not lost.
-        "earlier_console": capture.earlier_console if capture is not None else None,
+        "capture": cap.to_json() if cap is not None else None,
+        # The console ring as it was before any key (read only: it is still in the ring).
+        "earlier_console": cap.earlier_console if cap is not None else None,
         "quota": quota.to_json(),
         "lsevtchn": [p.to_json() for p in ports],
         "interrupts": irq_b.to_json() if irq_b is not None else None,
         "holders": [h.to_json() for h in holders],
         "unavailable": unavailable,
     }
-    return obs, extra, capture
+    return obs, extra, cap
 
 
 def analysis_json(analysis: Analysis, console: ConsoleParse | None) -> dict[str, Any]:

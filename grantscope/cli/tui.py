@@ -6,6 +6,12 @@ Textual is imported only here, inside :func:`run_tui`, so every other command st
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 from grantscope.errors import UsageError
 from grantscope.host.base import Host
@@ -22,6 +28,31 @@ def make_host(args: argparse.Namespace) -> Host:
     return XenHost(readonly=bool(getattr(args, "readonly", False)))
 
 
+@contextlib.contextmanager
+def exit_on_signals(app: Any) -> Iterator[None]:
+    """SIGTERM and SIGHUP quit the app the way ``q`` does, so the same cleanup runs.
+
+    The handler only schedules ``app.exit`` on the app's event loop (woken through its
+    self-pipe); the probe cleanup then runs when the app unmounts, after the running step
+    ended (:meth:`grantscope.probing.engine.ProbeRun.cleanup` waits for it).
+    """
+    from grantscope.cli.grants import STOP_SIGNALS
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the app is not running (yet, or any more)
+            raise KeyboardInterrupt from None
+        loop.call_soon_threadsafe(app.exit, 128 + signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_tui(args: argparse.Namespace) -> int:
     """Run the app until the user quits; return the exit status."""
     host = make_host(args)
@@ -36,7 +67,8 @@ def run_tui(args: argparse.Namespace) -> int:
             raise UsageError(f"no theme named {theme!r}", f"Themes: {', '.join(names)}.")
     app = GrantscopeApp(host, theme=theme, readonly=bool(getattr(args, "readonly", False)))
     try:
-        result = app.run()
+        with exit_on_signals(app):
+            result = app.run()
     finally:
         app.cleanup_probes()  # again, in case the app died before unmounting (idempotent)
         host.close()

@@ -7,7 +7,9 @@
   the bytes unchanged.
 - ``xs watch PATH [--count N] [--max-wait S] [--json]``: one line per event, the changed path
   (like ``xenstore-watch``; the first event is PATH itself).  With ``--json`` each event is one
-  JSON object on its own line (JSON Lines): ``{"n": 1, "watch": PATH, "path": CHANGED}``,
+  JSON object on its own line (JSON Lines): ``{"n": 1, "watch": PATH, "path": CHANGED}``; after
+  a lost connection the watch is registered again and a ``{"notice": ...}`` line (stderr
+  without --json) says changes may have been missed,
   and an error is one line too: ``{"ok": false, "error": {...}}``.
 - ``xs write PATH VALUE --allow-write``: VALUE is unescaped like ``xenstore-write`` (``\\n``,
   ``\\x00``, ``\\ooo``) unless ``--raw``.  ``xs rm PATH --allow-write`` removes a subtree.
@@ -213,6 +215,13 @@ def _watch(args: argparse.Namespace) -> int:
             if wait <= 0:
                 break
             path = watch.get(wait)
+            notice = watch.take_notice()
+            if notice is not None:  # disconnected meanwhile: say so, events may be missing
+                if args.json:
+                    sys.stdout.write(json.dumps({"notice": notice, "watch": args.path}) + "\n")
+                    sys.stdout.flush()
+                else:
+                    sys.stderr.write(f"grantscope: {notice}\n")
             if path is None:
                 continue
             seen += 1

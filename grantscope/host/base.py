@@ -327,8 +327,9 @@ class Host(abc.ABC):
     def analyze(self) -> FindingsSnapshot:
         """Run the system-wide analysis now and return its findings.
 
-        On the xen backend this sends ``xl debug-keys g`` and ``e`` (and empties the console
-        ring, as ``grantscope report`` does), so callers run it only when the user asks.
+        On the xen backend this sends ``xl debug-keys g`` and ``e`` (as ``grantscope report
+        --capture`` does; the console ring is read, never emptied), so callers run it only
+        when the user asks.  Under ``--readonly`` no key is sent.
         Raises :class:`~grantscope.errors.GrantscopeError` when this host cannot analyze.
         """
         raise UsageError("this host has no findings", "Only a live host, a bundle with "

@@ -197,9 +197,13 @@ class XenHost(Host):
 
     def capture_hypervisor_grants(self) -> str:
         """``xl debug-keys g`` through the diagnostics' safe capture (dom0 only)."""
+        from grantscope.errors import GrantscopeError
         from grantscope.sources.hvdump import capture_dumps
 
-        cap = capture_dumps("g")
+        try:
+            cap = capture_dumps("g")
+        except GrantscopeError as err:  # --readonly: the refusal, in one line
+            return err.message
         dump = cap.parse.grants if cap.parse is not None else None
         if dump is None:
             return cap.unavailable or "; ".join(cap.problems) or "no grant dump in the console"
@@ -217,9 +221,13 @@ class XenHost(Host):
 
     def capture_hypervisor_events(self) -> str:
         """``xl debug-keys e`` through the diagnostics' safe capture (dom0 only)."""
+        from grantscope.errors import GrantscopeError
         from grantscope.sources.hvdump import capture_dumps
 
-        cap = capture_dumps("e")
+        try:
+            cap = capture_dumps("e")
+        except GrantscopeError as err:  # --readonly: the refusal, in one line
+            return err.message
         dump = cap.parse.events if cap.parse is not None else None
         if dump is None:
             return cap.unavailable or "; ".join(cap.problems) or "no event dump in the console"
@@ -237,14 +245,20 @@ class XenHost(Host):
         """
         from grantscope.cli.report import collect_observation
         from grantscope.model.findings import analyze
+        from grantscope.xen.readonly import is_readonly
 
-        obs, _extra, _capture = collect_observation(interval=ANALYZE_INTERVAL, dumps=True)
+        # 'a' asks for a capture; a --readonly session sends no debug key and analyses the
+        # dumps the console ring already holds (the findings say which checks that leaves).
+        capture = not is_readonly()
+        obs, _extra, _capture = collect_observation(interval=ANALYZE_INTERVAL, dumps=True,
+                                                    capture=capture)
         result = analyze(obs)
         self._keep_grants(obs.console)
         if obs.console is not None and obs.console.events is not None:
             self._hv_ports = hv_ports_from_dump(obs.console.events)
-        self._findings = FindingsSnapshot(result.findings, result.not_checked,
-                                          "live analysis (as 'grantscope report')",
+        source = ("live analysis (as 'grantscope report --capture')" if capture else
+                  "live analysis of the console ring as it is (--readonly: no debug key sent)")
+        self._findings = FindingsSnapshot(result.findings, result.not_checked, source,
                                           self.clock())
         return self._findings
 

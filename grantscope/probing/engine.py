@@ -15,6 +15,7 @@ the CLI raises from its SIGTERM handler).
 from __future__ import annotations
 
 import errno as errno_mod
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -23,6 +24,9 @@ from typing import Any
 from grantscope.errors import GrantscopeError, UsageError
 from grantscope.probing.devices import Devices
 from grantscope.probing.params import Param, parse_values
+
+CANCEL_SLICE_S = 0.2  # a waiting step notices a cleanup within this long
+STEP_WAIT_S = 30.0  # how long cleanup waits for a running step to end
 
 __all__ = [
     "Param",
@@ -140,6 +144,20 @@ class StepContext:
         self._releases: list[_Release] = []
         self._arguments: dict[str, Any] = {}
         self._explanation = ""
+        self.cancel = threading.Event()
+        """Set by :meth:`ProbeRun.cleanup` from another thread: a long step should end."""
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`StepFailed` once the run is being cleaned up (long steps call it)."""
+        if self.cancel.is_set():
+            raise StepFailed("cancelled: the probe run is being cleaned up",
+                             "The step was stopped so its grants and ports can be released.")
+
+    def wait_events(self, channel: Any, left: float) -> list[int]:
+        """``channel.wait`` for at most ``left`` seconds, in slices that notice a cancel."""
+        self.check_cancelled()
+        fired: list[int] = channel.wait(max(0.0, min(left, CANCEL_SLICE_S)))
+        return fired
 
     def args(self, **arguments: Any) -> None:
         """Record the arguments of the call the current step is about to make."""
@@ -277,6 +295,9 @@ class ProbeRun:
         self.failed = False
         self.records: list[StepRecord] = []
         self._cleaned = False
+        # Held while a step runs: cleanup (maybe from another thread, the TUI quitting)
+        # waits for it, so no fd is closed under a step that still uses it.
+        self._step_lock = threading.Lock()
 
     # -- running ---------------------------------------------------------------
     @property
@@ -304,6 +325,10 @@ class ProbeRun:
         KeyboardInterrupt and :class:`ProbeInterrupted` are recorded and re-raised,
         and the run is then done; leaving the ``with`` block cleans up.
         """
+        with self._step_lock:
+            return self._run_next()
+
+    def _run_next(self) -> StepRecord:
         if self.done:
             raise UsageError(f"probe {self.probe.name!r} has no step left to run")
         index = self.next_index
@@ -385,6 +410,27 @@ class ProbeRun:
         Runs once (a second call returns []).  A release that fails, or is
         interrupted by Ctrl-C or SIGTERM, is recorded and the others still run.
         """
+        if self._cleaned:
+            return []
+        self._ctx.cancel.set()  # a step running in another thread stops at its next check
+        if not self._step_lock.acquire(timeout=STEP_WAIT_S):
+            # Never close an fd under a step that still uses it: leave the releases to the
+            # kernel at exit (grants and ports) and say so.
+            record = StepRecord(
+                index=len(self._steps), name="cleanup", call="", arguments={}, ok=False,
+                result={}, errno=None,
+                explanation=f"a step was still running after {STEP_WAIT_S:g} s: nothing was "
+                "released (the kernel frees grants and ports when the process exits; "
+                "XenStore nodes may be left: 'grantscope report' lists them)",
+                duration_s=STEP_WAIT_S, mutating=False, phase="cleanup")
+            self.records.append(record)
+            return [record]
+        try:
+            return self._cleanup()
+        finally:
+            self._step_lock.release()
+
+    def _cleanup(self) -> list[StepRecord]:
         if self._cleaned:
             return []
         self._cleaned = True

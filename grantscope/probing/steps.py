@@ -277,7 +277,7 @@ def wait_step(channel: str, port_key: str, timeout: str, what: str) -> Step:
         started = time.perf_counter()
         deadline = started + limit
         while True:
-            fired = ctx.state[channel].wait(max(0.0, deadline - time.perf_counter()))
+            fired = ctx.wait_events(ctx.state[channel], deadline - time.perf_counter())
             if port in fired:
                 waited = time.perf_counter() - started
                 return {"fired": True, "waited_ms": round(waited * 1000, 3)}
@@ -297,6 +297,7 @@ def round_trips(ctx: StepContext, send: Any, send_port: int, recv: Any, recv_por
     """Time ``count`` notify/answer round trips; ``echo`` answers in-process when given."""
     samples: list[float] = []
     for i in range(count):
+        ctx.check_cancelled()
         started = time.perf_counter()
         send.notify(send_port)
         if echo is not None and echo_port is not None:
@@ -334,35 +335,50 @@ def stats_us(samples: list[float]) -> dict[str, float]:
 
 # -- XenStore ----------------------------------------------------------------------
 def publish_step(path_key: str, keys: tuple[str, ...]) -> Step:
-    """Write the state values ``keys`` as decimal strings under the path in ``path_key``."""
+    """Write the state values ``keys`` as decimal strings under the path in ``path_key``.
+
+    Cleanup removes exactly the nodes written (and a directory the write created, if it is
+    left empty): a sibling someone else wrote under the same directory stays.
+    """
 
     def action(ctx: StepContext) -> dict[str, Any]:
-        base = str(get(ctx, path_key))
+        from grantscope.xen.xs_owned import OwnedNodes
+
+        base = str(get(ctx, path_key)).rstrip("/")
         written = {f"{base}/{k}": str(int(get(ctx, k))) for k in keys}
         ctx.args(**written)
-        store = ctx.devices.xenstore()
+        owned = OwnedNodes(ctx.devices.xenstore())
+        ctx.state["published_nodes"] = owned
 
         def remove() -> None:
-            if store.exists(base):
-                store.rm(base)
+            problems = owned.remove()
+            if problems:
+                raise RuntimeError("; ".join(problems))
 
-        ctx.hold("published", f"remove {base}", "xenstore RM", remove, path=base)
+        ctx.hold("published", f"remove the nodes written under {base}", "xenstore RM",
+                 remove, path=base, nodes=list(written))
         for path, value in written.items():
-            store.write(path, value.encode("ascii"))
-        return {"written": written}
+            owned.write(path, value.encode("ascii"))
+        return {"written": written, "created_dirs": owned.created_dirs}
 
     return Step("publish in XenStore", "xenstore WRITE", action, mutating=True)
 
 
 def unpublish_step(path_key: str) -> Step:
-    """Remove the published directory now (the cleanup would otherwise)."""
+    """Remove the published nodes now (the cleanup would otherwise)."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
-        base = str(get(ctx, path_key))
+        base = str(get(ctx, path_key)).rstrip("/")
         ctx.args(path=base)
-        store = ctx.devices.xenstore()
-        store.rm(base)
+        owned = ctx.state.get("published_nodes")
+        removed = owned.paths if owned is not None else []
+        if owned is not None:
+            problems = owned.remove()
+            if problems:
+                raise RuntimeError("; ".join(problems))
         ctx.drop("published")
-        return {"removed": base, "exists_after": bool(store.exists(base))}
+        store = ctx.devices.xenstore()
+        return {"removed": removed,
+                "exists_after": any(bool(store.exists(p)) for p in removed)}
 
     return Step("remove the published keys", "xenstore RM", action, mutating=True)

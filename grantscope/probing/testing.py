@@ -157,10 +157,20 @@ class FakeStore:
         return self.nodes.get(path)
 
     def write(self, path: str, value: bytes) -> None:
-        """Store ``value``."""
+        """Store ``value``; missing parents are created empty, as xenstored does."""
         self._devices._log("xs write", path, value)
         self._devices._check("xs write")
+        parent = path.rsplit("/", 1)[0]
+        while parent and parent not in self.nodes and not self.exists(parent):
+            self.nodes[parent] = b""
+            parent = parent.rsplit("/", 1)[0]
         self.nodes[path] = value
+
+    def list(self, path: str) -> list[str]:
+        """The child names of ``path``."""
+        prefix = path.rstrip("/") + "/"
+        return sorted({k[len(prefix):].split("/")[0] for k in self.nodes
+                       if k.startswith(prefix)})
 
     def rm(self, path: str) -> None:
         """Remove ``path`` and its children."""

@@ -380,7 +380,7 @@ def map_failed_error(
             f"entries, so these {len(refs)} page(s) need {2 * len(refs)}"
         )
         causes = [
-            *(["the grant is read-only and was mapped writable (map it --readonly)"]
+            *(["the grant is read-only and was mapped writable (map it with --ro)"]
               if writable else []),
             maptrack,
             "the mapping itself failed (address space, or a grant ended meanwhile)",

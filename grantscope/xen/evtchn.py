@@ -20,6 +20,7 @@ import time
 from types import TracebackType
 
 from grantscope.xen import abi
+from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_u32, open_device
 from grantscope.xen.errors import from_oserror
 
@@ -67,6 +68,7 @@ class EventChannel:
 
     # -- binding ---------------------------------------------------------------
     def _bind(self, call: str, request: int, arg: bytes, args: dict[str, object]) -> int:
+        _readonly.refuse_if_readonly(f"binding an event channel ({call})")
         buf = bytearray(arg)  # mutable: fcntl.ioctl then returns the ioctl's value (the port)
         try:
             port = fcntl.ioctl(self.fileno(), request, buf, True)
@@ -153,6 +155,8 @@ class EventChannel:
     # -- events ----------------------------------------------------------------
     def notify(self, port: int) -> None:
         """Send an event on ``port`` (ENOTCONN, explained, if not bound through this fd)."""
+        if _readonly._depth:  # the hot path: one attribute read when not read-only
+            _readonly.refuse_if_readonly(f"notifying event channel port {port}")
         arg = self._port_bytes.get(port)
         if arg is None:
             arg = _U32.pack(check_u32(port, "port"))

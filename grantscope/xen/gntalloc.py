@@ -16,6 +16,7 @@ from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, open_device
 from grantscope.xen._pages import GrantPages, MappedPages
 from grantscope.xen.errors import from_oserror
+from grantscope.xen.readonly import refuse_if_readonly
 
 GNTALLOC_PATH = "/dev/xen/gntalloc"
 PAGE_SIZE = abi.PAGE_SIZE
@@ -39,6 +40,7 @@ class GrantOffer(GrantPages):
         super().__init__()
         self.domid = check_domid(domid)
         count = check_range(pages, "pages", 1, MAX_PAGES)
+        refuse_if_readonly(f"granting {count} page(s) to domain {domid} (gntalloc)")
         self.writable = bool(writable)
         self.path = path
         self._fd = open_device(path)

@@ -22,6 +22,7 @@ from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
 from grantscope.xen._pages import GrantPages, MappedPages
 from grantscope.xen.errors import XenError, from_oserror, map_failed_error
+from grantscope.xen.readonly import refuse_if_readonly
 
 GNTDEV_PATH = "/dev/xen/gntdev"
 
@@ -129,6 +130,8 @@ class GrantMapping(GrantPages):
         if not self.grefs:
             raise UsageError("map needs at least one gref")
         self.writable = bool(writable)
+        if self.writable:
+            refuse_if_readonly(f"a writable map of domain {domid}'s grant(s) (map read-only)")
         self.path = path
         self._owns_fd = device is None
         self._fd = open_device(path) if device is None else device.fileno()
@@ -234,12 +237,18 @@ def _side(seg: Any, side: Any, dest: bool, keep: list[Any], length: int) -> int:
     return 0
 
 
+def _refuse_foreign_writes(segments: Sequence[CopySegment]) -> None:
+    if any(isinstance(s.dest, ForeignRef) for s in segments):
+        refuse_if_readonly("a GRANT_COPY into another domain's page")
+
+
 def _grant_copy(fd: int, segments: Sequence[CopySegment], path: str) -> list[int]:
     count = len(segments)
     if count == 0:
         return []
     segs = _ffi.new("struct gntdev_grant_copy_segment[]", count)
     keep: list[Any] = []
+    _refuse_foreign_writes(segments)
     for i, s in enumerate(segments):
         length = check_range(s.length, "length", 1, PAGE_SIZE)
         flags = _side(segs[i].source, s.source, False, keep, length)
@@ -266,6 +275,7 @@ def _probe(fd: int, domid: int, gref: int, path: str) -> int:
 
 def grant_copy(segments: Sequence[CopySegment], *, path: str = GNTDEV_PATH) -> list[int]:
     """Run one GRANT_COPY on a fresh gntdev fd; the per-segment GNTST statuses."""
+    _refuse_foreign_writes(segments)
     with Gntdev(path) as dev:
         return dev.grant_copy(segments)
 

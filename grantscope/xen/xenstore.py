@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TypeVar
 
+from grantscope.errors import GrantscopeError
+from grantscope.xen.readonly import refuse_if_readonly
 from grantscope.xen.xs_conn import XsConnection
 from grantscope.xen.xs_escape import escape_value, unescape_value
 from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
@@ -47,8 +51,15 @@ __all__ = [
     "unescape_value",
 ]
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _tokens = itertools.count(1)
+
+#: Requests that change the store (or another domain's connection): refused under --readonly.
+MUTATING_OPS: frozenset[Op] = frozenset({
+    Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS, Op.INTRODUCE, Op.RELEASE, Op.RESUME,
+    Op.SET_TARGET, Op.CONTROL,
+})
 
 
 def _encode_path(path: str) -> bytes:
@@ -59,28 +70,69 @@ class XsWatch:
     """A XenStore watch: iterate for changed paths, or ``get(timeout)``; ``close()`` unwatches.
 
     xenstored fires once right after the watch is set, for the watched path itself; after that
-    one event per change at or below the path (and possibly spurious ones).
+    one event per change at or below the path (and possibly spurious ones).  When the
+    connection is lost (xenstored restarted, or a request timed out) the watch is registered
+    again on the store's new connection; changes made meanwhile were not seen, and
+    :meth:`take_notice` says so once (the caller shows it).
     """
 
     def __init__(self, store: XenStore, path: str):
         self.path = path
         self._store = store
-        self._conn = store._conn
         self.token = f"grantscope-{next(_tokens)}".encode()
         self._closed = False
-        self._conn.add_watch_queue(self.token)  # before WATCH: the first event may come at once
+        self._notices: list[str] = []
+        self.reconnects = 0
+        self._registered = False
+        self._conn = store._connection()
+        self._register(self._conn)
+        store._watches.add(self)
+
+    def _register(self, conn: XsConnection) -> None:
+        self._conn = conn
+        self._registered = False
+        conn.add_watch_queue(self.token)  # before WATCH: the first event may come at once
         try:
-            store._call(Op.WATCH, join_args(_encode_path(path), self.token), path)
+            self._store._call(Op.WATCH, join_args(_encode_path(self.path), self.token),
+                              self.path, conn=conn)
         except BaseException:
-            self._conn.remove_watch_queue(self.token)
+            conn.remove_watch_queue(self.token)
             raise
+        self._registered = True
+
+    def _reregister(self, conn: XsConnection, reason: str) -> None:
+        """Called by the store after it reconnected: watch again on ``conn``."""
+        self._register(conn)  # raises while xenstored does not answer: no notice yet
+        self.reconnects += 1
+        self._notices.append(
+            f"XenStore connection lost ({reason}); reconnected and watching {self.path} "
+            "again: changes made while disconnected were not seen"
+        )
+
+    def take_notice(self) -> str | None:
+        """A sentence about a disconnection since the last call, or None."""
+        return self._notices.pop(0) if self._notices else None
 
     def get(self, timeout: float | None = None) -> str | None:
         """The next changed path, or None if none came within ``timeout`` seconds."""
         if self._closed:
             return None
         limit = self._store.timeout if timeout is None else timeout
-        raw = self._conn.next_event(self.token, time.monotonic() + limit)
+        deadline = time.monotonic() + limit
+        while True:
+            if (not self._registered or self._conn.closed) \
+                    and not self._store._reconnect_for(self):
+                # xenstored not reachable (or paused) yet: try again on the next get().
+                time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+                return None
+            try:
+                raw = self._conn.next_event(self.token, deadline)
+                break
+            except XenStoreError as err:
+                if err.errno_name != "ECONNRESET" or self._closed:
+                    raise
+                if time.monotonic() >= deadline:
+                    return None
         return None if raw is None else raw.decode("utf-8", "surrogateescape")
 
     def __iter__(self) -> Iterator[str]:
@@ -98,10 +150,11 @@ class XsWatch:
         if self._closed:
             return
         self._closed = True
+        self._store._watches.discard(self)
         try:
             if not self._conn.closed:
                 self._store._call(Op.UNWATCH, join_args(_encode_path(self.path), self.token),
-                                  self.path)
+                                  self.path, conn=self._conn)
         except XenStoreError:
             pass  # the watch dies with the connection anyway
         finally:
@@ -120,10 +173,72 @@ class XenStore:
     Open with :meth:`open`.  Values are raw ``bytes``; paths are ``str``.
     """
 
-    def __init__(self, conn: XsConnection, *, timeout: float = 5.0, tx_id: int = 0):
+    def __init__(self, conn: XsConnection, *, timeout: float = 5.0, tx_id: int = 0,
+                 parent: XenStore | None = None):
         self._conn = conn
         self.timeout = timeout
         self.tx_id = tx_id
+        self._parent = parent  # a transaction view's plain connection
+        self._closed = False
+        self._reconnect_lock = threading.RLock()
+        self._watches: set[XsWatch] = set()
+        self.reconnects = 0
+        """How many times a lost connection was replaced by a new one."""
+
+    def _connection(self) -> XsConnection:
+        """The live connection; a lost one is replaced (same socket or device as at start)."""
+        conn = self._conn
+        if not conn.closed or self._closed:
+            return conn
+        if self.tx_id:
+            raise XenStoreError(
+                f"connection to xenstored at {conn.path} lost inside a transaction: "
+                f"{conn.lost_reason}",
+                "The transaction is gone with the connection; run it again.",
+                errno_name="ECONNRESET",
+                op="TRANSACTION",
+            )
+        self._reconnect()
+        return self._conn
+
+    def _reconnect(self) -> bool:
+        """Open a new connection if the current one is lost; re-register every watch.
+
+        Returns False when xenstored cannot be reached now (the next request tries again).
+        """
+        with self._reconnect_lock:
+            old = self._conn
+            if not old.closed or self._closed:
+                return True
+            reason = old.lost_reason or "lost"
+            try:
+                new = XsConnection.open(old.path)
+            except GrantscopeError as err:
+                log.warning("XenStore reconnect to %s failed: %s", old.path, err.message)
+                return False
+            old.close()
+            self._conn = new
+            self.reconnects += 1
+            for watch in list(self._watches):
+                try:
+                    watch._reregister(new, reason)
+                except XenStoreError as err:
+                    log.warning("re-registering the watch on %s failed: %s", watch.path,
+                                err.message)
+            return True
+
+    def _reconnect_for(self, watch: XsWatch) -> bool:
+        """Reconnect because ``watch`` found its connection lost (another watch or request
+        may already have reconnected: then only ``watch`` is registered again)."""
+        with self._reconnect_lock:
+            if self._conn.closed and not self._reconnect():
+                return False
+            if watch._conn is not self._conn or not watch._registered:
+                try:
+                    watch._reregister(self._conn, watch._conn.lost_reason or "lost")
+                except XenStoreError:  # xenstored paused: the next get() tries again
+                    return False
+            return True
 
     @classmethod
     def open(cls, path: str | None = None, *, timeout: float = 5.0) -> XenStore:
@@ -145,9 +260,16 @@ class XenStore:
 
     # -- one request ---------------------------------------------------------------------
 
-    def _call(self, op: Op, payload: bytes, path: str | None) -> bytes:
-        """Send one request; return the reply payload or raise XenStoreError."""
+    def _call(self, op: Op, payload: bytes, path: str | None,
+              conn: XsConnection | None = None) -> bytes:
+        """Send one request; return the reply payload or raise XenStoreError.
+
+        On a lost connection a new one is opened first (see :meth:`_connection`); a request
+        that times out ends its connection, so the next one starts on a fresh stream.
+        """
         where = f" {path}" if path is not None else ""
+        if op in MUTATING_OPS:
+            refuse_if_readonly(f"XenStore {op.name}{where}")
         if len(payload) > PAYLOAD_MAX:
             # xenstored would drop the whole connection: refuse before sending.
             raise XenStoreError(
@@ -159,13 +281,16 @@ class XenStore:
                 op=op.name,
                 path=path,
             )
-        reply = self._conn.request(op, payload, self.tx_id, self.timeout)
+        if conn is None:
+            conn = self._connection()  # in a transaction: raises if the connection was lost
+        reply = conn.request(op, payload, self.tx_id, self.timeout)
         if reply is None:
             raise XenStoreError(
                 f"XenStore {op.name}{where}: no reply within {self.timeout:g} s",
-                f"No reply came from {self._conn.path} ({self.transport}) in time: xenstored "
+                f"No reply came from {conn.path} ({self.transport}) in time: xenstored "
                 "may be hung, overloaded or not running (over /dev/xen/xenbus in dom0, requests "
-                "wait until xenstored starts).",
+                "wait until xenstored starts). The connection was closed; the next request "
+                "opens a new one.",
                 errno_name="ETIMEDOUT",
                 op=op.name,
                 path=path,
@@ -293,8 +418,9 @@ class XenStore:
 
         Pipelined: up to ``window`` requests in flight.  ``perms=True`` adds GET_PERMS.
         """
+        conn = self._connection() if self._parent is None else self._conn
         return _walk(
-            self._conn, root, perms=perms, tx_id=self.tx_id, timeout=self.timeout, window=window
+            conn, root, perms=perms, tx_id=self.tx_id, timeout=self.timeout, window=window
         )
 
     def watch(self, path: str) -> XsWatch:
@@ -316,7 +442,8 @@ class XenStore:
             )
         for _attempt in range(retries + 1):
             reply = self._call(Op.TRANSACTION_START, b"\0", None)
-            tx = XenStore(self._conn, timeout=self.timeout, tx_id=int(reply.rstrip(b"\0")))
+            tx = XenStore(self._conn, timeout=self.timeout, tx_id=int(reply.rstrip(b"\0")),
+                          parent=self)
             try:
                 result = fn(tx)
             except XenStoreError as err:
@@ -354,6 +481,7 @@ class XenStore:
     def close(self) -> None:
         """Close the connection (idempotent).  A transaction view does not own it."""
         if not self.tx_id:
+            self._closed = True
             self._conn.close()
 
     def __enter__(self) -> XenStore:

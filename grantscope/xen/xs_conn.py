@@ -168,6 +168,7 @@ class XsConnection:
         for op, tx_id, payload in requests:
             if not self._wait(lambda: not self._expected, deadline):
                 self.forget(ids)
+                self._kill("the previous xenbus request went unanswered; open a new connection")
                 raise TimeoutError("the previous xenbus request is still unanswered")
             req_id = self._new_id()
             with self._cond:
@@ -194,6 +195,9 @@ class XsConnection:
             view = view[written:]
             if view:
                 if time.monotonic() >= deadline:
+                    if len(view) < len(data):
+                        # Part of a message went out: the stream is misframed from here on.
+                        self._kill("a request timed out half-written; open a new connection")
                     raise TimeoutError("xenstored does not take our requests")
                 # xenstored may be waiting for us to read its replies: read while we wait.
                 self._wait(lambda: False, min(deadline, time.monotonic() + 0.05))
@@ -304,10 +308,11 @@ class XsConnection:
         return got
 
     def forget(self, req_ids: Iterable[int]) -> None:
-        """Stop waiting for ``req_ids``: a late reply is then logged and dropped.
+        """Stop waiting for ``req_ids``; a request left unanswered ends the connection.
 
-        On xenbus an unanswered request may still point into the kernel's per-file buffer,
-        so the connection is closed rather than risk the next write() changing that request.
+        A request that timed out may still be answered, or (over xenbus) may still point into
+        the kernel's per-file buffer, so the connection is marked lost rather than trusted
+        with the next request; :class:`~grantscope.xen.xenstore.XenStore` then opens a new one.
         """
         unanswered = False
         with self._cond:
@@ -316,8 +321,8 @@ class XsConnection:
                     unanswered = True
                     self._expected.discard(i)
                 self._replies.pop(i, None)
-        if unanswered and self.transport == "xenbus":
-            self._kill("a request over the xenbus device went unanswered; open a new connection")
+        if unanswered:
+            self._kill("a request timed out unanswered; open a new connection")
 
     def request(self, op: int, payload: bytes, tx_id: int, timeout: float) -> Packet | None:
         """Send one request and wait for its reply; None if none came within ``timeout``."""
@@ -325,6 +330,7 @@ class XsConnection:
         try:
             (req_id,) = self.submit([(op, tx_id, payload)], deadline)
         except TimeoutError:
+            self._kill("a request timed out before it was sent whole; open a new connection")
             return None
         pending = {req_id}
         got = self.collect(pending, deadline)
@@ -361,6 +367,11 @@ class XsConnection:
     def closed(self) -> bool:
         """True once :meth:`close` ran or the connection was lost."""
         return self._dead is not None
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the connection ended (None while it is alive)."""
+        return self._dead
 
     def close(self) -> None:
         """Close the fd (idempotent); waiters get a "connection lost" error."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(ON_XEN, reason="checks the no-Xen path; this machine runs on Xen")
 @pytest.mark.parametrize("argv", [
     ["map", "--domid", "0", "--gref", "8"],
-    ["map", "--domid", "xs:/local/domain/0/x", "--gref", "8", "--count", "2", "--readonly"],
+    ["map", "--domid", "xs:/local/domain/0/x", "--gref", "8", "--count", "2", "--ro"],
     ["offer", "--to", "0", "--pages", "2", "--writable", "--text", "hi", "--wait", "1"],
     ["notify", "--domid", "0", "--port", "5", "--wait", "1"],
     ["pingpong", "--domid", "0", "--port", "5", "--count", "3"],
@@ -139,6 +140,10 @@ class FakeStore:
         self.log.append(("write", path))
         self.nodes[path] = value
 
+    def list(self, path: str) -> list[str]:
+        return sorted({p[len(path) + 1:].split("/")[0] for p in self.nodes
+                       if p.startswith(path + "/")})
+
     def rm(self, path: str) -> None:
         self.log.append(("rm", path))
         for p in [p for p in self.nodes if p == path or p.startswith(path + "/")]:
@@ -240,14 +245,35 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
 def test_map_json_shape_and_xs_grefs(fakes: FakeStore, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["map", "--domid", "xs:/peer/domid", "--gref", "xs:/peer/gref", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data == {"ok": True, "domid": 3, "grefs": [8, 9, 10], "writable": True,
+    assert data == {"ok": True, "domid": 3, "grefs": [8, 9, 10], "writable": False,
                     "head": "ab" * 64}
-    assert FakeMapping.made == [(3, (8, 9, 10), True)]
+    assert FakeMapping.made == [(3, (8, 9, 10), False)]  # read-only unless --writable
+
+
+def test_map_writable_on_request(fakes: FakeStore, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["map", "--domid", "1", "--gref", "5", "--writable"]) == 0
+    assert FakeMapping.made == [(1, (5,), True)] and "writable" in capsys.readouterr().out
+
+
+def test_map_old_readonly_spelling_is_refused_with_a_hint(
+        fakes: FakeStore, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["map", "--domid", "1", "--gref", "5", "--readonly"]) == 2
+    err = capsys.readouterr().err
+    assert "renamed 'map --ro'" in err and "grantscope --readonly map" in err
+    assert FakeMapping.made == []
+
+
+def test_offer_then_map_defaults_agree(fakes: FakeStore,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """offer grants read-only by default and map maps read-only by default."""
+    assert main(["offer", "--to", "1"]) == 0
+    assert main(["map", "--domid", "0", "--gref", "100"]) == 0
+    assert FakeOffer.instances[0].writable is False and FakeMapping.made[0][2] is False
 
 
 def test_map_count_maps_consecutive_refs(fakes: FakeStore,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["map", "--domid", "1", "--gref", "20", "--count", "3", "--readonly"]) == 0
+    assert main(["map", "--domid", "1", "--gref", "20", "--count", "3", "--ro"]) == 0
     assert FakeMapping.made == [(1, (20, 21, 22), False)]
     out = capsys.readouterr().out
     assert "gref 20 21 22" in out and "read-only" in out and "0000  ab ab" in out
@@ -260,10 +286,38 @@ def test_map_xs_value_not_decimal_is_usage_error(fakes: FakeStore,
     assert "not a decimal number" in capsys.readouterr().err
 
 
-def test_map_domid_above_reserved_is_usage_error(fakes: FakeStore,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["map", "--domid", "32752", "--gref", "1"]) == 2
-    assert "above the largest domid" in capsys.readouterr().err
+def test_map_reserved_domid_reaches_the_map(fakes: FakeStore,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # DOMID_SELF is not refused as "above the largest domid": the map's failure explains it
+    # (test_map_reserved_domid_failure_names_domid_self covers that explanation).
+    assert main(["map", "--domid", "32752", "--gref", "1"]) == 0
+    assert FakeMapping.made == [(32752, (1,), False)]
+    assert main(["map", "--domid", "65536", "--gref", "1"]) == 2
+    assert "above the largest domid (65535)" in capsys.readouterr().err
+
+
+def test_map_reserved_domid_failure_names_domid_self(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real GrantMapping's failure path, with the device calls answering as Xen 4.17 does."""
+    import errno
+
+    import grantscope.xen.gntdev as gntdev_mod
+
+    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/": None)
+    monkeypatch.setattr(gntdev_mod, "open_device", lambda path, **kw: os.open("/dev/null", 0))
+    monkeypatch.setattr(gntdev_mod.GrantMapping, "_unmap_ioctl", lambda self: None)
+
+    def ioctl(fd: int, request: int, arg: Any, *rest: Any) -> int:
+        return 0  # MAP_GRANT_REF records the refs; GRANT_COPY leaves status 0
+
+    def mapped(*args: Any, **kw: Any) -> Any:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(gntdev_mod.fcntl, "ioctl", ioctl)
+    monkeypatch.setattr(gntdev_mod, "MappedPages", mapped)
+    assert main(["map", "--domid", "32752", "--gref", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "DOMID_SELF" in err and "real id" in err
 
 
 def test_offer_publishes_waits_reports_and_removes(fakes: FakeStore,
@@ -279,8 +333,9 @@ def test_offer_publishes_waits_reports_and_removes(fakes: FakeStore,
     assert len(data["page_head"]) == 128
     assert ("write", "/local/domain/0/data/x/gref") in fakes.log
     assert ("write", "/local/domain/0/data/x/port") in fakes.log
-    # The base did not exist before, so the whole directory is removed again.
-    assert fakes.log[-1] == ("rm", "/local/domain/0/data/x")
+    # Exactly the two nodes written are removed, newest first.
+    assert fakes.log[-2:] == [("rm", "/local/domain/0/data/x/port"),
+                              ("rm", "/local/domain/0/data/x/gref")]
     assert not any(p.startswith("/local/domain/0/data/x") for p in fakes.nodes)
     assert FakeOffer.instances[0].closed and FakeChannel.instances[0].closed
     assert FakeOffer.instances[0].writable is True
@@ -294,6 +349,37 @@ def test_offer_keeps_a_base_that_existed(fakes: FakeStore,
     assert data["notified"] is False
     assert fakes.nodes == {"/peer/gref": b"8 9 10\n", "/peer/domid": b"3",
                            "/peer/port": b"17", "/base/other": b"keep"}
+
+
+def test_offer_cleanup_leaves_a_sibling_written_meanwhile(
+        fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Someone else writes into the directory the offer created, while the offer waits.
+    def wait(self: FakeChannel, timeout: float) -> list[int]:
+        fakes.nodes["/new/dir/peer-answer"] = b"42"
+        return []
+
+    monkeypatch.setattr(FakeChannel, "wait", wait)
+    assert main(["offer", "--to", "1", "--publish", "/new/dir", "--wait", "1", "--json"]) == 0
+    assert fakes.nodes["/new/dir/peer-answer"] == b"42"
+    assert "/new/dir/gref" not in fakes.nodes and "/new/dir/port" not in fakes.nodes
+    assert ("rm", "/new/dir") not in fakes.log and ("rm", "/new") not in fakes.log
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_offer_signal_runs_the_same_cleanup(
+        sig: signal.Signals, fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def killed(self: FakeChannel, timeout: float) -> list[int]:
+        os.kill(os.getpid(), sig)  # the handler raises at the next bytecode
+        return []
+
+    monkeypatch.setattr(FakeChannel, "wait", killed)
+    rc = main(["offer", "--to", "1", "--publish", "/pub", "--wait", "5", "--json"])
+    assert rc == 128 + sig.value
+    assert json.loads(capsys.readouterr().out)["interrupted"] == sig.name
+    assert not any(p.startswith("/pub") for p in fakes.nodes)
+    assert FakeOffer.instances[0].closed and FakeChannel.instances[0].closed
 
 
 def test_offer_echo_answers_each_notification(fakes: FakeStore,

@@ -18,6 +18,7 @@ from grantscope.host.replay import ReplayHost
 from grantscope.host.sim import GONE_DOMID, LEAKED_REF, SimHost
 from grantscope.model.dumps import parse_console
 from grantscope.model.findings import Observation, analyze
+from grantscope.xen.readonly import readonly_session
 from grantscope.xen.xenstore import Perms
 
 
@@ -163,7 +164,7 @@ def test_xen_analyze_runs_the_report_collection_once(monkeypatch: pytest.MonkeyP
     host = xen_host.XenHost(readonly=True)
     assert host.findings() is None and calls == []  # nothing is captured until asked
     snap = host.analyze()
-    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True}]
+    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True, "capture": True}]
     expected = analyze(Observation(xenstore=store, console=console, local_domid=0))
     assert snap.findings == expected.findings
     assert sorted(f.code for f in snap.findings) == ["grant-unowned", "stale-backend"]
@@ -172,3 +173,9 @@ def test_xen_analyze_runs_the_report_collection_once(monkeypatch: pytest.MonkeyP
     assert host._hv_ports == hv_ports_from_dump(console.events)  # type: ignore[arg-type]
     assert host._hv is not None and [(g.granter, g.ref, g.mapper) for g in host._hv] == [
         (1, 8, 0)]
+    # In a --readonly session 'a' sends no debug key: it analyses the ring as it is.
+    calls.clear()
+    with readonly_session():
+        snap = host.analyze()
+    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True, "capture": False}]
+    assert "no debug key sent" in snap.source

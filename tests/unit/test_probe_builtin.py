@@ -101,7 +101,31 @@ def test_offer_page_publishes_holds_reads_and_cleans_up() -> None:
     assert devices.store.nodes == {}  # the published keys are gone
     assert devices.open_handles() == []
     assert [r.name for r in _cleanup(run)] == [
-        "remove /local/domain/0/data/mbox", "close event channel evtchn", "end the grant"]
+        "remove the nodes written under /local/domain/0/data/mbox", "close event channel evtchn",
+        "end the grant"]
+
+
+def test_offer_page_cleanup_removes_only_its_own_nodes() -> None:
+    """A sibling that was there before, or that a peer wrote meanwhile, stays."""
+    devices = FakeDevices(self_domid=0, store={"/local/domain/0/data/mbox/keep": b"old"})
+    run = ProbeRun(find_probe("offer-page"),
+                   {"domid": "0", "publish": "/local/domain/0/data/mbox"}, devices)
+    with run:
+        run.run_next()
+        run.run_next()
+        run.run_next()
+        run.run_next()  # publish
+        devices.store.nodes["/local/domain/0/data/mbox/peer"] = b"answer"
+        run.run_all()
+    assert devices.store.nodes == {"/local/domain/0/data/mbox/keep": b"old",
+                                   "/local/domain/0/data/mbox/peer": b"answer"}
+    assert ("xs rm", "/local/domain/0/data/mbox") not in devices.calls
+
+
+def test_offer_page_removes_the_directories_it_created_when_left_empty() -> None:
+    devices = FakeDevices(self_domid=0, store={"/local/domain/0/name": b"Domain-0"})
+    _run("offer-page", {"domid": "0", "publish": "/local/domain/0/data/new/dir"}, devices)
+    assert devices.store.nodes == {"/local/domain/0/name": b"Domain-0"}
 
 
 def test_offer_page_without_publish_or_hold_has_fewer_steps() -> None:
@@ -240,7 +264,7 @@ def test_mailbox_loopback_failure_mid_way_releases_everything() -> None:
     failed = [r for r in _steps(run) if not r.ok]
     assert [r.name for r in failed] == ["notify"] and failed[0].errno_name == "ENOTCONN"
     assert devices.store.nodes == {} and devices.open_handles() == []
-    assert "remove /tmp/mbox" in [r.name for r in _cleanup(run)]
+    assert "remove the nodes written under /tmp/mbox" in [r.name for r in _cleanup(run)]
 
 
 def test_mailbox_loopback_bad_published_value_names_path_and_bytes() -> None:

@@ -148,12 +148,13 @@ def test_step_mode_end_of_input_stops_before_the_first_step(
     assert data["outcome"] == "stopped" and data["steps"] == [] and len(data["not_run"]) == 5
 
 
-def test_sigterm_during_a_step_runs_the_cleanup(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_during_a_step_runs_the_cleanup(
+    sig: signal.Signals, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     class Killed(FakeDevices):
         def probe_grant_status(self, domid: int, gref: int) -> int:
-            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+            os.kill(os.getpid(), sig)  # the handler raises at the next bytecode
             return super().probe_grant_status(domid, gref)
 
     made: list[FakeDevices] = []
@@ -164,14 +165,15 @@ def test_sigterm_during_a_step_runs_the_cleanup(
 
     monkeypatch.setattr(devices_mod, "RealDevices", factory)
     monkeypatch.setattr(devices_mod, "require_xen", lambda needs: None)
-    before = signal.getsignal(signal.SIGTERM)
-    assert main(["probe", "run", "explain-map", "domid=1", "gref=8", "--json"]) == 143
+    before = signal.getsignal(sig)
+    rc = main(["probe", "run", "explain-map", "domid=1", "gref=8", "--json"])
+    assert rc == 128 + sig.value
     data = json.loads(capsys.readouterr().out)
-    assert data["outcome"] == "interrupted (SIGTERM)"
-    assert data["steps"][-1]["ok"] is False and "SIGTERM" in data["steps"][-1]["explanation"]
+    assert data["outcome"] == f"interrupted ({sig.name})"
+    assert data["steps"][-1]["ok"] is False and sig.name in data["steps"][-1]["explanation"]
     assert [c["name"] for c in data["cleanup"]] == ["unmap the grant"]
     assert made[0].open_handles() == []
-    assert signal.getsignal(signal.SIGTERM) == before  # the handler is restored
+    assert signal.getsignal(sig) == before  # the handler is restored
 
 
 def test_ctrl_c_runs_the_cleanup(fake: list[FakeDevices], monkeypatch: pytest.MonkeyPatch,

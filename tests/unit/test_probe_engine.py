@@ -222,3 +222,55 @@ def test_readonly_refuses_a_mutating_step_even_if_the_probe_says_otherwise() -> 
     assert records[1].explanation == "refused: --readonly" and records[1].mutating
     assert records[1].arguments == {}  # not the previous step's
     assert not any(c[0] == "rel" for c in devices.calls)
+
+
+def test_cleanup_from_another_thread_waits_for_the_running_step() -> None:
+    """The TUI quitting during a step: the step is cancelled and ends before anything closes."""
+    import threading
+    import time as _time
+
+    from grantscope.probing.engine import ProbeRun as _Run
+    from grantscope.probing.registry import find_probe
+    from grantscope.probing.testing import FakeDevices as _Fake
+
+    class Watched(_Fake):
+        """Records whether an event channel was closed while a wait was running."""
+
+        in_wait = False
+        closed_under_wait = False
+
+    devices = Watched(self_domid=0)
+    real_channel = devices.event_channel
+
+    def channel() -> Any:
+        ch = real_channel()
+        real_wait, real_close = ch.wait, ch.close
+
+        def wait(timeout: float) -> list[int]:
+            devices.in_wait = True
+            _time.sleep(min(timeout, 0.05))
+            devices.in_wait = False
+            return list(real_wait(0))
+
+        def close() -> None:
+            devices.closed_under_wait |= devices.in_wait
+            real_close()
+
+        ch.wait, ch.close = wait, close  # type: ignore[method-assign]
+        return ch
+
+    devices.event_channel = channel  # type: ignore[method-assign]
+    run = _Run(find_probe("offer-page"), {"domid": "0", "hold": "60"}, devices)
+    worker = threading.Thread(target=run.run_all)
+    worker.start()
+    deadline = _time.monotonic() + 5
+    while not (run.next_index >= 4 and devices.in_wait) and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    started = _time.monotonic()
+    cleanup = run.cleanup()
+    worker.join(5)
+    assert not worker.is_alive() and _time.monotonic() - started < 5
+    hold = [r for r in run.records if r.name == "hold the offer for the peer"]
+    assert hold and not hold[0].ok and "cancelled" in hold[0].explanation
+    assert [r.ok for r in cleanup] == [True, True]
+    assert not devices.closed_under_wait and devices.open_handles() == []

@@ -139,3 +139,32 @@ def test_subprocess_exit_codes_and_stdout(xsd: XsdDouble) -> None:
     assert done.returncode == 0 and done.stdout == b'/s/k = "v"\n'
     done = subprocess.run([*cmd, "write", "/s/k", "z"], env=env, capture_output=True, timeout=60)
     assert done.returncode == 2 and b"Traceback" not in done.stderr
+
+
+def test_watch_survives_a_xenstored_restart_and_says_so(xsd: XsdDouble, capsys) -> None:
+    xsd.put("/wt", b"")
+    directory = os.path.dirname(xsd.socket_path)
+    restarted: list[XsdDouble] = []
+
+    def restart() -> None:
+        time.sleep(0.5)
+        xsd.close()
+        os.unlink(xsd.socket_path)
+        time.sleep(0.5)
+        again = XsdDouble(directory)
+        restarted.append(again)
+        again.put("/wt", b"")
+        time.sleep(2.0)  # the watch reconnects within its next one-second get()
+        again.put("/wt/y", b"1")
+
+    t = threading.Thread(target=restart)
+    t.start()
+    try:
+        assert main(["xs", "watch", "/wt", "--count", "3", "--max-wait", "10"]) == 0
+    finally:
+        t.join()
+        for double in restarted:
+            double.close()
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["/wt", "/wt", "/wt/y"]
+    assert "connection lost" in captured.err and "watching /wt again" in captured.err

@@ -1,6 +1,5 @@
 """The XenStore client against the wire-protocol double (tests/unit/xsd_double.py)."""
 
-import logging
 import os
 import socket
 import threading
@@ -8,7 +7,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from xsd_double import DIRECTORY, DIRECTORY_PART, READ, TX_END, XsdDouble, running_double
+from xsd_double import (
+    DIRECTORY,
+    DIRECTORY_PART,
+    READ,
+    TX_END,
+    WATCH,
+    XsdDouble,
+    running_double,
+)
 
 from grantscope.errors import NoXenError
 from grantscope.xen import xs_conn
@@ -137,20 +144,104 @@ def test_request_timeout_names_op_and_path(xsd: XsdDouble) -> None:
         assert s.read("/fast") == b"2"  # the connection still works
 
 
-def test_late_reply_is_dropped_not_mistaken(
-    xsd: XsdDouble, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_late_reply_is_never_mistaken(xsd: XsdDouble) -> None:
     xsd.put("/slow", b"late")
     xsd.put("/other", b"right")
     xsd.delay[(READ, "/slow")] = 0.5
     with XenStore.open(xsd.socket_path, timeout=0.2) as s:
+        first = s._conn
         with pytest.raises(XenStoreError):
             s.read("/slow")
+        assert first.closed  # the timed-out request ended its connection
         time.sleep(0.5)
-        with caplog.at_level(logging.WARNING, logger="grantscope.xen.xs_conn"):
-            assert s.read("/other") == b"right"
-        assert s._conn.unexpected == 1
-        assert any("unexpected XenStore packet READ" in r.getMessage() for r in caplog.records)
+        assert s.read("/other") == b"right"  # on a new connection: the late reply is not read
+        assert s.reconnects == 1 and s._conn is not first and s._conn.unexpected == 0
+
+
+def test_timeout_closes_the_connection_and_the_next_request_reconnects(
+        xsd: XsdDouble) -> None:
+    xsd.put("/slow", b"1")
+    xsd.put("/fast", b"2")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore.open(xsd.socket_path, timeout=0.3) as s:
+        with pytest.raises(XenStoreError) as info:
+            s.read("/slow")
+        assert info.value.errno_name == "ETIMEDOUT" and "new one" in info.value.explanation
+        assert s.read("/fast") == b"2" and s.transport == "socket" and s.reconnects == 1
+        assert xsd.max_clients >= 1
+
+
+def test_half_written_request_closes_the_connection() -> None:
+    """xenstored stops reading: the pipelined batch is cut mid-message, the stream is dead."""
+    ours, theirs = socket.socketpair()
+    try:
+        conn = xs_conn.XsConnection("socket", "/nowhere", ours.detach(), lambda: None)
+        batch = [(READ, 0, b"/" + b"x" * 4000 + b"\0")] * 400  # 1.6 MB: more than the buffer
+        with pytest.raises(TimeoutError):
+            conn.submit(batch, time.monotonic() + 0.3)
+        assert conn.closed and "half-written" in (conn.lost_reason or "")
+    finally:
+        theirs.close()
+
+
+def test_watch_is_registered_again_after_a_reconnect(xsd: XsdDouble) -> None:
+    xsd.put("/w/a", b"1")
+    xsd.put("/slow", b"1")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore.open(xsd.socket_path, timeout=0.3) as s, s.watch("/w") as watch:
+        assert watch.get(1.0) == "/w"
+        assert watch.take_notice() is None
+        with pytest.raises(XenStoreError):
+            s.read("/slow")  # times out: the connection (and its watch) is gone
+        assert watch.get(1.0) == "/w"  # registered again: xenstored fires once at once
+        notice = watch.take_notice()
+        assert notice is not None and "reconnected" in notice and "/w" in notice
+        xsd.put("/w/b", b"2")
+        assert watch.get(1.0) == "/w/b"
+        watches = [path for op, path in xsd.requests if op == WATCH]
+        assert watches == ["/w", "/w"]
+
+
+def test_watch_waits_out_a_xenstored_that_does_not_answer(xsd: XsdDouble) -> None:
+    """Like a SIGSTOPped xenstored: the re-registration times out, get() returns None (no
+    exception), and once it answers again the watch is back, with one notice."""
+    xsd.put("/w", b"")
+    xsd.put("/slow", b"1")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore.open(xsd.socket_path, timeout=0.3) as s, s.watch("/w") as watch:
+        assert watch.get(1.0) == "/w"
+        xsd.drop.add((WATCH, "/w"))  # from now on the watch cannot be registered again
+        with pytest.raises(XenStoreError):
+            s.read("/slow")
+        for _ in range(3):
+            assert watch.get(0.2) is None
+        xsd.drop.discard((WATCH, "/w"))
+        got = [watch.get(1.0) for _ in range(3)]
+        assert "/w" in got
+        assert "reconnected" in (watch.take_notice() or "") and watch.take_notice() is None
+        xsd.put("/w/after", b"1")
+        assert watch.get(1.0) == "/w/after"
+
+
+def test_watch_survives_xenstored_restarting(xsd: XsdDouble) -> None:
+    xsd.put("/w", b"")
+    directory = os.path.dirname(xsd.socket_path)
+    with XenStore.open(xsd.socket_path, timeout=0.5) as s, s.watch("/w") as watch:
+        assert watch.get(1.0) == "/w"
+        xsd.close()
+        os.unlink(xsd.socket_path)
+        assert watch.get(0.3) is None  # down: nothing to connect to, no exception
+        with XsdDouble(directory) as again:
+            again.put("/w", b"")
+            deadline = time.monotonic() + 5.0
+            got = None
+            while got is None and time.monotonic() < deadline:
+                got = watch.get(0.5)
+            assert got == "/w"
+            assert "connection lost" in (watch.take_notice() or "")
+            again.put("/w/new", b"1")
+            assert watch.get(1.0) == "/w/new"
+            assert s.read("/w/new") == b"1"
 
 
 def test_unknown_req_id_is_ignored(store: XenStore, xsd: XsdDouble) -> None:
@@ -481,13 +572,19 @@ def test_walk_over_xenbus_uses_a_pool_of_connections(
         assert [format_ls_line(n) for n in nodes] == lines
 
 
-def test_xenbus_timeout_closes_the_connection(xsd: XsdDouble) -> None:
+def test_xenbus_timeout_closes_the_connection(
+        xsd: XsdDouble, monkeypatch: pytest.MonkeyPatch) -> None:
     xsd.put("/slow", b"1")
+    xsd.put("/fast", b"2")
     xsd.drop.add((READ, "/slow"))
+    monkeypatch.setattr(
+        xs_conn.XsConnection, "open", classmethod(lambda cls, path=None: _xenbus_like(xsd))
+    )
     with XenStore(_xenbus_like(xsd), timeout=0.3) as s:
+        first = s._conn
         with pytest.raises(XenStoreError) as info:
             s.read("/slow")
         assert info.value.errno_name == "ETIMEDOUT"
-        with pytest.raises(XenStoreError) as info:
-            s.read("/slow")
-        assert info.value.errno_name == "ECONNRESET" and "xenbus" in info.value.message
+        assert first.closed and first.lost_reason is not None
+        assert s.read("/fast") == b"2"  # a new connection, the same kind as at start
+        assert s.transport == "xenbus" and s._conn is not first

@@ -101,7 +101,8 @@ def test_export_with_a_domu_running_then_open_it_with_replay(
     gref, port = offer_domu.wait_key("data/gref"), offer_domu.wait_key("data/port")
     target = tmp_path / "lab.tar.gz"
     done = subprocess.run(
-        [sys.executable, "-m", "grantscope", "bundle", "export", "-o", str(target), "--json"],
+        [sys.executable, "-m", "grantscope", "bundle", "export", "--capture", "-o", str(target),
+         "--json"],
         capture_output=True,
         text=True,
         timeout=1500,

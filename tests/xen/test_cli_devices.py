@@ -85,7 +85,7 @@ def test_offer_publish_then_map_notify_and_cleanup(store: XenStore) -> None:
         assert mapped["grefs"] == [int(g) for g in grefs.split()]
         assert bytes.fromhex(mapped["head"]).startswith(b"hello from offer")
         assert len(mapped["head"]) == 128
-        text = gs("map", "--domid", "0", "--gref", f"xs:{path}/gref", "--readonly")
+        text = gs("map", "--domid", "0", "--gref", f"xs:{path}/gref", "--ro")
         assert text.returncode == 0 and "hello from offer" in text.stdout
         note = gs_json("notify", "--domid", "0", "--port", f"xs:{path}/port")
         assert note["ok"] is True and note["remote_port"] == port

@@ -247,9 +247,9 @@ def test_failing_maps_are_explained_inside_the_guest(guest: PyGuest) -> None:
     try:
         gref = int(wait_node("/local/domain/0/data/gs-not-yours/gref"))
         theirs = guest_json(guest.run(["grantscope", "map", "--domid", "0", "--gref", str(gref),
-                                       "--readonly", "--json"]), rc=1)
+                                       "--ro", "--json"]), rc=1)
         unknown = guest_json(guest.run(["grantscope", "map", "--domid", "0", "--gref",
-                                        "60000", "--readonly", "--json"]), rc=1)
+                                        "60000", "--ro", "--json"]), rc=1)
         explained = guest_json(guest.run(["grantscope", "probe", "run", "explain-map",
                                           "domid=0", f"gref={gref}", "--json"]))
     finally:

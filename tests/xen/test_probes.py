@@ -318,20 +318,23 @@ def test_sigkill_mid_probe_kernel_releases_grant_and_port_xenstore_keys_stay(
         store.rm(path)
 
 
-def test_sigterm_mid_probe_runs_the_cleanup(store: XenStore) -> None:
-    path = "/local/domain/0/data/grantscope-test-term"
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_mid_probe_runs_the_cleanup(store: XenStore, sig: signal.Signals) -> None:
+    """SIGTERM and SIGHUP (an SSH session that drops) run the same cleanup."""
+    path = f"/local/domain/0/data/grantscope-test-{sig.name.lower()}"
     proc = _start_offer(path)
     gref, port = _wait_published(store, path, proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     try:
-        assert proc.returncode == 143, err
+        assert proc.returncode == 128 + sig.value, err
         report: dict[str, Any] = json.loads(out)
-        assert report["outcome"] == "interrupted (SIGTERM)"
+        assert report["outcome"] == f"interrupted ({sig.name})"
         assert report["steps"][-1]["name"] == "hold the offer for the peer"
         assert report["steps"][-1]["ok"] is False
         assert [c["name"] for c in report["cleanup"]] == [
-            f"remove {path}", "close event channel evtchn", "end the grant"]
+            f"remove the nodes written under {path}", "close event channel evtchn",
+            "end the grant"]
         assert all(c["ok"] for c in report["cleanup"])
         assert not store.exists(path)
         assert port not in _dom0_ports()

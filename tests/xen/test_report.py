@@ -106,7 +106,7 @@ def test_leak_after_the_offering_process_is_killed() -> None:
         assert mapping.read(0, 11) == b"leaked page"
         offerer.send_signal(signal.SIGKILL)
         offerer.wait(timeout=30)
-        obs, _extra, _cap = collect_observation(interval=0.5)
+        obs, _extra, _cap = collect_observation(interval=0.5, capture=True)
         found = [
             f for f in analyze(obs).findings
             if f.code in ("grant-orphaned", "grant-unowned") and f.subject.get("ref") == gref
@@ -121,7 +121,7 @@ def test_leak_after_the_offering_process_is_killed() -> None:
         mapping.close()
         _stop(offerer)
     # Unmapped: the kernel frees the page, and the finding is gone.
-    obs, _extra, _cap = collect_observation(interval=0.0)
+    obs, _extra, _cap = collect_observation(interval=0.0, capture=True)
     assert not [f for f in analyze(obs).findings if f.subject.get("ref") == gref
                 and f.subject.get("granter") == 0]
 
@@ -190,8 +190,9 @@ def test_report_with_a_pv_domu_shows_joined_rows() -> None:
             gref = int(xs.read(f"/local/domain/{domid}/data/gref"))
         with GrantMapping(domid, [gref], writable=False) as m:
             assert m.read(0, 6) == b"joined"
-            proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--interval", "0.5"],
-                                  capture_output=True, text=True, timeout=600, check=False)
+            proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--capture", "--interval",
+                                   "0.5"], capture_output=True, text=True, timeout=600,
+                                  check=False)
     _wait_ports_released(domid)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -238,7 +239,7 @@ class Written:
 
 
 def _findings(code: str, *, dumps: bool = False) -> tuple[list[Finding], list[dict[str, object]]]:
-    obs, _extra, _cap = collect_observation(interval=0.0, dumps=dumps)
+    obs, _extra, _cap = collect_observation(interval=0.0, dumps=dumps, capture=dumps)
     all_found = analyze(obs).findings
     return [f for f in all_found if f.code == code], [f.to_json() for f in all_found]
 
@@ -366,7 +367,7 @@ def test_leak_mapped_by_a_domu_after_the_offerer_is_killed(holder: DomU) -> None
             assert holder.read_key("data/seen") == "held by a domU"
             offerer.send_signal(signal.SIGKILL)
             offerer.wait(timeout=30)
-            obs, _extra, _cap = collect_observation(interval=0.0)
+            obs, _extra, _cap = collect_observation(interval=0.0, capture=True)
     finally:
         _stop(offerer)
     findings = analyze(obs).findings

@@ -69,7 +69,7 @@ def guest() -> Iterator[PyGuest]:
 
 def _table_findings(domid: int) -> tuple[dict[str, Finding], dict[str, tuple[int, int]]]:
     """This guest's grant-frames/maptrack-frames findings, and its frames as the dump says."""
-    obs, _extra, _cap = collect_observation(interval=0.0)
+    obs, _extra, _cap = collect_observation(interval=0.0, capture=True)
     assert obs.console is not None and obs.console.grants is not None, obs.unavailable
     (table,) = [t for t in obs.console.grants.tables if t.domid == domid]
     frames = {"grant": (table.frames or 0, table.max_frames or 0),
@@ -114,7 +114,7 @@ def test_maptrack_finding_and_the_map_that_no_longer_fits(guest: PyGuest) -> Non
             assert guest.wait_line(mapper, "mapped").startswith("dom0! mapped")
             after, frames = _table_findings(domid)
             guest.write_key("data/more-grefs", " ".join(map(str, offer.grefs[200:])))
-            over = guest.run([GRANTSCOPE_IN_GUEST, "map", "--domid", "0", "--readonly",
+            over = guest.run([GRANTSCOPE_IN_GUEST, "map", "--domid", "0", "--ro",
                               "--json", "--gref", f"xs:{guest.home}/data/more-grefs"])
         finally:
             _stop(guest, mapper)
@@ -139,7 +139,7 @@ def test_rogue_frontend_shows_as_spurious_events_on_the_joined_device(guest: PyG
                           "--notify-seconds", "120"])
     try:
         guest.wait_value(f"{backend}/state", "4", timeout=120)
-        proc = subprocess.run([GRANTSCOPE, "report", "--json", "--interval", "2"],
+        proc = subprocess.run([GRANTSCOPE, "report", "--json", "--capture", "--interval", "2"],
                               capture_output=True, text=True, timeout=600, check=False)
         inside = guest.run([GRANTSCOPE_IN_GUEST, "report", "--json", "--interval", "0"])
     finally:

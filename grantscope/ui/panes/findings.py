@@ -98,7 +98,11 @@ class FindingsPane(Vertical):
             return
         self.busy = True
         self.query_one("#findings-label", Label).update("Findings: analyzing…")
-        self.notify("analyzing: XenStore, quota, counters, 'xl debug-keys g' and 'e'…")
+        from grantscope.xen.readonly import is_readonly
+
+        self.notify("analyzing: XenStore, quota, counters and "
+                    + ("the dumps the console ring holds (--readonly: no debug key)…"
+                       if is_readonly() else "'xl debug-keys g' and 'e'…"))
         self.analyze()
 
     @work(thread=True, exclusive=True, group="findings-analyze", exit_on_error=False)

@@ -24,8 +24,10 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.model.ring import decode_ring_header
+from grantscope.safefile import write_new_file
 from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
 
 RATE_HZ = 30.0
@@ -201,9 +203,9 @@ class PagePane(Vertical):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.current)
         path = Path.cwd() / f"grantscope-page-{name}-{time.strftime('%Y%m%d-%H%M%S')}.bin"
         try:
-            path.write_bytes(self.hexdump.data)
-        except OSError as err:
-            self.notify(f"could not save to {path}: {err.strerror}", severity="error")
+            write_new_file(str(path), bytes(self.hexdump.data), "page save")
+        except GrantscopeError as err:
+            self.notify(f"could not save to {path}: {err.message}", severity="error")
             return
         self.saved_to = path
         self.notify(f"saved {len(self.hexdump.data)} bytes to {path}")

@@ -214,6 +214,10 @@ class XenStorePane(Vertical):
             deadline = time.monotonic() + 0.1
             while not worker.is_cancelled:
                 path = watch.get(0.1)
+                notice = getattr(watch, "take_notice", lambda: None)()
+                if notice is not None:  # reconnected: say so on screen
+                    self.app.call_from_thread(self.notify, notice, title="XenStore",
+                                              severity="warning")
                 if path is not None and path != "/":
                     pending[path] = None
                 if pending and time.monotonic() >= deadline:
