@@ -27,7 +27,7 @@ import pytest
 
 from grantscope.lab.guest import GuestResult, PyGuest, boot_guest
 from grantscope.lab.guest_death import RETRY_PROPERTY, logged_death, may_retry
-from grantscope.lab.leaks import ports_left_to
+from grantscope.lab.leaks import wait_ports_released
 from grantscope.xen.xenstore import XenStore
 
 GRANTSCOPE = str(Path(sys.executable).with_name("grantscope"))
@@ -71,8 +71,7 @@ class GuestBox:
     def _destroy(guest: PyGuest) -> None:
         guest.destroy()
         if guest.domid is not None:
-            left = ports_left_to(guest.domid)
-            assert not left, left
+            wait_ports_released(guest.domid)
 
 
 @pytest.fixture(scope="module", params=list(GUEST_TYPE))

@@ -32,7 +32,7 @@ import pytest
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import DomU
-from grantscope.lab.leaks import ports_left_to
+from grantscope.lab.leaks import wait_ports_released
 from grantscope.model.findings import Finding, Thresholds, analyze
 from grantscope.sources.hvdump import capture_dumps
 from grantscope.sources.quota import read_quota
@@ -174,12 +174,6 @@ def test_storm_from_a_peer_notifying_in_a_loop(receiver: tuple[EventChannel, int
     assert f"'{comm}'" in mine[0].action
 
 
-def _wait_ports_released(domid: int) -> None:
-    left = ports_left_to(domid)
-    if left:
-        pytest.fail(left)
-
-
 def test_report_with_a_pv_domu_shows_joined_rows() -> None:
     with DomU("offer", {"text": "joined"}) as peer:
         # Generous: under TCG on a loaded host the guest takes minutes to publish.
@@ -192,7 +186,7 @@ def test_report_with_a_pv_domu_shows_joined_rows() -> None:
             assert m.read(0, 6) == b"joined"
             proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--interval", "0.5"],
                                   capture_output=True, text=True, timeout=600, check=False)
-    _wait_ports_released(domid)
+    wait_ports_released(domid)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["unparsed"] == [] and doc["dump_problems"] == []
@@ -287,7 +281,7 @@ def holder() -> Iterator[DomU]:
         domid = peer.domid
         peer.destroy()
         if domid is not None:
-            _wait_ports_released(domid)
+            wait_ports_released(domid)
 
 
 def test_xenstore_quota_of_a_domu_near_its_limit(holder: DomU) -> None:
