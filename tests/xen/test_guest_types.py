@@ -325,8 +325,11 @@ def test_tui_runs_headless_in_a_pvh_guest_and_shows_the_mapped_page(guest: PyGue
         offer.send_signal(signal.SIGTERM)
         offer.communicate(timeout=120)
     doc = guest_json(shown)
+    assert doc["timed_out"] == [], doc
+    assert doc["done"] is True, doc
     assert "domU" in doc["hostbar"] and "PVH" in doc["hostbar"], doc["hostbar"]
-    assert all(ok for _name, ok, _why in doc["steps"]), doc["steps"]
+    assert doc["steps"] and all(ok for _name, ok, _why in doc["steps"]), doc["steps"]
+    assert doc["sources"], doc
     assert doc["shown"] is True, doc
     assert bytes.fromhex(doc["head"]).startswith(b"page for the TUI\0")
     assert "page for the TUI"[:16] in doc["rows"][0], doc["rows"]
