@@ -220,6 +220,7 @@ def tier_line(spec: TierSpec, report: str | None, why_missing: str, exit_status:
         if report is not None and counts.total:
             reasons.append(f"{counts.total} tests reported, expected at least {spec.minimum} "
                            "(tests/expected-counts.toml)")
+        reasons.append(f"{short} missing counted as failed")
         failed += short
     if exit_status != 0 and failed == 0:
         reasons.append(f"its command exited {exit_status} with no failing test")

@@ -162,7 +162,7 @@ def test_a_missing_empty_or_truncated_xen_report_fails_the_tier_and_the_total(
     tier = next(line for line in out if line.startswith("real-Xen tier:"))
     # Every expected test that did not report counts as failed, with the reason on the line.
     assert tier.startswith("real-Xen tier: 0 passed, 4 failed, 0 skipped (FAILED: "), tier
-    assert why in tier
+    assert why in tier and tier.endswith("; 4 missing counted as failed)"), tier
     # The unit tier's 2 passed; the 4 expected real-Xen tests failed, and nothing else is
     # counted twice (the guest-type lines show the gap without adding to it).
     assert out[-1] == "2 passed, 4 failed"
@@ -179,7 +179,8 @@ def test_a_tier_below_its_minimum_fails_with_the_shortfall(
                    "--report", f"xen={xen}:0")
     assert rc == 1
     assert out[1] == ("real-Xen tier: 3 passed, 1 failed, 0 skipped (FAILED: 3 tests reported, "
-                      "expected at least 4 (tests/expected-counts.toml))")
+                      "expected at least 4 (tests/expected-counts.toml); 1 missing counted "
+                      "as failed)")
     assert out[4] == ("guest types [hvm]: 0 passed, 1 failed, 0 retried after a guest death "
                       "(FAILED: 0 tests of test_guest_types ran for hvm, expected at least 1)")
     # The missing hvm test is the one the tier misses: counted once.
@@ -234,9 +235,8 @@ def test_a_tier_that_did_not_run_fails(expected: Path, reports: tuple[Path, Path
     rc, out = _run(capsys, "--expected", str(expected), "--report", f"unit-ui={unit}:0",
                    "--failed-step", "lab build")
     assert rc == 1
-    assert out[1] == ("real-Xen tier: 0 passed, 4 failed, 0 skipped "
-                      "(FAILED: the tier did not run)")
     assert out[-2:] == ["failed step: lab build", "2 passed, 5 failed"]
+    assert out[1].endswith("(FAILED: the tier did not run; 4 missing counted as failed)")
 
 
 def test_a_broken_expected_counts_file_is_a_failing_total(
