@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from grantscope.lab import guest_death
 from grantscope.lab.agent import BASE
 from grantscope.lab.domu import AGENT, DomU, agent_image
 from grantscope.lab.errors import LabError
@@ -73,6 +74,8 @@ class PyGuest(DomU):
         self._next = 0
         self._xs: XenStore | None = None
         self.ready_seconds: float | None = None
+        # Guests of this type that died while booting before this one answered (boot_guest).
+        self.boot_deaths: tuple[str, ...] = ()
 
     def _store(self) -> XenStore:
         if self._xs is None:
@@ -172,26 +175,35 @@ class PyGuest(DomU):
         return self.result(self.submit(argv, timeout=timeout), timeout=timeout + 60.0)
 
 
-def boot_guest(kind: str, *, attempts: int = 2, timeout: float = 1200.0,
+def boot_guest(kind: str, *, timeout: float = 1200.0,
                xl_options: Mapping[str, str] | None = None) -> PyGuest:
-    """A started guest whose agent answered; a guest that *died* while booting is booted again.
+    """A started guest whose agent answered; a PVH/HVM guest whose death while booting Xen
+    logged is booted again, up to ``guest_death.BOOT_RETRIES`` times (grantscope.lab.guest_death).
 
-    Under QEMU's emulation a PVH/HVM guest sometimes dies with a triple fault before its
-    agent starts (docs/LAB.md). Booting is not what the callers test, so such a death is
-    retried, and said on stderr; a guest that is alive but silent is an error at once.
+    Each such death is said on stderr and listed in the returned guest's ``boot_deaths`` (the
+    tests record them in the JUnit report).  A guest that is alive but silent, or that died
+    without Xen logging why, is an error at once.
     """
-    for attempt in range(1, attempts + 1):
+    deaths: list[str] = []
+    while True:
         guest = PyGuest(kind, xl_options=xl_options).start()
         if guest.domid is not None:
             BOOTED.add(guest.domid)
         try:
             guest.wait_ready(timeout=timeout)
-            return guest
         except LabError as err:
             dead = not guest.alive()
+            death = guest_death.logged_death(guest.domid) if dead else None
             guest.destroy()
-            if not dead or attempt == attempts:
+            if not dead:
                 raise
-            sys.stderr.write(f"lab: the {kind} guest died while booting (attempt {attempt} of "
-                             f"{attempts}), booting another: {err.message}\n")
-    raise AssertionError("unreachable")
+            decision = guest_death.may_retry(kind, booting=True, retries=len(deaths),
+                                             death=death)
+            if not decision.retry:
+                raise LabError(f"{err.message} ({decision.why})", err.explanation) from err
+            deaths.append(f"d{guest.domid} {decision.why}")
+            sys.stderr.write(f"lab: the {kind} guest d{guest.domid} {decision.why}; "
+                             "booting another\n")
+            continue
+        guest.boot_deaths = tuple(deaths)
+        return guest

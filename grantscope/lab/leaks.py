@@ -114,3 +114,17 @@ def ports_left_to(domid: int, timeout: float = 120.0) -> str:
             return (f"dom0 ports to destroyed d{domid} remain after {timeout:g} s: "
                     f"{[p.to_json() for p in left]} {why}")
         time.sleep(1.0)
+
+
+def wait_ports_released(domid: int, timeout: float = 120.0) -> None:
+    """Wait until dom0 holds no port to the destroyed domain ``domid``; LabError if one stays.
+
+    For every teardown that destroys a guest: a port left to a dead domain is a leak, never
+    something to wait out silently (:func:`ports_left_to` returns what is left).
+    """
+    from grantscope.lab.errors import LabError
+
+    left = ports_left_to(domid, timeout)
+    if left:
+        raise LabError(left, "dom0 still holds an event channel to a destroyed guest: whoever "
+                             "bound it (a test, grantscope, xenstored or xenconsoled) leaked it")

@@ -144,3 +144,14 @@ def test_vif_hotplug_script_brings_the_interface_up_and_reports_connected(
         "ip link set dev vif5.0 down",
         "xenstore-rm /local/domain/0/backend/vif/5/0/hotplug-status",
     ]
+
+
+def test_a_port_left_to_a_destroyed_guest_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grantscope.lab import leaks
+
+    monkeypatch.setattr(leaks, "ports_left_to", lambda domid, timeout: "")
+    leaks.wait_ports_released(5)
+    monkeypatch.setattr(leaks, "ports_left_to",
+                        lambda domid, timeout: f"dom0 ports to destroyed d{domid} remain")
+    with pytest.raises(LabError, match="destroyed d5 remain"):
+        leaks.wait_ports_released(5)

@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from grantscope.lab import guest as lab_guest
+from grantscope.lab import tier_time
 from grantscope.lab.domu import DomU
 from grantscope.lab.leaks import holdings, leaks_since
 
@@ -47,6 +49,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests/xen runs inside a Xen dom0, and this is not one: run it in the lab with "
             "'grantscope lab run -- .venv/bin/pytest -m xen tests/xen'"
         )
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """Cut the test's pytest-timeout to what the tier has left (grantscope.lab.tier_time).
+
+    Runs before pytest-timeout reads the test's timeout: a test that would outlive the tier
+    fails by its own timeout, and pytest still writes the report.
+    """
+    deadline = tier_time.deadline()
+    if deadline is not None:
+        marker = item.get_closest_marker("timeout")
+        own = (marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+               if marker is not None else None)
+        if own is None:
+            own = item.config.getoption("timeout", None) or item.config.getini("timeout")
+        own_s = float(own) if own else None
+        capped = tier_time.capped_timeout(own_s, deadline, time.time())
+        if capped is not None and capped != own_s:
+            item.add_marker(pytest.mark.timeout(capped), append=False)
+            item.user_properties.append(("timeout_cut_to_the_tier", f"{capped:.0f}"))
+    yield
 
 
 # ------------------------------------------------------------------ what a test may leave behind

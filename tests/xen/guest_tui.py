@@ -1,6 +1,8 @@
 """Run INSIDE a lab guest (sent by test_guest_types.py as ``python3 -c``): the TUI, headless,
 against the guest's real devices: map-grant DOMID GREF through the Probes pane, open the
 mapping in the Page view, print what the hexdump shows as one JSON line, clean up.
+Every wait that ran out of time is named in "timed_out", and "done" says whether the probe's
+run completed: the test asserts both.
 
 argv: DOMID GREF EXPECTED_TEXT
 """
@@ -25,7 +27,14 @@ async def until(pilot, cond, seconds):
 
 async def main(domid, gref, want):
     app = GrantscopeApp(XenHost(), live=False)
-    out = {}
+    out = {"timed_out": []}
+
+    async def wait(name, cond, seconds):
+        reached = await until(pilot, cond, seconds)
+        if not reached:
+            out["timed_out"].append(name)
+        return reached
+
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(0.5)
         out["hostbar"] = str(app.query_one("#hostbar").render())
@@ -38,27 +47,30 @@ async def main(domid, gref, want):
             if pane.run is not None and pane.run.done:
                 break
             await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
+            await wait("a confirmation or the step's end",
+                       lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
             if isinstance(app.screen, ConfirmScreen):
                 await pilot.press("y")
-            await until(pilot, lambda: not pane.busy, 120)
-        out["steps"] = [[r.name, r.ok, r.explanation] for r in pane.run.records]
+            await wait("the step's end", lambda: not pane.busy, 120)
+        out["done"] = pane.run is not None and pane.run.done
+        out["steps"] = [[r.name, r.ok, r.explanation] for r in pane.run.records] if pane.run else []
         page = app.query_one(PagePane)
         keys = [k for k in page.sources if k.startswith("probe:map-grant:")]
         out["sources"] = keys
         if keys:
             app.open_page(keys[0])
-            out["shown"] = await until(pilot, lambda: page.hexdump.data.startswith(want), 120)
+            out["shown"] = await wait("the page's bytes",
+                                      lambda: page.hexdump.data.startswith(want), 120)
             out["head"] = page.hexdump.data[:32].hex()
 
             def rows():
                 return ["".join(s.text for s in page.hexdump.render_line(y)) for y in range(2)]
 
             # the rows are cropped to the widget's width: wait until the Page tab is laid out
-            await until(pilot, lambda: want[:16].decode() in rows()[0], 60)
+            await wait("the Page tab's rows", lambda: want[:16].decode() in rows()[0], 60)
             out["rows"] = rows()
         pane.action_cleanup()
-        out["cleaned"] = await until(pilot, lambda: pane.run is None, 60)
+        out["cleaned"] = await wait("the cleanup", lambda: pane.run is None, 60)
     print(json.dumps(out))
 
 

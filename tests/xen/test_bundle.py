@@ -151,8 +151,23 @@ def test_export_with_a_domu_running_then_open_it_with_replay(
             assert host.perms(path) == store.get_perms(path), path
     assert host.perms(offer_domu.path("data/gref")).owner == domid  # type: ignore[union-attr]
     assert host.devices() is None
-    host.grants()
-    host.events()
+    # The replayed grants are the bundle's 'g' dump: dom0 (xenstored, xenconsoled) maps the
+    # domU's ring grants, and the daemons holding gntdev are listed.
+    dump = parse_console(bundle.members["hvdump.txt"].decode())
+    assert dump.grants is not None
+    hv_grants = host.grants().hypervisor
+    assert hv_grants is not None
+    assert {(g.granter, g.ref, g.mapper) for g in hv_grants} == {
+        (e.granter, e.ref, e.mapper) for t in dump.grants.tables for e in t.entries}
+    assert any(g.granter == domid and g.mapper == 0 for g in hv_grants), hv_grants
+    holders = {p.name for p in host.grants().processes}
+    assert {"xenstored", "xenconsoled"} <= holders, holders
+    # The replayed events hold the domU's port offered to dom0 and dom0's Xen interrupts.
+    replayed = host.events()
+    assert replayed.hypervisor is not None
+    (hv_port,) = [p for p in replayed.hypervisor if (p.domid, p.port) == (domid, int(port))]
+    assert hv_port.state == "unbound" and hv_port.remote_domid == 0, hv_port
+    assert replayed.interrupts and all(c.chip.startswith("xen") for c in replayed.interrupts)
     assert main(["bundle", "inspect", str(target)]) == 0
 
 

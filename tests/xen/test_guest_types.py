@@ -13,6 +13,7 @@ is the path the project's SR-IOV origin (an HVM VF domain) could not prove.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import signal
 import subprocess
@@ -25,7 +26,8 @@ from typing import Any
 import pytest
 
 from grantscope.lab.guest import GuestResult, PyGuest, boot_guest
-from grantscope.lab.leaks import ports_left_to
+from grantscope.lab.guest_death import RETRY_PROPERTY, logged_death, may_retry
+from grantscope.lab.leaks import wait_ports_released
 from grantscope.xen.xenstore import XenStore
 
 GRANTSCOPE = str(Path(sys.executable).with_name("grantscope"))
@@ -36,28 +38,40 @@ pytestmark = pytest.mark.timeout(1500)
 
 
 class GuestBox:
-    """The module's guest of one type, booted again if the emulator killed it (docs/LAB.md)."""
+    """The module's guest of one type, booted again only when Xen logged its death
+    (grantscope.lab.guest_death says when); every death it retried is recorded."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.guest = boot_guest(kind)
+        # Retries not yet recorded in a test's JUnit properties (boot deaths included).
+        self.unrecorded: list[str] = [f"booting: {d}" for d in self.guest.boot_deaths]
 
     def replace(self, why: str) -> PyGuest:
-        """Destroy the dead guest, say so on stderr, and boot a new one."""
+        """Destroy the dead guest, note why, and boot a new one."""
         dead = self.guest
-        sys.stderr.write(f"\ntest_guest_types: the {self.kind} guest d{dead.domid} died ({why}); "
+        self.unrecorded.append(why)
+        sys.stderr.write(f"\ntest_guest_types: the {self.kind} guest d{dead.domid}: {why}; "
                          f"Xen said:\n{dead.xen_log() or '(nothing)'}\nbooting another\n")
-        dead.destroy()
-        if dead.domid is not None:
-            ports_left_to(dead.domid)
+        self._destroy(dead)
         self.guest = boot_guest(self.kind)
+        self.unrecorded += [f"booting: {d}" for d in self.guest.boot_deaths]
         return self.guest
+
+    def record(self, node: pytest.Item) -> None:
+        """Put the retries not yet recorded into ``node``'s JUnit report."""
+        node.user_properties += [(RETRY_PROPERTY, what) for what in self.unrecorded]
+        self.unrecorded.clear()
 
     def close(self) -> None:
         """Destroy the guest and wait until dom0 has let go of its ports."""
-        self.guest.destroy()
-        if self.guest.domid is not None:
-            ports_left_to(self.guest.domid)
+        self._destroy(self.guest)
+
+    @staticmethod
+    def _destroy(guest: PyGuest) -> None:
+        guest.destroy()
+        if guest.domid is not None:
+            wait_ports_released(guest.domid)
 
 
 @pytest.fixture(scope="module", params=list(GUEST_TYPE))
@@ -68,25 +82,50 @@ def guest(request: pytest.FixtureRequest) -> Iterator[GuestBox]:
     box.close()
 
 
-def on_a_live_guest(test: Callable[[PyGuest], None]) -> Callable[[GuestBox], None]:
-    """Run ``test`` on the box's guest; if the guest is found dead, or dies during the test,
-    run it once more on a new guest.
+def on_a_live_guest(test: Callable[[PyGuest], None]) -> Callable[..., None]:
+    """Run ``test`` on the box's guest; run it again on a new guest only if the guest died in
+    a way grantscope.lab.guest_death allows to retry (a PVH/HVM death Xen logged, at most once,
+    never after an assertion failure).  Each retry goes into the test's JUnit report.
 
-    Under QEMU's emulation PVH/HVM guests sometimes die with a triple fault at any moment
-    (docs/LAB.md). A test whose guest died tested nothing, so it runs again; a failure while
-    the guest is alive, or a second death, fails the test.
+    A guest found dead before the test (it died after the previous one) is replaced under the
+    same rule and recorded the same way.
     """
 
     @functools.wraps(test)
-    def run(guest: GuestBox) -> None:
-        current = guest.guest if guest.guest.alive() else guest.replace("found dead")
+    def run(guest: GuestBox, request: pytest.FixtureRequest) -> None:
         try:
-            test(current)
-        except Exception as err:
-            if current.alive():
-                raise
-            test(guest.replace(f"during {test.__name__}: {str(err).splitlines()[0][:200]}"))
+            current = guest.guest
+            if not current.alive():
+                death = logged_death(current.domid)
+                decision = may_retry(guest.kind, booting=False, retries=0, death=death)
+                assert decision.retry, (f"the {guest.kind} guest d{current.domid} was found "
+                                        f"dead before {test.__name__}: {decision.why}")
+                current = guest.replace(f"found dead before {test.__name__}: {decision.why}")
+            retries = 0
+            while True:
+                try:
+                    test(current)
+                    return
+                except Exception as err:
+                    if current.alive():
+                        raise
+                    death = logged_death(current.domid)
+                    decision = may_retry(guest.kind, booting=False, retries=retries,
+                                         death=death, error=err)
+                    if not decision.retry:
+                        err.add_note(f"the {guest.kind} guest d{current.domid} died; "
+                                     f"not retried: {decision.why}")
+                        raise
+                    retries += 1
+                    first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+                    current = guest.replace(f"during {test.__name__} ({first}): {decision.why}")
+        finally:
+            guest.record(request.node)
 
+    # pytest reads the fixtures a test needs from its signature: the box and the request.
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+         for name in ("guest", "request")])
     return run
 
 
@@ -286,8 +325,11 @@ def test_tui_runs_headless_in_a_pvh_guest_and_shows_the_mapped_page(guest: PyGue
         offer.send_signal(signal.SIGTERM)
         offer.communicate(timeout=120)
     doc = guest_json(shown)
+    assert doc["timed_out"] == [], doc
+    assert doc["done"] is True, doc
     assert "domU" in doc["hostbar"] and "PVH" in doc["hostbar"], doc["hostbar"]
-    assert all(ok for _name, ok, _why in doc["steps"]), doc["steps"]
+    assert doc["steps"] and all(ok for _name, ok, _why in doc["steps"]), doc["steps"]
+    assert doc["sources"], doc
     assert doc["shown"] is True, doc
     assert bytes.fromhex(doc["head"]).startswith(b"page for the TUI\0")
     assert "page for the TUI"[:16] in doc["rows"][0], doc["rows"]

@@ -32,7 +32,7 @@ import pytest
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import DomU
-from grantscope.lab.leaks import ports_left_to
+from grantscope.lab.leaks import wait_ports_released
 from grantscope.model.findings import Finding, Thresholds, analyze
 from grantscope.sources.hvdump import capture_dumps
 from grantscope.sources.quota import read_quota
@@ -102,19 +102,25 @@ def test_leak_after_the_offering_process_is_killed() -> None:
     except BaseException:
         _stop(offerer)
         raise
+    def about_the_grant() -> list[Finding]:
+        # capture=True: fresh g/e dumps (report and bundle no longer send debug keys unasked).
+        obs, _extra, _cap = collect_observation(interval=0.5, capture=True)
+        return [f for f in analyze(obs).findings
+                if f.subject.get("ref") == gref and f.subject.get("granter") == 0]
+
     try:
         assert mapping.read(0, 11) == b"leaked page"
+        # Before the fault: the offerer is alive; its grant, mapped by dom0 and named in no
+        # XenStore key, is only "unowned" (a warning), never orphaned.
+        before = about_the_grant()
+        assert [f.code for f in before] == ["grant-unowned"], [f.to_json() for f in before]
         offerer.send_signal(signal.SIGKILL)
         offerer.wait(timeout=30)
-        obs, _extra, _cap = collect_observation(interval=0.5, capture=True)
-        found = [
-            f for f in analyze(obs).findings
-            if f.code in ("grant-orphaned", "grant-unowned") and f.subject.get("ref") == gref
-            and f.subject.get("granter") == 0
-        ]
-        assert len(found) == 1, [f.to_json() for f in analyze(obs).findings]
+        found = about_the_grant()
+        # Exactly one finding, and it is grant-orphaned (the mapper is known), not unowned.
+        assert [f.code for f in found] == ["grant-orphaned"], [f.to_json() for f in found]
         leak = found[0]
-        assert leak.code == "grant-orphaned" and leak.severity == "error"
+        assert leak.severity == "error"
         assert leak.subject["mapper"] == 0
         assert any(f"pid {os.getpid()} " in e for e in leak.evidence), leak.evidence
     finally:
@@ -141,6 +147,15 @@ def test_storm_from_a_peer_notifying_in_a_loop(receiver: tuple[EventChannel, int
         while not stop.is_set():
             received[0] += len(ch.wait(0.2))
 
+    comm = Path("/proc/self/comm").read_text().strip()[:15]
+
+    def storms_named_here() -> list[Finding]:
+        quiet, _extra, _cap = collect_observation(interval=3.0, dumps=False)
+        return [f for f in analyze(quiet, Thresholds(storm_rate=20)).findings
+                if f.code == "irq-storm" and f.subject["action"] == f"evtchn:{comm}"]
+
+    # Before the fault: this process's port is bound, but nobody notifies it.
+    assert storms_named_here() == []
     notifier = _spawn(NOTIFIER, str(port))
     thread = threading.Thread(target=drain, daemon=True)
     try:
@@ -151,7 +166,6 @@ def test_storm_from_a_peer_notifying_in_a_loop(receiver: tuple[EventChannel, int
         stop.set()
         thread.join(timeout=10)
         _stop(notifier)
-    comm = Path("/proc/self/comm").read_text().strip()[:15]
     assert obs.interrupts_before is not None and obs.interrupts_after is not None
     before = obs.interrupts_before.by_irq()
     rates = {
@@ -172,12 +186,8 @@ def test_storm_from_a_peer_notifying_in_a_loop(receiver: tuple[EventChannel, int
     assert mine, ([f.to_json() for f in storms], evidence)
     assert rates[mine[0].subject["irq"]] == max(rates.values()), evidence
     assert f"'{comm}'" in mine[0].action
-
-
-def _wait_ports_released(domid: int) -> None:
-    left = ports_left_to(domid)
-    if left:
-        pytest.fail(left)
+    # After: the notifier is gone, the port is quiet again, and so is the finding.
+    assert storms_named_here() == []
 
 
 def test_report_with_a_pv_domu_shows_joined_rows() -> None:
@@ -193,7 +203,7 @@ def test_report_with_a_pv_domu_shows_joined_rows() -> None:
             proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--capture", "--interval",
                                    "0.5"], capture_output=True, text=True, timeout=600,
                                   check=False)
-    _wait_ports_released(domid)
+    wait_ports_released(domid)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["unparsed"] == [] and doc["dump_problems"] == []
@@ -253,6 +263,11 @@ def _unused_domid() -> int:
 def test_stale_backend_for_a_domain_that_does_not_exist() -> None:
     gone = _unused_domid()
     base = f"/local/domain/0/backend/vbd/{gone}/51712"
+    def about_gone() -> list[Finding]:
+        found, _everything = _findings("stale-backend")
+        return [f for f in found if f.subject["frontend"] == gone]
+
+    assert about_gone() == []  # before the fault
     with XenStore.open() as xs, Written(xs) as w:
         assert not xs.exists(f"/local/domain/{gone}")
         w.write(f"{base}/frontend", f"/local/domain/{gone}/device/vbd/51712")
@@ -270,6 +285,7 @@ def test_stale_backend_for_a_domain_that_does_not_exist() -> None:
     assert any(f"/local/domain/{gone} does not exist" in e for f in stale for e in f["evidence"])
     with XenStore.open() as xs:  # removed again: the finding's subject is gone
         assert not xs.exists(f"/local/domain/0/backend/vbd/{gone}")
+    assert about_gone() == []  # and so is the finding
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +304,7 @@ def holder() -> Iterator[DomU]:
         domid = peer.domid
         peer.destroy()
         if domid is not None:
-            _wait_ports_released(domid)
+            wait_ports_released(domid)
 
 
 def test_xenstore_quota_of_a_domu_near_its_limit(holder: DomU) -> None:
@@ -300,6 +316,12 @@ def test_xenstore_quota_of_a_domu_near_its_limit(holder: DomU) -> None:
     # 4.17's default is 1000 nodes; the threshold is 80 %: stay below the hard limit.
     need = math.ceil(Thresholds().headroom * limit) - used + 5
     assert 0 < need < limit - used, (limit, used)
+
+    def about_nodes() -> list[Finding]:
+        found, _everything = _findings("xenstore-quota")
+        return [f for f in found if f.subject["domid"] == domid and f.subject["quota"] == "nodes"]
+
+    assert about_nodes() == []  # before the fault
     with XenStore.open() as xs, Written(xs) as w:
         # Nodes dom0 creates under the domU's home inherit the domU as owner, so xenstored
         # counts them against the domU's quota.
@@ -314,6 +336,7 @@ def test_xenstore_quota_of_a_domu_near_its_limit(holder: DomU) -> None:
     assert mine[0].severity == "warning"
     after = read_quota([domid]).usage[0].usage["nodes"]
     assert after <= used + 1, (used, after)  # the nodes are gone again
+    assert about_nodes() == []  # and so is the finding
 
 
 def test_device_stuck_in_initialised(holder: DomU) -> None:
@@ -321,6 +344,12 @@ def test_device_stuck_in_initialised(holder: DomU) -> None:
     assert domid is not None
     fe = f"{holder.home}/device/vif/9"
     be = f"/local/domain/0/backend/vif/{domid}/9"
+
+    def about_vif9() -> list[Finding]:
+        found, _everything = _findings("device-state")
+        return [f for f in found if f.subject["frontend_path"] == fe]
+
+    assert about_vif9() == []  # before the fault
     with XenStore.open() as xs, Written(xs) as w:
         for key, value in (("backend", be), ("backend-id", "0"), ("state", "3")):
             w.write(f"{fe}/{key}", value)
@@ -335,6 +364,7 @@ def test_device_stuck_in_initialised(holder: DomU) -> None:
     assert "waits for the backend" in mine[0].action
     with XenStore.open() as xs:
         assert not xs.exists(fe) and not xs.exists(be)
+    assert about_vif9() == []  # and so is the finding
 
 
 OFFER_TO = """

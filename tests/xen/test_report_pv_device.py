@@ -38,7 +38,7 @@ from pilot import SIZE, async_test, focus_within, settle, wait_for
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import lab_vif
 from grantscope.lab.guest import PyGuest, boot_guest
-from grantscope.lab.leaks import ports_left_to
+from grantscope.lab.leaks import wait_ports_released
 from grantscope.model.findings import Finding, analyze
 from grantscope.xen.gntalloc import GrantOffer
 
@@ -64,7 +64,7 @@ def guest() -> Iterator[PyGuest]:
     finally:
         booted.destroy()
         if booted.domid is not None:
-            ports_left_to(booted.domid)
+            wait_ports_released(booted.domid)
 
 
 def _table_findings(domid: int) -> tuple[dict[str, Finding], dict[str, tuple[int, int]]]:
