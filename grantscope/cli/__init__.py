@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--readonly", action="store_true", help="hide and refuse every mutating action"
     )
-    parser.add_argument("--theme", default=None, help="TUI theme name (see themes/)")
+    parser.add_argument(
+        "--theme", default=None,
+        help="TUI theme: any theme the palette offers (Textual's and grantscope's, plus your "
+        "own in $XDG_CONFIG_HOME/grantscope/themes/); the palette's choice is saved",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"grantscope.cli.{name}")

@@ -27,7 +27,8 @@ from grantscope.ui.panes.page import PagePane
 from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.panes.xenstore import XenStorePane
 from grantscope.ui.screens.help import HelpScreen
-from grantscope.ui.themes import DEFAULT_THEME, load_themes
+from grantscope.ui.settings import save_theme, saved_theme
+from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
 TABS = ("xenstore", "grants", "events", "page", "probes", "findings")
@@ -69,6 +70,11 @@ class GrantscopeApp(App[int]):
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
             self.register_theme(t)
+        self._save_theme_changes = False  # set once mounted: only the user's own picks are saved
+        # the theme asked for, else the one the user last chose (if it still exists)
+        saved = saved_theme()
+        if theme is None and saved is not None and saved in self.available_themes:
+            theme = saved
         self.theme = theme or (DEFAULT_THEME if DEFAULT_THEME in loaded.themes else "textual-dark")
         if self.info.backend == "sim":
             self.sub_title = "SIMULATED"
@@ -91,7 +97,18 @@ class GrantscopeApp(App[int]):
                 yield Lazy(FindingsPane(self.host, live=self.live))
         yield Footer()
 
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # grantscope's $gs-* variables for themes that do not set them (every Textual theme)
+        return derived_variables(self.current_theme)
+
+    def watch_theme(self, name: str) -> None:
+        if self._save_theme_changes:
+            problem = save_theme(name)
+            if problem:
+                self.notify(problem, title="theme", severity="warning")
+
     def on_mount(self) -> None:
+        self._save_theme_changes = True
         self.query_one("#xs-tree").focus()
         if self.theme_problems:
             self.notify("; ".join(self.theme_problems), title="theme files skipped",

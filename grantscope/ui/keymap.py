@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grantscope.ui.settings import config_dir
+
 
 @dataclass(frozen=True)
 class Keymap:
@@ -31,8 +33,7 @@ def keymap_path() -> Path:
     override = os.environ.get("GRANTSCOPE_KEYMAP")
     if override:
         return Path(override)
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "grantscope" / "keymap.toml"
+    return config_dir() / "keymap.toml"
 
 
 def load_keymap(path: Path, known_ids: set[str]) -> Keymap:
