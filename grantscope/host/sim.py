@@ -290,6 +290,10 @@ class SimHost(Host):
         return (ProcessGrants(1412, "qemu-system-i386", "/dev/xen/gntdev", 1, 4),
                 ProcessGrants(977, "xenconsoled", "/dev/xen/gntdev", 1, 2))
 
+    def capture_hypervisor_grants(self) -> str:
+        """Nothing to capture: the simulated grant table is always current (and shown)."""
+        return ""
+
     def capture_hypervisor_events(self) -> str:
         """Nothing to capture: the simulated port table is always current."""
         return ""

@@ -48,7 +48,7 @@ class GrantscopeApp(App[int]):
     COMMANDS = App.COMMANDS | {GrantscopeCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("f1,question_mark", "help", "Help", key_display="F1/?", id="app.help"),
         Binding("1", "show_tab('xenstore')", "XenStore", show=False, id="app.tab.xenstore"),
         Binding("2", "show_tab('grants')", "Grants", show=False, id="app.tab.grants"),
         Binding("3", "show_tab('events')", "Events", show=False, id="app.tab.events"),

@@ -37,7 +37,7 @@ async def main(domid, gref, want):
         for _ in range(10):
             if pane.run is not None and pane.run.done:
                 break
-            await pilot.press("n")
+            await pilot.press("s")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
             if isinstance(app.screen, ConfirmScreen):
                 await pilot.press("y")

@@ -26,7 +26,7 @@ class HelpScreen(ModalScreen[None]):
     """A table of bindings grouped by where they apply."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss_help", "Close", id="help.close"),
+        Binding("escape,q,question_mark,f1", "dismiss_help", "Close", id="help.close"),
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }

@@ -1,0 +1,81 @@
+"""What a new user meets in the first hour: help on F1, quit in the footer, Grants' `h` on the
+demo, the Probes tab on a bundle, all at the smallest terminal the README promises (80x24)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pilot import async_test, make_app, settle, wait_for
+from textual.widgets import Footer
+
+from grantscope.bundle.collectors import ExportSources, standard_collectors
+from grantscope.bundle.export import export_bundle
+from grantscope.bundle.reader import read_bundle
+from grantscope.host.replay import ReplayHost
+from grantscope.host.sim import SimHost
+from grantscope.ui.app import GrantscopeApp
+from grantscope.ui.panes.probes import ProbesPane
+from grantscope.ui.screens.help import HelpScreen
+
+SMALL = (80, 24)
+
+
+@async_test
+async def test_f1_opens_help_and_closes_it() -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 1)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        await settle(pilot, 1)
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@async_test
+async def test_the_footer_shows_how_to_quit_and_get_help_on_every_tab() -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        for tab in "123456":
+            await pilot.press(tab)
+            await settle(pilot)
+            keys = {}
+            for key in app.query_one(Footer).query("FooterKey"):
+                region = key.region
+                if region.width and region.right <= SMALL[0]:
+                    keys[key.key] = key.description
+            assert keys.get("q") == "Quit", (tab, keys)
+            assert "f1" in keys, (tab, keys)
+
+
+@async_test
+async def test_h_on_the_demo_keeps_the_hypervisor_table_without_a_warning() -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        rows = app.query_one("#hv-grants").row_count
+        assert rows > 0
+        await pilot.press("h")
+        await settle(pilot)
+        await wait_for(pilot, lambda: not any(w.group == "hv-capture" for w in app.workers))
+        messages = [n.message for n in app._notifications]
+        assert not any("no hypervisor table" in m for m in messages), messages
+        assert app.query_one("#hv-grants").row_count == rows
+
+
+@async_test
+async def test_a_bundle_says_probes_cannot_run_on_a_recording(tmp_path: Path) -> None:
+    target = tmp_path / "b.tar.gz"
+    export_bundle(str(target), standard_collectors(ExportSources(host=SimHost(frozen_at=5.0))))
+    app = GrantscopeApp(ReplayHost(read_bundle(str(target))), live=False)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        pane = app.query_one(ProbesPane)
+        intro = str(pane.query_one("#probe-summary").render())
+        assert "recording" in intro and "--readonly" not in intro
