@@ -79,3 +79,55 @@ async def test_a_bundle_says_probes_cannot_run_on_a_recording(tmp_path: Path) ->
         pane = app.query_one(ProbesPane)
         intro = str(pane.query_one("#probe-summary").render())
         assert "recording" in intro and "--readonly" not in intro
+
+
+@async_test
+async def test_domains_are_named_next_to_their_domids() -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        names = app.domain_names
+        assert names[0] == "Domain-0" and names[1]  # from /local/domain/D/name
+        await pilot.press("2")
+        await settle(pilot)
+        hv = app.query_one("#hv-grants")
+        granters = {str(hv.get_row_at(i)[0]) for i in range(hv.row_count)}
+        assert f"d1 {names[1]}" in granters
+        own = app.query_one("#own-grants")
+        assert str(own.get_row_at(0)[1]).startswith(f"d{app.host.grants().own[0].domid} ")
+        await pilot.press("3")
+        await settle(pilot)
+        ports = app.query_one("#hv-ports")
+        assert any(str(ports.get_row_at(i)[3]).endswith(names[1])
+                   for i in range(ports.row_count))
+        assert "Domain-0" in str(app.query_one("#hostbar").render())
+
+
+@async_test
+async def test_events_sparklines_share_one_scale_which_is_shown() -> None:
+    from grantscope.ui.panes.events import EventsPane
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        pane = app.query_one(EventsPane)
+        for at in (101.0, 102.0, 103.0, 104.0):
+            app.host.freeze(at)
+            pane.apply(app.host.events())
+        await settle(pilot)
+        top = max(max(st.history) for st in pane.rates.states.values())
+        label = str(app.query_one("#irqs-label").render())
+        assert f"█ = {top:,.1f}/s" in label
+        irqs = app.query_one("#irqs")
+        lines = {irq: str(irqs.get_cell(str(irq), "history")).strip()
+                 for irq in pane.rates.states}
+        busiest = max(pane.rates.states, key=lambda i: max(pane.rates.states[i].history))
+        quietest = min(pane.rates.states, key=lambda i: max(pane.rates.states[i].history))
+        assert "█" in lines[busiest]
+        assert set(lines[quietest]) == {"▁"}  # small next to the busiest, not full height
+        # and at 80 columns the rate and the whole history column are on screen
+        region = irqs.region
+        offset = sum(c.get_render_width(irqs) for c in list(irqs.columns.values())[:4])
+        assert offset <= region.width

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from grantscope.host.base import GrantsSnapshot, Host
+from grantscope.ui.domains import dom
 from grantscope.ui.messages import GrantsPolled, OpenPage
 from grantscope.ui.themes import theme_colour
 
@@ -23,7 +24,7 @@ class GrantsPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_page", "Open page", id="grants.open"),
         Binding("r", "refresh", "Refresh", id="grants.refresh"),
-        Binding("h", "capture", "Capture hypervisor table", id="grants.capture"),
+        Binding("h", "capture", "Capture HV table", id="grants.capture"),
     ]
     DEFAULT_CSS = """
     GrantsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
@@ -103,7 +104,7 @@ class GrantsPane(Vertical):
             for i, g in enumerate(snap.own):
                 access = "rw" if g.writable else "ro"
                 colour = theme_colour(self.app, "gs-grant-rw" if g.writable else "gs-grant-ro")
-                own.add_row(g.kind, f"d{g.domid}", ",".join(map(str, g.grefs)),
+                own.add_row(g.kind, dom(self.app, g.domid), ",".join(map(str, g.grefs)),
                             f"[{colour}]{access}[/]", g.owner, key=f"{i}:{g.page_key}")
             procs = self.query_one("#proc-grants", DataTable)
             procs.clear()
@@ -119,8 +120,8 @@ class GrantsPane(Vertical):
             else:
                 label.update(f"Hypervisor grant table ({len(snap.hypervisor)} entries in use)")
                 for r in snap.hypervisor:
-                    hv.add_row(f"d{r.granter}", str(r.ref),
-                               "-" if r.mapper is None else f"d{r.mapper}", r.flags,
+                    hv.add_row(dom(self.app, r.granter), str(r.ref),
+                               dom(self.app, r.mapper), r.flags,
                                "" if r.frame is None else f"{r.frame:#x}")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

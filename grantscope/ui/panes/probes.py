@@ -200,7 +200,7 @@ class ProbesPane(Horizontal):
         """One line: which step is next."""
         label = self.query_one("#probe-status", Label)
         if self.run is None:
-            label.update("not started: n runs the first step, a runs all")
+            label.update("not started: s runs the first step, a runs all")
         elif self.run.done:
             label.update(f"done ({'ok' if self.run.ok else 'failed'}): x cleans up, "
                          "o opens a page it made")
