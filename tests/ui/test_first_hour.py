@@ -131,3 +131,24 @@ async def test_events_sparklines_share_one_scale_which_is_shown() -> None:
         region = irqs.region
         offset = sum(c.get_render_width(irqs) for c in list(irqs.columns.values())[:4])
         assert offset <= region.width
+
+
+@async_test
+async def test_grants_describe_the_process_under_the_cursor() -> None:
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        procs = app.query_one("#proc-grants")
+        procs.focus()
+        procs.move_cursor(row=1)
+        await settle(pilot)
+        pid = int(str(procs.get_row_at(1)[0]))
+        details = app.query_one("#proc-details")
+        assert await wait_for(pilot, lambda: str(details.render()).startswith(f"{pid}:"))
+        text = str(details.render())
+        info = app.host.process_info(pid)
+        assert info is not None
+        assert f"user {info.user}" in text and "RSS" in text and "CPU" in text
+        assert " ".join(info.cmdline) in text
