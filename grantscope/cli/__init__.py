@@ -42,7 +42,7 @@ log = logging.getLogger("grantscope")
 
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "doctor", "xs", "grants", "events", "probe", "report", "dump", "bundle", "lab",
+    "doctor", "xs", "grants", "events", "probe", "report", "dump", "bundle", "lab", "shell",
 )
 
 
