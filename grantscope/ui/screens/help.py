@@ -17,8 +17,11 @@ INTRO = (
     "and probe). The hypervisor tables (Grants h, Events e) and the findings (Findings a) are "
     "captured only when you press their key: on a live dom0 each sends 'xl debug-keys' and "
     "empties the hypervisor console ring. "
-    "Remap keys in ~/.config/grantscope/keymap.toml ($GRANTSCOPE_KEYMAP overrides): a \\[keys] "
-    "table of binding id = \"keys\", with the ids listed here."
+    "q quits; in a text field (a probe's parameters, the XenStore filter) Escape leaves it "
+    "first. A theme picked from the palette is remembered. "
+    "Remap keys in $XDG_CONFIG_HOME/grantscope/keymap.toml (~/.config/grantscope/keymap.toml; "
+    "$GRANTSCOPE_KEYMAP overrides): a \\[keys] table of binding id = \"keys\", with the ids "
+    "listed here."
 )
 
 
