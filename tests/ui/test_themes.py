@@ -1,8 +1,19 @@
 """Theme files: every shipped theme loads; a bad colour is reported with the file and field."""
 
-import pytest
+import argparse
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
-from grantscope.ui.themes import load_themes, parse_theme, rich_colour
+import pytest
+from pilot import SIZE, async_test, make_app, settle
+from textual.theme import BUILTIN_THEMES
+
+from grantscope.ui import app as ui_app
+from grantscope.ui.settings import saved_theme, settings_path
+from grantscope.ui.themes import load_themes, parse_theme, rich_colour, theme_names
 
 
 def test_shipped_themes_load_cleanly() -> None:
@@ -31,16 +42,6 @@ def test_rich_colour_handles_ansi_and_transparent() -> None:
 
 
 # -- every theme the palette offers, saved choice, user themes, --theme --------------------
-import argparse  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from pilot import SIZE, async_test, make_app, settle  # noqa: E402
-from textual.theme import BUILTIN_THEMES  # noqa: E402
-
-from grantscope.cli import tui as cli_tui  # noqa: E402
-from grantscope.ui import app as ui_app  # noqa: E402
-from grantscope.ui.settings import saved_theme, settings_path  # noqa: E402
-from grantscope.ui.themes import theme_names  # noqa: E402
 
 
 @async_test
@@ -91,11 +92,28 @@ def test_user_themes_load_from_xdg_config(tmp_path: Path) -> None:
     assert "mine" in theme_names(loaded)
 
 
+@pytest.fixture
+def cli_tui() -> Iterator[ModuleType]:
+    """grantscope.cli.tui, imported for this test only: a module-level import would leave it
+    on the grantscope.cli package for the whole session, where tests that put a stand-in into
+    sys.modules (tests/unit/test_bundle_cli.py) would get the real one instead."""
+    import grantscope.cli as package
+
+    had = "grantscope.cli.tui" in sys.modules
+    module = importlib.import_module("grantscope.cli.tui")
+    yield module
+    if not had:
+        sys.modules.pop("grantscope.cli.tui", None)
+        if getattr(package, "tui", None) is module:
+            delattr(package, "tui")
+
+
 def _tui_args(theme: str) -> argparse.Namespace:
     return argparse.Namespace(demo=True, readonly=False, theme=theme)
 
 
-def test_cli_theme_accepts_every_offered_theme(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_theme_accepts_every_offered_theme(monkeypatch: pytest.MonkeyPatch,
+                                               cli_tui: ModuleType) -> None:
     used: list[str] = []
 
     class Recorded(ui_app.GrantscopeApp):
@@ -113,7 +131,8 @@ def test_cli_theme_accepts_every_offered_theme(monkeypatch: pytest.MonkeyPatch) 
         cli_tui.run_tui(_tui_args("nosuch"))
 
 
-def test_a_crashed_tui_does_not_exit_0(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashed_tui_does_not_exit_0(monkeypatch: pytest.MonkeyPatch,
+                                       cli_tui: ModuleType) -> None:
     class Crashing(ui_app.GrantscopeApp):
         def on_mount(self) -> None:
             raise RuntimeError("boom")
