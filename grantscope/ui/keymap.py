@@ -4,7 +4,7 @@ File: ``$GRANTSCOPE_KEYMAP``, else ``~/.config/grantscope/keymap.toml``; for exa
 
     [keys]
     "app.quit" = "ctrl+q"
-    "probes.step" = "space,n"
+    "probes.step" = "space,s"
 
 Ids are those the help screen (``?``) lists. A missing file is no keymap; a bad file or an
 unknown id is reported (the app shows it in one notification) and never stops the app.
