@@ -97,7 +97,6 @@ def setup_logging(verbosity: int) -> None:
     root = logging.getLogger("grantscope")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -152,3 +152,23 @@ async def test_grants_describe_the_process_under_the_cursor() -> None:
         assert info is not None
         assert f"user {info.user}" in text and "RSS" in text and "CPU" in text
         assert " ".join(info.cmdline) in text
+
+
+@async_test
+async def test_xenstore_filter_results_show_their_cursor_at_80x24() -> None:
+    # Could not reproduce a missing cursor (issue 16); this keeps it visible in every shipped
+    # theme: the results take the focus and the highlighted line is drawn unlike the others.
+    for theme in ("grantscope-dark", "grantscope-light", "grantscope-16"):
+        app = make_app(theme=theme)
+        async with app.run_test(size=SMALL) as pilot:
+            await settle(pilot)
+            await pilot.press("slash", *"ring-ref", "enter")
+            await settle(pilot)
+            results = app.query_one("#xs-results")
+            assert app.focused is results and results.highlighted == 0
+            first = {str(seg.style) for seg in results.render_line(0)}
+            second = {str(seg.style) for seg in results.render_line(1)}
+            assert first.isdisjoint(second), theme
+            await pilot.press("down")
+            await settle(pilot, 1)
+            assert results.highlighted == 1
