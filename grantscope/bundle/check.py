@@ -6,7 +6,7 @@ from typing import Any
 
 from grantscope.bundle.format import DEFAULT_LIMITS, Limits
 from grantscope.bundle.reader import Bundle, read_bundle
-from grantscope.cli.output import clean
+from grantscope.safetext import clean
 
 
 def inspect_bundle(path: str, *, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:

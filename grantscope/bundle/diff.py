@@ -15,7 +15,7 @@ from typing import Any
 
 from grantscope.bundle.format import BundleError, escape_value, malformed, node_from_json
 from grantscope.bundle.reader import Bundle
-from grantscope.cli.output import clean
+from grantscope.safetext import clean
 
 Keyed = dict[str, Any]
 

@@ -161,10 +161,11 @@ def _read_file(path: str, limits: Limits) -> bytes:
                 raise _reject(f"the file is larger than {limits.max_file_bytes} bytes")
             data = handle.read(size + 1) if size else handle.read(limits.max_file_bytes + 1)
     except FileNotFoundError:
-        raise BundleError(f"no such bundle file: {path}", "Check the path.") from None
+        # bad usage (exit 2), as for every command given a missing file
+        raise BundleError(f"no such bundle file: {path}", "Check the path.", exit_code=2) from None
     except IsADirectoryError:
         raise BundleError(
-            f"{path} is a directory, not a bundle file", "Give the .tar.gz file."
+            f"{path} is a directory, not a bundle file", "Give the .tar.gz file.", exit_code=2
         ) from None
     except OSError as err:
         raise BundleError(

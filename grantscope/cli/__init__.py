@@ -6,14 +6,22 @@ where ``run(args) -> int`` returns the exit status.  Modules are imported only
 when the parser is built, and none of them imports Textual: the TUI is loaded
 lazily by :mod:`grantscope.cli.tui` when no command is given.
 
-Exit status: 0 success, 1 the operation failed (explained), 2 bad usage or no Xen.
+Exit status, one rule for every command (``EXIT_STATUS``, also in the README and checked by
+``tests/unit/test_cli_conventions.py``): 0 success; 1 the operation ran and failed (explained);
+2 bad usage or a refusal: a bad argument, a missing file, an unknown name, ``--readonly``
+refusing a mutating command, a command needing Xen on a machine without it. Also 130 Ctrl-C
+and 141 when the reader of standard output went away (``| head``), as for any Unix tool.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
+import select
 import sys
+import time
 from collections.abc import Sequence
 
 from grantscope import __version__
@@ -21,9 +29,21 @@ from grantscope.cli.output import report_error
 from grantscope.errors import GrantscopeError
 from grantscope.xen.readonly import readonly_session
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
+EXIT_STATUS = (
+    (EXIT_OK, "ok"),
+    (EXIT_FAILED, "the operation failed (the message says why)"),
+    (EXIT_USAGE, "bad usage or a refusal: a bad argument, a missing file, an unknown name, "
+     "--readonly, no Xen on this machine"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_PIPE, "the reader of the output went away (| head): nothing is printed about it"),
+)
+
+log = logging.getLogger("grantscope")
+
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "doctor", "xs", "grants", "events", "probe", "report", "dump", "bundle", "lab",
+    "doctor", "xs", "grants", "events", "probe", "report", "dump", "bundle", "lab", "shell",
 )
 
 
@@ -46,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"grantscope {__version__}")
     parser.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="log what grantscope does to stderr (-v: info, -vv: debug)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="open the TUI on a simulated host (pictures and UI only; labelled SIMULATED)",
@@ -57,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or notify, no XenStore write/rm/mkdir/set-perms, no debug key sent to Xen; each "
         "refused action exits 2 naming --readonly",
     )
-    parser.add_argument("--theme", default=None, help="TUI theme name (see themes/)")
+    parser.add_argument(
+        "--theme", default=None,
+        help="TUI theme: any theme the palette offers (Textual's and grantscope's, plus your "
+        "own in $XDG_CONFIG_HOME/grantscope/themes/); the palette's choice is saved",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"grantscope.cli.{name}")
@@ -65,10 +93,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(verbosity: int) -> None:
+    """``-v``: info, ``-vv``: debug, on stderr; without it only warnings and errors."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else \
+        logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("grantscope: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("grantscope")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; return the exit status."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, so a closed pipe is caught
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # a pipe other than our output (a socket, a child): not the reader leaving
+        # The reader left (| head): say nothing, and keep Python's own final flush quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE
+
+
+def _stdout_closed() -> bool:
+    """True when standard output is a pipe whose reader has gone (poll reports an error)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    setup_logging(int(getattr(args, "verbose", 0) or 0))
+    started = time.monotonic()
+    code = _dispatch(parser, args)
+    log.info("%s: exit status %d after %.3f s", args.command or "tui", code,
+             time.monotonic() - started)
+    return code
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    log.debug("arguments: %s", vars(args))
     try:
         # The policy is enforced where each effect happens (grantscope.xen.readonly), so
         # no command and no TUI action can forget it.
@@ -86,4 +161,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(err, as_json=bool(getattr(args, "json", False)))
     except KeyboardInterrupt:
         sys.stderr.write("grantscope: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED

@@ -17,7 +17,9 @@ def register(subparsers: Any) -> None:
         "doctor",
         help="check Xen, the /dev/xen devices, modules, permissions and XenStore",
         description="Check that this machine can run grantscope: Xen, /dev/xen nodes, "
-        "modules, permissions, XenStore, own domid. Exit 0 if usable, 1 if not.",
+        "modules, permissions, XenStore, own domid. Exit 0 if usable, 1 if this Xen host is "
+        "not usable (the FAIL lines say why), 2 if this is not a Xen host (as for every "
+        "command that needs Xen).",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -45,4 +47,6 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"usable: {who}, Xen {report.xen_version or '?'}\n")
         else:
             out.write("not usable: fix the FAIL lines above.\n")
+    if not report.xen:
+        return 2  # a refusal, the same status every device command gives without Xen
     return 0 if report.usable else 1

@@ -202,4 +202,7 @@ def run_pingpong(args: argparse.Namespace) -> int:
             f"{stats['count']} round trips with domain {domid} port {remote_port}: "
             f"min {stats['min_us']:.0f} µs, p50 {stats['p50_us']:.0f} µs, "
             f"p99 {stats['p99_us']:.0f} µs, max {stats['max_us']:.0f} µs\n")
+        from grantscope.model.histogram import histogram
+
+        sys.stdout.writelines(f"  {line}\n" for line in histogram(samples))
     return 0

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from grantscope.cli.output import print_json
+from grantscope.errors import UsageError
 from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
 from grantscope.probing.params import SelfDomid, XsRef, split_assignments
 from grantscope.probing.registry import find_probe, load_builtin_probes
@@ -45,12 +46,15 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(run=run_list)
     run = sub.add_parser(
         "run",
+        add_help=False,  # -h/--help after NAME shows that probe's parameters (_ProbeHelp)
         help="run a probe",
         description="Run probe NAME with KEY=VALUE parameters. A domid, gref or port may be "
         "xs:PATH (read from XenStore); a domid may be 'self'. --step runs one step at a "
         "time, reading a line from stdin before each (Enter: run it, q: stop); without a "
         "terminal the lines come from the pipe and end of input stops. Cleanup always runs.",
     )
+    run.add_argument("-h", "--help", action=_ProbeHelp, nargs=0,
+                     help="show this help; after NAME, that probe's parameters")
     run.add_argument("name", metavar="NAME", help="probe name (see 'grantscope probe list')")
     run.add_argument("params", metavar="KEY=VALUE", nargs="*", help="probe parameters")
     run.add_argument("--step", action="store_true", help="run one step at a time")
@@ -62,6 +66,42 @@ def register(subparsers: Any) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return 2
+
+
+class _ProbeHelp(argparse.Action):
+    """``probe run [NAME] --help``: the generic help, then NAME's summary and parameters.
+
+    An unknown NAME is bad usage (exit 2), not help: the user asked about a probe that does
+    not exist."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        name = getattr(namespace, "name", None)
+        if name is None:
+            parser.print_help()
+            parser.exit(0)
+        try:
+            probe = find_probe(str(name))
+        except UsageError as err:
+            parser.error(f"{err.message}. {err.explanation}")
+        parser.print_help()
+        sys.stdout.write(f"\nprobe {_describe(probe, bool(getattr(namespace, 'readonly', False)))}")
+        parser.exit(0)
+
+
+def _describe(probe: Any, readonly: bool) -> str:
+    """One probe as ``probe list`` shows it: name, marks, summary, one line per parameter."""
+    if readonly and probe.mutating:
+        mark = "  [mutating: refused with --readonly]"
+    elif probe.mutating:
+        mark = "  [mutating]"
+    else:
+        mark = ""
+    lines = [f"{probe.name}{mark}", f"    {probe.summary}"]
+    for param in probe.params:
+        default = "required" if param.default is None else f"default {param.default!r}"
+        lines.append(f"    {param.name}={param.kind.upper()}  ({default}) {param.help}")
+    return "\n".join(lines) + "\n"
 
 
 # -- probe list ------------------------------------------------------------------
@@ -91,18 +131,8 @@ def run_list(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    out = sys.stdout
     for probe in probes:
-        if readonly and probe.mutating:
-            mark = "  [mutating: refused with --readonly]"
-        elif probe.mutating:
-            mark = "  [mutating]"
-        else:
-            mark = ""
-        out.write(f"{probe.name}{mark}\n    {probe.summary}\n")
-        for param in probe.params:
-            default = "required" if param.default is None else f"default {param.default!r}"
-            out.write(f"    {param.name}={param.kind.upper()}  ({default}) {param.help}\n")
+        sys.stdout.write(_describe(probe, readonly))
     return 0
 
 

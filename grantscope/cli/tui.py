@@ -57,11 +57,11 @@ def run_tui(args: argparse.Namespace) -> int:
     """Run the app until the user quits; return the exit status."""
     host = make_host(args)
     from grantscope.ui.app import GrantscopeApp
-    from grantscope.ui.themes import load_themes
+    from grantscope.ui.themes import theme_names
 
     theme = getattr(args, "theme", None)
     if theme is not None:
-        names = sorted(load_themes().themes)
+        names = theme_names()
         if theme not in names:
             host.close()
             raise UsageError(f"no theme named {theme!r}", f"Themes: {', '.join(names)}.")
@@ -72,4 +72,6 @@ def run_tui(args: argparse.Namespace) -> int:
     finally:
         app.cleanup_probes()  # again, in case the app died before unmounting (idempotent)
         host.close()
-    return int(result or 0)
+    # A crash inside the app (Textual prints its traceback) sets return_code 1 and returns
+    # no result: that must not look like a clean quit.
+    return app.return_code or int(result or 0)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from grantscope.errors import UsageError
 from grantscope.model.findings import Finding
+from grantscope.model.toolout import ProcessInfo
 from grantscope.xen.xenstore import Perms, XsNode
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ class OwnGrant:
 
 @dataclass(frozen=True, slots=True)
 class ProcessGrants:
-    """A process holding ``/dev/xen/gntdev`` or ``/dev/xen/gntalloc`` open (seen through psutil).
+    """A process holding ``/dev/xen/gntdev`` or ``/dev/xen/gntalloc`` open (found through
+    ``/proc/PID/fd``; :meth:`Host.process_info` describes it).
 
     ``mapped_pages`` counts the 4 KiB pages of its memory maps backed by the device,
     None when its maps could not be read (another user's process without privilege).
@@ -342,6 +344,11 @@ class Host(abc.ABC):
     def read_page(self, key: str) -> bytes:
         """Current bytes of the page named ``key`` (one of :meth:`pages`)."""
         raise UsageError(f"no page named {key!r} on this host", "Pick one from the Page list.")
+
+    def process_info(self, pid: int) -> ProcessInfo | None:
+        """Name, command line, user, start time, CPU and memory of process ``pid`` (one of the
+        device holders), or None when this backend cannot tell (a bundle) or it has gone."""
+        return None
 
     def probe_hints(self) -> dict[str, dict[str, str]]:
         """Suggested parameter values per probe name for the TUI's forms (e.g. the demo's grefs)."""

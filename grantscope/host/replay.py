@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 from grantscope.bundle.codec import decode
 from grantscope.bundle.format import DEFAULT_LIMITS, Limits, malformed, node_from_json
 from grantscope.bundle.reader import Bundle, read_bundle
-from grantscope.cli.output import clean
 from grantscope.errors import UsageError
 from grantscope.host.base import (
     EventCounter,
@@ -37,6 +36,7 @@ from grantscope.host.base import (
     XsNode,
     hv_ports_from_dump,
 )
+from grantscope.safetext import clean
 
 UNKNOWN_DOMID = -1
 

@@ -43,7 +43,7 @@ from grantscope.host.sim_devices import (
 from grantscope.host.sim_hv import sim_console, sim_observation
 from grantscope.model.findings import analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
-from grantscope.model.toolout import DeviceHolder
+from grantscope.model.toolout import DeviceHolder, ProcessInfo
 
 GUESTS = {1: ("web-frontend", "pv"), 2: ("storage-01", "pvh")}
 RING_GREF = {1: 8, 2: 8}
@@ -285,10 +285,29 @@ class SimHost(Host):
             ]
         return GrantsSnapshot(tuple(own), tuple(procs), tuple(rows), self.clock())
 
+    def process_info(self, pid: int) -> ProcessInfo | None:
+        """Made-up details for the simulated holders (labelled simulated, like them)."""
+        known = {
+            1412: ("qemu-system-i386", ("/usr/bin/qemu-system-i386", "-xen-domid", "1",
+                                        "-name", "web-frontend (simulated)")),
+            977: ("xenconsoled", ("/usr/sbin/xenconsoled", "--pid-file=/run/xenconsoled.pid")),
+            4242: ("grantscope", ("grantscope", "--demo")),
+        }
+        if pid not in known:
+            return None
+        name, cmdline = known[pid]
+        # a fixed start time (2026-01-01 + pid seconds): screens stay the same run to run
+        return ProcessInfo(pid, name, cmdline, "root", 1767225600.0 + pid,
+                           12.5 if pid != 4242 else 0.8, (48 << 20) + pid * 4096)
+
     @staticmethod
     def _system_processes() -> tuple[ProcessGrants, ...]:
         return (ProcessGrants(1412, "qemu-system-i386", "/dev/xen/gntdev", 1, 4),
                 ProcessGrants(977, "xenconsoled", "/dev/xen/gntdev", 1, 2))
+
+    def capture_hypervisor_grants(self) -> str:
+        """Nothing to capture: the simulated grant table is always current (and shown)."""
+        return ""
 
     def capture_hypervisor_events(self) -> str:
         """Nothing to capture: the simulated port table is always current."""

@@ -27,6 +27,7 @@ from grantscope.host.base import (
     OwnPort,
     Perms,
     ProcessGrants,
+    ProcessInfo,
     WatchHandle,
     XsNode,
     hv_ports_from_dump,
@@ -194,6 +195,12 @@ class XenHost(Host):
         if self.hypervisor_dumps:
             self.capture_hypervisor_grants()
         return GrantsSnapshot(tuple(own), procs, self._hv, self.clock())
+
+    def process_info(self, pid: int) -> ProcessInfo | None:
+        """psutil's view of a device holder (:func:`grantscope.sources.procfs.describe_process`)."""
+        from grantscope.sources.procfs import describe_process
+
+        return describe_process(pid)
 
     def capture_hypervisor_grants(self) -> str:
         """``xl debug-keys g`` through the diagnostics' safe capture (dom0 only)."""

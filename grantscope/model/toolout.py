@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_QUOTA_LIMITS",
     "DeviceHolder",
     "LsevtchnPort",
+    "ProcessInfo",
     "QuotaSnapshot",
     "QuotaUsage",
     "parse_lsevtchn",
@@ -176,6 +177,28 @@ class DeviceHolder:
     device: str
     fds: int
     mapped_pages: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What a process is, for a user deciding whether it may hold a grant or a port.
+
+    ``started`` is seconds since the epoch; ``cpu_s`` user plus system CPU seconds; ``rss``
+    resident memory in bytes. Fields the process would not show (another user's, without
+    privilege) are None or empty.
+    """
+
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    user: str | None
+    started: float | None
+    cpu_s: float | None
+    rss: int | None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -1,6 +1,10 @@
 """Read-only observers of the kernel's Xen state: /proc/interrupts, xenbus sysfs counters,
 /sys/hypervisor, and the processes holding /dev/xen devices.
 
+Holders are found by walking ``/proc/PID/fd`` (psutil's ``open_files`` lists regular files
+only, not character devices like ``/dev/xen/gntdev``); psutil then describes each one
+(:func:`describe_process`: name, command line, user, start time, CPU, memory).
+
 Each reader takes its root path as an argument (tests point it at a fixture tree) and never
 raises for a missing file: what is absent is reported as ``None`` or in an ``unavailable`` text.
 """
@@ -8,7 +12,9 @@ raises for a missing file: what is absent is reported as ``None`` or in an ``una
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from grantscope.model.interrupts import (
     InterruptsParse,
@@ -16,16 +22,20 @@ from grantscope.model.interrupts import (
     parse_interrupts,
     parse_xenbus_counters,
 )
-from grantscope.model.toolout import DeviceHolder
+from grantscope.model.toolout import DeviceHolder, ProcessInfo
 
 __all__ = [
     "XENBUS_DEVICE_DIRS",
     "DeviceHolder",
+    "ProcessInfo",
+    "describe_process",
     "read_hypervisor",
     "read_interrupts",
     "read_xenbus_counters",
     "xen_device_holders",
 ]
+
+T = TypeVar("T")
 
 #: Where Linux lists xenbus devices: backends (in a driver domain) and frontends.
 XENBUS_DEVICE_DIRS: tuple[str, ...] = ("/sys/bus/xen-backend/devices", "/sys/bus/xen/devices")
@@ -131,3 +141,36 @@ def xen_device_holders(
                         pages += (int(hi, 16) - int(lo, 16)) // 4096
             out.append(DeviceHolder(pid=pid, comm=comm, device=dev, fds=n, mapped_pages=pages))
     return tuple(out)
+
+
+def describe_process(pid: int) -> ProcessInfo | None:
+    """The process ``pid`` through psutil, or None when it has gone. What it would not show
+    (another user's process, without privilege) is left None or empty."""
+    import psutil
+
+    def allowed(read: Callable[[], T]) -> T | None:
+        try:
+            return read()
+        except psutil.AccessDenied:
+            return None
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            name = allowed(proc.name) or "?"
+            cmdline = allowed(proc.cmdline) or []
+            user = allowed(proc.username)
+            started = allowed(proc.create_time)
+            cpu = allowed(proc.cpu_times)
+            memory = allowed(proc.memory_info)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    return ProcessInfo(
+        pid=pid,
+        name=name,
+        cmdline=tuple(cmdline),
+        user=user,
+        started=started,
+        cpu_s=None if cpu is None else float(cpu.user + cpu.system),
+        rss=None if memory is None else int(memory.rss),
+    )

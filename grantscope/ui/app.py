@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.lazy import Lazy
@@ -18,6 +19,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
 from grantscope.ui.commands import GrantscopeCommands
+from grantscope.ui.domains import read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
 from grantscope.ui.messages import OpenPage
 from grantscope.ui.panes.events import EventsPane
@@ -27,12 +29,14 @@ from grantscope.ui.panes.page import PagePane
 from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.panes.xenstore import XenStorePane
 from grantscope.ui.screens.help import HelpScreen
-from grantscope.ui.themes import DEFAULT_THEME, load_themes
+from grantscope.ui.settings import save_theme, saved_theme
+from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
 TABS = ("xenstore", "grants", "events", "page", "probes", "findings")
 # How often and how long to retry focusing a tab's pane that has not mounted yet (30 s).
 FOCUS_RETRY_S = 0.05
+DOMAIN_NAMES_SECONDS = 5.0
 FOCUS_TRIES = 600
 FOCUS = {"xenstore": "#xs-tree", "grants": "#own-grants", "events": "#irqs",
          "page": "#hexdump", "probes": "#probe-list", "findings": "#findings-table"}
@@ -47,7 +51,7 @@ class GrantscopeApp(App[int]):
     COMMANDS = App.COMMANDS | {GrantscopeCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("f1,question_mark", "help", "Help", key_display="F1", id="app.help"),
         Binding("1", "show_tab('xenstore')", "XenStore", show=False, id="app.tab.xenstore"),
         Binding("2", "show_tab('grants')", "Grants", show=False, id="app.tab.grants"),
         Binding("3", "show_tab('events')", "Events", show=False, id="app.tab.events"),
@@ -69,9 +73,17 @@ class GrantscopeApp(App[int]):
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
             self.register_theme(t)
+        self._save_theme_changes = False  # set once mounted: only the user's own picks are saved
+        # the theme asked for, else the one the user last chose (if it still exists)
+        saved = saved_theme()
+        if theme is None and saved is not None and saved in self.available_themes:
+            theme = saved
         self.theme = theme or (DEFAULT_THEME if DEFAULT_THEME in loaded.themes else "textual-dark")
         if self.info.backend == "sim":
             self.sub_title = "SIMULATED"
+        # read once here (a few XenStore reads) so the first tables already show names;
+        # refreshed in a thread while live, for domains started later
+        self.domain_names: dict[int, str] = read_domain_names(host, (self.info.domid,))
 
     def compose(self) -> ComposeResult:
         yield HostBar(self.info, id="hostbar")
@@ -91,8 +103,21 @@ class GrantscopeApp(App[int]):
                 yield Lazy(FindingsPane(self.host, live=self.live))
         yield Footer()
 
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # grantscope's $gs-* variables for themes that do not set them (every Textual theme)
+        return derived_variables(self.current_theme)
+
+    def watch_theme(self, name: str) -> None:
+        if self._save_theme_changes:
+            problem = save_theme(name)
+            if problem:
+                self.notify(problem, title="theme", severity="warning")
+
     def on_mount(self) -> None:
+        self._save_theme_changes = True
         self.query_one("#xs-tree").focus()
+        if self.live:
+            self.set_interval(DOMAIN_NAMES_SECONDS, self.refresh_domain_names)
         if self.theme_problems:
             self.notify("; ".join(self.theme_problems), title="theme files skipped",
                         severity="warning")
@@ -145,6 +170,11 @@ class GrantscopeApp(App[int]):
         focused = self.focused
         if focused is None or (focused is not pane and pane not in focused.ancestors):
             self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
+
+    @work(thread=True, exclusive=True, group="domain-names", exit_on_error=False)
+    def refresh_domain_names(self) -> None:
+        """Read the domain names again (a new domain shows its name at the next poll)."""
+        self.domain_names = read_domain_names(self.host, (self.info.domid,))
 
     # -- actions ----------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:

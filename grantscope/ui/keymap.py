@@ -4,7 +4,7 @@ File: ``$GRANTSCOPE_KEYMAP``, else ``~/.config/grantscope/keymap.toml``; for exa
 
     [keys]
     "app.quit" = "ctrl+q"
-    "probes.step" = "space,n"
+    "probes.step" = "space,s"
 
 Ids are those the help screen (``?``) lists. A missing file is no keymap; a bad file or an
 unknown id is reported (the app shows it in one notification) and never stops the app.
@@ -16,6 +16,8 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from grantscope.ui.settings import config_dir
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,7 @@ def keymap_path() -> Path:
     override = os.environ.get("GRANTSCOPE_KEYMAP")
     if override:
         return Path(override)
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "grantscope" / "keymap.toml"
+    return config_dir() / "keymap.toml"
 
 
 def load_keymap(path: Path, known_ids: set[str]) -> Keymap:

@@ -1,4 +1,7 @@
-"""Themes as data: load ``grantscope/themes/*.toml`` into Textual themes, checking every colour."""
+"""Themes as data: load ``grantscope/themes/*.toml`` (and the user's own, from
+``$XDG_CONFIG_HOME/grantscope/themes/``) into Textual themes, checking every colour; derive
+grantscope's own variables (``$gs-*``) for any theme that does not set them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from textual.color import Color, ColorParseError
-from textual.theme import Theme
+from textual.theme import BUILTIN_THEMES, Theme
+
+from grantscope.ui.settings import user_themes_dir
 
 DEFAULT_THEME = "grantscope-dark"
 _FIELDS = ("primary", "secondary", "accent", "warning", "error", "success", "foreground",
@@ -55,20 +60,73 @@ def parse_theme(data: dict[str, object], source: str) -> Theme:
 
 
 def load_themes() -> ThemeLoad:
-    """Every theme shipped in ``grantscope/themes`` (bad files are reported, not fatal)."""
+    """Every theme shipped in ``grantscope/themes``, then the user's own from
+    ``$XDG_CONFIG_HOME/grantscope/themes/*.toml`` (a user theme may replace a shipped one of the
+    same name). Bad files are reported, not fatal."""
     themes: dict[str, Theme] = {}
     problems: list[str] = []
-    folder = files("grantscope") / "themes"
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".toml"):
+    shipped = files("grantscope") / "themes"
+    entries: list[tuple[str, object]] = [
+        (e.name, e) for e in sorted(shipped.iterdir(), key=lambda e: e.name)
+    ]
+    user_dir = user_themes_dir()
+    try:
+        user = sorted(user_dir.glob("*.toml")) if user_dir.is_dir() else []
+    except OSError as err:
+        problems.append(f"{user_dir}: not read ({err.strerror or err})")
+        user = []
+    entries += [(str(p), p) for p in user]
+    for label, entry in entries:
+        if not label.endswith(".toml"):
             continue
         try:
-            theme = parse_theme(tomllib.loads(entry.read_text("utf-8")), entry.name)
+            text = entry.read_text("utf-8")  # type: ignore[attr-defined]
+            theme = parse_theme(tomllib.loads(text), label)
         except (ValueError, tomllib.TOMLDecodeError) as err:
             problems.append(str(err))
             continue
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{label}: not read ({err})")
+            continue
         themes[theme.name] = theme
     return ThemeLoad(themes, problems)
+
+
+def theme_names(loaded: ThemeLoad | None = None) -> list[str]:
+    """Every theme the TUI offers (its palette's list): Textual's built-in ones and ours."""
+    loaded = loaded or load_themes()
+    return sorted(set(BUILTIN_THEMES) | set(loaded.themes))
+
+
+def _mix(front: str | None, back: str | None, amount: float) -> str | None:
+    """``front`` blended ``amount`` of the way towards ``back``; None when either is not an
+    RGB colour (ANSI themes name the terminal's colours, which cannot be blended)."""
+    try:
+        a, b = Color.parse(front or ""), Color.parse(back or "")
+    except ColorParseError:
+        return None
+    if a.ansi is not None or b.ansi is not None:
+        return None
+    return a.blend(b, amount).hex
+
+
+def derived_variables(theme: Theme) -> dict[str, str]:
+    """grantscope's ``$gs-*`` variables for any theme, from the colours it does set.
+
+    A theme file may set them itself (``[variables]``); these are the fallbacks, so every
+    Textual theme (the palette offers all of them) renders the hexdump, rates and badges."""
+    gen = theme.to_color_system().generate()
+    fg, bg = gen.get("foreground"), gen.get("background")
+    warning = gen.get("warning") or gen.get("accent") or "yellow"
+    return {
+        "gs-changed": warning,
+        "gs-changed-dim": gen.get("warning-darken-2") or warning,
+        "gs-offset": _mix(fg, bg, 0.45) or gen.get("foreground-muted") or fg or "grey",
+        "gs-zero": _mix(fg, bg, 0.7) or gen.get("foreground-disabled") or fg or "grey",
+        "gs-grant-rw": gen.get("success") or "green",
+        "gs-grant-ro": gen.get("primary") or "blue",
+        "gs-sim": gen.get("secondary") or "magenta",
+    }
 
 
 def rich_colour(value: str | None, fallback: str = "default") -> str:

@@ -158,8 +158,10 @@ async def test_events_tab_shows_the_hypervisor_port_table() -> None:
         assert rows is not None
         table = app.query_one("#hv-ports", DataTable)
         shown = _rows(table)
-        assert [(r[0], r[1]) for r in shown] == [(f"d{p.domid}", str(p.port)) for p in rows]
-        vbd = next(r for r in shown if r[0] == "d1" and r[1] == "5")
+        # domains are shown with their names: "d1 web-frontend"
+        assert [(r[0].split()[0], r[1]) for r in shown] == [(f"d{p.domid}", str(p.port))
+                                                            for p in rows]
+        vbd = next(r for r in shown if r[0].startswith("d1 ") and r[1] == "5")
         assert vbd[2] == "interdomain" and vbd[3].startswith("d0:")
         label = str(app.query_one("#hv-ports-label", Label).render())
         assert f"{len(rows)} ports in 3 domains" in label

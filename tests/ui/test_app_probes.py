@@ -33,19 +33,19 @@ async def test_map_grant_step_by_step_confirms_once_and_opens_page() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         pane = await _open_probe(pilot, "map-grant")
-        await pilot.press("n")  # step 1 reads the gref from XenStore: no confirmation
+        await pilot.press("s")  # step 1 reads the gref from XenStore: no confirmation
         await wait_for(pilot, lambda: not pane.busy and pane.run is not None)
         await settle(pilot)
         assert not isinstance(app.screen, ConfirmScreen)
         assert [r.name for r in pane.run.records] == [pane.run.step_names[0]]
-        await pilot.press("n")  # step 2 maps: asks first
+        await pilot.press("s")  # step 2 maps: asks first
         await settle(pilot)
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await wait_for(pilot, lambda: len(pane.run.records) == 2 and not pane.busy)
         await settle(pilot)
         assert pane.run.records[-1].ok and pane.run.records[-1].call.startswith("gntdev")
-        await pilot.press("n")  # confirmed once: no second question
+        await pilot.press("s")  # confirmed once: no second question
         await wait_for(pilot, lambda: pane.run.done and not pane.busy)
         await settle(pilot)
         assert not isinstance(app.screen, ConfirmScreen)
@@ -91,7 +91,7 @@ async def test_bad_parameter_is_explained_in_the_log() -> None:
         await settle(pilot)
         pane = await _open_probe(pilot, "map-grant")
         pane.query_one("#param-gref").value = "not-a-number"
-        await pilot.press("n")
+        await pilot.press("s")
         await settle(pilot)
         assert pane.run is None
         log_text = "\n".join(pane.transcript)
@@ -185,3 +185,48 @@ async def test_ui_keeps_working_while_a_step_blocks() -> None:
         assert await wait_for(pilot, lambda: not pane.busy, timeout=10)
         assert pane.run.done and pane.run.ok
         time.sleep(0)
+
+
+@async_test
+async def test_stepping_twice_does_not_answer_the_confirmation() -> None:
+    # The step key and the confirmation's "No" differ: a user stepping with repeated presses
+    # sees the question stay up until they answer it.
+    host = SimHost(frozen_at=100.0)
+    app = make_app(host=host)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = await _open_probe(pilot, "offer-page")
+        await pilot.press("s")  # offer-page's first step offers a page: asks first
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("s")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)  # still asking
+        assert pane.run is None or pane.run.records == []
+        await pilot.press("y")
+        await wait_for(pilot, lambda: pane.run is not None and len(pane.run.records) == 1
+                       and not pane.busy)
+        assert pane.run.records[0].ok
+
+
+@async_test
+async def test_escape_leaves_a_parameter_field_and_q_is_text_there() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = await _open_probe(pilot, "map-grant")
+        field = pane.query_one("#param-gref")
+        field.focus()
+        await settle(pilot, 1)
+        field.value = ""
+        await pilot.press("q", "s")
+        await settle(pilot, 1)
+        assert field.value == "qs"  # typed, not quit and not a step
+        assert app.return_code is None and pane.run is None
+        await pilot.press("escape")
+        await settle(pilot, 1)
+        assert app.focused is not field
+        assert app.focused is pane.query_one("#probe-list")
+        await pilot.press("q")
+        await settle(pilot, 1)
+        assert app.return_code == 0  # quit

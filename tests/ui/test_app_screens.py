@@ -21,7 +21,7 @@ async def test_header_names_host_and_badges() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         text = app.query_one(HostBar).render().plain
-        assert "d0 dom0" in text and "Xen 4.17.7" in text
+        assert "d0 Domain-0 dom0" in text and "Xen 4.17.7" in text
         assert "SIMULATED" in text and "read-only" in text
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

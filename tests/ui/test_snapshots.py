@@ -71,3 +71,14 @@ def test_readonly_probes(snap_compare: Any) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(readonly=True), terminal_size=SIZE, run_before=run_before)
+
+
+# The smallest terminal a user is promised (80x24) and a big one (160x45): every screen must
+# keep its essentials on screen (rates and sparklines, the findings' titles, the ring header).
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen_at_size(snap_compare: Any, screen: str, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Any) -> None:
+        await _prepare(pilot, screen)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

@@ -128,7 +128,9 @@ def test_readonly_has_no_devices_and_store_errors_explain() -> None:
 
 def test_sim_has_no_hypervisor_capture_but_carries_its_table() -> None:
     h = SimHost(frozen_at=1.0)
-    assert h.capture_hypervisor_grants() != ""
+    # nothing to capture and nothing to warn about: the table is always current (issue 16:
+    # 'h' in the demo said there was no table while one was on screen)
+    assert h.capture_hypervisor_grants() == ""
     table = h.grants().hypervisor
     assert table is not None and any(r.granter == 1 and r.ref == 30 and r.mapper is None
                                      for r in table)

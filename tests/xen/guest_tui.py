@@ -46,7 +46,7 @@ async def main(domid, gref, want):
         for _ in range(10):
             if pane.run is not None and pane.run.done:
                 break
-            await pilot.press("n")
+            await pilot.press("s")
             await wait("a confirmation or the step's end",
                        lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
             if isinstance(app.screen, ConfirmScreen):

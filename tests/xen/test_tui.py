@@ -36,7 +36,7 @@ async def test_mailbox_loopback_step_by_step_and_page_view() -> None:
             if pane.run is not None and pane.run.done:
                 break
             before = len(pane.run.records) if pane.run is not None else 0
-            await pilot.press("n")
+            await pilot.press("s")
             # under TCG everything is slow: wait on conditions, not on fixed pauses
             assert await wait_for(pilot, lambda b=before: isinstance(app.screen, ConfirmScreen)
                                   or pane.busy or (pane.run is not None

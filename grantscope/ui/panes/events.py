@@ -12,10 +12,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
-from grantscope.cli.output import clean
 from grantscope.host.base import EventsSnapshot, Host, HvPort, OwnPort
 from grantscope.model.pagediff import fade_bucket
 from grantscope.model.rates import RateTracker
+from grantscope.safetext import clean
+from grantscope.ui.domains import dom
 from grantscope.ui.messages import EventsPolled
 from grantscope.ui.themes import theme_colour
 
@@ -25,13 +26,25 @@ BARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 24
 
 
-def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
-    """The last ``width`` values as block characters scaled to their maximum."""
+def sparkline(values: list[float], width: int = SPARK_WIDTH, top: float | None = None) -> str:
+    """The last ``width`` values as block characters scaled to ``top`` (default: their own
+    maximum). The Events table passes one ``top`` for every row, so bars compare across rows."""
     tail = values[-width:]
-    top = max(tail, default=0.0)
+    top = max(tail, default=0.0) if top is None else top
     if top <= 0:
         return (BARS[0] * len(tail)).rjust(width)
-    return "".join(BARS[min(7, int(v / top * 7.999))] for v in tail).rjust(width)
+    return "".join(BARS[max(0, min(7, int(v / top * 7.999)))] for v in tail).rjust(width)
+
+
+def shared_top(histories: list[list[float]], width: int = SPARK_WIDTH) -> float:
+    """The one scale of every row's sparkline: the highest rate any row shows."""
+    return max((max(h[-width:], default=0.0) for h in histories), default=0.0)
+
+
+def scale_label(top: float) -> str:
+    """The Xen interrupts heading, with the sparklines' shared scale."""
+    scale = f"history on one scale: █ = {top:,.1f}/s" if top > 0 else "history: no rates yet"
+    return f"Xen interrupts (/proc/interrupts) · {scale}"
 
 
 class EventsPane(Vertical):
@@ -39,7 +52,7 @@ class EventsPane(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="events.refresh"),
-        Binding("e", "capture", "Capture hypervisor ports", id="events.capture"),
+        Binding("e", "capture", "Capture HV ports", id="events.capture"),
     ]
     DEFAULT_CSS = """
     EventsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
@@ -58,7 +71,7 @@ class EventsPane(Vertical):
         self._shown_hv: tuple[HvPort, ...] | bool | None = False  # False: nothing shown yet
 
     def compose(self) -> ComposeResult:
-        yield Label("Xen interrupts (/proc/interrupts)")
+        yield Label(scale_label(0.0), id="irqs-label")
         yield DataTable(id="irqs", cursor_type="row")
         yield Label("Own event-channel ports")
         yield DataTable(id="ports", cursor_type="row")
@@ -67,8 +80,9 @@ class EventsPane(Vertical):
 
     def on_mount(self) -> None:
         irqs = self.query_one("#irqs", DataTable)
-        for label, width in (("irq", 5), ("name", 22), ("chip", 22), ("count", 12),
-                             ("rate/s", 10), ("history", SPARK_WIDTH)):
+        # rate and history first after the name: they fit in 80 columns, chip and count may not
+        for label, width in (("irq", 4), ("name", 18), ("rate/s", 9), ("history", SPARK_WIDTH),
+                             ("count", 12), ("chip", 22)):
             irqs.add_column(label, width=width, key=label)
         self.query_one("#ports", DataTable).add_columns(
             "port", "kind", "remote", "fired", "owner")
@@ -111,19 +125,22 @@ class EventsPane(Vertical):
         warm = theme_colour(self.app, "gs-changed-dim", "yellow")
         irqs = self.query_one("#irqs", DataTable)
         present = set()
+        states = [(row, self.rates.update(row.irq, row.total, now)) for row in snap.interrupts]
+        top = shared_top([list(st.history) for _, st in states])
         with self.app.batch_update():
-            for row in snap.interrupts:
+            self.query_one("#irqs-label", Label).update(scale_label(top))
+            for row, st in states:
                 key = str(row.irq)
                 present.add(row.irq)
-                st = self.rates.update(row.irq, row.total, now)
                 bucket = fade_bucket(now - st.changed_at, FADE_SECONDS)
                 style = f"bold {hot}" if bucket >= 2 else (warm if bucket == 1 else "")
-                cells = (Text(str(row.irq)), Text(row.name), Text(row.chip, style="dim"),
-                         Text(f"{row.total:,}", justify="right"),
+                cells = (Text(str(row.irq)), Text(row.name),
                          Text(f"{st.rate:,.1f}", style=style, justify="right"),
-                         Text(sparkline(list(st.history)), style=hot if bucket else "green"))
+                         Text(sparkline(list(st.history), top=top),
+                              style=hot if bucket else "green"),
+                         Text(f"{row.total:,}", justify="right"), Text(row.chip, style="dim"))
                 if key in irqs.rows:
-                    for col, cell in zip(("count", "rate/s", "history"), cells[3:], strict=True):
+                    for col, cell in zip(("rate/s", "history", "count"), cells[2:5], strict=True):
                         irqs.update_cell(key, col, cell)
                 else:
                     irqs.add_row(*cells, key=key)
@@ -137,7 +154,7 @@ class EventsPane(Vertical):
                 ports.clear()
                 for p in snap.ports:
                     ports.add_row(str(p.port), Text(clean(p.kind)),
-                                  _remote(p.remote_domid, p.remote_port),
+                                  Text(dom(self.app, p.remote_domid, p.remote_port)),
                                   str(p.fired), Text(clean(p.owner)))
             if self._shown_hv is False or self._shown_hv != snap.hypervisor:
                 self._shown_hv = snap.hypervisor
@@ -155,14 +172,8 @@ class EventsPane(Vertical):
         label.update(f"Hypervisor event channels ({len(rows)} ports in {domains} domains)")
         hot = theme_colour(self.app, "gs-changed", "yellow")
         for r in rows:
-            table.add_row(f"d{r.domid}", str(r.port), Text(clean(r.state)),
-                          _remote(r.remote_domid, r.remote_port),
+            table.add_row(Text(dom(self.app, r.domid)), str(r.port), Text(clean(r.state)),
+                          Text(dom(self.app, r.remote_domid, r.remote_port)),
                           Text("1", style=f"bold {hot}") if r.pending else "0",
                           "1" if r.masked else "0", str(r.vcpu), Text(clean(r.detail)))
 
-
-def _remote(domid: int | None, port: int | None) -> str:
-    """``d1:5``, ``d1`` (an unbound port's allowed peer) or ``-``."""
-    if domid is None:
-        return "-"
-    return f"d{domid}" + (f":{port}" if port is not None else "")

@@ -15,11 +15,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Label, Static
+from textual.widgets.data_table import ColumnKey
 
-from grantscope.cli.output import clean
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Finding, FindingsSnapshot, Host
 from grantscope.model.runs import ref_ranges
+from grantscope.safetext import clean
 from grantscope.ui.messages import FindingsReady
 from grantscope.ui.themes import theme_colour
 
@@ -45,6 +46,10 @@ def subject_text(subject: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+#: From this width on the table has a subject column (below it, the details show it).
+WIDE_COLUMNS = 110
+
+
 class FindingsPane(Vertical):
     """A table of findings (worst first) and the selected finding's evidence and action."""
 
@@ -64,6 +69,7 @@ class FindingsPane(Vertical):
         self.live = live
         self.snapshot: FindingsSnapshot | None = None
         self.busy = False
+        self._wide = True
 
     def compose(self) -> ComposeResult:
         yield Label("Findings", id="findings-label")
@@ -72,13 +78,28 @@ class FindingsPane(Vertical):
             yield Static("", id="finding-details")
 
     def on_mount(self) -> None:
-        table = self.query_one("#findings-table", DataTable)
-        # fixed widths so a long subject (paths) cannot push the title off the screen
-        for label, width in (("severity", 8), ("code", 16), ("subject", 30)):
-            table.add_column(label, width=width, key=label)
-        table.add_column("finding", key="finding")
+        self._columns(wide=self.size.width >= WIDE_COLUMNS)
         self.query_one("#finding-details", Static).update(NOT_ANALYZED)
         self.load()
+
+    def _columns(self, wide: bool) -> None:
+        """The table's columns: the subject only when there is room for it and the title;
+        on a narrow terminal (80 columns) it is in the details below, never cut."""
+        table = self.query_one("#findings-table", DataTable)
+        self._wide = wide
+        table.clear(columns=True)
+        # fixed widths so a long subject (paths) cannot push the title off the screen
+        widths = (("severity", 8), ("code", 16)) + ((("subject", 30),) if wide else ())
+        for label, width in widths:
+            table.add_column(label, width=width, key=label)
+        table.add_column("finding", key="finding")
+
+    def on_resize(self) -> None:
+        wide = self.size.width >= WIDE_COLUMNS
+        if wide != getattr(self, "_wide", None):
+            self._columns(wide)
+            if self.snapshot is not None:
+                self.apply(self.snapshot)
 
     @work(thread=True, exclusive=True, group="findings", exit_on_error=False)
     def load(self) -> None:
@@ -150,11 +171,14 @@ class FindingsPane(Vertical):
         table = self.query_one("#findings-table", DataTable)
         with self.app.batch_update():
             table.clear()
+            if self._wide:  # as wide as the longest subject, within reason
+                longest = max((len(subject_text(f.subject)) for f in snap.findings), default=0)
+                table.columns[ColumnKey("subject")].width = max(12, min(36, longest))
             for i, f in enumerate(snap.findings):
                 colour = theme_colour(self.app, SEVERITY_COLOUR.get(f.severity, "primary"))
+                subject = (Text(clean(subject_text(f.subject))),) if self._wide else ()
                 table.add_row(Text(f.severity.upper(), style=f"bold {colour}"),
-                              Text(clean(f.code)), Text(clean(subject_text(f.subject))),
-                              Text(clean(f.title)), key=str(i))
+                              Text(clean(f.code)), *subject, Text(clean(f.title)), key=str(i))
         self.show_details(0 if snap.findings else None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -9,14 +10,32 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Label
+from textual.widgets import DataTable, Label, Static
 
-from grantscope.cli.output import clean
 from grantscope.host.base import GrantsSnapshot, Host
+from grantscope.model.toolout import ProcessInfo
+from grantscope.safetext import clean
+from grantscope.ui.domains import dom
 from grantscope.ui.messages import GrantsPolled, OpenPage
 from grantscope.ui.themes import theme_colour
 
 POLL_SECONDS = 2.0
+PROC_HINT = "(the cursor on a process shows its command line, user, start, CPU and memory)"
+
+
+def process_text(info: ProcessInfo) -> str:
+    """One holder in two lines: who runs it, since when and what it costs; its command."""
+    parts = [f"{info.pid}:"]
+    if info.user:
+        parts.append(f"user {info.user}")
+    if info.started is not None:
+        parts.append("started " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(info.started)))
+    if info.cpu_s is not None:
+        parts.append(f"CPU {info.cpu_s:.1f} s")
+    if info.rss is not None:
+        parts.append(f"RSS {info.rss / 2**20:.1f} MiB")
+    command = " ".join(info.cmdline) or f"{info.name} (command line not readable)"
+    return " ".join(parts[:1]) + " " + " · ".join(parts[1:]) + "\n$ " + command
 
 
 class GrantsPane(Vertical):
@@ -25,12 +44,15 @@ class GrantsPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_page", "Open page", id="grants.open"),
         Binding("r", "refresh", "Refresh", id="grants.refresh"),
-        Binding("h", "capture", "Capture hypervisor table", id="grants.capture"),
+        Binding("h", "capture", "Capture HV table", id="grants.capture"),
     ]
     DEFAULT_CSS = """
     GrantsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
     GrantsPane DataTable { height: auto; max-height: 12; margin-bottom: 1; }
+    GrantsPane #proc-grants { margin-bottom: 0; }
     GrantsPane #hv-grants { height: 1fr; max-height: 100%; }
+    GrantsPane #proc-details { padding: 0 1; margin-bottom: 1; color: $text-muted;
+                               height: auto; max-height: 2; }
     """
 
     def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
@@ -45,6 +67,7 @@ class GrantsPane(Vertical):
         yield DataTable(id="own-grants", cursor_type="row", zebra_stripes=True)
         yield Label("Processes holding /dev/xen/gntdev or /dev/xen/gntalloc")
         yield DataTable(id="proc-grants", cursor_type="row")
+        yield Static(PROC_HINT, id="proc-details")
         yield Label("Hypervisor grant table", id="hv-label")
         yield DataTable(id="hv-grants", cursor_type="row", zebra_stripes=True)
 
@@ -106,9 +129,9 @@ class GrantsPane(Vertical):
                 access = "rw" if g.writable else "ro"
                 colour = theme_colour(self.app, "gs-grant-rw" if g.writable else "gs-grant-ro")
                 # Text, never markup, escapes shown: names come from the host or a bundle.
-                own.add_row(Text(clean(g.kind)), f"d{g.domid}", ",".join(map(str, g.grefs)),
-                            Text(access, style=colour), Text(clean(g.owner)),
-                            key=f"{i}:{g.page_key}")
+                own.add_row(Text(clean(g.kind)), Text(dom(self.app, g.domid)),
+                            ",".join(map(str, g.grefs)), Text(access, style=colour),
+                            Text(clean(g.owner)), key=f"{i}:{g.page_key}")
             procs = self.query_one("#proc-grants", DataTable)
             procs.clear()
             for p in snap.processes:
@@ -123,9 +146,29 @@ class GrantsPane(Vertical):
             else:
                 label.update(f"Hypervisor grant table ({len(snap.hypervisor)} entries in use)")
                 for r in snap.hypervisor:
-                    hv.add_row(f"d{r.granter}", str(r.ref),
-                               "-" if r.mapper is None else f"d{r.mapper}", Text(clean(r.flags)),
+                    hv.add_row(Text(dom(self.app, r.granter)), str(r.ref),
+                               Text(dom(self.app, r.mapper)), Text(clean(r.flags)),
                                "" if r.frame is None else f"{r.frame:#x}")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "proc-grants" and event.cursor_row >= 0:
+            event.stop()
+            pid = str(event.data_table.get_row(event.row_key)[0])
+            if pid.isdigit():
+                self.describe(int(pid))
+
+    @work(thread=True, exclusive=True, group="describe-process", exit_on_error=False)
+    def describe(self, pid: int) -> None:
+        """Name, command line, user, start, CPU and memory of a holder (psutil, in a thread)."""
+        info = self.host.process_info(pid)
+        text = process_text(info) if info is not None else f"pid {pid}: no details (gone, " \
+            "or this host cannot tell)"
+        self.app.call_from_thread(self._show_details, text)
+
+    def _show_details(self, text: str) -> None:
+        found = self.query("#proc-details")
+        if found:
+            found.first(Static).update(text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "own-grants":

@@ -63,7 +63,7 @@ class PagePane(Vertical):
         Binding("s", "save", "Save page", id="page.save"),
     ]
     DEFAULT_CSS = """
-    PagePane #page-list { width: 34; border-right: solid $panel; }
+    PagePane #page-list { width: 30%; max-width: 34; min-width: 22; border-right: solid $panel; }
     PagePane #page-title { padding: 0 1; text-style: bold; }
     """
 

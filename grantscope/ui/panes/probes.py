@@ -72,10 +72,13 @@ class ProbesPane(Horizontal):
     """Probe list, parameter form and step log."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "step", "Step", id="probes.step"),
+        # "s" and not "n": the confirmation a mutating step asks answers n (No), and a user
+        # stepping with repeated presses must not answer it by accident
+        Binding("s", "step", "Step", id="probes.step"),
         Binding("a", "run_all", "Run all", id="probes.run_all"),
         Binding("x", "cleanup", "Cleanup", id="probes.cleanup"),
         Binding("o", "open_page", "Open page", id="probes.open_page"),
+        Binding("escape", "leave_field", "Leave field", show=False, id="probes.leave_field"),
     ]
     DEFAULT_CSS = """
     ProbesPane #probe-list { width: 26; border-right: solid $panel; }
@@ -116,7 +119,7 @@ class ProbesPane(Horizontal):
             yield Label(self._intro(), id="probe-summary")
             yield VerticalScroll(id="probe-form")
             with Horizontal(id="probe-buttons"):
-                yield Button("Step (n)", id="step", variant="primary")
+                yield Button("Step (s)", id="step", variant="primary")
                 yield Button("Run all (a)", id="run-all", variant="success")
                 yield Button("Cleanup (x)", id="cleanup", variant="warning")
             yield Label("", id="probe-status")
@@ -124,6 +127,10 @@ class ProbesPane(Horizontal):
 
     def _intro(self) -> str:
         if not self.probes:
+            if self.hidden and self.host.info().backend == "replay":
+                # the user typed no --readonly: say why in their terms
+                return ("A bundle is a recording: probes act on live devices, so none can "
+                        "run here. Run them on the host itself (grantscope, tab 5).")
             if self.hidden:
                 return (f"--readonly hides all {self.hidden} probes: each one maps, grants, "
                         "binds or writes something other domains can see.")
@@ -193,7 +200,7 @@ class ProbesPane(Horizontal):
         """One line: which step is next."""
         label = self.query_one("#probe-status", Label)
         if self.run is None:
-            label.update("not started: n runs the first step, a runs all")
+            label.update("not started: s runs the first step, a runs all")
         elif self.run.done:
             label.update(f"done ({'ok' if self.run.ok else 'failed'}): x cleans up, "
                          "o opens a page it made")
@@ -252,8 +259,14 @@ class ProbesPane(Horizontal):
         self.busy = True
         self.execute(action == "all")
 
+    def action_leave_field(self) -> None:
+        """Escape in a parameter field: back to the probe list, where keys are commands again
+        (in a field, ``q`` and the step keys are text)."""
+        if isinstance(self.app.focused, Input):
+            self.query_one("#probe-list").focus()
+
     def action_step(self) -> None:
-        """``n``: run the next step."""
+        """``s``: run the next step."""
         self._confirm_then("step")
 
     def action_run_all(self) -> None:

@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
+from grantscope.ui.domains import dom
 from grantscope.ui.messages import XsChange, XsChanged
 from grantscope.ui.themes import theme_colour
 from grantscope.ui.widgets.xs_tree import NodeData, XsTree
@@ -114,7 +115,7 @@ class XenStorePane(Vertical):
             text.append("perms  ", style="dim")
             text.append(f"{perms}\n")
             text.append("owner  ", style="dim")
-            text.append(f"d{perms.owner}, others '{perms.default}'\n")
+            text.append(f"{dom(self.app, perms.owner)}, others '{perms.default}'\n")
         self._set_details(text)
 
     def _set_details(self, content: Text) -> None:

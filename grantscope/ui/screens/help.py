@@ -17,8 +17,11 @@ INTRO = (
     "and probe). The hypervisor tables (Grants h, Events e) and the findings (Findings a) are "
     "captured only when you press their key: on a live dom0 each sends 'xl debug-keys' and "
     "empties the hypervisor console ring. "
-    "Remap keys in ~/.config/grantscope/keymap.toml ($GRANTSCOPE_KEYMAP overrides): a \\[keys] "
-    "table of binding id = \"keys\", with the ids listed here."
+    "q quits; in a text field (a probe's parameters, the XenStore filter) Escape leaves it "
+    "first. A theme picked from the palette is remembered. "
+    "Remap keys in $XDG_CONFIG_HOME/grantscope/keymap.toml (~/.config/grantscope/keymap.toml; "
+    "$GRANTSCOPE_KEYMAP overrides): a \\[keys] table of binding id = \"keys\", with the ids "
+    "listed here."
 )
 
 
@@ -26,7 +29,7 @@ class HelpScreen(ModalScreen[None]):
     """A table of bindings grouped by where they apply."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss_help", "Close", id="help.close"),
+        Binding("escape,q,question_mark,f1", "dismiss_help", "Close", id="help.close"),
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }

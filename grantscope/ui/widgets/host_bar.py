@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from grantscope.host.base import HostInfo
+from grantscope.ui.domains import dom
 from grantscope.ui.themes import theme_colour
 
 
@@ -30,7 +31,7 @@ class HostBar(Static):
         text.append(" grantscope ", style=f"bold {ink} on {theme_colour(self.app, 'primary')}")
         text.append("  ")
         role = "dom0" if info.is_dom0 else "domU"
-        text.append(f"d{info.domid}", style="bold")
+        text.append(dom(self.app, info.domid), style="bold")
         text.append(f" {role} ({info.guest_type})   Xen {info.xen_version}   ")
         if info.backend == "sim":
             badge, colour = " SIMULATED ", theme_colour(self.app, "gs-sim", "magenta")

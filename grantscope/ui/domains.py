@@ -1,0 +1,55 @@
+"""Domain names next to domids: ``d1 web01`` instead of a bare ``d1``.
+
+Names come from XenStore (``/local/domain/D/name``, written by the toolstack) through the
+app's Host, so the xen, replay and sim backends all give them. A domU usually may not list
+``/local/domain``: then only the names it can read are known and the rest stay ``dN``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from grantscope.errors import GrantscopeError
+from grantscope.host.base import Host
+from grantscope.safetext import clean
+
+#: A name longer than this is cut (with …) so table columns stay narrow.
+NAME_MAX = 12
+
+
+def read_domain_names(host: Host, known: tuple[int, ...] = ()) -> dict[int, str]:
+    """domid -> name for every domain under ``/local/domain`` (and ``known`` domids)."""
+    domids: set[int] = set(known)
+    # a domU may not list other domains' homes: it reads what it can
+    with contextlib.suppress(GrantscopeError):
+        domids.update(int(d) for d in host.list("/local/domain") if d.isdigit())
+    names: dict[int, str] = {}
+    for domid in sorted(domids):
+        try:
+            raw = host.read(f"/local/domain/{domid}/name")
+        except GrantscopeError:
+            continue
+        if raw:
+            name = raw.decode("utf-8", "replace").strip()
+            if name:
+                names[domid] = name
+    return names
+
+
+def domain_label(names: dict[int, str], domid: int | None, port: int | None = None) -> str:
+    """``d1 web01`` (``d1:5 web01`` with a port), ``d1`` without a known name, ``-`` for None."""
+    if domid is None:
+        return "-"
+    where = f"d{domid}" + (f":{port}" if port is not None else "")
+    name = names.get(domid)
+    if not name:
+        return where
+    name = clean(name)  # host or bundle text: escapes shown, never markup or control codes
+    short = name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+    return f"{where} {short}"
+
+
+def dom(app: Any, domid: int | None, port: int | None = None) -> str:
+    """:func:`domain_label` with the app's names (none for an app that has not read them)."""
+    return domain_label(getattr(app, "domain_names", {}), domid, port)
