@@ -16,7 +16,6 @@ from grantscope.errors import GrantscopeError
 from grantscope.safetext import clean
 
 
-
 def print_json(obj: Any) -> None:
     """Print ``obj`` as one JSON document on stdout (ASCII: escapes and surrogates are inert)."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
