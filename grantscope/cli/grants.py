@@ -127,16 +127,15 @@ class Stop(BaseException):
 
 
 @contextlib.contextmanager
-def sigterm_as_stop() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into :class:`Stop` so ``with`` blocks clean up; restore after."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Stop(signum)
-
+def signals_handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterator[None]:
+    """Install ``handler`` (a function or ``signal.SIG_IGN``) for ``signals`` for the block and
+    restore the previous handlers after; outside the main thread (tests calling run() from a
+    thread) signals cannot be handled, and the block runs as it is."""
     old: dict[signal.Signals, Any] = {}
     try:
-        for sig in STOP_SIGNALS:
+        for sig in signals:
             old[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread (tests calling run() from a thread)
+    except ValueError:
         yield
         return
     try:
@@ -147,20 +146,18 @@ def sigterm_as_stop() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
+def sigterm_as_stop() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Stop` so ``with`` blocks clean up; restore after."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Stop(signum)
+
+    with signals_handled(STOP_SIGNALS, handler):
+        yield
+
+
+def signals_deferred() -> contextlib.AbstractContextManager[None]:
     """While cleaning up, a second Ctrl-C, SIGTERM or SIGHUP must not cut the cleanup short."""
-    old: dict[signal.Signals, Any] = {}
-    try:
-        for sig in (signal.SIGINT, *STOP_SIGNALS):
-            old[sig] = signal.signal(sig, signal.SIG_IGN)
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
+    return signals_handled((signal.SIGINT, *STOP_SIGNALS), signal.SIG_IGN)
 
 
 def interrupt_code(exc: BaseException) -> int:

@@ -140,17 +140,13 @@ def run_list(args: argparse.Namespace) -> int:
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`ProbeInterrupted` in the main thread (cleanup runs)."""
-    from grantscope.cli.grants import STOP_SIGNALS
+    from grantscope.cli.grants import STOP_SIGNALS, signals_handled
 
     def handler(signum: int, frame: object) -> None:
         raise ProbeInterrupted(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
+    with signals_handled(STOP_SIGNALS, handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _format_args(arguments: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -36,7 +35,7 @@ def exit_on_signals(app: Any) -> Iterator[None]:
     self-pipe); the probe cleanup then runs when the app unmounts, after the running step
     ended (:meth:`grantscope.probing.engine.ProbeRun.cleanup` waits for it).
     """
-    from grantscope.cli.grants import STOP_SIGNALS
+    from grantscope.cli.grants import STOP_SIGNALS, signals_handled
 
     def handler(signum: int, frame: FrameType | None) -> None:
         try:
@@ -45,12 +44,8 @@ def exit_on_signals(app: Any) -> Iterator[None]:
             raise KeyboardInterrupt from None
         loop.call_soon_threadsafe(app.exit, 128 + signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
+    with signals_handled(STOP_SIGNALS, handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def run_tui(args: argparse.Namespace) -> int:
