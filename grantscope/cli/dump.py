@@ -146,8 +146,10 @@ def run_capture(args: argparse.Namespace) -> int:
         write_new_file(args.output, text.encode(), "--output")
     if args.json:
         print_json({"ok": True, **cap.to_json(), "output": args.output})
-    elif not args.output:
-        sys.stdout.write(text)
+    elif not args.output and text:
+        # The ring holds guests' (dN) lines too: shown with escapes visible, line by line
+        # (the file written with -o keeps the bytes as Xen printed them).
+        print_lines(text.rstrip("\n"))
     for p in cap.problems:
         sys.stderr.write(f"grantscope: {p}\n")
     for n in cap.notes:

@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from grantscope.cli.output import print_json
+from grantscope.cli.output import clean, print_json
 from grantscope.errors import GrantscopeError, UsageError
 from grantscope.xen.xenstore import XenStore, XsNode, escape_value, format_ls_line, unescape_value
 
@@ -225,7 +225,8 @@ def _watch(args: argparse.Namespace) -> int:
             if path is None:
                 continue
             seen += 1
-            line = json.dumps({"n": seen, "watch": args.path, "path": path}) if args.json else path
+            line = (json.dumps({"n": seen, "watch": args.path, "path": path}) if args.json
+                    else clean(path))
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
     if args.count is not None and seen < args.count:
