@@ -210,21 +210,21 @@ class FindingsPane(Vertical):
             colour = theme_colour(self.app, SEVERITY_COLOUR.get(f.severity, "primary"))
             out.append(f.severity.upper(), style=f"bold {colour}")
             out.append(" ")
-            out.append(f.code, style="bold")
-            out.append(f": {f.title}\n")
+            out.append(clean(f.code), style="bold")
+            out.append(f": {clean(f.title)}\n")
             if f.subject:
                 out.append("subject: ", style="dim")
-                out.append(subject_text(f.subject) + "\n")
+                out.append(clean(subject_text(f.subject)) + "\n")
             out.append("\nEvidence\n", style="bold")
-            for e in f.evidence:
-                out.append(f"  • {e}\n")
+            for e in f.evidence:  # quotes host or bundle text: escapes shown
+                out.append(f"  • {clean(e)}\n")
             out.append("\nWhat to do\n", style="bold")
-            out.append(f"  {f.action}\n")
+            out.append(f"  {clean(f.action)}\n")
         else:
             out.append("No findings: nothing the checks look for is wrong.\n")
         if snap.not_checked:
             out.append("\nNot checked\n", style="bold")
             for c in snap.not_checked:
-                out.append(f"  - {c}\n")
+                out.append(f"  - {clean(c)}\n")
         out.rstrip()
         details.update(out)

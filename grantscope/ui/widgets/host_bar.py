@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from grantscope.host.base import HostInfo
+from grantscope.safetext import clean
 from grantscope.ui.domains import dom
 from grantscope.ui.themes import theme_colour
 
@@ -32,13 +33,14 @@ class HostBar(Static):
         text.append("  ")
         role = "dom0" if info.is_dom0 else "domU"
         text.append(dom(self.app, info.domid), style="bold")
-        text.append(f" {role} ({info.guest_type})   Xen {info.xen_version}   ")
+        # host or bundle text: escapes shown, never control codes
+        text.append(f" {role} ({clean(info.guest_type)})   Xen {clean(info.xen_version)}   ")
         if info.backend == "sim":
             badge, colour = " SIMULATED ", theme_colour(self.app, "gs-sim", "magenta")
         elif info.backend == "replay":
-            badge, colour = f" replay: {info.label} ", theme_colour(self.app, "warning")
+            badge, colour = f" replay: {clean(info.label)} ", theme_colour(self.app, "warning")
         else:
-            badge, colour = f" xen: {info.label} ", theme_colour(self.app, "success")
+            badge, colour = f" xen: {clean(info.label)} ", theme_colour(self.app, "success")
         text.append(badge, style=f"bold {ink} on {colour}")
         if info.readonly:
             text.append("  ")
