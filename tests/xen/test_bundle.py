@@ -84,7 +84,8 @@ def _durations(manifest: dict) -> str:
 def _export(path: Path) -> dict:
     with XenHost(readonly=True) as host:
         collectors = [
-            c for c in standard_collectors(ExportSources(host=host)) if c.name in DIFF_COLLECTORS
+            c for c in standard_collectors(ExportSources(host=host, capture=True))
+            if c.name in DIFF_COLLECTORS
         ]
         result = export_bundle(str(path), collectors)
     print(f"export {path.name}: {_durations(result.manifest)}")
