@@ -17,7 +17,7 @@
 # build, the lab run) counts one.  Exits non-zero exactly when the total has a failure.
 # Results (JUnit XML, the lab's console log, dmesg) go to results/<timestamp>/.
 #
-# The real-Xen tier has GRANTSCOPE_XEN_TIER_TIMEOUT seconds (default 4200, boot included); its
+# The real-Xen tier has GRANTSCOPE_XEN_TIER_TIMEOUT seconds (default 4800, boot included); its
 # deadline goes into dom0 (GRANTSCOPE_XEN_DEADLINE), and tests/xen/conftest.py shortens any
 # test's timeout that would run past it, so a hung test fails alone and the report is written.
 #
@@ -37,7 +37,7 @@ RESULTS="$ROOT/results/$(date -u +%Y%m%d-%H%M%S)-$$"
 mkdir -p "$RESULTS"
 FAILED_STEPS=()
 # The real-Xen tier's bound (boot included); pytest-timeout bounds each test inside it.
-XEN_TIER_TIMEOUT="${GRANTSCOPE_XEN_TIER_TIMEOUT:-4200}"
+XEN_TIER_TIMEOUT="${GRANTSCOPE_XEN_TIER_TIMEOUT:-4800}"
 
 step() {
     echo

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 DEADLINE_ENV = "GRANTSCOPE_XEN_DEADLINE"
 # scripts/test-all.sh's default GRANTSCOPE_XEN_TIER_TIMEOUT (a unit test keeps them equal).
-TIER_TIMEOUT = 4200
+TIER_TIMEOUT = 4800
 # What the tier spends outside the tests: dom0's boot (the lab's boot bound,
 # grantscope.lab.runner.DEFAULT_BOOT_TIMEOUT) and, after the last test, writing the report,
 # collecting the logs and powering off.
