@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 
 import pytest
-from test_dumps_capture import FAKE_XL, FIX
+from test_dumps_capture import FIX, fake_xl  # noqa: F401  (fake_xl: the shared fixture)
 
 from grantscope.cli import main
 from grantscope.cli import report as report_cli
@@ -20,14 +19,9 @@ from grantscope.safefile import write_new_file
 
 
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def host(fake_xl: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     """A "Xen host" whose only working source is the fake xl (XenStore absent)."""
-    xl = tmp_path / "xl"
-    xl.write_text(FAKE_XL.format(python=sys.executable))
-    xl.chmod(0o755)
-    (tmp_path / "dump-g.txt").write_text((FIX / "xl-dmesg-g.txt").read_text())
-    (tmp_path / "dump-e.txt").write_text((FIX / "xl-dmesg-e.txt").read_text())
-    monkeypatch.setenv("FAKE_XL_DIR", str(tmp_path))
+    tmp_path = fake_xl
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
     monkeypatch.setattr(report_cli, "_is_xen", lambda: True)
