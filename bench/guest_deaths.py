@@ -30,6 +30,20 @@ from grantscope.lab.guest import PyGuest
 STARTED_AGENT = "starting the agent"
 
 
+def selfmap_outcome(stdout: str) -> str:
+    """What the self-map probe said, in one line: "ok", or its first failed step and why."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        return f"no JSON: {stdout[-160:]!r}"
+    if doc.get("ok"):
+        return "ok"
+    failed = [s for s in doc.get("steps", []) if not s.get("ok")]
+    if failed:
+        return f"{failed[0].get('name')}: {str(failed[0].get('explanation'))[:160]}"
+    return str(doc.get("error", doc))[:200]
+
+
 def one_guest(kind: str, memory_mb: int, selfmap: bool) -> dict[str, object]:
     """Boot one guest and walk it through the phases; what happened."""
     record: dict[str, object] = {"kind": kind, "memory": memory_mb}
@@ -53,6 +67,7 @@ def one_guest(kind: str, memory_mb: int, selfmap: bool) -> dict[str, object]:
                 done = guest.run(["grantscope", "probe", "run", "mailbox-loopback",
                                   "force=true", "--json"], timeout=300)
                 record["selfmap_rc"] = done.rc
+                record["selfmap"] = selfmap_outcome(done.stdout)
             record["died"] = None if guest.alive() else phase
         except LabError as err:
             alive = guest.alive()

@@ -51,6 +51,9 @@ SCENARIOS = (*PEER_SCENARIOS, AGENT)
 TYPES = ("pv", "pvh", "hvm")
 CONSOLE_LOG_DIR = Path("/var/log/xen/console")
 _counter = itertools.count(1)
+# Extra kernel words for every guest (e.g. "earlyprintk=xen" to see an early death in xl dmesg),
+# for the guest-death experiments (issue 18, docs/LAB.md).
+GUEST_ARGS_ENV = "GRANTSCOPE_LAB_GUEST_ARGS"
 
 
 def agent_image() -> Path:
@@ -102,6 +105,9 @@ def xl_config(name: str, kind: str, build: LabBuild, words: str, memory_mb: int,
     ``options`` are further ``key = value`` lines in xl.cfg syntax, written as given (e.g.
     ``{"max_grant_frames": "2", "vif": "['script=/path/vif-gslab']"}``).
     """
+    extra_words = os.environ.get(GUEST_ARGS_ENV, "").strip()
+    if extra_words:
+        words = f"{words} {extra_words}"
     lines = [f'name = "{name}"', f'type = "{kind}"',
              f'kernel = "{build.kernel}"', f'ramdisk = "{ramdisk or build.domu_initrd}"']
     if kind == "hvm":

@@ -31,7 +31,7 @@ from grantscope.lab.build import LabBuild, current_build, is_stale
 from grantscope.lab.build import build as build_lab
 from grantscope.lab.console import ConsoleStream
 from grantscope.lab.errors import LabError
-from grantscope.lab.qemu import BootSpec, qemu_argv
+from grantscope.lab.qemu import QEMU_BINARY, BootSpec, qemu_argv
 
 # Exit statuses of the lab itself (the job's own status is returned as is).
 EXIT_TIMEOUT = 124          # like timeout(1)
@@ -42,6 +42,10 @@ DEFAULT_BOOT_TIMEOUT = 480.0
 
 # Extra words for Xen's command line (e.g. "hap_2mb=0"), for experiments with the hypervisor.
 XEN_ARGS_ENV = "GRANTSCOPE_LAB_XEN_ARGS"
+# The emulator and its CPU model, for the guest-death experiments (issue 18, docs/LAB.md).
+QEMU_ENV = "GRANTSCOPE_LAB_QEMU"
+CPU_ENV = "GRANTSCOPE_LAB_CPU"
+CPUS_ENV = "GRANTSCOPE_LAB_CPUS"
 # The caller's environment that follows the job into dom0.
 PASSED_ENV = (
     "PATH", "VIRTUAL_ENV", "PYTHONPATH", "LANG", "LC_ALL", "CI", "PYTEST_ADDOPTS",
@@ -213,10 +217,12 @@ def run(
 
     nonce = secrets.token_hex(8)
     words = f"gs_nonce={nonce} gs_mode={'shell' if interactive else 'run'}"
+    knobs = environ or os.environ
     spec = BootSpec(build.xen, build.kernel, build.dom0_initrd, results, dom0_words=words,
-                    cpus=cpus, memory_mb=memory_mb, interactive=interactive,
-                    extra_xen_args=(environ or os.environ).get(XEN_ARGS_ENV, ""))
-    argv = qemu_argv(spec)
+                    cpus=int(knobs.get(CPUS_ENV) or cpus), memory_mb=memory_mb,
+                    interactive=interactive, extra_xen_args=knobs.get(XEN_ARGS_ENV, ""),
+                    cpu_model=knobs.get(CPU_ENV) or BootSpec.cpu_model)
+    argv = qemu_argv(spec, binary=knobs.get(QEMU_ENV) or QEMU_BINARY)
     (results / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
     _say(f"booting Xen {build.xen_version} + Linux {build.kernel_release} under QEMU "
          f"(results: {results})")
