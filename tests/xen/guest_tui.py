@@ -10,18 +10,42 @@ import asyncio
 import json
 import sys
 
+from textual.pilot import WaitForScreenTimeout
+
 from grantscope.host.xen import XenHost
 from grantscope.ui.app import GrantscopeApp
 from grantscope.ui.panes.page import PagePane
 from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.screens.confirm import ConfirmScreen
 
+# Textual's pilot gives the screen 30 s to drain its messages; under TCG a PVH guest's screen
+# once needed longer (CI: WaitForScreenTimeout).  Patience, counted: "screen_waits" in the output.
+SLOW = {"screen_waits": 0}
+
+
+async def settle(pilot, delay):
+    for _ in range(20):
+        try:
+            await pilot.pause(delay)
+            return
+        except WaitForScreenTimeout:
+            SLOW["screen_waits"] += 1
+    await pilot.pause(delay)
+
+
+async def press(pilot, key):
+    try:
+        await pilot.press(key)
+    except WaitForScreenTimeout:
+        SLOW["screen_waits"] += 1
+        await settle(pilot, 0)
+
 
 async def until(pilot, cond, seconds):
     for _ in range(int(seconds * 10)):
         if cond():
             return True
-        await pilot.pause(0.1)
+        await settle(pilot, 0.1)
     return cond()
 
 
@@ -36,21 +60,21 @@ async def main(domid, gref, want):
         return reached
 
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.5)
+        await settle(pilot, 0.5)
         out["hostbar"] = str(app.query_one("#hostbar").render())
         app.open_probe("map-grant")
-        await pilot.pause(0.5)
+        await settle(pilot, 0.5)
         pane = app.query_one(ProbesPane)
         pane.query_one("#param-domid").value = domid
         pane.query_one("#param-gref").value = gref
         for _ in range(10):
             if pane.run is not None and pane.run.done:
                 break
-            await pilot.press("s")
+            await press(pilot, "s")
             await wait("a confirmation or the step's end",
                        lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
             if isinstance(app.screen, ConfirmScreen):
-                await pilot.press("y")
+                await press(pilot, "y")
             await wait("the step's end", lambda: not pane.busy, 120)
         out["done"] = pane.run is not None and pane.run.done
         out["steps"] = [[r.name, r.ok, r.explanation] for r in pane.run.records] if pane.run else []
@@ -71,6 +95,7 @@ async def main(domid, gref, want):
             out["rows"] = rows()
         pane.action_cleanup()
         out["cleaned"] = await wait("the cleanup", lambda: pane.run is None, 60)
+    out.update(SLOW)
     print(json.dumps(out))
 
 
