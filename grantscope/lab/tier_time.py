@@ -23,6 +23,10 @@ REPORT_MARGIN = 90
 LONGEST_TEST = TIER_TIMEOUT - BOOT_ALLOWANCE - REPORT_MARGIN
 # A test that starts with less than this left still gets this long: it fails by its timeout.
 LEAST = 1.0
+# A test that would start with less than this left does not start: the tier stops there, and
+# the tests it did not run count as failed (grantscope.lab.junit counts them as missing).  The
+# stop still tears down the module's fixtures (destroying guests): they get this long.
+LEAST_TO_START = 60.0
 
 
 def deadline(environ: Mapping[str, str] = os.environ) -> float | None:
@@ -45,3 +49,8 @@ def capped_timeout(own: float | None, tier_deadline: float | None, now: float) -
         return bounded
     left = max(LEAST, tier_deadline - now - REPORT_MARGIN)
     return left if bounded is None else min(bounded, left)
+
+
+def time_is_up(tier_deadline: float | None, now: float) -> bool:
+    """True when the tier has too little left to start another test (see LEAST_TO_START)."""
+    return tier_deadline is not None and tier_deadline - now - REPORT_MARGIN < LEAST_TO_START

@@ -50,3 +50,12 @@ def test_the_deadline_comes_from_the_environment() -> None:
     assert tier_time.deadline({}) is None
     assert tier_time.deadline({tier_time.DEADLINE_ENV: "1700000000"}) == 1700000000.0
     assert tier_time.deadline({tier_time.DEADLINE_ENV: "soon"}) is None
+
+
+def test_no_test_starts_once_the_tier_has_too_little_left() -> None:
+    deadline = 10_000.0
+    enough = deadline - tier_time.REPORT_MARGIN - tier_time.LEAST_TO_START
+    assert not tier_time.time_is_up(None, deadline)
+    assert not tier_time.time_is_up(deadline, enough - 1)
+    assert tier_time.time_is_up(deadline, enough + 1)
+    assert tier_time.time_is_up(deadline, deadline + 5)

@@ -59,7 +59,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     fails by its own timeout, and pytest still writes the report.
     """
     deadline = tier_time.deadline()
-    if deadline is not None:
+    if tier_time.time_is_up(deadline, time.time()):
+        # No test started with a 1 s timeout: the session stops, this test fails saying why,
+        # and the module fixtures' teardown (destroying guests) gets LEAST_TO_START to run.
+        item.session.shouldstop = "the real-Xen tier's time is up"
+        item.stash[_TIME_UP] = True
+        item.add_marker(pytest.mark.timeout(tier_time.LEAST_TO_START), append=False)
+        item.user_properties.append(("not_started", "the real-Xen tier's time was up"))
+    elif deadline is not None:
         marker = item.get_closest_marker("timeout")
         own = (marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
                if marker is not None else None)
@@ -71,6 +78,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             item.add_marker(pytest.mark.timeout(capped), append=False)
             item.user_properties.append(("timeout_cut_to_the_tier", f"{capped:.0f}"))
     yield
+
+
+_TIME_UP = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.stash.get(_TIME_UP, False):
+        pytest.fail("not started: the real-Xen tier's time was up (GRANTSCOPE_XEN_DEADLINE); "
+                    "the session stops here and the tests not run count as failed",
+                    pytrace=False)
 
 
 # ------------------------------------------------------------------ what a test may leave behind
