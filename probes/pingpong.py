@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grantscope.errors import UsageError
-from grantscope.probing.engine import Probe, Step, StepContext
+from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
 from grantscope.probing.steps import (
     bind_interdomain_step,
@@ -16,6 +16,7 @@ from grantscope.probing.steps import (
     stats_us,
     uses_self,
 )
+from grantscope.sources.lsevtchn import silent_peer_reason
 
 
 def _pingpong_step(loopback: bool) -> Step:
@@ -30,8 +31,14 @@ def _pingpong_step(loopback: bool) -> Step:
             samples = round_trips(ctx, channel, local, channel, local, echo, echo_port,
                                   count, timeout)
         else:
-            samples = round_trips(ctx, channel, local, channel, local, None, None,
-                                  count, timeout)
+            try:
+                samples = round_trips(ctx, channel, local, channel, local, None, None,
+                                      count, timeout)
+            except StepFailed as err:
+                seen = silent_peer_reason(local, int(get(ctx, "domid")), int(get(ctx, "port")))
+                if seen is None:
+                    raise
+                raise StepFailed(f"{err.message}: {seen}", err.explanation) from err
         result = stats_us(samples)
         ctx.explain(f"{count} round trips, median {result['median_us']:.0f} µs")
         return result

@@ -26,6 +26,8 @@ from grantscope.cli.grants import (
     sigterm_as_stop,
 )
 from grantscope.cli.output import print_json
+from grantscope.safetext import clean
+from grantscope.sources.lsevtchn import silent_peer_reason
 from grantscope.xen.errors import XenError
 
 
@@ -122,8 +124,11 @@ def run_notify(args: argparse.Namespace) -> int:
             sys.stderr.write(f"grantscope: notify interrupted by {interrupt_name(exc)}\n")
             return interrupt_code(exc)
     ok = back is not False
-    result = {"ok": ok, "domid": domid, "remote_port": remote_port, "local_port": local,
-              "notified_back": back, "roundtrip_us": None if rtt is None else round(rtt, 1)}
+    result: dict[str, Any] = {
+        "ok": ok, "domid": domid, "remote_port": remote_port, "local_port": local,
+        "notified_back": back, "roundtrip_us": None if rtt is None else round(rtt, 1)}
+    if back is False:
+        result["why"] = silent_peer_reason(local, domid, remote_port)
     if args.json:
         print_json(result)
     else:
@@ -132,6 +137,8 @@ def run_notify(args: argparse.Namespace) -> int:
             sys.stdout.write(f"notified back after {rtt:.0f} µs\n")
         elif back is False:
             sys.stdout.write(f"no notification back within {args.wait:g} s\n")
+            if result["why"]:
+                sys.stdout.write(f"  {clean(str(result['why']))}\n")
     return 0 if ok else 1
 
 
@@ -176,14 +183,17 @@ def run_pingpong(args: argparse.Namespace) -> int:
                     if fired != [local] and (local not in fired and not _await(
                             channel, local, max(0.0, args.timeout - (clock() - t0)))):
                         done = max(0, i - args.warmup)
+                        seen = silent_peer_reason(local, domid, remote_port)
                         raise XenError(
                             f"no echo from domain {domid} port {remote_port} within "
-                            f"{args.timeout:g} s (after {done} timed round trips)",
+                            f"{args.timeout:g} s (after {done} timed round trips)"
+                            + (f": {seen}" if seen else ""),
                             "pingpong needs a peer that answers every notification with one "
                             "back (e.g. 'grantscope offer --to MYDOMID --echo --wait 60').",
                             call="wait", arguments={"domid": domid, "port": remote_port},
-                            causes=["the peer does not echo", "the peer exited or unbound",
-                                    "the peer is too slow for --timeout"],
+                            causes=[seen] if seen else [
+                                "the peer does not echo", "the peer exited or unbound",
+                                "the peer is too slow for --timeout"],
                         )
                     if i >= args.warmup:
                         samples.append((clock() - t0) * 1e6)

@@ -22,7 +22,8 @@
  *          publish data/seen (what was there) and data/result, notify back; then echo.
  *          With gs_hold=1 the mapping is kept (never unmapped) until the guest is destroyed.
  *   echo   bind (to gs_path's port if given, else offer data/port) and notify back on every
- *          notification, for ping-pong.
+ *          notification, for ping-pong.  With gs_echo_max=N it closes its port after N echoes
+ *          (a peer that unbinds during a ping-pong), writes status "unbound" and lives on.
  *   read   XenStore as this domU sees it: wait for data/paths (space-separated absolute
  *          paths, written by dom0), then for path number I publish data/read-I ("ok VALUE" or
  *          "error ENAME") and data/write-I (the outcome of writing "x" there), then status done.
@@ -570,6 +571,24 @@ static int scenario_echo(void)
         say("echo: offering port %d to domain %u", port, remote);
     }
     xs_write("data/status", "ready");
+    long echo_max = param_long("echo_max", 0);
+    if (echo_max > 0) {
+        long count = 0;
+        while (count < echo_max && now_s() < deadline) {
+            if (wait_event(efd, 1000) < 0)
+                continue;
+            notify(efd, port);
+            count++;
+        }
+        struct ioctl_evtchn_unbind op = { (unsigned)port };
+        if (ioctl(efd, IOCTL_EVTCHN_UNBIND, &op) < 0)
+            die("IOCTL_EVTCHN_UNBIND(%d): %s", port, strerror(errno));
+        say("echo: unbound port %d after %ld echoes", port, count);
+        xs_write("data/status", "unbound");
+        while (now_s() < deadline)
+            sleep(1);
+        return 0;
+    }
     echo_loop(efd, port, deadline, "echo");
     return 0;
 }
