@@ -121,6 +121,18 @@ def read_report(path: Path) -> str:
     return text
 
 
+def merge_reports(texts: Sequence[str]) -> str:
+    """One JUnit document holding the test cases of several (a tier run in several parts)."""
+    root = ET.Element("testsuites")
+    for text in texts:
+        part = ET.fromstring(text)
+        if part.tag == "testsuites":
+            root.extend(list(part))
+        else:
+            root.append(part)
+    return ET.tostring(root, encoding="unicode")
+
+
 def count_file(path: Path) -> Counts:
     """Count a JUnit XML file; a missing or unreadable file raises ValueError with the reason."""
     return count_xml(read_report(path))
@@ -208,6 +220,8 @@ def tier_line(spec: TierSpec, report: str | None, why_missing: str, exit_status:
     if report is None:
         reasons.append(why_missing)
     else:
+        if why_missing:  # one part of a tier run in parts
+            reasons.append(why_missing)
         counts = count_xml(report)
         if counts.total == 0:
             reasons.append("its report holds no test")
@@ -253,24 +267,28 @@ def matrix_lines(spec: MatrixSpec, report: str | None) -> list[Line]:
     return lines
 
 
-def summary(expected: Expected, reports: dict[str, tuple[Path, int]],
+def summary(expected: Expected, reports: dict[str, list[tuple[Path, int]]],
             failed_steps: Sequence[str]) -> list[Line]:
     """Every line of the summary, the total last.
 
-    ``reports`` maps a tier's name to its JUnit file and the exit status of the command that
-    ran it; a tier of ``expected`` that is not in ``reports`` did not run (a failure).
+    ``reports`` maps a tier's name to its JUnit files (a tier may run in parts, e.g. in two
+    lab boots) and the exit status of the command that wrote each; a tier of ``expected``
+    that is not in ``reports`` did not run (a failure).
     """
     lines: list[Line] = []
     texts: dict[str, str | None] = {}
     tier_missing: dict[str, int] = {}
     for name, spec in expected.tiers.items():
         if name in reports:
-            path, status = reports[name]
-            try:
-                texts[name] = read_report(path)
-                why = ""
-            except ValueError as err:
-                texts[name], why = None, str(err)
+            parts, problems = [], []
+            for path, _rc in reports[name]:
+                try:
+                    parts.append(read_report(path))
+                except ValueError as err:
+                    problems.append(str(err))
+            texts[name] = merge_reports(parts) if parts else None
+            why = "; ".join(problems)
+            status = next((rc for _path, rc in reports[name] if rc != 0), 0)
         else:
             texts[name], status, why = None, 0, "the tier did not run"
         lines.append(tier_line(spec, texts[name], why, status))
@@ -316,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the expected test counts (tests/expected-counts.toml)")
     parser.add_argument("--report", type=_report_arg, action="append", default=[],
                         metavar="TIER=FILE[:EXIT_STATUS]",
-                        help="a tier's JUnit report and its command's exit status")
+                        help="a tier's JUnit report and its command's exit status "
+                        "(repeat a tier run in parts: their tests are counted together)")
     parser.add_argument("--failed-step", action="append", default=[], metavar="NAME",
                         help="a step that failed (counts one failure)")
     args = parser.parse_args(argv)
@@ -326,8 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"summary: {err}", file=sys.stderr)
         print("0 passed, 1 failed")
         return 1
-    lines = summary(expected, {name: (path, rc) for name, path, rc in args.report},
-                    args.failed_step)
+    reports: dict[str, list[tuple[Path, int]]] = {}
+    for name, path, rc in args.report:
+        reports.setdefault(name, []).append((path, rc))
+    lines = summary(expected, reports, args.failed_step)
     for line in lines:
         print(line.text)
     return 0 if lines[-1].failed == 0 else 1

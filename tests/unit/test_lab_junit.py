@@ -247,3 +247,26 @@ def test_a_broken_expected_counts_file_is_a_failing_total(
     captured = capsys.readouterr()
     assert rc == 1 and captured.out.splitlines()[-1] == "0 passed, 1 failed"
     assert "needs label and minimum" in captured.err
+
+
+def test_a_tier_run_in_two_parts_is_counted_together(
+        expected: Path, reports: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    unit, _ = reports
+    main_part = _report(tmp_path / "xen-main.xml",
+                        _cases("test_a", "test_b", classname="tests.xen.test_lab")
+                        + _cases("test_g[pv]", classname="tests.xen.test_guest_types"))
+    guests = _report(tmp_path / "xen-guests.xml",
+                     _cases("test_g[pvh]", "test_g[hvm]", classname="tests.xen.test_guest_types"))
+    rc, out = _run(capsys, "--expected", str(expected), "--report", f"unit-ui={unit}:0",
+                   "--report", f"xen={main_part}:0", "--report", f"xen={guests}:0")
+    assert out[1] == "real-Xen tier: 5 passed, 0 failed, 0 skipped"
+    assert out[-1] == "7 passed, 0 failed" and rc == 0
+    # A part that left no report fails the tier, with its reason, though the other counted.
+    rc, out = _run(capsys, "--expected", str(expected), "--report", f"unit-ui={unit}:0",
+                   "--report", f"xen={main_part}:0",
+                   "--report", f"xen={tmp_path / 'none.xml'}:125")
+    assert rc == 1
+    assert out[1].startswith("real-Xen tier: 3 passed, 1 failed, 0 skipped (FAILED: no JUnit "
+                             "report at"), out[1]
+    assert "guest types [pvh]: 0 passed, 1 failed" in "\n".join(out)
