@@ -5,19 +5,37 @@
 A C peer in a PV domU echoes a ping-pong, then closes its port (``gs_echo_max``): Xen puts
 dom0's end back to "waiting for a connection", notifications go nowhere without an error, and
 grantscope must say so, from ``lsevtchn``, instead of hanging or guessing.
+
+A peer destroyed while dom0 maps its page: the page stays readable, the domain stays dying
+until the unmap, and then goes.
+
+A hundred mailbox-loopback runs (offer, publish, map back, bind, notify), each SIGKILLed at a
+seeded random step: the kernel must release every grant, mapping and port they held (counted
+with the ``g`` dump and ``lsevtchn 0``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from grantscope.lab.domu import DomU
+from grantscope.lab.leaks import dom0_ports
+from grantscope.probing.devices import RealDevices
+from grantscope.probing.engine import ProbeRun
+from grantscope.probing.registry import find_probe
+from grantscope.sources.hvdump import capture_dumps
+from grantscope.xen.gntdev import Gntdev
+from grantscope.xen.xenstore import XenStore
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -67,3 +85,107 @@ def test_the_pingpong_probe_names_the_peer_that_closed_its_port(
     # cleanup still ran: the probe's own port is closed again (the autouse fixture checks
     # lsevtchn 0 for anything left behind).
 
+
+
+def xl_state(domid: int) -> str | None:
+    """The state letters ``xl list`` shows for ``domid`` (e.g. ``--ps-d``), None when gone."""
+    proc = subprocess.run(["xl", "list", str(domid)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.splitlines()[-1].split()[-2]
+
+
+def test_a_peer_destroyed_while_dom0_maps_its_page(domu_factory: Callable[..., DomU]) -> None:
+    peer = domu_factory("offer", text="page of a peer about to be destroyed")
+    gref = int(peer.wait_key("data/gref"))
+    domid = peer.domid
+    assert domid is not None
+    with Gntdev() as dev:
+        mapping = dev.map(domid, [gref], writable=False)
+        try:
+            before = mapping.read(0, 64)
+            assert before.startswith(b"page of a peer about to be destroyed\0")
+            subprocess.run(["xl", "destroy", peer.name], capture_output=True, timeout=120,
+                           check=True)
+            # Xen frees a domain's pages only once nobody maps them: the peer stays, dying,
+            # and the mapped page still reads what the peer wrote.
+            state = xl_state(domid)
+            assert state is not None and "d" in state, state
+            assert mapping.read(0, 64) == before
+        finally:
+            mapping.close()
+    # Unmapping was the last reference: the dying domain goes away.
+    deadline = time.monotonic() + 60
+    while xl_state(domid) is not None:
+        assert time.monotonic() < deadline, f"d{domid} still listed 60 s after the unmap"
+        time.sleep(0.5)
+
+
+KILLS = 100
+
+
+def dom0_active_grants() -> set[tuple[int, int]]:
+    """(ref, mapper) of every active grant dom0 has given, from a fresh ``g`` dump."""
+    cap = capture_dumps("g")
+    assert cap.unavailable == "" and cap.parse is not None, cap.unavailable
+    grants = cap.parse.grants
+    assert grants is not None and grants.complete
+    return {(e.ref, e.mapper) for e in grants.entries() if e.granter == 0}
+
+
+def run_until_killed(index: int, steps_done: int, ready: int) -> None:
+    """In a forked child: run mailbox-loopback, say when ``steps_done`` steps are done, go on."""
+    run = ProbeRun(find_probe("mailbox-loopback"),
+                   {"path": f"/local/domain/0/data/gs-killed-{index}"}, RealDevices())
+    for _ in range(steps_done):
+        run.run_next()
+    os.write(ready, b"k")
+    while not run.done:
+        run.run_next()
+    time.sleep(600)  # never cleans up: the SIGKILL comes first
+
+
+def test_probes_killed_at_random_steps_leave_no_grant_port_or_mapping() -> None:
+    # Seeded: the same kill points every run, so a failure can be replayed.
+    rng = random.Random(20261202)
+    steps = len(ProbeRun(find_probe("mailbox-loopback"), {}, RealDevices()).step_names)
+    ports_before = dom0_ports()
+    grants_before = dom0_active_grants()
+    killed_at: list[int] = []
+    with XenStore.open() as xs:
+        for index in range(KILLS):
+            steps_done = rng.randrange(steps)
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: never returns into pytest
+                os.close(r)
+                try:
+                    run_until_killed(index, steps_done, w)
+                finally:
+                    os._exit(1)
+            os.close(w)
+            assert os.read(r, 1) == b"k", f"run {index} died before step {steps_done}"
+            os.close(r)
+            # Somewhere in the next step, or after it.
+            time.sleep(rng.uniform(0.0, 0.05))
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            killed_at.append(steps_done)
+            # What a SIGKILL cannot clean: the XenStore nodes the run published (a report's
+            # leftovers); removed here so the next run starts clean.
+            left = f"/local/domain/0/data/gs-killed-{index}"
+            if xs.read_or_none(left) is not None:
+                xs.rm(left)
+    assert len(set(killed_at)) == steps, f"not every step was a kill point: {killed_at}"
+    # The kernel released everything the killed processes held (ports closed, grants unmapped
+    # and ended): wait a moment for deferred gntalloc releases, then compare.
+    deadline = time.monotonic() + 30
+    while True:
+        ports_left = dom0_ports() - ports_before
+        grants_left = dom0_active_grants() - grants_before
+        if (not ports_left and not grants_left) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not ports_left, f"ports left after {KILLS} SIGKILLs: {sorted(ports_left)}"
+    assert not grants_left, f"active dom0 grants left after {KILLS} SIGKILLs: {grants_left}"
