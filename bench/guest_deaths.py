@@ -35,7 +35,7 @@ def selfmap_outcome(stdout: str) -> str:
     try:
         doc = json.loads(stdout)
     except ValueError:
-        return f"no JSON: {stdout[-160:]!r}"
+        return f"no JSON ({len(stdout)} chars): {stdout[:200]!r}"
     if doc.get("ok"):
         return "ok"
     failed = [s for s in doc.get("steps", []) if not s.get("ok")]
