@@ -30,6 +30,7 @@ from grantscope.probing.steps import (
     wait_step,
     write_page_step,
 )
+from grantscope.sources.guest_caps import SELF_MAP_EVIDENCE
 from grantscope.xen._host import read_text
 
 DEFAULT_PATH = "/local/domain/{domid}/data/grantscope-mailbox"
@@ -89,7 +90,7 @@ class MailboxLoopback(Probe):
         Param("message", "str", "grantscope mailbox", "text written through the mapping"),
         Param("timeout", "float", "2", "seconds to wait for the event"),
         Param("force", "bool", "false", "run even in a PVH or HVM guest, where mapping this "
-              "domain's own grant crashed every lab guest"),
+              "domain's own grant harmed every lab guest"),
     )
     mutating = True
     needs = ("gntdev", "gntalloc", "evtchn")
@@ -100,11 +101,9 @@ class MailboxLoopback(Probe):
         if kind in AUTO_TRANSLATED and not values["force"]:
             raise UsageError(
                 f"mailbox-loopback maps this domain's own grant, and this is a {kind} guest",
-                "In the project's lab (Xen 4.17.7, Linux 6.1, under QEMU) every PVH and HVM "
-                "guest that mapped its own grant died (Xen: triple fault), while PV guests and "
-                "dom0 were fine; grants from other domains map normally in PVH/HVM. Test the "
-                "mailbox with a peer instead (offer-page here, map-grant there), or add "
-                "force=true to run it anyway.",
+                f"{SELF_MAP_EVIDENCE[0].upper()}{SELF_MAP_EVIDENCE[1:]}. Grants from other "
+                "domains map normally in PVH/HVM guests: test the mailbox with a peer instead "
+                "(offer-page here, map-grant there), or add force=true to run it anyway.",
             )
 
     def build_steps(self, values: dict[str, Any]) -> list[Step]:
