@@ -6,7 +6,8 @@
 #   3. ruff check + mypy
 #   4. the unit and UI tiers: pytest tests/unit tests/ui
 #   5. the lab: grantscope lab build --install-deps (Xen + Debian kernel under QEMU)
-#   6. the real-Xen tier INSIDE dom0: grantscope lab run -- pytest -m xen tests/xen
+#   6. the real-Xen tier INSIDE dom0: grantscope lab run -- pytest -m xen tests/xen, in two
+#      lab boots side by side (the PVH/HVM guest types in one, everything else in the other)
 #
 # Then the summary (python -m grantscope.lab.junit summary): a count line per tier ("real-Xen
 # tier: N passed, N failed, N skipped", with the reason if it FAILED), one per guest type, each
@@ -27,6 +28,10 @@
 #   GRANTSCOPE_TEST_UNIT="ARGS"     pytest arguments of step 4 (default: tests/unit tests/ui)
 #   GRANTSCOPE_TEST_XEN="ARGS"      pytest arguments of step 6 (default: tests/xen), e.g.
 #                                   "tests/xen/test_lab.py -k boots"
+#   GRANTSCOPE_TEST_XEN_GUESTS="ARGS"  pytest arguments of step 6's PVH/HVM guest-type part
+#                                   (default: tests/xen/test_guest_types.py)
+#   GRANTSCOPE_MAIN_LAB_CPUS=N, GRANTSCOPE_GUEST_LAB_CPUS=N  emulated CPUs of step 6's two
+#                                   lab boots (default 2 and 1)
 #   GRANTSCOPE_XEN_TIER_TIMEOUT=S   the real-Xen tier's bound in seconds, boot included
 set -uo pipefail
 
@@ -51,6 +56,10 @@ failed() {
 
 read -ra UNIT_ARGS <<< "${GRANTSCOPE_TEST_UNIT:-tests/unit tests/ui}"
 read -ra XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN:-tests/xen}"
+read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py}"
+# Emulated CPUs of the two lab boots of step 6.
+MAIN_LAB_CPUS="${GRANTSCOPE_MAIN_LAB_CPUS:-2}"
+GUEST_LAB_CPUS="${GRANTSCOPE_GUEST_LAB_CPUS:-1}"
 SUMMARY_ARGS=()             # --report TIER=FILE:STATUS for the summary
 ENV_OK=1                    # packages and .venv in place: the later steps can run
 
@@ -89,20 +98,48 @@ if [ "$ENV_OK" -eq 1 ]; then
 
     step "6. real-Xen tier, inside dom0"
     XEN_RESULTS="$RESULTS/xen"
-    mkdir -p "$XEN_RESULTS"
+    GUEST_RESULTS="$RESULTS/xen-guests"
+    mkdir -p "$XEN_RESULTS" "$GUEST_RESULTS"
     if [ "$LAB_OK" -eq 1 ]; then
         XEN_STARTED=$(date +%s)
-        # Each test's timeout is cut to what is left of the tier (tests/xen/conftest.py).
-        GRANTSCOPE_XEN_DEADLINE=$(( XEN_STARTED + XEN_TIER_TIMEOUT )) \
+        DEADLINE=$(( XEN_STARTED + XEN_TIER_TIMEOUT ))
+        # The lab's Python guest image is (re)built by 'lab run': once here, before two lab
+        # boots run side by side.
+        .venv/bin/grantscope lab run --timeout 900 -- true >/dev/null \
+            || failed "lab run (dom0 did not come up for the image build)"
+        # Two lab boots at once: the PVH/HVM guest-type tests in one
+        # (GUEST_LAB_CPUS, default 1: with one emulated CPU no PVH/HVM guest died, docs/LAB.md)
+        # and everything else, with the PV guest type, in the other.  Each test's timeout is
+        # cut to what is left of the tier (tests/xen/conftest.py).
+        GRANTSCOPE_GUEST_TYPES=pvh,hvm GRANTSCOPE_LAB_CPUS="$GUEST_LAB_CPUS" \
+        GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
+        .venv/bin/grantscope lab run --results "$GUEST_RESULTS" --timeout "$XEN_TIER_TIMEOUT" -- \
+            .venv/bin/pytest -m xen "${GUEST_XEN_ARGS[@]}" -p no:cacheprovider -v --timeout=900 \
+            --junitxml="$GUEST_RESULTS/junit-xen.xml" > "$GUEST_RESULTS/lab-run.log" 2>&1 &
+        GUEST_PID=$!
+        GRANTSCOPE_GUEST_TYPES=pv GRANTSCOPE_LAB_CPUS="$MAIN_LAB_CPUS" \
+        GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
         .venv/bin/grantscope lab run --results "$XEN_RESULTS" --timeout "$XEN_TIER_TIMEOUT" -- \
             .venv/bin/pytest -m xen "${XEN_ARGS[@]}" -p no:cacheprovider -v --timeout=900 \
             --junitxml="$XEN_RESULTS/junit-xen.xml"
         rc=$?
-        echo "test-all: real-Xen tier took $(( $(date +%s) - XEN_STARTED ))s (lab run exit $rc)"
+        echo "test-all: real-Xen tier (all but PVH/HVM guests) took" \
+             "$(( $(date +%s) - XEN_STARTED ))s (lab run exit $rc)"
+        wait "$GUEST_PID"
+        guest_rc=$?
+        echo
+        echo "=== the PVH/HVM guest-type part (its lab run's output) ==="
+        cat "$GUEST_RESULTS/lab-run.log"
+        echo "test-all: real-Xen tier (PVH/HVM guests) took" \
+             "$(( $(date +%s) - XEN_STARTED ))s (lab run exit $guest_rc)"
         if [ "$rc" -ne 0 ]; then
             failed "lab run (exit $rc; console: $XEN_RESULTS/console.log)"
         fi
+        if [ "$guest_rc" -ne 0 ]; then
+            failed "lab run of the PVH/HVM guests (exit $guest_rc; console: $GUEST_RESULTS/console.log)"
+        fi
         SUMMARY_ARGS+=(--report "xen=$XEN_RESULTS/junit-xen.xml:$rc")
+        SUMMARY_ARGS+=(--report "xen=$GUEST_RESULTS/junit-xen.xml:$guest_rc")
     fi
 fi
 
