@@ -101,7 +101,8 @@ def collect_reading() -> Reading:
     domids = sorted(domains) or ([local] if local is not None else [])
 
     sizes_read = _timed("grant_frames", statuses, lambda: read_grant_frames(domids),
-                        lambda got: "; ".join(got[1]) if not got[0] else "")
+                        lambda got: "" if got[0] else
+                        ("; ".join(got[1]) or "no domain to ask about"))
     quota = _timed("xenstore_quota", statuses, lambda: read_quota(domids),
                    lambda got: "" if got.usage else
                    ("; ".join(got.unavailable) or "no domain to ask about"))
