@@ -176,3 +176,17 @@ def test_finding_subjects_are_short_and_stable() -> None:
     assert finding_subject(f("stale-backend", backend=0, kind="vbd", frontend=9,
                              path="/local/domain/0/backend/vbd/9")) == \
         "/local/domain/0/backend/vbd/9"
+
+
+def test_docs_list_every_series() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "METRICS.md").read_text()
+    text = render(make_registry(lambda: reading(), per_device=True)).decode()
+    names = {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}
+    per_device_counters = {n for n in names if n.startswith("grantscope_xenbus_")
+                           and n.endswith("_total")}
+    for name in names - per_device_counters:
+        assert f"`{name}`" in doc, f"docs/METRICS.md does not list {name}"
+    for name in per_device_counters:
+        assert f"`{name}`" in doc or "`grantscope_xenbus_*_total`" in doc
