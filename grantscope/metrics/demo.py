@@ -15,7 +15,7 @@ import time
 from grantscope.host.sim import GUESTS, SimHost
 from grantscope.host.sim_hv import sim_console, sim_observation
 from grantscope.metrics.collect import read_domains_xenstore
-from grantscope.metrics.reading import Reading, SourceStatus, reading_from
+from grantscope.metrics.reading import SOURCES, Reading, SourceStatus, reading_from
 from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptRow, InterruptsParse
 from grantscope.model.toolout import DeviceHolder
@@ -25,32 +25,44 @@ __all__ = ["demo_reading"]
 
 def demo_reading(host: SimHost) -> Reading:
     """A :class:`Reading` of ``host``, marked simulated."""
-    start = time.monotonic()
+    took: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        took[name], mark = now - mark, now
+
     domains, snapshot = read_domains_xenstore(host.store)
+    lap("xenstore")
     nodes = host.xenstore_snapshot("/")
     console = sim_console(host.grant_table, host.port_table, tuple(GUESTS),
                           {n.path: n.value for n in nodes})
-    holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
-               for p in host.grants().processes]
     tables = console.grants.tables if console.grants is not None else ()
     sizes = tuple(GrantFrames(t.domid, t.frames, t.max_frames) for t in tables
                   if t.frames is not None and t.max_frames is not None)
+    lap("grant_frames")
+    holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
+               for p in host.grants().processes]
+    lap("device_holders")
     rows = tuple(InterruptRow(c.irq, c.counts, c.chip, "", None, c.name)
                  for c in host.events().interrupts)
     cpus = max((len(r.counts) for r in rows), default=1)
+    lap("interrupts")
+    base = sim_observation(nodes, console, tuple(GUESTS), holders)  # its quota: from the tree
+    lap("xenstore_quota")
     why = "not simulated: the demo host has no xenbus sysfs counters"
     obs = dataclasses.replace(
-        sim_observation(nodes, console, tuple(GUESTS), holders),
+        base,
         xenstore=snapshot,
         console=None,
         grant_sizes=sizes,
         interrupts_after=InterruptsParse(cpus, rows, ()),
         unavailable={"xenbus_counters": why},
     )
-    took = time.monotonic() - start
-    sources = tuple(SourceStatus(name, name != "xenbus_counters", took if i == 0 else 0.0,
-                                 why if name == "xenbus_counters" else "")
-                    for i, name in enumerate(("xenstore", "grant_frames", "xenstore_quota",
-                                              "xenbus_counters", "interrupts",
-                                              "device_holders")))
+    sources = tuple(
+        SourceStatus(name, name != "xenbus_counters", took.get(name, 0.0),
+                     why if name == "xenbus_counters" else "")
+        for name in SOURCES
+    )
     return reading_from(obs, domains, sources, simulated=True)

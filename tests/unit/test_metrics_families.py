@@ -190,3 +190,16 @@ def test_docs_list_every_series() -> None:
         assert f"`{name}`" in doc, f"docs/METRICS.md does not list {name}"
     for name in per_device_counters:
         assert f"`{name}`" in doc or "`grantscope_xenbus_*_total`" in doc
+
+
+def test_grant_sizes_stand_in_for_the_g_dump_in_the_analysis() -> None:
+    from grantscope.model.findings import Observation, analyze
+
+    sized = analyze(Observation(grant_sizes=(GrantFrames(4, 26, 32), GrantFrames(5, 25, 32))))
+    (f,) = [f for f in sized.findings if f.code == "grant-frames"]  # 26/32 = 81 %; 25/32 = 78 %
+    assert f.subject == {"domid": 4} and f.severity == "warning"
+    assert f.evidence == ("GNTTABOP_query_size: d4: nr_frames=26, max_nr_frames=32",)
+    assert any(c.startswith("maptrack headroom (grant dump") for c in sized.not_checked)
+    assert not any(c.startswith("grant-table and") for c in sized.not_checked)
+    neither = analyze(Observation())
+    assert any(c.startswith("grant-table and maptrack headroom") for c in neither.not_checked)
