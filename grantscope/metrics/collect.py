@@ -10,6 +10,7 @@ fails is marked down with the reason; the others are still reported.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from grantscope.model.interrupts import InterruptsParse
 __all__ = ["collect_reading", "read_domains_xenstore"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _SUBTREES = ("device", "backend")
 
 
@@ -61,12 +63,20 @@ def read_domains_xenstore(store: Any) -> tuple[dict[int, str], dict[str, bytes |
 
 def _timed(name: str, statuses: list[SourceStatus], read: Callable[[], T],
            why_down: Callable[[T], str]) -> T | None:
-    """Run ``read``; record ``name`` up, or down with the reason (never raises)."""
+    """Run ``read``; record ``name`` up, or down with the reason (never raises: one source
+    failing, even by a bug, must not cost the scrape every other source)."""
     start = time.monotonic()
     try:
         got = read()
     except GrantscopeError as err:
         statuses.append(SourceStatus(name, False, time.monotonic() - start, err.message))
+        return None
+    except Exception as err:
+        log.warning("metrics: reading %s failed: %s: %s (-vv shows where)", name,
+                    type(err).__name__, err)
+        log.debug("metrics: reading %s failed", name, exc_info=True)
+        statuses.append(SourceStatus(name, False, time.monotonic() - start,
+                                     f"{type(err).__name__}: {err}"))
         return None
     why = why_down(got)
     statuses.append(SourceStatus(name, not why, time.monotonic() - start, why))
@@ -107,6 +117,7 @@ def collect_reading() -> Reading:
                    lambda got: "" if got.usage else
                    ("; ".join(got.unavailable) or "no domain to ask about"))
     counters = _timed("xenbus_counters", statuses, read_xenbus_counters, lambda _got: "")
+
     def irq_why(got: InterruptsParse | str) -> str:
         return got if isinstance(got, str) else ""
 

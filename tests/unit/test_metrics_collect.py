@@ -197,3 +197,22 @@ def test_no_domain_known_is_down_not_an_empty_up(tmp_path: Path,
     status = {s.name: s for s in collect_mod.collect_reading().sources}
     assert not status["grant_frames"].up and status["grant_frames"].why == \
         "no domain to ask about"
+
+
+def test_a_source_that_raises_unexpectedly_is_down_and_the_rest_still_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
+    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+
+    def broken() -> object:
+        raise ValueError("unexpected sysfs content")
+
+    monkeypatch.setattr(procfs, "read_xenbus_counters", broken)
+    monkeypatch.setattr(procfs, "read_interrupts",
+                        lambda: _orig_interrupts(str(LAB / "interrupts-1.txt")))
+    r = collect_reading()
+    status = {s.name: s for s in r.sources}
+    assert not status["xenbus_counters"].up
+    assert status["xenbus_counters"].why == "ValueError: unexpected sysfs content"
+    assert status["interrupts"].up and r.interrupts is not None and r.counters is None
