@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
         description="Read grant frames per domain (xen-diag gnttab_query_size), XenStore "
         "quota, xenbus device states and sysfs counters, Xen IRQ counts and /dev/xen holders, "
         "and print them as Prometheus metrics with the findings they support. Never sends a "
-        "debug key. See docs/METRICS.md.",
+        "debug key. With 'grantscope --demo metrics' the simulated host, every series "
+        "labelled simulated=\"1\". See docs/METRICS.md.",
     )
     p.add_argument("--output", metavar="FILE",
                    help="write to FILE atomically (replacing it; mode 0644) instead of "
