@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-pytestmark = [pytest.mark.xen, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.xen, pytest.mark.timeout(1500)]
 
 GRANTSCOPE = str(Path(sys.executable).with_name("grantscope"))
 
@@ -49,7 +49,7 @@ def test_metrics_report_dom0_grant_frames_and_pass_promtool(tmp_path: Path) -> N
     assert promtool, "promtool not found: install Debian's 'prometheus' (scripts/install-deps.sh)"
     pressed = _keys_pressed()
     res = subprocess.run([GRANTSCOPE, "--readonly", "metrics"], capture_output=True,
-                         text=True, timeout=60, check=False)
+                         text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr
     diag = subprocess.run(["xen-diag", "gnttab_query_size", "0"], capture_output=True,
                           text=True, timeout=30, check=True).stdout
@@ -69,13 +69,13 @@ def test_metrics_report_dom0_grant_frames_and_pass_promtool(tmp_path: Path) -> N
     assert _keys_pressed() == pressed  # no debug key was sent
 
     check = subprocess.run([promtool, "check", "metrics"], input=res.stdout,
-                           capture_output=True, text=True, timeout=60, check=False)
+                           capture_output=True, text=True, timeout=600, check=False)
     assert check.returncode == 0 and not check.stdout and not check.stderr, \
         check.stdout + check.stderr
 
     out = tmp_path / "grantscope.prom"
     assert subprocess.run([GRANTSCOPE, "--readonly", "metrics", "--output", str(out)],
-                          timeout=60, check=False).returncode == 0
+                          timeout=600, check=False).returncode == 0
     written = _samples(out.read_text())
     assert {k for k in written if k[0] != "grantscope_source_duration_seconds"
             and not k[0].startswith("grantscope_xen_")} == \
