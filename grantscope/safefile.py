@@ -6,6 +6,10 @@ created with ``O_EXCL | O_NOFOLLOW`` and mode 0600 in the target's directory, fl
 then linked to its name with ``link()``, which fails when the name exists (file or symlink)
 and never follows a link: no existing file is replaced, no symlink is followed, and a reader
 never sees half a file.
+
+:func:`replace_file` is for files meant to be rewritten (``metrics --output`` for
+node_exporter's textfile collector): the same private temporary file, then ``rename()`` over
+the name, which replaces a file or a symlink itself and never writes through the link.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import secrets
 
 from grantscope.errors import GrantscopeError, UsageError
 
-__all__ = ["check_new_file", "write_new_file"]
+__all__ = ["check_new_file", "replace_file", "write_new_file"]
 
 MODE = 0o600
 
@@ -72,3 +76,30 @@ def write_new_file(path: str, data: bytes, what: str = "output") -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
+
+
+def replace_file(path: str, data: bytes, what: str = "output", mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically, replacing what is there (a reader sees the old
+    file or the new one, never half of one); ``mode`` is set before the rename."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise UsageError(f"{what}: {path} is a directory", "Give a file name.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{what}: directory {parent} does not exist", "Create it first.")
+    temp = os.path.join(parent, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(temp, flags, MODE)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, mode)
+            os.rename(temp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+    except OSError as err:
+        raise GrantscopeError(f"cannot write {path}: {err.strerror}",
+                              "Check the directory's permissions and free space.") from None

@@ -7,6 +7,8 @@
 # headers through linux-libc-dev) to build the static domU peer, qemu-system-xen for the HVM
 # guests' device model (dom0 runs it from the host's files).  tmux for the UI tier's
 # real-terminal test. strace for the real-Xen tier's --readonly proof (tests/xen/test_safety.py).
+# prometheus for promtool, which the unit tier runs on `grantscope metrics` output and on the
+# example alert rules (tests/unit/test_metrics_promtool.py).
 # Idempotent: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -18,6 +20,7 @@ PACKAGES=(
     gcc libc6-dev linux-libc-dev
     tmux
     strace
+    prometheus
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -43,7 +43,8 @@ log = logging.getLogger("grantscope")
 
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "doctor", "xs", "grants", "events", "probe", "report", "dump", "bundle", "lab", "shell",
+    "doctor", "xs", "grants", "events", "probe", "report", "metrics", "dump", "bundle", "lab",
+    "shell",
 )
 
 

@@ -8,7 +8,7 @@ the evidence and what to do) and the list of checks that could not run and why.
 Checks (thresholds in :class:`Thresholds`):
 
 * ``grant-frames`` / ``maptrack-frames``: a domain uses ≥ 80 % of its grant-table or
-  maptrack frames (``g`` dump);
+  maptrack frames (``g`` dump; grant frames also from ``GNTTABOP_query_size`` sizes);
 * ``grant-unowned``: a mapped grant that no XenStore key and no live PV device accounts for
   (a possible leak), naming the mapping domain and, when it is this domain, the processes;
   ``grant-orphaned`` when this domain granted it and no process here holds gntalloc any more;
@@ -34,6 +34,7 @@ from grantscope.model.devices_join import (
     state_name,
 )
 from grantscope.model.dumps import ConsoleParse, GrantEntry
+from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
 from grantscope.model.runs import ref_ranges
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
@@ -93,7 +94,8 @@ class Observation:
 
     ``interrupts``/``counters`` come in two samples ``interval`` seconds apart so rates can
     be computed; ``local_domid`` is the domain they (and ``holders``) were read in.
-    ``unavailable`` maps a source name to why it could not be read.
+    ``unavailable`` maps a source name to why it could not be read.  ``grant_sizes`` (from
+    ``GNTTABOP_query_size``) stand in for the ``g`` dump's table sizes when there is no dump.
     """
 
     xenstore: Mapping[str, bytes | None] | None = None
@@ -107,6 +109,7 @@ class Observation:
     holders: tuple[DeviceHolder, ...] | None = None
     local_domid: int | None = None
     unavailable: Mapping[str, str] = field(default_factory=dict)
+    grant_sizes: tuple[GrantFrames, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,30 +133,39 @@ def _pct(used: int, limit: int) -> str:
     return f"{used} of {limit} ({100 * used / limit:.0f} %)"
 
 
+def _grant_frames_finding(domid: int, frames: int, max_frames: int,
+                          evidence: str) -> Finding:
+    return Finding(
+        code="grant-frames",
+        severity="error" if frames >= max_frames else "warning",
+        title=f"d{domid} uses {_pct(frames, max_frames)} of its grant frames",
+        evidence=(evidence,),
+        action=(
+            "When the table is full the guest's frontends stall. Raise "
+            "max_grant_frames in the guest's xl.cfg (bounded by Xen's "
+            "gnttab_max_frames=), or find what holds so many grants."
+        ),
+        subject={"domid": domid},
+    )
+
+
 def _headroom(obs: Observation, th: Thresholds) -> list[Finding]:
     out: list[Finding] = []
     dump = obs.console.grants if obs.console else None
     if dump is None:
+        for size in obs.grant_sizes or ():
+            if size.max_frames and size.frames >= th.headroom * size.max_frames:
+                out.append(_grant_frames_finding(
+                    size.domid, size.frames, size.max_frames,
+                    f"GNTTABOP_query_size: d{size.domid}: nr_frames={size.frames}, "
+                    f"max_nr_frames={size.max_frames}"))
         return out
     for t in dump.tables:
         if t.frames is not None and t.max_frames and t.frames >= th.headroom * t.max_frames:
-            out.append(
-                Finding(
-                    code="grant-frames",
-                    severity="error" if t.frames >= t.max_frames else "warning",
-                    title=f"d{t.domid} uses {_pct(t.frames, t.max_frames)} of its grant frames",
-                    evidence=(
-                        f"'g' dump: grant-table for remote d{t.domid}: {t.frames} frames "
-                        f"({t.max_frames} max)",
-                    ),
-                    action=(
-                        "When the table is full the guest's frontends stall. Raise "
-                        "max_grant_frames in the guest's xl.cfg (bounded by Xen's "
-                        "gnttab_max_frames=), or find what holds so many grants."
-                    ),
-                    subject={"domid": t.domid},
-                )
-            )
+            out.append(_grant_frames_finding(
+                t.domid, t.frames, t.max_frames,
+                f"'g' dump: grant-table for remote d{t.domid}: {t.frames} frames "
+                f"({t.max_frames} max)"))
         mt, mx = t.maptrack_frames, t.max_maptrack_frames
         if mt is not None and mx and mt >= th.headroom * mx:
             out.append(
@@ -525,8 +537,10 @@ def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
         )
         not_checked.append(f"{check} ({why})")
 
-    if grants is None:
+    if grants is None and obs.grant_sizes is None:
         missing("grant-table and maptrack headroom", "grant dump")
+    elif grants is None:
+        missing("maptrack headroom", "grant dump")
     if grants is None or obs.xenstore is None:
         missing(
             "grants mapped with no owner",

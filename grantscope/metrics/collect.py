@@ -1,0 +1,139 @@
+"""One scrape of the real host: cheap, side-effect-free sources only.
+
+Read, in order: XenStore (the domain list, each domain's name, and only its ``device`` and
+``backend`` subtrees: never the whole tree), grant frames per domain (``xen-diag
+gnttab_query_size``), XenStore quota per domain (``xenstore-control quota``), the xenbus
+sysfs counters, the Xen rows of ``/proc/interrupts`` and the processes holding gntdev,
+gntalloc or evtchn.  No debug key is sent and the console ring is not read.  A source that
+fails is marked down with the reason; the others are still reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from grantscope.errors import GrantscopeError
+from grantscope.metrics.reading import Reading, SourceStatus, reading_from
+from grantscope.model.findings import Observation
+from grantscope.model.interrupts import InterruptsParse
+
+__all__ = ["collect_reading", "read_domains_xenstore"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+_SUBTREES = ("device", "backend")
+
+
+def read_domains_xenstore(store: Any) -> tuple[dict[int, str], dict[str, bytes | None]]:
+    """Domain names and a partial snapshot: each home, its ``name`` and its device subtrees.
+
+    The snapshot holds what :func:`~grantscope.model.devices_join.join_devices` and the
+    stale-backend check need, in a few requests per domain.
+    """
+    domains: dict[int, str] = {}
+    snapshot: dict[str, bytes | None] = {"/local/domain": None}
+    for child in store.list("/local/domain"):
+        if not child.isdigit():
+            continue
+        domid, home = int(child), f"/local/domain/{child}"
+        snapshot[home] = None
+        try:
+            entries = store.list(home)
+        except GrantscopeError:
+            continue  # the domain went away between the two requests
+        if "name" in entries:
+            raw = store.read_or_none(f"{home}/name")
+            if raw is not None:
+                snapshot[f"{home}/name"] = raw
+                domains[domid] = raw.decode("utf-8", "replace")
+        domains.setdefault(domid, "")
+        for sub in _SUBTREES:
+            if sub in entries:
+                try:
+                    nodes = store.walk(f"{home}/{sub}")
+                except GrantscopeError:
+                    continue  # removed meanwhile (a domain being destroyed)
+                snapshot[f"{home}/{sub}"] = None
+                snapshot.update((n.path, n.value) for n in nodes)
+    return domains, snapshot
+
+
+def _timed(name: str, statuses: list[SourceStatus], read: Callable[[], T],
+           why_down: Callable[[T], str]) -> T | None:
+    """Run ``read``; record ``name`` up, or down with the reason (never raises: one source
+    failing, even by a bug, must not cost the scrape every other source)."""
+    start = time.monotonic()
+    try:
+        got = read()
+    except GrantscopeError as err:
+        statuses.append(SourceStatus(name, False, time.monotonic() - start, err.message))
+        return None
+    except Exception as err:
+        log.warning("metrics: reading %s failed: %s: %s (-vv shows where)", name,
+                    type(err).__name__, err)
+        log.debug("metrics: reading %s failed", name, exc_info=True)
+        statuses.append(SourceStatus(name, False, time.monotonic() - start,
+                                     f"{type(err).__name__}: {err}"))
+        return None
+    why = why_down(got)
+    statuses.append(SourceStatus(name, not why, time.monotonic() - start, why))
+    return None if why else got
+
+
+def collect_reading() -> Reading:
+    """Read every source once (see the module doc) and analyze it."""
+    from grantscope.cli.report import _local_domid
+    from grantscope.sources.gnttab_size import read_grant_frames
+    from grantscope.sources.procfs import (
+        read_interrupts,
+        read_xenbus_counters,
+        xen_device_holders,
+    )
+    from grantscope.sources.quota import read_quota
+    from grantscope.xen.xenstore import XenStore
+
+    statuses: list[SourceStatus] = []
+    store_holder: list[Any] = []
+
+    def xenstore() -> tuple[dict[int, str], dict[str, bytes | None]]:
+        store = XenStore.open()
+        store_holder.append(store)
+        return read_domains_xenstore(store)
+
+    xs = _timed("xenstore", statuses, xenstore, lambda _got: "")
+    local = _local_domid(store_holder[0] if store_holder else None)
+    for store in store_holder:
+        store.close()
+    domains, snapshot = xs if xs is not None else ({}, None)
+    domids = sorted(domains) or ([local] if local is not None else [])
+
+    sizes_read = _timed("grant_frames", statuses, lambda: read_grant_frames(domids),
+                        lambda got: "" if got[0] else
+                        ("; ".join(got[1]) or "no domain to ask about"))
+    quota = _timed("xenstore_quota", statuses, lambda: read_quota(domids),
+                   lambda got: "" if got.usage else
+                   ("; ".join(got.unavailable) or "no domain to ask about"))
+    counters = _timed("xenbus_counters", statuses, read_xenbus_counters, lambda _got: "")
+
+    def irq_why(got: InterruptsParse | str) -> str:
+        return got if isinstance(got, str) else ""
+
+    irq = _timed("interrupts", statuses, read_interrupts, irq_why)
+    holders = _timed("device_holders", statuses, xen_device_holders, lambda _got: "")
+
+    unavailable = {s.name: s.why for s in statuses if not s.up}
+    obs = Observation(
+        xenstore=snapshot,
+        console=None,
+        counters_after=counters,
+        interrupts_after=None if isinstance(irq, str) else irq,
+        quota=quota,
+        holders=holders,
+        local_domid=local,
+        unavailable=unavailable,
+        grant_sizes=sizes_read[0] if sizes_read is not None else None,
+    )
+    return reading_from(obs, domains, tuple(statuses))

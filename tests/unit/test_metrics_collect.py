@@ -1,0 +1,218 @@
+"""One scrape of a host: the xen-diag grant sizes, the partial XenStore read and sources down.
+
+The host is made of doubles: the XenStore wire-protocol double (tests/unit/xsd_double.py),
+fake ``xen-diag`` and ``xenstore-control`` on PATH (the latter printing output recorded in
+the lab), and the procfs readers pointed at fixture text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xsd_double import XsdDouble, running_double
+
+from grantscope.metrics import collect as collect_mod
+from grantscope.metrics.collect import collect_reading, read_domains_xenstore
+from grantscope.model.gnttab_size import GrantFrames, parse_query_size
+from grantscope.sources import procfs
+from grantscope.sources.gnttab_size import read_grant_frames
+from grantscope.xen.xenstore import XenStore
+
+LAB = Path(__file__).parent / "fixtures" / "dumps" / "lab-xen-4.17"
+
+FAKE_XEN_DIAG = """#!{python}
+import os, sys
+with open(os.path.join(os.path.dirname(__file__), "argv.log"), "a") as log:
+    log.write("xen-diag " + " ".join(sys.argv[1:]) + "\\n")
+sizes = {{"0": (4, 64), "7": (30, 32)}}
+if len(sys.argv) == 3 and sys.argv[1] == "gnttab_query_size" and sys.argv[2] in sizes:
+    n, m = sizes[sys.argv[2]]
+    print(f"domid={{sys.argv[2]}}: nr_frames={{n}}, max_nr_frames={{m}}")
+    sys.exit(0)
+sys.exit(1)  # as xen-diag does when the hypercall fails: nothing printed
+"""
+
+FAKE_XS_CONTROL = """#!{python}
+import sys
+lab = {lab!r}
+if sys.argv[1:] == ["quota"]:
+    print(open(lab + "/xenstore-control-quota.txt").read(), end="")
+elif len(sys.argv) == 3 and sys.argv[1] == "quota":
+    text = open(lab + "/xenstore-control-quota-0.txt").read()
+    print(text.replace("Domain 0:", "Domain " + sys.argv[2] + ":"), end="")
+else:
+    sys.exit(2)
+"""
+
+
+def _script(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only the fake tools on PATH (the real ones, if installed, would answer otherwise)."""
+    _script(tmp_path / "xen-diag", FAKE_XEN_DIAG.format(python=sys.executable))
+    _script(tmp_path / "xenstore-control",
+            FAKE_XS_CONTROL.format(python=sys.executable, lab=str(LAB)))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    return tmp_path
+
+
+def test_query_size_line_parsed_and_anything_else_is_none() -> None:
+    assert parse_query_size("domid=61: nr_frames=24, max_nr_frames=32\n") == \
+        GrantFrames(61, 24, 32)
+    assert parse_query_size("") is None
+    assert parse_query_size("domid=1: nr_frames=x, max_nr_frames=32") is None
+
+
+def test_grant_frames_per_domain_through_xen_diag(tools: Path) -> None:
+    sizes, problems = read_grant_frames([0, 7, 9])
+    assert sizes == (GrantFrames(0, 4, 64), GrantFrames(7, 30, 32))
+    assert len(problems) == 1 and problems[0].startswith("grant frames of d9: ")
+    assert (tools / "argv.log").read_text().splitlines() == [
+        "xen-diag gnttab_query_size 0", "xen-diag gnttab_query_size 7",
+        "xen-diag gnttab_query_size 9"]
+
+
+def test_grant_frames_without_xen_diag_say_so_once(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sizes, problems = read_grant_frames([0, 1, 2])
+    assert sizes == () and len(problems) == 1 and "xen-diag not found" in problems[0]
+
+
+class _Recording:
+    """A XenStore client that records which paths were listed and walked."""
+
+    def __init__(self, store: XenStore) -> None:
+        self.store, self.walked, self.listed = store, [], []  # type: ignore[var-annotated]
+
+    def list(self, path: str) -> list[str]:
+        self.listed.append(path)
+        return self.store.list(path)
+
+    def read_or_none(self, path: str) -> bytes | None:
+        return self.store.read_or_none(path)
+
+    def walk(self, root: str) -> Any:
+        self.walked.append(root)
+        return self.store.walk(root)
+
+
+@pytest.fixture
+def xsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[XsdDouble]:
+    with running_double() as double:
+        be = "/local/domain/0/backend/vif/7/0"
+        double.put("/local/domain/0/name", b"Domain-0")
+        double.put(f"{be}/frontend", b"/local/domain/7/device/vif/0")
+        double.put(f"{be}/state", b"4")
+        double.put("/local/domain/7/name", b"guest7")
+        double.put("/local/domain/7/device/vif/0/backend", be.encode())
+        double.put("/local/domain/7/device/vif/0/backend-id", b"0")
+        double.put("/local/domain/7/device/vif/0/state", b"4")
+        for i in range(50):  # what a scrape must not read: data the guest keeps
+            double.put(f"/local/domain/7/data/k{i}", b"x" * 100)
+        double.put("/vm/uuid/name", b"guest7")
+        monkeypatch.setenv("XENSTORED_PATH", double.socket_path)
+        yield double
+
+
+def test_xenstore_read_is_per_domain_and_never_the_whole_tree(xsd: XsdDouble) -> None:
+    with XenStore.open() as store:
+        rec = _Recording(store)
+        domains, snap = read_domains_xenstore(rec)
+    assert domains == {0: "Domain-0", 7: "guest7"}
+    assert sorted(rec.walked) == ["/local/domain/0/backend", "/local/domain/7/device"]
+    assert rec.listed == ["/local/domain", "/local/domain/0", "/local/domain/7"]
+    assert not any("/data/" in p or p.startswith("/vm") for p in snap)
+    assert snap["/local/domain/7/device/vif/0/state"] == b"4"
+
+
+def _fixture_procfs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sysfs = tmp_path / "sys"
+    dev = sysfs / "vif-7-0"
+    (dev / "xenbus").mkdir(parents=True)
+    (dev / "nodename").write_text("backend/vif/7/0\n")
+    for name, v in (("events", 900), ("spurious_events", 12), ("jiffies_eoi_delayed", 0),
+                    ("event_channels", 2), ("spurious_threshold", 1)):
+        (dev / "xenbus" / name).write_text(f"{v}\n")
+    monkeypatch.setattr(procfs, "read_xenbus_counters", lambda: _orig_counters((str(sysfs),)))
+    monkeypatch.setattr(procfs, "read_interrupts",
+                        lambda: _orig_interrupts(str(LAB / "interrupts-1.txt")))
+    monkeypatch.setattr(procfs, "xen_device_holders", lambda: ())
+
+
+_orig_counters = procfs.read_xenbus_counters
+_orig_interrupts = procfs.read_interrupts
+
+
+def test_a_scrape_of_a_dom0_reads_every_source(xsd: XsdDouble, tools: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _fixture_procfs(monkeypatch, tmp_path)
+    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+    r = collect_reading()
+    assert {s.name: s.up for s in r.sources} == dict.fromkeys(
+        ("xenstore", "grant_frames", "xenstore_quota", "xenbus_counters", "interrupts",
+         "device_holders"), True)
+    assert r.domains == {0: "Domain-0", 7: "guest7"}
+    assert r.grant_sizes == (GrantFrames(0, 4, 64), GrantFrames(7, 30, 32))
+    assert r.quota is not None and [u.domid for u in r.quota.usage] == [0, 7]
+    assert r.quota.limits["nodes"] == 1000 and r.quota.limits_source == "xenstored"
+    assert r.devices is not None and [(d.kind, d.frontend_domid) for d in r.devices] == \
+        [("vif", 7)]
+    assert r.devices[0].counters and r.devices[0].counters[0].spurious_events == 12
+    assert r.interrupts is not None and r.interrupts.rows
+    assert [(f.code, f.subject) for f in r.findings] == [("grant-frames", {"domid": 7})]
+    # Nothing that sends a debug key or reads the console ran.
+    assert "xl" not in (tools / "argv.log").read_text()
+
+
+def test_sources_that_fail_are_down_with_the_reason(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no xen-diag, no xenstore-control
+    monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
+    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+    monkeypatch.setattr(procfs, "read_interrupts", lambda: "/proc/interrupts could not be read")
+    r = collect_reading()
+    status = {s.name: s for s in r.sources}
+    assert not status["xenstore"].up and status["xenstore"].why
+    assert not status["grant_frames"].up and "xen-diag not found" in status["grant_frames"].why
+    assert not status["xenstore_quota"].up and "xenstore-control" in status["xenstore_quota"].why
+    assert not status["interrupts"].up and "could not be read" in status["interrupts"].why
+    assert r.grant_sizes is None and r.quota is None and r.devices is None
+    assert r.interrupts is None and r.findings == ()
+
+
+def test_no_domain_known_is_down_not_an_empty_up(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
+    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: None)
+    status = {s.name: s for s in collect_mod.collect_reading().sources}
+    assert not status["grant_frames"].up and status["grant_frames"].why == \
+        "no domain to ask about"
+
+
+def test_a_source_that_raises_unexpectedly_is_down_and_the_rest_still_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
+    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+
+    def broken() -> object:
+        raise ValueError("unexpected sysfs content")
+
+    monkeypatch.setattr(procfs, "read_xenbus_counters", broken)
+    monkeypatch.setattr(procfs, "read_interrupts",
+                        lambda: _orig_interrupts(str(LAB / "interrupts-1.txt")))
+    r = collect_reading()
+    status = {s.name: s for s in r.sources}
+    assert not status["xenbus_counters"].up
+    assert status["xenbus_counters"].why == "ValueError: unexpected sysfs content"
+    assert status["interrupts"].up and r.interrupts is not None and r.counters is None
