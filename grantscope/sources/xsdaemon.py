@@ -19,7 +19,7 @@ _FLAVOURS = (OXENSTORED, C_XENSTORED)
 OXENSTORED_DIFFERENCES: tuple[str, ...] = (
     "per-domain quota usage is unavailable: 'xenstore-control quota' is a C xenstored "
     "command; oxenstored's limits are the quota-* settings of /etc/xen/oxenstored.conf",
-    "an exhausted quota is refused with EQUOTA (C xenstored: ENOSPC or E2BIG)",
+    "a domain over its node quota is refused with EQUOTA (C xenstored: ENOSPC)",
 )
 
 
