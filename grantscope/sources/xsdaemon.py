@@ -17,8 +17,9 @@ _FLAVOURS = (OXENSTORED, C_XENSTORED)
 # What a user of grantscope sees differently under oxenstored, each checked in Xen 4.17's
 # oxenstored source (tools/ocaml/xenstored) and in the lab (docs/LAB.md, "Configurations").
 OXENSTORED_DIFFERENCES: tuple[str, ...] = (
-    "per-domain quota usage is unavailable: 'xenstore-control quota' is a C xenstored "
-    "command; oxenstored's limits are the quota-* settings of /etc/xen/oxenstored.conf",
+    "'xenstore-control quota' answers only OK (no limits: they are the quota-* settings of "
+    "/etc/xen/oxenstored.conf) and 'xenstore-control quota DOMID' gives the domain's node "
+    "count alone ('domN quota: USED/LIMIT'): no watch, transaction or memory usage",
     "a domain over its node quota is refused with EQUOTA (C xenstored: ENOSPC)",
 )
 
