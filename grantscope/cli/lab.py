@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--install-deps", action="store_true",
                    help="apt-get update and install the Debian packages the lab needs (root)")
     b.add_argument("--json", action="store_true", help="print the build's paths as JSON")
+    _config_option(b)
     b.set_defaults(run=_cmd_build)
 
     r = sub.add_parser("run", help="boot the lab and run CMD as root in dom0",
@@ -54,7 +55,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.set_defaults(run=_cmd_info)
 
 
+def _config_option(p: argparse.ArgumentParser) -> None:
+    from grantscope.lab.configs import CONFIGS, DEFAULT
+
+    p.add_argument("--config", default=None, metavar="NAME",
+                   help=f"the lab configuration: {', '.join(CONFIGS)} (default {DEFAULT})")
+
+
 def _boot_options(p: argparse.ArgumentParser) -> None:
+    _config_option(p)
     p.add_argument("--timeout", type=float, default=None, metavar="SEC",
                    help="hard bound on the whole run, boot included (default 1800)")
     p.add_argument("--results", type=Path, default=None, metavar="DIR",
@@ -68,8 +77,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    from grantscope.lab import configs
     from grantscope.lab.build import build
 
+    configs.get(args.config)    # every configuration boots the same build today
     result = build(install_deps=args.install_deps)
     if args.json:
         print(json.dumps({"ok": True, **result.to_json()}, indent=2))
@@ -91,8 +102,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from grantscope.lab import runner
+    from grantscope.lab import configs, runner
 
+    config = configs.get(args.config)
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
@@ -107,6 +119,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         boot_timeout=args.boot_timeout or runner.DEFAULT_BOOT_TIMEOUT,
         results_dir=args.results,
         verbose=args.verbose,
+        config=config,
     )
     return result.status
 
@@ -121,10 +134,12 @@ def _with_domu(scenario: str, cmd: list[str]) -> list[str]:
 
 
 def _cmd_shell(args: argparse.Namespace) -> int:
-    from grantscope.lab import runner
+    from grantscope.lab import configs, runner
 
+    config = configs.get(args.config)
     if not sys.stdin.isatty():
         raise UsageError("lab shell needs a terminal on stdin",
                          "Use 'grantscope lab run -- CMD' to run a command without a terminal.")
-    result = runner.run(None, timeout=args.timeout or 4 * 3600.0, results_dir=args.results)
+    result = runner.run(None, timeout=args.timeout or 4 * 3600.0, results_dir=args.results,
+                        config=config)
     return result.status

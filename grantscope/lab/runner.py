@@ -26,12 +26,12 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from grantscope.lab import deps, paths, pyguest
+from grantscope.lab import configs, deps, paths, pyguest
 from grantscope.lab.build import LabBuild, current_build, is_stale
 from grantscope.lab.build import build as build_lab
 from grantscope.lab.console import ConsoleStream
 from grantscope.lab.errors import LabError
-from grantscope.lab.qemu import QEMU_BINARY, BootSpec, qemu_argv
+from grantscope.lab.qemu import QEMU_BINARY, BootSpec, format_words, qemu_argv
 
 # Exit statuses of the lab itself (the job's own status is returned as is).
 EXIT_TIMEOUT = 124          # like timeout(1)
@@ -116,6 +116,13 @@ def job_script(command: Sequence[str] | None, *, cwd: Path, env: Mapping[str, st
     return "\n".join(lines) + "\n"
 
 
+def dom0_words(nonce: str, *, interactive: bool, config: configs.LabConfig) -> str:
+    """The ``gs_*`` words for dom0's command line: the console nonce, the mode, the config."""
+    words = {"gs_nonce": nonce, "gs_mode": "shell" if interactive else "run",
+             **config.dom0_words()}
+    return format_words(words)
+
+
 def _set_pdeathsig() -> None:
     # Runs in the child between fork and exec: QEMU gets SIGKILL if this process dies, so an
     # orphaned VM can never outlive its 'lab run'.
@@ -183,13 +190,16 @@ def run(
     verbose: bool = False,
     cpus: int = 2,
     memory_mb: int = 2048,
+    config: configs.LabConfig | None = None,
 ) -> RunResult:
     """Boot the lab and run ``command`` in dom0 (``None``: an interactive shell on the console).
 
     Streams the job's output to ``output`` (default stdout) and returns its exit status.
     Raises :class:`LabBootError` if dom0 never gets ready and :class:`LabTimeout` past
-    ``timeout`` seconds (boot included).
+    ``timeout`` seconds (boot included).  ``config`` is the lab configuration to boot
+    (default: :data:`configs.DEFAULT`); it is recorded in the results directory.
     """
+    lab_config = config or configs.get(None)
     deps.require(deps.RUN_TOOLS)
     build = current_build()
     if os.environ.get(paths.LAB_BUILD_ENV) is None and is_stale(build):
@@ -214,9 +224,10 @@ def run(
     workdir = (cwd or Path.cwd()).resolve()
     (results / "lab-job.sh").write_text(job_script(command, cwd=workdir, env=env))
     (results / "lab-job.env").write_text(f"GS_RESULTS={shlex.quote(str(results))}\n")
+    configs.record(lab_config, results)
 
     nonce = secrets.token_hex(8)
-    words = f"gs_nonce={nonce} gs_mode={'shell' if interactive else 'run'}"
+    words = dom0_words(nonce, interactive=interactive, config=lab_config)
     knobs = environ or os.environ
     spec = BootSpec(build.xen, build.kernel, build.dom0_initrd, results, dom0_words=words,
                     cpus=int(knobs.get(CPUS_ENV) or cpus), memory_mb=memory_mb,
@@ -224,8 +235,8 @@ def run(
                     cpu_model=knobs.get(CPU_ENV) or BootSpec.cpu_model)
     argv = qemu_argv(spec, binary=knobs.get(QEMU_ENV) or QEMU_BINARY)
     (results / "qemu-argv.txt").write_text(shlex.join(argv) + "\n")
-    _say(f"booting Xen {build.xen_version} + Linux {build.kernel_release} under QEMU "
-         f"(results: {results})")
+    _say(f"booting Xen {build.xen_version} + Linux {build.kernel_release} under QEMU, "
+         f"configuration {lab_config.name} (results: {results})")
     started = time.monotonic()
     with open(results / "qemu-stderr.log", "wb") as qemu_err, _terminate_as_exception():
         proc = subprocess.Popen(

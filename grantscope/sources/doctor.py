@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from grantscope.sources import xsdaemon
 from grantscope.sources.guest_caps import capabilities
 from grantscope.xen import _host
 
@@ -50,6 +51,7 @@ class DoctorReport:
     guest_type: str | None = None
     xen_version: str | None = None
     xenstore: str | None = None  # transport used, when reachable
+    xenstored: str | None = None  # the daemon's flavour: "xenstored" | "oxenstored" | None
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,6 +69,7 @@ class DoctorReport:
             "guest_type": self.guest_type,
             "xen_version": self.xen_version,
             "xenstore": self.xenstore,
+            "xenstored": self.xenstored,
             "checks": [c.to_json() for c in self.checks],
         }
 
@@ -210,6 +213,8 @@ def run_doctor(
                                 getattr(exc, "message", None) or str(exc)))
         finally:
             store.close()
+    daemon = xsdaemon.detect(root)
+    checks.append(_daemon_check(daemon))
     checks.append(Check("domid", INFO if domid is not None else WARN,
                         f"own domid {domid}" if domid is not None else "own domid unknown",
                         "XenStore 'domid'" if domid is not None and not dom0
@@ -217,4 +222,16 @@ def run_doctor(
     for cap in capabilities(role, guest_type):
         checks.append(Check("can" if cap.can else "cannot", INFO, cap.summary, cap.detail))
     return DoctorReport(checks=tuple(checks), xen=True, domid=domid, role=role,
-                        guest_type=guest_type, xen_version=version, xenstore=transport)
+                        guest_type=guest_type, xen_version=version, xenstore=transport,
+                        xenstored=daemon.flavour)
+
+
+def _daemon_check(daemon: xsdaemon.XsDaemon) -> Check:
+    """Which XenStore daemon answers, and what differs for the user under oxenstored."""
+    if daemon.flavour is None:
+        return Check("xenstore daemon", INFO, "unknown", daemon.how)
+    name = "C xenstored" if daemon.flavour == xsdaemon.C_XENSTORED else "oxenstored (OCaml)"
+    detail = daemon.how
+    if daemon.differences:
+        detail += "; differs from C xenstored: " + "; ".join(daemon.differences)
+    return Check("xenstore daemon", INFO, name, detail)

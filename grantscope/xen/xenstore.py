@@ -363,7 +363,7 @@ class XenStore:
                 )
             except XenStoreError as err:
                 if err.errno_name == "ENOSYS":  # libxenstore: no DIRECTORY_PART -> E2BIG
-                    raise XenStoreError.from_reply("E2BIG", "DIRECTORY", path) from None
+                    raise XenStoreError.too_big_without_parts(path) from None
                 raise
             this_gen, _, rest = payload.partition(b"\0")
             if data and this_gen != gen:

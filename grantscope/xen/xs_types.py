@@ -99,6 +99,19 @@ class XenStoreError(GrantscopeError):
         where = f" {path}" if path is not None else ""
         return cls(f"XenStore {op}{where}: {errno_name}", errno_name=errno_name, op=op, path=path)
 
+    @classmethod
+    def too_big_without_parts(cls, path: str) -> XenStoreError:
+        """E2BIG for a directory whose list exceeds one message on a daemon without
+        DIRECTORY_PART (it answered ENOSYS): libxenstore gives E2BIG there too."""
+        return cls(
+            f"XenStore DIRECTORY {path}: E2BIG",
+            "The directory's list of children is larger than one XenStore message (4096 "
+            "bytes) and this XenStore daemon does not implement DIRECTORY_PART (oxenstored "
+            "answers it with ENOSYS), so it cannot be listed over this connection. In dom0, "
+            "oxenstored answers the whole list over its socket (/run/xenstored/socket, the "
+            "default); from a domU it cannot be listed.",
+            errno_name="E2BIG", op="DIRECTORY", path=path)
+
     def to_json(self) -> dict[str, Any]:
         """The base JSON plus ``errno_name``, ``op`` and ``path``."""
         data = super().to_json()

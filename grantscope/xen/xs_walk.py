@@ -247,9 +247,12 @@ class _Walk:
                 self.parts[path] = _Parts()
                 self.todo.append((Op.DIRECTORY_PART, path, 0))
                 return
+            if op == Op.DIRECTORY_PART and name == "ENOSYS":
+                # A directory too big for one message on a daemon without DIRECTORY_PART
+                # (oxenstored over xenbus): its children cannot be listed.  Hiding them would
+                # make the walk silently incomplete, so fail like xenstore-ls does.
+                raise XenStoreError.too_big_without_parts(path)
             if path == self.root:
-                if name == "ENOSYS":
-                    name = "E2BIG"  # libxenstore: no DIRECTORY_PART means the list is too big
                 raise XenStoreError.from_reply(name, op_name(op), path)
             # Below the root: a node that vanished (ENOENT) or that we may not list (EACCES)
             # has no children we can see; xenstore-ls skips vanished ones silently too.

@@ -118,6 +118,30 @@ def test_list_falls_back_to_directory_part(store: XenStore, xsd: XsdDouble) -> N
     assert ops[0] == DIRECTORY and ops.count(DIRECTORY_PART) >= 5
 
 
+def test_a_daemon_without_directory_part_gives_e2big_saying_why(
+        store: XenStore, xsd: XsdDouble) -> None:
+    # oxenstored answers DIRECTORY_PART with ENOSYS (seen in the lab, over xenbus).
+    _fill(xsd, 600)
+    xsd.no_directory_part = True
+    with pytest.raises(XenStoreError) as info:
+        store.list("/big")
+    assert info.value.errno_name == "E2BIG" and info.value.path == "/big"
+    assert "DIRECTORY_PART" in info.value.explanation
+    assert "oxenstored" in info.value.explanation
+
+
+def test_a_walk_never_hides_a_directory_it_cannot_list(store: XenStore, xsd: XsdDouble) -> None:
+    # Below the walk's root, a too-big directory without DIRECTORY_PART fails the walk (as
+    # xenstore-ls does) instead of silently showing it without children.
+    _fill(xsd, 300)
+    xsd.put("/other", b"1")
+    xsd.no_directory_part = True
+    with pytest.raises(XenStoreError) as info:
+        list(store.walk("/", window=50))
+    assert info.value.errno_name == "E2BIG" and info.value.path == "/big"
+    assert "DIRECTORY_PART" in info.value.explanation
+
+
 def test_directory_part_restarts_when_generation_changes(store: XenStore, xsd: XsdDouble) -> None:
     names = _fill(xsd, 300)
     xsd.change_between_parts.add("/big")

@@ -112,6 +112,7 @@ class XsdDouble:
         self.eagain_commits = 0  # commits that answer EAGAIN regardless
         self.change_between_parts: set[str] = set()  # add a child after the first part
         self.deny: set[str] = set()  # READ/DIRECTORY of these paths say EACCES
+        self.no_directory_part = False  # answer DIRECTORY_PART with ENOSYS, like oxenstored
         self.requests: list[tuple[int, str]] = []  # (op, first argument) of every request
         self.request_times: list[float] = []  # when each of them arrived
         self.commits = 0
@@ -300,6 +301,8 @@ class XsdDouble:
                 raise XsError("E2BIG")
             return DIRECTORY, body, []
         if op == DIRECTORY_PART:
+            if self.no_directory_part:
+                raise XsError("ENOSYS")
             path = self._norm(args[0])
             if path not in nodes:
                 raise XsError("ENOENT")
