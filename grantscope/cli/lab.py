@@ -69,6 +69,10 @@ def _boot_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", type=Path, default=None, metavar="DIR",
                    help="results directory shared writable with dom0 (default: a new one "
                    "under the lab dir); also visible at the same path inside dom0")
+    p.add_argument("--cpus", type=int, choices=(1, 2), default=None, metavar="N",
+                   help="emulated CPUs (default 2; 1 with a PVH or HVM --domu: with two, "
+                   "PVH/HVM guests die now and then, docs/LAB.md); GRANTSCOPE_LAB_CPUS "
+                   "overrides both")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -111,6 +115,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not cmd:
         raise UsageError("lab run needs a command after '--'",
                          "Example: grantscope lab run -- uname -a")
+    cpus = args.cpus or default_cpus(args.domu)
     if args.domu:
         cmd = _with_domu(args.domu, cmd)
     result = runner.run(
@@ -120,8 +125,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         results_dir=args.results,
         verbose=args.verbose,
         config=config,
+        cpus=cpus,
     )
     return result.status
+
+
+def default_cpus(domu: str | None) -> int:
+    """Emulated CPUs for a lab run: 1 when it starts a PVH or HVM guest, else 2.
+
+    With two emulated CPUs, PVH/HVM guests died now and then (a triple fault, or memory read
+    back as 0xff); with one, none did in the guest-type matrix on a busy machine (docs/LAB.md).
+    """
+    from grantscope.lab.domu import parse_domu_spec
+
+    if domu and parse_domu_spec(domu)[0] in ("pvh", "hvm"):
+        return 1
+    return 2
 
 
 def _with_domu(scenario: str, cmd: list[str]) -> list[str]:
@@ -141,5 +160,5 @@ def _cmd_shell(args: argparse.Namespace) -> int:
         raise UsageError("lab shell needs a terminal on stdin",
                          "Use 'grantscope lab run -- CMD' to run a command without a terminal.")
     result = runner.run(None, timeout=args.timeout or 4 * 3600.0, results_dir=args.results,
-                        config=config)
+                        config=config, cpus=args.cpus or default_cpus(None))
     return result.status
