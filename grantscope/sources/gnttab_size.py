@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from grantscope.model.gnttab_size import GrantFrames, parse_query_size
-from grantscope.sources.hvdump import run_tool
+from grantscope.sources.hvdump import per_domain_outputs
 
 __all__ = ["GrantFrames", "read_grant_frames"]
 
@@ -23,14 +23,10 @@ def read_grant_frames(
     """Each domain's grant-table size, and why any domain's could not be read; never raises."""
     sizes: list[GrantFrames] = []
     problems: list[str] = []
-    for domid in domids:
-        res = run_tool([tool, "gnttab_query_size", str(domid)], timeout=timeout)
-        if not res.ok:
-            problems.append(f"grant frames of d{domid}: {res.why}")
-            if "not found" in res.why:
-                break  # the tool is missing: asking for every other domain says the same
-            continue
-        got = parse_query_size(res.stdout)
+    for domid, out in per_domain_outputs(
+            domids, lambda d: [tool, "gnttab_query_size", str(d)], "grant frames", problems,
+            timeout=timeout):
+        got = parse_query_size(out)
         if got is None or got.domid != domid:
             problems.append(f"grant frames of d{domid}: xen-diag printed no size "
                             "(the hypercall failed or the domain has gone)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,25 @@ def run_tool(argv: Sequence[str], *, timeout: float = 30.0) -> ToolResult:
             f"'{' '.join(args)}' exited with status {proc.returncode}: {tail}",
         )
     return ToolResult(args, True, proc.stdout, "")
+
+
+def per_domain_outputs(
+    domids: Iterable[int], argv: Callable[[int], Sequence[str]], what: str,
+    problems: list[str], *, timeout: float,
+) -> Iterator[tuple[int, str]]:
+    """Run a tool once per domain (``argv(domid)``); yield each domain's stdout.
+
+    A failure goes into ``problems`` as "WHAT of dN: why"; a missing tool ends the loop (asking
+    again for every other domain would only say the same).
+    """
+    for domid in domids:
+        res = run_tool(argv(domid), timeout=timeout)
+        if not res.ok:
+            problems.append(f"{what} of d{domid}: {res.why}")
+            if "not found" in res.why:
+                break
+            continue
+        yield domid, res.stdout
 
 
 def check_keys(keys: str, *, allow_q: bool = False) -> tuple[str, ...]:

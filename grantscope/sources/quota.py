@@ -19,7 +19,7 @@ from grantscope.model.toolout import (
     parse_quota_usage,
 )
 from grantscope.sources import xsdaemon
-from grantscope.sources.hvdump import run_tool
+from grantscope.sources.hvdump import per_domain_outputs, run_tool
 
 __all__ = ["QuotaSnapshot", "read_quota"]
 
@@ -72,16 +72,11 @@ def _oxenstored_quota(domids: Iterable[int], conf: str, tool: str,
         limits = {}
         problems.append(f"quota limits: {conf}: {exc.strerror or exc}")
     usage: list[QuotaUsage] = []
-    for domid in domids:
-        res = run_tool([tool, "quota", str(domid)], timeout=timeout)
-        if not res.ok:
-            problems.append(f"quota of d{domid}: {res.why}")
-            if "not found" in res.why:
-                break
-            continue
-        found, limit = parse_oxenstored_usage(res.stdout, domid)
+    for domid, out in per_domain_outputs(domids, lambda d: [tool, "quota", str(d)], "quota",
+                                         problems, timeout=timeout):
+        found, limit = parse_oxenstored_usage(out, domid)
         if found is None:
-            problems.append(f"quota of d{domid}: oxenstored said {res.stdout.strip()!r}")
+            problems.append(f"quota of d{domid}: oxenstored said {out.strip()!r}")
             continue
         usage.append(found)
         if limit is not None and limit > 0:
@@ -114,14 +109,9 @@ def read_quota(
     if not limits:
         limits, source = dict(DEFAULT_QUOTA_LIMITS), "C xenstored 4.17 defaults (not read)"
     usage: list[QuotaUsage] = []
-    for domid in domids:
-        res = run_tool([tool, "quota", str(domid)], timeout=timeout)
-        if not res.ok:
-            problems.append(f"quota of d{domid}: {res.why}")
-            if "not found" in res.why:
-                break  # no point asking again for every domain
-            continue
-        usage.append(parse_quota_usage(res.stdout, domid))
+    for domid, out in per_domain_outputs(domids, lambda d: [tool, "quota", str(d)], "quota",
+                                         problems, timeout=timeout):
+        usage.append(parse_quota_usage(out, domid))
     return QuotaSnapshot(
         limits=limits, limits_source=source, usage=tuple(usage), unavailable=tuple(problems)
     )
