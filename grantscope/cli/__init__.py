@@ -47,6 +47,19 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shell",
 )
 
+# Which module registers each command word, so that a command imports only its own module
+# (``grantscope xs read`` in a shell loop should not pay for every command's imports).
+# tests/unit/test_cli_startup.py checks it against what the modules really register.
+COMMAND_HOMES: dict[str, str] = {
+    "doctor": "doctor", "xs": "xs", "map": "grants", "offer": "grants", "notify": "events",
+    "pingpong": "events", "probe": "probe", "report": "report", "metrics": "metrics",
+    "dump": "dump", "bundle": "bundle", "lab": "lab", "completion": "shell", "man": "shell",
+}
+
+# Global options as _command_word reads them: those that take a value, and those that don't.
+_GLOBAL_WITH_VALUE = ("--theme",)
+_GLOBAL_FLAGS = ("--demo", "--readonly", "--verbose")
+
 
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors name the problem and exit 2 without a traceback."""
@@ -58,8 +71,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole parser: global options, the TUI options and every command group."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser: global options, the TUI options and every command group; with
+    ``only`` (a module of ``COMMAND_MODULES``), that one group alone."""
     parser = _Parser(
         prog="grantscope",
         description="Diagnostics for Xen grant tables, event channels and XenStore. "
@@ -88,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "own in $XDG_CONFIG_HOME/grantscope/themes/); the palette's choice is saved",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         module = importlib.import_module(f"grantscope.cli.{name}")
         module.register(sub)
     return parser
@@ -132,9 +146,31 @@ def _stdout_closed() -> bool:
         return False
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names after the global options, or None when it names none, asks
+    for help or holds an option this quick reading does not know (the whole parser decides)."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in _GLOBAL_WITH_VALUE:
+            index += 2
+            continue
+        if word in _GLOBAL_FLAGS or word.startswith("--theme=") or (
+                len(word) > 1 and word.strip("-v") == "" and word.startswith("-v")):
+            index += 1
+            continue
+        return word if not word.startswith("-") else None
+    return None
+
+
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    words = list(argv) if argv is not None else sys.argv[1:]
+    command = _command_word(words)
+    if command is None and words[:1] == ["--version"]:
+        print(f"grantscope {__version__}")  # before any command module is imported
+        return EXIT_OK
+    parser = build_parser(COMMAND_HOMES.get(command or ""))
+    args = parser.parse_args(words)
     setup_logging(int(getattr(args, "verbose", 0) or 0))
     started = time.monotonic()
     code = _dispatch(parser, args)
