@@ -171,8 +171,19 @@ class _Stop:
             raise KeyboardInterrupt
 
 
+class _Flag:
+    """A signal handler that only records that the signal came."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.raised = True
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python3 -m grantscope.lab.vif_frontend [--handle N] [--notify-seconds S]``."""
+    """``python3 -m grantscope.lab.vif_frontend [--handle N] [--quiet-until-usr1 S]
+    [--notify-seconds S]``."""
     parser = argparse.ArgumentParser(prog="python3 -m grantscope.lab.vif_frontend",
                                      description="Connect this guest's vif from user space "
                                      "and notify its backend with no work queued.")
@@ -180,9 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notify-seconds", type=float, default=0.0)
     parser.add_argument("--hold-seconds", type=float, default=0.0,
                         help="stay connected this long after notifying (before closing)")
+    parser.add_argument("--quiet-until-usr1", type=float, default=0.0, metavar="SECONDS",
+                        help="once connected, stay quiet (no notification) until SIGUSR1 or "
+                        "this many seconds, then notify: a test's baseline of a quiet device")
     args = parser.parse_args(argv)
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
+    go = _Flag()
+    signal.signal(signal.SIGUSR1, go)
     try:
         with XenStore.open(timeout=30.0) as xs:
             vif = VifFrontend.connect(xs, args.handle)
@@ -190,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
                 _say({"state": "connected", "front": vif.front, "backend": vif.backend,
                       "backend_id": vif.backend_id, "port": vif.port,
                       "tx_ref": vif.offer.grefs[0], "rx_ref": vif.offer.grefs[1]})
+                if args.quiet_until_usr1 > 0:
+                    _say({"state": "quiet"})
+                    deadline = time.monotonic() + args.quiet_until_usr1
+                    while not (go.raised or stop.requested) and time.monotonic() < deadline:
+                        time.sleep(0.05)
                 stop.armed = not stop.requested
                 try:
                     if stop.armed:

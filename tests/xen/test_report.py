@@ -25,12 +25,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from grantscope.cli.report import collect_observation
+from grantscope.lab.build import current_build
 from grantscope.lab.domu import DomU
 from grantscope.lab.leaks import wait_ports_released
 from grantscope.model.findings import Finding, Thresholds, analyze
@@ -188,6 +190,35 @@ def test_storm_from_a_peer_notifying_in_a_loop(receiver: tuple[EventChannel, int
     assert f"'{comm}'" in mine[0].action
     # After: the notifier is gone, the port is quiet again, and so is the finding.
     assert storms_named_here() == []
+
+
+def test_storm_at_the_default_threshold_from_a_c_loop() -> None:
+    """The default threshold (500/s), reached by the lab's C peer: its loopback ping-pong
+    (``xenpeer bench-evtchn``) notifies and unmasks as fast as dom0 allows, on two ports."""
+    def storms() -> list[Finding]:
+        quiet, _extra, _cap = collect_observation(interval=3.0, dumps=False)
+        return [f for f in analyze(quiet).findings
+                if f.code == "irq-storm" and f.subject["action"].startswith("evtchn:")]
+
+    assert storms() == []  # before: no event-channel user storms at the default
+    peer = subprocess.Popen([str(current_build().peer), "bench-evtchn", "1000000", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # both ports bound and the loop running
+        assert peer.poll() is None, peer.stderr.read() if peer.stderr else ""
+        obs, _extra, _cap = collect_observation(interval=3.0, dumps=False)
+    finally:
+        peer.kill()
+        peer.wait(timeout=30)
+        if peer.stderr is not None:
+            peer.stderr.close()
+    found = [f for f in analyze(obs).findings if f.code == "irq-storm"]
+    mine = [f for f in found if f.subject["action"] == "evtchn:xenpeer"]
+    # Both ends of the loopback fire once per round trip: two IRQs, both above 500/s.
+    assert len(mine) == 2, [f.to_json() for f in found]
+    assert all(f.subject["rate"] >= Thresholds().storm_rate for f in mine)
+    assert all("process 'xenpeer'" in f.action for f in mine)
+    assert storms() == []  # after: the peer is gone, and so is the storm
 
 
 def test_report_with_a_pv_domu_shows_joined_rows() -> None:

@@ -79,6 +79,15 @@ def _table_findings(domid: int) -> tuple[dict[str, Finding], dict[str, tuple[int
     return found, frames
 
 
+def _device_findings(backend: str) -> dict[str, Finding]:
+    """``device-state`` and ``evtchn-spurious`` about the vif whose backend is ``backend``,
+    from 2 s of counters (no dumps: neither finding needs them)."""
+    obs, _extra, _cap = collect_observation(interval=2.0, dumps=False)
+    return {f.code: f for f in analyze(obs).findings
+            if f.code in ("device-state", "evtchn-spurious")
+            and backend in (f.subject.get("backend_path"), f.subject.get("path"))}
+
+
 def _stop(guest: PyGuest, number: int) -> str:
     guest.signal(number)
     return guest.result(number).stdout
@@ -135,10 +144,19 @@ def test_rogue_frontend_shows_as_spurious_events_on_the_joined_device(guest: PyG
     domid = guest.domid
     assert domid is not None
     backend = f"/local/domain/0/backend/vif/{domid}/0"
+    # Before: the guest loads no netfront, so its real vif is held short of Connected.
+    before = _device_findings(backend)
+    assert set(before) == {"device-state"}, before
+    assert "is not Connected" in before["device-state"].title
     front = guest.submit(["python3", "-m", "grantscope.lab.vif_frontend",
-                          "--notify-seconds", "120"])
+                          "--quiet-until-usr1", "600", "--notify-seconds", "120"])
     try:
         guest.wait_value(f"{backend}/state", "4", timeout=120)
+        guest.wait_line(front, '"quiet"')
+        # Connected and quiet: neither finding (the baseline the storm is measured against).
+        quiet = _device_findings(backend)
+        guest.signal(front, signal.SIGUSR1)
+        guest.wait_line(front, '"notifying"')
         proc = subprocess.run([GRANTSCOPE, "report", "--json", "--capture", "--interval", "2"],
                               capture_output=True, text=True, timeout=600, check=False)
         inside = guest.run([GRANTSCOPE_IN_GUEST, "report", "--json", "--interval", "0"])
@@ -149,12 +167,21 @@ def test_rogue_frontend_shows_as_spurious_events_on_the_joined_device(guest: PyG
     doc = json.loads(proc.stdout)
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0]["state"] == "connected" and lines[-1]["state"] == "closed", done.stdout
+    assert lines[1]["state"] == "quiet", done.stdout
     assert lines[-1]["stopped_early"] is True and lines[-1]["sent"] > 0
+    assert quiet == {}, quiet
     # The device closed both ways: the frontend's Closing made netback disconnect.
     assert guest.read_key(f"{backend}/state") == "6"
+    # After: no more spurious events; the closed device is named as not Connected again.
+    after = _device_findings(backend)
+    assert set(after) == {"device-state"}, after
+    assert "Closed" in after["device-state"].title, after["device-state"].title
     spurious = [f for f in doc["findings"] if f["code"] == "evtchn-spurious"
                 and f["subject"]["device"] == f"vif-{domid}-0"]
     assert len(spurious) == 1, doc["findings"]
+    # During: Connected both ways, so no device-state finding beside the spurious events.
+    assert not [f for f in doc["findings"] if f["code"] == "device-state"
+                and f["subject"]["backend_path"] == backend], doc["findings"]
     assert spurious[0]["subject"]["path"] == backend
     assert spurious[0]["evidence"][0].startswith("spurious_events rose ")
     (row,) = [d for d in doc["devices"] if d["kind"] == "vif" and d["frontend_domid"] == domid]
