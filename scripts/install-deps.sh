@@ -8,7 +8,9 @@
 # guests' device model (dom0 runs it from the host's files).  tmux for the UI tier's
 # real-terminal test. strace for the real-Xen tier's --readonly proof (tests/xen/test_safety.py).
 # prometheus for promtool, which the unit tier runs on `grantscope metrics` output and on the
-# example alert rules (tests/unit/test_metrics_promtool.py).
+# example alert rules (tests/unit/test_metrics_promtool.py), and whose server the real-Xen tier
+# runs in dom0 to scrape `grantscope metrics --listen`; prometheus-node-exporter, whose textfile
+# collector the same test points at `grantscope metrics --output` (tests/xen/test_metrics.py).
 # Idempotent: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -20,7 +22,7 @@ PACKAGES=(
     gcc libc6-dev linux-libc-dev
     tmux
     strace
-    prometheus
+    prometheus prometheus-node-exporter
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from grantscope.errors import GrantscopeError, NoXenError, UsageError
+from grantscope.xen.readonly import refuse_if_readonly
 
 __all__ = ["DEFAULT_PORT", "parse_listen", "register", "run_metrics"]
 
@@ -50,6 +51,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--per-device", action="store_true",
                    help="add per-device and per-IRQ series (more series: one per PV device "
                    "end and per Xen IRQ)")
+    p.add_argument("--maptrack-every", metavar="SECONDS", type=float, default=None,
+                   help="also export maptrack use per domain, from a 'g' debug-key dump taken "
+                   "at most once per SECONDS (at least 300; scrapes in between get the last "
+                   "one and its age). Off by default: a debug key writes to the console ring "
+                   "and stalls the CPU on a big host; refused under --readonly")
     p.set_defaults(run=run_metrics)
 
 
@@ -72,13 +78,31 @@ def parse_listen(text: str) -> tuple[str, int]:
     return addr or DEFAULT_ADDR, int(port)
 
 
+def _maptrack(args: argparse.Namespace, capture: Callable[[], Any] | None = None) -> Any:
+    """The opt-in maptrack reader, or None; refuses an interval under the minimum, and
+    ``--readonly`` (the option sends a debug key)."""
+    every = getattr(args, "maptrack_every", None)
+    if every is None:
+        return None
+    from grantscope.metrics.maptrack import MIN_INTERVAL, MaptrackReader
+
+    if not every >= MIN_INTERVAL:
+        raise UsageError(f"--maptrack-every {every:g}: the interval must be at least "
+                         f"{MIN_INTERVAL:g} seconds",
+                         "Each maptrack reading sends the 'g' debug key, which stalls the CPU "
+                         "on a big host; scrapes in between reuse the last reading.")
+    refuse_if_readonly("--maptrack-every (it sends the 'g' debug key to Xen)")
+    return MaptrackReader(every, capture=capture)
+
+
 def _reader(args: argparse.Namespace) -> Callable[[], Any]:
     if getattr(args, "demo", False):
         from grantscope.host.sim import SimHost
-        from grantscope.metrics.demo import demo_reading
+        from grantscope.metrics.demo import demo_capture, demo_reading
 
         host = SimHost(readonly=bool(args.readonly))
-        return lambda: demo_reading(host)
+        demo_maptrack = _maptrack(args, demo_capture(host))
+        return lambda: demo_reading(host, demo_maptrack)
     from grantscope.cli.report import _is_xen
 
     if not _is_xen():
@@ -90,7 +114,8 @@ def _reader(args: argparse.Namespace) -> Callable[[], Any]:
         )
     from grantscope.metrics.collect import collect_reading
 
-    return collect_reading
+    maptrack = _maptrack(args)
+    return lambda: collect_reading(maptrack)
 
 
 def run_metrics(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ Read, in order: XenStore (the domain list, each domain's name, and only its ``de
 ``backend`` subtrees: never the whole tree), grant frames per domain (``xen-diag
 gnttab_query_size``), XenStore quota per domain (``xenstore-control quota``), the xenbus
 sysfs counters, the Xen rows of ``/proc/interrupts`` and the processes holding gntdev,
-gntalloc or evtchn.  No debug key is sent and the console ring is not read.  A source that
-fails is marked down with the reason; the others are still reported.
+gntalloc or evtchn.  No debug key is sent and the console ring is not read, unless the user
+opted in to maptrack sizes (grantscope.metrics.maptrack: a ``g`` dump at most every 300 s).
+A source that fails is marked down with the reason; the others are still reported.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from grantscope.errors import GrantscopeError
+from grantscope.metrics.maptrack import MaptrackReader
 from grantscope.metrics.reading import Reading, SourceStatus, reading_from
 from grantscope.model.findings import Observation
 from grantscope.model.interrupts import InterruptsParse
@@ -83,8 +85,9 @@ def _timed(name: str, statuses: list[SourceStatus], read: Callable[[], T],
     return None if why else got
 
 
-def collect_reading() -> Reading:
-    """Read every source once (see the module doc) and analyze it."""
+def collect_reading(maptrack: MaptrackReader | None = None) -> Reading:
+    """Read every source once (see the module doc) and analyze it; with ``maptrack``, also
+    the maptrack sizes it keeps (a ``g`` capture at most once per its interval)."""
     from grantscope.cli.report import _local_domid
     from grantscope.sources.gnttab_size import read_grant_frames
     from grantscope.sources.procfs import (
@@ -123,6 +126,7 @@ def collect_reading() -> Reading:
 
     irq = _timed("interrupts", statuses, read_interrupts, irq_why)
     holders = _timed("device_holders", statuses, xen_device_holders, lambda _got: "")
+    mt = _timed("maptrack", statuses, maptrack.read, lambda _got: "") if maptrack else None
 
     unavailable = {s.name: s.why for s in statuses if not s.up}
     obs = Observation(
@@ -136,4 +140,4 @@ def collect_reading() -> Reading:
         unavailable=unavailable,
         grant_sizes=sizes_read[0] if sizes_read is not None else None,
     )
-    return reading_from(obs, domains, tuple(statuses))
+    return reading_from(obs, domains, tuple(statuses), maptrack=mt)

@@ -11,20 +11,35 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 from grantscope.host.sim import GUESTS, SimHost
 from grantscope.host.sim_hv import sim_console, sim_observation
 from grantscope.metrics.collect import read_domains_xenstore
+from grantscope.metrics.maptrack import MaptrackReader
 from grantscope.metrics.reading import SOURCES, Reading, SourceStatus, reading_from
 from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptRow, InterruptsParse
 from grantscope.model.toolout import DeviceHolder
 
-__all__ = ["demo_reading"]
+__all__ = ["demo_capture", "demo_reading"]
 
 
-def demo_reading(host: SimHost) -> Reading:
-    """A :class:`Reading` of ``host``, marked simulated."""
+def demo_capture(host: SimHost) -> Callable[[], Any]:
+    """A ``g`` capture of the simulated host for :class:`MaptrackReader` (no debug key)."""
+    def capture() -> Any:
+        nodes = host.xenstore_snapshot("/")
+        parse = sim_console(host.grant_table, host.port_table, tuple(GUESTS),
+                            {n.path: n.value for n in nodes})
+        return SimpleNamespace(parse=parse, unavailable="")
+    return capture
+
+
+def demo_reading(host: SimHost, maptrack: MaptrackReader | None = None) -> Reading:
+    """A :class:`Reading` of ``host``, marked simulated (``maptrack``: see
+    :func:`demo_capture`)."""
     took: dict[str, float] = {}
     mark = time.monotonic()
 
@@ -65,4 +80,9 @@ def demo_reading(host: SimHost) -> Reading:
                      why if name == "xenbus_counters" else "")
         for name in SOURCES
     )
-    return reading_from(obs, domains, sources, simulated=True)
+    mt = None
+    if maptrack is not None:
+        start = time.monotonic()
+        mt = maptrack.read()
+        sources += (SourceStatus("maptrack", True, time.monotonic() - start),)
+    return reading_from(obs, domains, sources, simulated=True, maptrack=mt)

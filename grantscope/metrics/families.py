@@ -106,6 +106,20 @@ def families(r: Reading, *, per_device: bool = False) -> list[Metric]:
             used.add(dom(g.domid), g.frames)
             top.add(dom(g.domid), g.max_frames)
 
+    if r.maptrack is not None:
+        mt_used = b.gauge("grantscope_maptrack_frames",
+                          "Maptrack frames the domain uses (from a 'g' dump, --maptrack-every)",
+                          ["domain", "domid"])
+        mt_top = b.gauge("grantscope_maptrack_frames_max",
+                         "Most maptrack frames the domain may use (from a 'g' dump)",
+                         ["domain", "domid"])
+        for m in r.maptrack.uses:
+            mt_used.add(dom(m.domid), m.frames)
+            mt_top.add(dom(m.domid), m.max_frames)
+        age = b.gauge("grantscope_maptrack_age_seconds",
+                      "Seconds since the 'g' dump the maptrack series come from", [])
+        age.add([], round(r.maptrack.age, 3))
+
     if r.quota is not None:
         q_used = b.gauge("grantscope_xenstore_quota_used",
                          "The domain's XenStore usage per quota (memory in bytes)",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from grantscope.metrics.maptrack import MaptrackReading
 from grantscope.model.devices_join import DeviceRow
 from grantscope.model.findings import Finding, Observation, analyze
 from grantscope.model.gnttab_size import GrantFrames
@@ -21,7 +22,8 @@ from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 
 __all__ = ["SOURCES", "SUPPORTED_FINDINGS", "Reading", "SourceStatus", "reading_from"]
 
-#: Every source a scrape reads, in the order they are read (``grantscope_source_up``).
+#: Every source a scrape reads, in the order they are read (``grantscope_source_up``); with
+#: ``--maptrack-every``, ``maptrack`` comes last.
 SOURCES: tuple[str, ...] = (
     "xenstore", "grant_frames", "xenstore_quota", "xenbus_counters", "interrupts",
     "device_holders",
@@ -58,10 +60,12 @@ class Reading:
     simulated: bool = False
     local_domid: int | None = None
     not_checked: tuple[str, ...] = field(default=())
+    maptrack: MaptrackReading | None = None  # only with --maptrack-every
 
 
 def reading_from(obs: Observation, domains: Mapping[int, str],
-                 sources: tuple[SourceStatus, ...], *, simulated: bool = False) -> Reading:
+                 sources: tuple[SourceStatus, ...], *, simulated: bool = False,
+                 maptrack: MaptrackReading | None = None) -> Reading:
     """Analyze ``obs`` and keep what the metrics export (see the module doc)."""
     analysis = analyze(obs)
     return Reading(
@@ -77,4 +81,5 @@ def reading_from(obs: Observation, domains: Mapping[int, str],
         simulated=simulated,
         local_domid=obs.local_domid,
         not_checked=analysis.not_checked,
+        maptrack=maptrack,
     )

@@ -7,6 +7,7 @@ promise the unit tier keeps.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from grantscope.cli import main
 from grantscope.metrics.exposition import make_registry, render
+from grantscope.metrics.maptrack import MaptrackReading, MaptrackUse
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "metrics-alerts.yml"
@@ -41,7 +43,7 @@ def run(args: list[str], *, stdin: bytes | None = None,
 def test_example_rules_are_valid() -> None:
     res = run(["check", "rules", str(RULES)])
     assert res.returncode == 0, res.stdout.decode() + res.stderr.decode()
-    assert b"SUCCESS: 6 rules found" in res.stdout
+    assert b"SUCCESS: 7 rules found" in res.stdout
 
 
 def test_example_rules_fire_on_recorded_series() -> None:
@@ -66,8 +68,11 @@ def test_demo_output_passes_promtool_check_metrics(capsys: pytest.CaptureFixture
 
 
 def _exported() -> dict[str, set[str]]:
-    """Sample name -> label names, as the exporter writes them (default options)."""
-    text = render(make_registry(lambda: reading())).decode()
+    """Sample name -> label names, as the exporter writes them (default options, plus the
+    opt-in maptrack series)."""
+    with_maptrack = dataclasses.replace(reading(), maptrack=MaptrackReading(
+        (MaptrackUse(0, 2, 8),), 12.0))
+    text = render(make_registry(lambda: with_maptrack)).decode()
     return {s.name: set(s.labels) for fam in text_string_to_metric_families(text)
             for s in fam.samples}
 
