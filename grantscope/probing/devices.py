@@ -8,7 +8,6 @@ simulated host (``--demo``) implements the same protocol for the UI.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,8 +185,7 @@ class RealDevices:
 
     def preload(self) -> None:
         """Import the device bindings now (seconds under TCG) rather than inside a step."""
-        for module in ("gntdev", "gntalloc", "evtchn", "xenstore"):
-            importlib.import_module(f"grantscope.xen.{module}")
+        from grantscope.xen import evtchn, gntalloc, gntdev, xenstore  # noqa: F401
 
     def map_grants(self, domid: int, grefs: Sequence[int], *, writable: bool) -> Any:
         """A :class:`grantscope.xen.gntdev.GrantMapping` of ``grefs``."""
