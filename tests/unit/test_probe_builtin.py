@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fake_devices import FakeDevices
 
 from grantscope.errors import UsageError
 from grantscope.probing.engine import ProbeRun, builtin_probes
 from grantscope.probing.registry import find_probe
-from grantscope.probing.testing import FakeDevices
 from grantscope.xen.gntstatus import GNTST
 
 NAMES = ["map-grant", "offer-page", "notify", "pingpong", "explain-map", "mailbox-loopback"]
