@@ -125,6 +125,11 @@ class Devices(Protocol):
         """The XenStore connection (an :class:`XenStoreLike`), opened on first use."""
         ...
 
+    def guest_type(self) -> str:
+        """This domain's guest type, as ``/sys/hypervisor/guest_type`` says: ``"PV"``,
+        ``"PVH"``, ``"HVM"``, or ``""`` when it does not say."""
+        ...
+
 
 # What each device is for, to name the missing module when one is absent.
 DEVICE_MODULES: dict[str, tuple[str, str]] = {
@@ -218,6 +223,12 @@ class RealDevices:
 
             self._store = XenStore.open()
         return self._store
+
+    def guest_type(self) -> str:
+        """This domain's guest type from ``/sys/hypervisor/guest_type`` (``""`` if absent)."""
+        from grantscope.xen._host import read_text
+
+        return (read_text("/sys/hypervisor/guest_type") or "").strip().upper()
 
     def close(self) -> None:
         """Close the XenStore connection if one was opened."""
