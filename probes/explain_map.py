@@ -21,9 +21,8 @@ from grantscope.probing.steps import (
     own_domid_step,
     uses_self,
 )
+from grantscope.xen.abi import DOMID_SELF
 from grantscope.xen.gntstatus import causes as gntst_causes
-
-DOMID_SELF = 0x7FF0
 
 
 def diagnose(

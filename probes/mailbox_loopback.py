@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from grantscope.errors import UsageError
+from grantscope.probing.devices import Devices
 from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
 from grantscope.probing.steps import (
@@ -31,7 +32,6 @@ from grantscope.probing.steps import (
     write_page_step,
 )
 from grantscope.sources.guest_caps import SELF_MAP_EVIDENCE
-from grantscope.xen._host import read_text
 
 DEFAULT_PATH = "/local/domain/{domid}/data/grantscope-mailbox"
 
@@ -95,9 +95,9 @@ class MailboxLoopback(Probe):
     mutating = True
     needs = ("gntdev", "gntalloc", "evtchn")
 
-    def check_values(self, values: dict[str, Any]) -> None:
+    def check_host(self, devices: Devices, values: dict[str, Any]) -> None:
         """Refuse in an auto-translated guest unless forced: the self-map crashed it there."""
-        kind = (read_text("/sys/hypervisor/guest_type") or "").strip().upper()
+        kind = devices.guest_type()
         if kind in AUTO_TRANSLATED and not values["force"]:
             raise UsageError(
                 f"mailbox-loopback maps this domain's own grant, and this is a {kind} guest",

@@ -10,7 +10,7 @@
 #      lab boots side by side (the PVH/HVM guest types in one, everything else in the other),
 #      then the XenStore tests once more in a lab whose dom0 runs oxenstored
 #
-# Then the summary (python -m grantscope.lab.junit summary): a count line per tier ("real-Xen
+# Then the summary (python scripts/junit_summary.py summary): a count line per tier ("real-Xen
 # tier: N passed, N failed, N skipped", with the reason if it FAILED), one per guest type, each
 # failed step, and last the total alone on a line ("N passed, N failed").  The total is never
 # clean unless everything passed: a tier whose JUnit report is missing, unreadable or holds fewer
@@ -176,7 +176,7 @@ for name in "${FAILED_STEPS[@]}"; do
 done
 # Last: every tier's line, each guest type's line, the failed steps, and the total alone on a
 # line.  Only the standard library is needed, so this runs even when pip failed.
-PYTHONPATH="$ROOT" /usr/bin/python3 -m grantscope.lab.junit summary \
+PYTHONPATH="$ROOT" /usr/bin/python3 scripts/junit_summary.py summary \
     --expected tests/expected-counts.toml "${SUMMARY_ARGS[@]}" | tee "$RESULTS/summary.txt"
 STATUS=${PIPESTATUS[0]}
 [ "${#FAILED_STEPS[@]}" -eq 0 ] || STATUS=1

@@ -605,3 +605,7 @@ class SimDevices:
     def xenstore(self) -> SimXenStore:
         """The simulated store (shared with the host; closing it does nothing)."""
         return self.store
+
+    def guest_type(self) -> str:
+        """The simulated host is a PV dom0 (never the machine it runs on)."""
+        return "PV"

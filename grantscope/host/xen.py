@@ -78,6 +78,10 @@ class TrackingDevices:
         """A real evtchn handle."""
         return self._keep("evtchn", self._real.event_channel())
 
+    def guest_type(self) -> str:
+        """This domain's guest type (RealDevices')."""
+        return self._real.guest_type()
+
     def probe_grant_status(self, domid: int, gref: int) -> int:
         """A one-byte GRANT_COPY status."""
         return int(self._real.probe_grant_status(domid, gref))

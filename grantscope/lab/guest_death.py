@@ -12,7 +12,8 @@ guest, so it is narrow and always said:
 - an assertion failure (about grantscope's own output) is never retried.
 
 Every retry is recorded in the JUnit report as a ``guest_death_retry`` property
-(grantscope.lab.junit.RETRY_PROPERTY), and the suite's summary counts them per guest type.
+(:data:`RETRY_PROPERTY`), and the suite's summary (scripts/junit_summary.py) counts them per
+guest type.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from grantscope.lab.junit import RETRY_PROPERTY
-
 __all__ = ["BOOT_RETRIES", "RETRIED_KINDS", "RETRY_PROPERTY", "TEST_RETRIES", "Decision",
            "logged_death", "may_retry", "xen_death_line"]
 
 BOOT_RETRIES = 3
 TEST_RETRIES = 1
 RETRIED_KINDS = frozenset({"pvh", "hvm"})
+# The JUnit property (pytest's record_property) a test writes once per guest death it retried.
+RETRY_PROPERTY = "guest_death_retry"
 
 
 def xen_death_line(dmesg: str, domid: int) -> str | None:

@@ -24,7 +24,7 @@ LONGEST_TEST = TIER_TIMEOUT - BOOT_ALLOWANCE - REPORT_MARGIN
 # A test that starts with less than this left still gets this long: it fails by its timeout.
 LEAST = 1.0
 # A test that would start with less than this left does not start: the tier stops there, and
-# the tests it did not run count as failed (grantscope.lab.junit counts them as missing).  The
+# the tests it did not run count as failed (scripts/junit_summary.py counts them as missing).  The
 # stop still tears down the module's fixtures (destroying guests): they get this long.
 LEAST_TO_START = 60.0
 

@@ -18,26 +18,22 @@ Checks (thresholds in :class:`Thresholds`):
 * ``xenstore-quota``: a domain's XenStore usage ≥ 80 % of a quota;
 * ``stale-backend``: backend directories of domains that no longer exist;
 * ``device-state``: a PV device whose frontend or backend is not Connected.
+
+The types live in :mod:`~grantscope.model.observation` (re-exported here) and the leak check
+in :mod:`~grantscope.model.findings_leaks`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from grantscope.model.devices_join import (
     DeviceRow,
-    decimal_value,
     join_devices,
     state_name,
 )
-from grantscope.model.dumps import ConsoleParse, GrantEntry
-from grantscope.model.gnttab_size import GrantFrames
-from grantscope.model.interrupts import InterruptsParse, XenbusCounters
-from grantscope.model.runs import ref_ranges
-from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
+from grantscope.model.findings_leaks import leaks
+from grantscope.model.observation import Analysis, Finding, Observation, Severity, Thresholds
 
 __all__ = [
     "Analysis",
@@ -48,85 +44,9 @@ __all__ = [
     "analyze",
 ]
 
-Severity = Literal["error", "warning", "info"]
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
-#: Grant refs 0..7 are reserved (0 console, 1 XenStore); they are always mapped by dom0.
-_RESERVED_REFS = 8
 _HOME_RE = re.compile(r"^/local/domain/(\d+)$")
 _BACKEND_FE_RE = re.compile(r"^/local/domain/(\d+)/backend/([^/]+)/(\d+)$")
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Where a measurement becomes a finding."""
-
-    headroom: float = 0.80  # fraction of a grant/maptrack/quota limit
-    storm_rate: float = 500.0  # events per second on one Xen IRQ
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: ``code`` (stable, for scripts), ``severity``, a one-line ``title``, the
-    ``evidence`` lines it rests on, and ``action``: what to do about it."""
-
-    code: str
-    severity: Severity
-    title: str
-    evidence: tuple[str, ...]
-    action: str
-    subject: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "title": self.title,
-            "evidence": list(self.evidence),
-            "action": self.action,
-            "subject": self.subject,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """Everything read from one host (or one pasted text); any part may be None.
-
-    ``interrupts``/``counters`` come in two samples ``interval`` seconds apart so rates can
-    be computed; ``local_domid`` is the domain they (and ``holders``) were read in.
-    ``unavailable`` maps a source name to why it could not be read.  ``grant_sizes`` (from
-    ``GNTTABOP_query_size``) stand in for the ``g`` dump's table sizes when there is no dump.
-    """
-
-    xenstore: Mapping[str, bytes | None] | None = None
-    console: ConsoleParse | None = None
-    interrupts_before: InterruptsParse | None = None
-    interrupts_after: InterruptsParse | None = None
-    counters_before: tuple[XenbusCounters, ...] | None = None
-    counters_after: tuple[XenbusCounters, ...] | None = None
-    interval: float = 0.0
-    quota: QuotaSnapshot | None = None
-    holders: tuple[DeviceHolder, ...] | None = None
-    local_domid: int | None = None
-    unavailable: Mapping[str, str] = field(default_factory=dict)
-    grant_sizes: tuple[GrantFrames, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Analysis:
-    """The result of :func:`analyze`: findings (worst first), devices, and what was not checked."""
-
-    findings: tuple[Finding, ...]
-    devices: tuple[DeviceRow, ...]
-    not_checked: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "findings": [f.to_json() for f in self.findings],
-            "devices": [d.to_json() for d in self.devices],
-            "not_checked": list(self.not_checked),
-        }
 
 
 def _pct(used: int, limit: int) -> str:
@@ -186,147 +106,6 @@ def _headroom(obs: Observation, th: Thresholds) -> list[Finding]:
                 )
             )
     return out
-
-
-def _xenstore_ref_keys(store: Mapping[str, bytes | None]) -> dict[tuple[int, int], list[str]]:
-    """``(domid, ref) -> [paths]`` for every key under a domain's home that names a grant."""
-    out: dict[tuple[int, int], list[str]] = {}
-    for path, value in store.items():
-        if not path.startswith("/local/domain/"):
-            continue
-        leaf = path.rsplit("/", 1)[-1]
-        if "ref" not in leaf:
-            continue
-        num = decimal_value(value)
-        m = re.match(r"^/local/domain/(\d+)/", path)
-        if num is not None and m:
-            out.setdefault((int(m.group(1)), num), []).append(path)
-    return out
-
-
-def _leaks(obs: Observation, devices: tuple[DeviceRow, ...]) -> list[Finding]:
-    dump = obs.console.grants if obs.console else None
-    if dump is None or obs.xenstore is None:
-        return []
-    ring_refs = {(g.granter, g.ref) for d in devices for g in d.grants}
-    # A live device lets its backend map the frontend's data grants (blkback persistent
-    # grants, netback slots), which appear in no XenStore key.
-    device_pairs = {
-        (d.frontend_domid, d.backend_domid)
-        for d in devices
-        if d.frontend_state is not None and d.backend_state is not None
-    }
-    ref_keys = _xenstore_ref_keys(obs.xenstore)
-    gntalloc_held = (
-        None
-        if obs.holders is None
-        else any(h.device.endswith("gntalloc") for h in obs.holders)
-    )
-    # Grants no key names are reported per (granter, mapper, orphaned) group: one program
-    # mapping 200 pages is one problem, not 200 (seen in the lab: a guest holding 200 dom0
-    # pages made 200 findings).  A grant XenStore still names keeps a finding of its own,
-    # since its keys are the evidence.
-    singles: list[tuple[GrantEntry, list[str], bool]] = []
-    groups: dict[tuple[int, int, bool], list[GrantEntry]] = {}
-    for e in dump.entries():
-        if e.ref < _RESERVED_REFS or (e.granter, e.ref) in ring_refs:
-            continue
-        if (e.granter, e.mapper) in device_pairs:
-            continue
-        keys = ref_keys.get((e.granter, e.ref), [])
-        local_grant = obs.local_domid is not None and e.granter == obs.local_domid
-        orphaned = local_grant and gntalloc_held is False
-        if keys and not orphaned:
-            continue
-        if keys:
-            singles.append((e, keys, orphaned))
-        else:
-            groups.setdefault((e.granter, e.mapper, orphaned), []).append(e)
-    out = [_leak_finding(obs, [e], keys, orphaned) for e, keys, orphaned in singles]
-    out += [_leak_finding(obs, entries, [], orphaned)
-            for (_g, _m, orphaned), entries in groups.items()]
-    return out
-
-
-def _leak_finding(obs: Observation, entries: list[GrantEntry], keys: list[str],
-                  orphaned: bool) -> Finding:
-    """One grant-unowned/grant-orphaned finding for ``entries`` (same granter and mapper)."""
-    e = entries[0]
-    refs = [x.ref for x in entries]
-    many = len(entries) > 1
-    if many:
-        what = f"{len(entries)} grants of d{e.granter} (refs {ref_ranges(refs)})"
-        evidence = [
-            f"'g' dump: d{e.granter} refs {ref_ranges(refs)} ({len(entries)} grants) mapped "
-            f"by d{e.mapper}; the first, ref {e.ref} (0x{e.ref:x}): pin 0x{e.pin:08x}, "
-            f"flags 0x{e.flags:02x}",
-            f"no XenStore key under /local/domain/{e.granter} names any of them",
-        ]
-    else:
-        what = f"grant d{e.granter}:{e.ref}"
-        evidence = [
-            f"'g' dump: d{e.granter} ref {e.ref} (0x{e.ref:x}) mapped by d{e.mapper}, "
-            f"pin 0x{e.pin:08x}, flags 0x{e.flags:02x}",
-        ]
-        if keys:
-            evidence.append("XenStore still names it at " + ", ".join(keys) + " (stale?)")
-        else:
-            evidence.append(f"no XenStore key under /local/domain/{e.granter} names ref {e.ref}")
-    if not keys:
-        evidence.append(f"no PV device has frontend d{e.granter} and backend d{e.mapper}")
-    evidence.append(_mapper_processes(obs, e))
-    if orphaned:
-        evidence.append(
-            f"this is d{e.granter}, and no process here holds /dev/xen/gntalloc open: the "
-            "offering process is gone, the kernel keeps the grant until the peer unmaps"
-        )
-    them, pages = ("them", "pages") if many else ("it", "page")
-    subject: dict[str, Any] = {"granter": e.granter}
-    if not many:
-        subject["ref"] = e.ref
-    subject.update(mapper=e.mapper, refs=refs)
-    return Finding(
-        code="grant-orphaned" if orphaned else "grant-unowned",
-        severity="error" if orphaned else "warning",
-        title=(
-            f"{what} {'are' if many else 'is'} still mapped by d{e.mapper}"
-            + (f" after {'their' if many else 'its'} offering process ended" if orphaned
-               else " with no XenStore owner (possible leak)")
-        ),
-        evidence=tuple(evidence),
-        action=(
-            f"Find the program in d{e.mapper} that mapped {them} and make it unmap (or stop "
-            f"it); the {pages} of d{e.granter} cannot be freed before that. If the peer is "
-            "a vchan or PV device, check that its cleanup on disconnect runs."
-        ),
-        subject=subject,
-    )
-
-
-def _mapper_processes(obs: Observation, e: GrantEntry) -> str:
-    if obs.local_domid is None or e.mapper != obs.local_domid:
-        return (
-            f"mapping process: inside d{e.mapper}; its processes are not visible from "
-            + (f"d{obs.local_domid}" if obs.local_domid is not None else "a pasted dump")
-        )
-    if obs.holders is None:
-        return "mapping process: unknown (processes holding /dev/xen/gntdev were not read)"
-    maps = [h for h in obs.holders if h.device.endswith("gntdev")]
-    # A process with pages mapped from gntdev is the likely mapper; list only those if any.
-    busy = [h for h in maps if h.mapped_pages]
-    maps = busy or maps
-    if not maps:
-        return (
-            f"mapping process: none in d{e.mapper} holds /dev/xen/gntdev (a kernel driver "
-            "maps it)"
-        )
-    return "mapping process (holds /dev/xen/gntdev): " + ", ".join(
-        f"pid {h.pid} ({h.comm}, {h.mapped_pages if h.mapped_pages is not None else '?'} "
-        "pages mapped)"
-        for h in maps
-    )
-
-
 def _storms(obs: Observation, devices: tuple[DeviceRow, ...], th: Thresholds) -> list[Finding]:
     out: list[Finding] = []
     if obs.counters_before is not None and obs.counters_after is not None:
@@ -566,7 +345,7 @@ def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
 
     findings = [
         *_headroom(obs, th),
-        *_leaks(obs, devices),
+        *leaks(obs, devices),
         *_storms(obs, devices, th),
         *_quota(obs, th),
         *_stale_backends(obs),

@@ -8,7 +8,6 @@ simulated host (``--demo``) implements the same protocol for the UI.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +125,11 @@ class Devices(Protocol):
         """The XenStore connection (an :class:`XenStoreLike`), opened on first use."""
         ...
 
+    def guest_type(self) -> str:
+        """This domain's guest type, as ``/sys/hypervisor/guest_type`` says: ``"PV"``,
+        ``"PVH"``, ``"HVM"``, or ``""`` when it does not say."""
+        ...
+
 
 # What each device is for, to name the missing module when one is absent.
 DEVICE_MODULES: dict[str, tuple[str, str]] = {
@@ -186,8 +190,7 @@ class RealDevices:
 
     def preload(self) -> None:
         """Import the device bindings now (seconds under TCG) rather than inside a step."""
-        for module in ("gntdev", "gntalloc", "evtchn", "xenstore"):
-            importlib.import_module(f"grantscope.xen.{module}")
+        from grantscope.xen import evtchn, gntalloc, gntdev, xenstore  # noqa: F401
 
     def map_grants(self, domid: int, grefs: Sequence[int], *, writable: bool) -> Any:
         """A :class:`grantscope.xen.gntdev.GrantMapping` of ``grefs``."""
@@ -220,6 +223,12 @@ class RealDevices:
 
             self._store = XenStore.open()
         return self._store
+
+    def guest_type(self) -> str:
+        """This domain's guest type from ``/sys/hypervisor/guest_type`` (``""`` if absent)."""
+        from grantscope.xen._host import read_text
+
+        return (read_text("/sys/hypervisor/guest_type") or "").strip().upper()
 
     def close(self) -> None:
         """Close the XenStore connection if one was opened."""

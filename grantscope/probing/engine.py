@@ -208,6 +208,10 @@ class Probe:
     def check_values(self, values: dict[str, Any]) -> None:
         """Raise :class:`UsageError` for values that are well-formed but do not fit together."""
 
+    def check_host(self, devices: Devices, values: dict[str, Any]) -> None:
+        """Raise :class:`UsageError` when this host (asked through ``devices``) must not run
+        the probe with these values; the default accepts every host."""
+
     def build_steps(self, values: dict[str, Any]) -> list[Step]:
         """The probe's own steps for these (checked) values."""
         raise NotImplementedError
@@ -286,6 +290,7 @@ class ProbeRun:
         self.readonly = readonly
         self.values = parse_values(probe.name, probe.params, values)
         probe.check_values(self.values)
+        probe.check_host(devices, self.values)
         self.artifacts: dict[str, Any] = {}
         self._ctx = StepContext(devices, dict(self.values), self.artifacts)
         self._steps = probe.steps_for(self._ctx.values)

@@ -73,9 +73,6 @@ def _strerror(err: int) -> str:
     return os.strerror(err)
 
 
-_NOTIFY = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_notify == ioctl_gntalloc_unmap_notify
-
-
 class GrantPages:
     """What a grant offer (gntalloc) and a grant mapping (gntdev) have in common.
 
@@ -88,6 +85,7 @@ class GrantPages:
     # the subclass names its device's SET_UNMAP_NOTIFY and what it is, for messages
     _NOTIFY_CALL: str = ""
     _NOTIFY_REQUEST: int = 0
+    _NOTIFY_STRUCT: struct.Struct  # its struct ..._unmap_notify (abi.packed)
     _KIND: str = "grant pages"
 
     grefs: tuple[int, ...]
@@ -146,7 +144,7 @@ class GrantPages:
         evtchn = 0 if port is None else check_u32(port, "port")
         try:
             fcntl.ioctl(self._fd, self._NOTIFY_REQUEST,
-                        _NOTIFY.pack(self._index + offset, action, evtchn))
+                        self._NOTIFY_STRUCT.pack(self._index + offset, action, evtchn))
         except OSError as exc:
             raise from_oserror(exc, self._NOTIFY_CALL,
                                {"offset": offset, "clear_byte": clear_byte, "port": port},

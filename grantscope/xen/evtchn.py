@@ -28,8 +28,13 @@ EVTCHN_PATH = "/dev/xen/evtchn"
 # How long bind_interdomain waits for the event Xen marks pending on the new port.
 BIND_SETTLE_S = 0.25
 _READ_MAX = 4096  # the driver returns at most a page of u32 ports per read
-_U32 = struct.Struct("=I")
-_U32X2 = struct.Struct("=II")
+_U32 = struct.Struct("=I")  # read(2) returns the pending ports as u32s
+_BIND_UNBOUND = abi.packed("struct ioctl_evtchn_bind_unbound_port")
+_BIND_INTERDOMAIN = abi.packed("struct ioctl_evtchn_bind_interdomain")
+_BIND_VIRQ = abi.packed("struct ioctl_evtchn_bind_virq")
+_UNBIND = abi.packed("struct ioctl_evtchn_unbind")
+_NOTIFY = abi.packed("struct ioctl_evtchn_notify")
+_RESTRICT = abi.packed("struct ioctl_evtchn_restrict_domid")
 _POLLIN = select.POLLIN
 
 
@@ -75,14 +80,14 @@ class EventChannel:
         except OSError as exc:
             raise from_oserror(exc, call, args, path=self.path) from None
         self._ports.add(port)
-        self._port_bytes[port] = _U32.pack(port)
+        self._port_bytes[port] = _NOTIFY.pack(port)
         return int(port)
 
     def bind_unbound(self, remote_domid: int) -> int:
         """Allocate a new port that ``remote_domid`` may bind to; the local port."""
         check_domid(remote_domid)
         return self._bind("IOCTL_EVTCHN_BIND_UNBOUND_PORT", abi.IOCTL_EVTCHN_BIND_UNBOUND_PORT,
-                          _U32.pack(remote_domid), {"remote_domid": remote_domid})
+                          _BIND_UNBOUND.pack(remote_domid), {"remote_domid": remote_domid})
 
     def bind_interdomain(self, remote_domid: int, remote_port: int) -> int:
         """Connect to ``remote_domid``'s unbound port ``remote_port``; the local port.
@@ -93,7 +98,7 @@ class EventChannel:
         check_domid(remote_domid)
         check_u32(remote_port, "remote_port")
         port = self._bind("IOCTL_EVTCHN_BIND_INTERDOMAIN", abi.IOCTL_EVTCHN_BIND_INTERDOMAIN,
-                          _U32X2.pack(remote_domid, remote_port),
+                          _BIND_INTERDOMAIN.pack(remote_domid, remote_port),
                           {"remote_domid": remote_domid, "remote_port": remote_port})
         self._settle(port)
         return port
@@ -116,13 +121,13 @@ class EventChannel:
         """Bind virtual IRQ ``virq`` (e.g. VIRQ_DOM_EXC=3 in dom0); the local port."""
         check_u32(virq, "virq")
         return self._bind("IOCTL_EVTCHN_BIND_VIRQ", abi.IOCTL_EVTCHN_BIND_VIRQ,
-                          _U32.pack(virq), {"virq": virq})
+                          _BIND_VIRQ.pack(virq), {"virq": virq})
 
     def unbind(self, port: int) -> None:
         """Unbind ``port`` (ENOTCONN, explained, if it is not bound through this fd)."""
         check_u32(port, "port")
         try:
-            fcntl.ioctl(self.fileno(), abi.IOCTL_EVTCHN_UNBIND, _U32.pack(port))
+            fcntl.ioctl(self.fileno(), abi.IOCTL_EVTCHN_UNBIND, _UNBIND.pack(port))
         except OSError as exc:
             raise from_oserror(exc, "IOCTL_EVTCHN_UNBIND", {"port": port},
                                path=self.path) from None
@@ -147,7 +152,7 @@ class EventChannel:
         check_domid(domid)
         try:
             fcntl.ioctl(self.fileno(), abi.IOCTL_EVTCHN_RESTRICT_DOMID,
-                        struct.pack("=H", domid))
+                        _RESTRICT.pack(domid))
         except OSError as exc:
             raise from_oserror(exc, "IOCTL_EVTCHN_RESTRICT_DOMID", {"domid": domid},
                                path=self.path) from None
@@ -159,7 +164,7 @@ class EventChannel:
             _readonly.refuse_if_readonly(f"notifying event channel port {port}")
         arg = self._port_bytes.get(port)
         if arg is None:
-            arg = _U32.pack(check_u32(port, "port"))
+            arg = _NOTIFY.pack(check_u32(port, "port"))
         try:
             fcntl.ioctl(self._fd, abi.IOCTL_EVTCHN_NOTIFY, arg)
         except OSError as exc:
@@ -261,7 +266,7 @@ class EventChannel:
             for port in sorted(self._ports):
                 # Closing the fd unbinds whatever is left, so a failure here loses nothing.
                 with contextlib.suppress(OSError):
-                    fcntl.ioctl(self._fd, abi.IOCTL_EVTCHN_UNBIND, _U32.pack(port))
+                    fcntl.ioctl(self._fd, abi.IOCTL_EVTCHN_UNBIND, _UNBIND.pack(port))
         finally:
             self._ports.clear()
             self._port_bytes.clear()

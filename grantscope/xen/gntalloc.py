@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import struct
 
 from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, open_device
@@ -23,7 +22,7 @@ PAGE_SIZE = abi.PAGE_SIZE
 MAX_PAGES = 1024  # gntalloc's default global limit; larger requests cannot succeed
 
 _ffi = abi.ffi
-_DEALLOC = struct.Struct("=QI4x")  # struct ioctl_gntalloc_dealloc_gref (16 bytes)
+_DEALLOC = abi.packed("struct ioctl_gntalloc_dealloc_gref")
 
 
 class GrantOffer(GrantPages):
@@ -78,6 +77,7 @@ class GrantOffer(GrantPages):
 
     _NOTIFY_CALL = "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY"
     _NOTIFY_REQUEST = abi.IOCTL_GNTALLOC_SET_UNMAP_NOTIFY
+    _NOTIFY_STRUCT = abi.packed("struct ioctl_gntalloc_unmap_notify")
     _KIND = "grant offer"
 
     def _release_grants(self) -> None:

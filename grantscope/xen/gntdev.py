@@ -31,8 +31,10 @@ LocalBuffer = bytes | bytearray | memoryview
 PAGE_SIZE = abi.PAGE_SIZE
 
 _ffi = abi.ffi
-_UNMAP = struct.Struct("=QII")  # struct ioctl_gntdev_unmap_grant_ref
-_INDEX = struct.Struct("=Q")  # the index field of struct ioctl_gntdev_map_grant_ref
+_UNMAP = abi.packed("struct ioctl_gntdev_unmap_grant_ref")
+# struct ioctl_gntdev_map_grant_ref: the header (count, pad, index), then count grant refs.
+_MAP_HEADER = abi.packed("struct ioctl_gntdev_map_grant_ref")
+_REF_CODES = abi.packed("struct ioctl_gntdev_grant_ref").format.removeprefix("=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +154,14 @@ class GrantMapping(GrantPages):
         fields: list[int] = [count, 0, 0]
         for gref in self.grefs:
             fields += (self.domid, gref)
-        buf = bytearray(struct.pack(f"=IIQ{2 * count}I", *fields))
+        buf = bytearray(struct.pack(_MAP_HEADER.format + _REF_CODES * count, *fields))
         try:
             fcntl.ioctl(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, buf)
         except OSError as exc:
             raise from_oserror(exc, "IOCTL_GNTDEV_MAP_GRANT_REF",
                                {"domid": self.domid, "grefs": list(self.grefs)},
                                path=self.path) from None
-        self._index = _INDEX.unpack_from(buf, 8)[0]
+        self._index = _MAP_HEADER.unpack_from(buf)[2]
         try:
             self._pages = MappedPages(self._fd, PAGE_SIZE * count, self._index,
                                       writable=self.writable)
@@ -199,6 +201,7 @@ class GrantMapping(GrantPages):
 
     _NOTIFY_CALL = "IOCTL_GNTDEV_SET_UNMAP_NOTIFY"
     _NOTIFY_REQUEST = abi.IOCTL_GNTDEV_SET_UNMAP_NOTIFY
+    _NOTIFY_STRUCT = abi.packed("struct ioctl_gntdev_unmap_notify")
     _KIND = "grant mapping"
 
     def _writable_here(self) -> bool:

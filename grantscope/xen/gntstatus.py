@@ -8,30 +8,36 @@ messages that name the reason, so these causes are what grantscope tells the use
 
 from __future__ import annotations
 
-# code -> (name, meaning in words)
+from grantscope.xen import abi
+
+# code -> what it means, in words
+_MEANINGS: dict[int, str] = {
+    abi.GNTST_okay: "the operation succeeded",
+    abi.GNTST_general_error: (
+        "the grant is not for this domain, or it was never granted / already ended"),
+    abi.GNTST_bad_domain: "unrecognised domain id: no such domain (DOMID_SELF is not accepted)",
+    abi.GNTST_bad_gntref: "invalid grant reference: beyond the granting domain's grant table",
+    abi.GNTST_bad_handle: "invalid mapping handle: nothing is mapped under that handle",
+    abi.GNTST_bad_virt_addr: "invalid virtual address to map into",
+    abi.GNTST_bad_dev_addr: "invalid device address to unmap",
+    abi.GNTST_no_device_space: "no spare translation slot in the I/O MMU",
+    abi.GNTST_permission_denied: (
+        "not enough privilege: the security policy (XSM/FLASK) refused it"),
+    abi.GNTST_bad_page: "the granted page is invalid for this operation",
+    abi.GNTST_bad_copy_arg: "copy arguments cross a page boundary",
+    abi.GNTST_address_too_big: "transfer page address too large",
+    abi.GNTST_eagain: "operation not done; try again (e.g. the page is paged out)",
+    abi.GNTST_no_space: "out of space (handles): no free maptrack handle in the mapping domain",
+}
+
+# code -> (name, meaning in words); the names and codes are grantscope.xen.abi's.
 GNTST: dict[int, tuple[str, str]] = {
-    0: ("okay", "the operation succeeded"),
-    -1: (
-        "general_error",
-        "the grant is not for this domain, or it was never granted / already ended",
-    ),
-    -2: ("bad_domain", "unrecognised domain id: no such domain (DOMID_SELF is not accepted)"),
-    -3: ("bad_gntref", "invalid grant reference: beyond the granting domain's grant table"),
-    -4: ("bad_handle", "invalid mapping handle: nothing is mapped under that handle"),
-    -5: ("bad_virt_addr", "invalid virtual address to map into"),
-    -6: ("bad_dev_addr", "invalid device address to unmap"),
-    -7: ("no_device_space", "no spare translation slot in the I/O MMU"),
-    -8: ("permission_denied", "not enough privilege: the security policy (XSM/FLASK) refused it"),
-    -9: ("bad_page", "the granted page is invalid for this operation"),
-    -10: ("bad_copy_arg", "copy arguments cross a page boundary"),
-    -11: ("address_too_big", "transfer page address too large"),
-    -12: ("eagain", "operation not done; try again (e.g. the page is paged out)"),
-    -13: ("no_space", "out of space (handles): no free maptrack handle in the mapping domain"),
+    code: (name, _MEANINGS[code]) for name, code in abi.GNTST_CODES.items()
 }
 
 # code -> likely causes, most likely first.
 CAUSES: dict[int, tuple[str, ...]] = {
-    -1: (
+    abi.GNTST_general_error: (
         "the granter granted the page to another domain id (its grant entry must name the "
         "mapping domain's id: dom0 maps need a grant to 0, not to DOMID_SELF or to the peer)",
         "the gref was never granted, or the granter already ended access (stale gref, or read "
@@ -40,24 +46,26 @@ CAUSES: dict[int, tuple[str, ...]] = {
         "the grant is already pinned by another domain, or the map counter would overflow",
         "a PVH/HVM mapper using device_map/contains_pte mappings",
     ),
-    -2: (
+    abi.GNTST_bad_domain: (
         "the domain id does not exist (destroyed, or a typo)",
         "DOMID_SELF (32752) was passed: name the domain by its real id (0 for dom0)",
     ),
-    -3: (
+    abi.GNTST_bad_gntref: (
         "the gref is beyond the granting domain's grant table (a wrong or garbled number)",
         "refs 0..7 are reserved, a gref read from the wrong XenStore key",
     ),
-    -4: ("the mapping was already unmapped, or the handle is corrupt",),
-    -5: ("the target virtual address is not suitable for a grant mapping",),
-    -6: ("the device address given to unmap does not match the mapping",),
-    -7: ("the IOMMU has no free slots for another device mapping",),
-    -8: ("an XSM/FLASK policy forbids this domain to map or copy that grant",),
-    -9: ("the granted frame is not a valid page for this operation (e.g. ballooned out)",),
-    -10: ("the copy's offset + length crosses the 4096-byte page",),
-    -11: ("the transfer page's machine address is too large for the peer",),
-    -12: ("the granted page is paged out or shared; retry the operation",),
-    -13: (
+    abi.GNTST_bad_handle: ("the mapping was already unmapped, or the handle is corrupt",),
+    abi.GNTST_bad_virt_addr: ("the target virtual address is not suitable for a grant mapping",),
+    abi.GNTST_bad_dev_addr: ("the device address given to unmap does not match the mapping",),
+    abi.GNTST_no_device_space: ("the IOMMU has no free slots for another device mapping",),
+    abi.GNTST_permission_denied: (
+        "an XSM/FLASK policy forbids this domain to map or copy that grant",),
+    abi.GNTST_bad_page: (
+        "the granted frame is not a valid page for this operation (e.g. ballooned out)",),
+    abi.GNTST_bad_copy_arg: ("the copy's offset + length crosses the 4096-byte page",),
+    abi.GNTST_address_too_big: ("the transfer page's machine address is too large for the peer",),
+    abi.GNTST_eagain: ("the granted page is paged out or shared; retry the operation",),
+    abi.GNTST_no_space: (
         "the mapping domain ran out of maptrack handles (too many foreign grants mapped; "
         "raise max_maptrack_frames / gnttab_max_maptrack_frames)",
     ),

@@ -23,11 +23,9 @@ reference/baselines.md):
 from __future__ import annotations
 
 import builtins
-import itertools
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
@@ -38,7 +36,9 @@ from grantscope.xen.xs_escape import escape_value, unescape_value
 from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
 from grantscope.xen.xs_walk import DEFAULT_WINDOW, format_ls_line
 from grantscope.xen.xs_walk import walk as _walk
+from grantscope.xen.xs_watch import XsWatch
 from grantscope.xen.xs_wire import PAYLOAD_MAX, Op, join_args, op_name, split_strings
+from grantscope.xen.xs_wire import encode_path as _encode_path
 
 __all__ = [
     "Perms",
@@ -53,118 +53,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_tokens = itertools.count(1)
 
 #: Requests that change the store (or another domain's connection): refused under --readonly.
 MUTATING_OPS: frozenset[Op] = frozenset({
     Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS, Op.INTRODUCE, Op.RELEASE, Op.RESUME,
     Op.SET_TARGET, Op.CONTROL,
 })
-
-
-def _encode_path(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
-
-
-class XsWatch:
-    """A XenStore watch: iterate for changed paths, or ``get(timeout)``; ``close()`` unwatches.
-
-    xenstored fires once right after the watch is set, for the watched path itself; after that
-    one event per change at or below the path (and possibly spurious ones).  When the
-    connection is lost (xenstored restarted, or a request timed out) the watch is registered
-    again on the store's new connection; changes made meanwhile were not seen, and
-    :meth:`take_notice` says so once (the caller shows it).
-    """
-
-    def __init__(self, store: XenStore, path: str):
-        self.path = path
-        self._store = store
-        self.token = f"grantscope-{next(_tokens)}".encode()
-        self._closed = False
-        self._notices: list[str] = []
-        self.reconnects = 0
-        self._registered = False
-        self._conn = store._connection()
-        self._register(self._conn)
-        store._watches.add(self)
-
-    def _register(self, conn: XsConnection) -> None:
-        self._conn = conn
-        self._registered = False
-        conn.add_watch_queue(self.token)  # before WATCH: the first event may come at once
-        try:
-            self._store._call(Op.WATCH, join_args(_encode_path(self.path), self.token),
-                              self.path, conn=conn)
-        except BaseException:
-            conn.remove_watch_queue(self.token)
-            raise
-        self._registered = True
-
-    def _reregister(self, conn: XsConnection, reason: str) -> None:
-        """Called by the store after it reconnected: watch again on ``conn``."""
-        self._register(conn)  # raises while xenstored does not answer: no notice yet
-        self.reconnects += 1
-        self._notices.append(
-            f"XenStore connection lost ({reason}); reconnected and watching {self.path} "
-            "again: changes made while disconnected were not seen"
-        )
-
-    def take_notice(self) -> str | None:
-        """A sentence about a disconnection since the last call, or None."""
-        return self._notices.pop(0) if self._notices else None
-
-    def get(self, timeout: float | None = None) -> str | None:
-        """The next changed path, or None if none came within ``timeout`` seconds."""
-        if self._closed:
-            return None
-        limit = self._store.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while True:
-            if (not self._registered or self._conn.closed) \
-                    and not self._store._reconnect_for(self):
-                # xenstored not reachable (or paused) yet: try again on the next get().
-                time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
-                return None
-            try:
-                raw = self._conn.next_event(self.token, deadline)
-                break
-            except XenStoreError as err:
-                if err.errno_name != "ECONNRESET" or self._closed:
-                    raise
-                if time.monotonic() >= deadline:
-                    return None
-        return None if raw is None else raw.decode("utf-8", "surrogateescape")
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        while not self._closed:
-            path = self.get(1.0)
-            if path is not None:
-                return path
-        raise StopIteration
-
-    def close(self) -> None:
-        """Remove the watch (idempotent); errors while unwatching are ignored."""
-        if self._closed:
-            return
-        self._closed = True
-        self._store._watches.discard(self)
-        try:
-            if not self._conn.closed:
-                self._store._call(Op.UNWATCH, join_args(_encode_path(self.path), self.token),
-                                  self.path, conn=self._conn)
-        except XenStoreError:
-            pass  # the watch dies with the connection anyway
-        finally:
-            self._conn.remove_watch_queue(self.token)
-
-    def __enter__(self) -> XsWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class XenStore:

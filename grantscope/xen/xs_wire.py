@@ -161,3 +161,8 @@ ERRNO_EXPLANATIONS: dict[str, str] = {
 def explain_errno(name: str) -> str:
     """A human explanation for an errno name from an ERROR reply."""
     return ERRNO_EXPLANATIONS.get(name, f"xenstored answered {name}.")
+
+
+def encode_path(path: str) -> bytes:
+    """A path as the wire carries it (UTF-8; undecodable bytes kept through surrogateescape)."""
+    return path.encode("utf-8", "surrogateescape")

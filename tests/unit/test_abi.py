@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from struct import calcsize
 
 import pytest
 
@@ -121,13 +123,101 @@ def test_known_values_from_the_reference() -> None:
     assert abi.sizeof("struct gntdev_grant_copy_segment") == 24
 
 
-def test_struct_packing_used_on_hot_paths_matches_the_cffi_layout() -> None:
-    # gntdev.py packs MAP_GRANT_REF with struct ("=IIQ" + refs) for speed.
-    import struct
+def _packed_offsets(struct_name: str) -> list[tuple[str, int, int]]:
+    """(field, offset, width) of each field of abi.PACKED's layout, by the struct module."""
+    out, fmt = [], "="
+    for field, code in abi.PACKED[struct_name]:
+        out.append((field, calcsize(fmt), calcsize("=" + code)))
+        fmt += code
+    return out
 
-    map_struct = "struct ioctl_gntdev_map_grant_ref"
-    assert struct.calcsize("=IIQ2I") == abi.sizeof(map_struct)
-    assert abi.offsetof(map_struct, "index") == 8
-    assert abi.offsetof(map_struct, "refs") == 16
-    assert struct.calcsize("=QII") == abi.sizeof("struct ioctl_gntdev_unmap_grant_ref")
-    assert struct.calcsize("=QI4x") == abi.sizeof("struct ioctl_gntalloc_dealloc_gref")
+
+def test_packed_layouts_match_the_kernel(kernel_values: dict[str, int]) -> None:
+    """The struct-module layouts the hot paths pack with, field by field, against the headers."""
+    for name in abi.PACKED:
+        for field, offset, width in _packed_offsets(name):
+            assert offset == kernel_values[f"offset {name} {field}"], (name, field)
+            assert width == kernel_values[f"fsize {name} {field}"], (name, field)
+        array = abi.PACKED_HEADER_OF.get(name)
+        size = (kernel_values[f"offset {name} {array}"] if array
+                else kernel_values[f"size {name}"])
+        assert abi.packed(name).size == size, name
+
+
+def test_packed_layouts_cover_every_field_of_their_struct() -> None:
+    for name, layout in abi.PACKED.items():
+        fields = [f for f in abi.STRUCT_FIELDS[name] if f != abi.PACKED_HEADER_OF.get(name)]
+        assert [field for field, _ in layout] == fields, name
+
+
+def test_the_bindings_pack_with_the_checked_layouts() -> None:
+    from grantscope.xen import evtchn, gntalloc, gntdev
+
+    assert gntdev._UNMAP.format == "=QII"
+    assert gntdev._MAP_HEADER.format == "=IIQ" and gntdev._REF_CODES == "II"
+    assert gntdev.GrantMapping._NOTIFY_STRUCT.format == "=QII"
+    assert gntalloc.GrantOffer._NOTIFY_STRUCT.format == "=QII"
+    assert gntalloc._DEALLOC.format == "=QI4x" and gntalloc._DEALLOC.size == 16
+    assert evtchn._BIND_INTERDOMAIN.format == "=II" and evtchn._RESTRICT.format == "=H"
+
+
+def test_a_wrong_packed_layout_fails_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = "struct ioctl_gntdev_unmap_grant_ref"
+    monkeypatch.setitem(abi.PACKED, name, (("index", "I"), ("count", "I"), ("pad", "I")))
+    with pytest.raises(AssertionError, match=r"\.index: packed at 0 \(4 bytes\), the cdef "
+                                             r"says 0 \(8 bytes\)"):
+        abi.packed(name)
+    monkeypatch.setitem(abi.PACKED, name, (("index", "Q"), ("count", "I"), ("pad", "Q")))
+    with pytest.raises(AssertionError, match="pad"):
+        abi.packed(name)
+
+
+def test_gntst_codes_have_one_home() -> None:
+    from grantscope.xen import gntstatus
+
+    assert abi.GNTST_CODES["okay"] == 0 and abi.GNTST_CODES["no_space"] == -13
+    assert sorted(abi.GNTST_CODES.values()) == list(range(-13, 1))
+    assert {code: name for code, (name, _) in gntstatus.GNTST.items()} == {
+        code: name for name, code in abi.GNTST_CODES.items()}
+    assert set(gntstatus.CAUSES) <= set(gntstatus.GNTST)
+
+
+# Modules that still declare their own copy, and who removes it (the lead empties this).
+KNOWN_COPIES = {
+    "grantscope/xen/errors.py": "h20",
+    "grantscope/host/sim_devices.py": "h20",
+}
+
+
+def test_domid_self_and_gntst_are_declared_only_in_abi() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    copies = []
+    for path in sorted([*root.joinpath("grantscope").rglob("*.py"),
+                        *root.joinpath("probes").glob("*.py")]):
+        rel = path.relative_to(root).as_posix()
+        if rel == "grantscope/xen/abi.py" or rel.startswith("grantscope/probes/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                if isinstance(target, ast.Name) and (
+                        target.id == "DOMID_SELF" or target.id.upper().startswith("GNTST_")):
+                    copies.append(f"{rel}:{node.lineno} {target.id}")
+    unexpected = [c for c in copies if c.split(":")[0] not in KNOWN_COPIES]
+    assert unexpected == []
+    assert {c.split(":")[0] for c in copies} == set(KNOWN_COPIES)
+
+
+def test_plain_numbers_do_not_load_cffi() -> None:
+    """DOMID_SELF and the GNTST codes come without cffi; the ioctl numbers bring it."""
+    code = ("import sys\nfrom grantscope.xen import abi, gntstatus\n"
+            "print(abi.DOMID_SELF, 'cffi' in sys.modules)\n"
+            "print(abi.IOCTL_EVTCHN_NOTIFY, 'cffi' in sys.modules)\n"
+            "from grantscope.xen.abi import IOCTL_EVTCHN_RESET\nprint(IOCTL_EVTCHN_RESET)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["32752", "False", str(0x00044504), "True", str(0x00004505)]
+    with pytest.raises(AttributeError, match="no attribute 'IOCTL_NOPE'"):
+        abi.IOCTL_NOPE  # noqa: B018

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
+import junit_summary as junit
 import pytest
-
-from grantscope.lab import junit
-from grantscope.lab.junit import Counts, count_file, count_xml, load_expected, main
+from junit_summary import Counts, count_file, count_xml, load_expected, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -270,3 +271,18 @@ def test_a_tier_run_in_two_parts_is_counted_together(
     assert out[1].startswith("real-Xen tier: 3 passed, 1 failed, 0 skipped (FAILED: no JUnit "
                              "report at"), out[1]
     assert "guest types [pvh]: 0 passed, 1 failed" in "\n".join(out)
+
+
+def test_summary_runs_as_test_all_runs_it(tmp_path: Path) -> None:
+    """test-all.sh: the system python, PYTHONPATH at the checkout, the script by its path."""
+    expected = tmp_path / "expected.toml"
+    expected.write_text('[tier.unit-ui]\nlabel = "unit"\nminimum = 1\n')
+    report = tmp_path / "unit.xml"
+    report.write_text('<testsuite><testcase name="a"/></testsuite>')
+    done = subprocess.run(
+        ["/usr/bin/python3", str(ROOT / "scripts" / "junit_summary.py"), "summary",
+         "--expected", str(expected), "--report", f"unit-ui={report}:0"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "1 passed, 0 failed"

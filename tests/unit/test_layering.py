@@ -1,11 +1,117 @@
-"""Only grantscope.ui may import Textual: every other module imports without it."""
+"""The layers as a contract, and only grantscope.ui imports Textual.
+
+The order (top to bottom; the rules and the reasons are in tests/layers.py)::
+
+    grantscope.__main__ > cli > ui > bundle-export | metrics | lab > host
+        > probing (+ probes) > sources | bundle-read > model > xen
+        > base (grantscope, errors, safefile, safetext)
+
+Every import counts, lazy (function-level) ones and ``TYPE_CHECKING`` ones included, and
+``importlib.import_module`` with a literal name.  No import goes up, none goes sideways between
+groups of one layer (so no cycle between layers can exist), and no string import crosses groups.
+"""
 
 import json
 import pkgutil
 import subprocess
 import sys
 
+import pytest
+from layers import LAYERS, Import, all_imports, group_of, imports_in, module_files, violations
+
 import grantscope
+
+# Violations other helpers are removing right now; each names who fixes it.  The lead empties
+# this list when those branches merge: an entry that no longer occurs fails the test below.
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset({
+    # h20: host.xen's analyze() stops calling the command line's report builder.
+    ("grantscope.host.xen", "grantscope.cli.report"),
+    # h20 (Observation builder into sources/): _local_domid leaves cli/report.py; until then the
+    # Prometheus collector borrows it from the command line.
+    ("grantscope.metrics.collect", "grantscope.cli.report"),
+    # h20: bundle/collectors.py's importlib strings become plain imports.
+    ("grantscope.bundle.collectors", "grantscope.model.interrupts"),
+    ("grantscope.bundle.collectors", "grantscope.model.findings"),
+    ("grantscope.bundle.collectors", "grantscope.sources.hvdump"),
+    ("grantscope.bundle.collectors", "grantscope.sources.procfs"),
+    ("grantscope.bundle.collectors", "grantscope.xen.xenstore"),
+})
+
+
+def _known(imp: Import) -> bool:
+    return (imp.importer, imp.imported) in KNOWN_VIOLATIONS
+
+
+def test_no_import_breaks_the_layers() -> None:
+    imports = all_imports()
+    assert len(imports) > 300, "the import scan found too little to be the whole package"
+    problems = violations(imp for imp in imports if not _known(imp))
+    assert problems == [], "\n".join(problems)
+
+
+def test_known_violations_still_occur() -> None:
+    """An allowlisted import that is gone must leave the list, so the list only shrinks."""
+    seen = {(imp.importer, imp.imported) for imp in all_imports() if violations([imp])}
+    assert KNOWN_VIOLATIONS - seen == set()
+
+
+def test_every_module_is_in_a_layer() -> None:
+    files = module_files()
+    assert "grantscope.probes.map_grant" in files and "grantscope.xen.abi" in files
+    assert [name for name in files if group_of(name) is None] == []
+
+
+def test_layer_order_is_as_documented() -> None:
+    names = [[group for group, _ in layer] for layer in LAYERS]
+    assert names[1:3] == [["cli"], ["ui"]]
+    assert names.index(["host"]) < names.index(["probing"]) < names.index(["model"])
+    assert names.index(["model"]) < names.index(["xen"]) == len(names) - 2
+
+
+def _scan(source: str, module: str, *, package: bool = False) -> list[str]:
+    return violations(imp for imp in imports_in(source, module, package, module_files())
+                      if imp.imported.startswith("grantscope"))
+
+
+@pytest.mark.parametrize("source", [
+    "from grantscope.cli.report import collect_observation\n",
+    "import grantscope.ui.app\n",
+    "def f():\n    from grantscope.host.sim import SimHost\n    return SimHost\n",
+    "from typing import TYPE_CHECKING\n"
+    "if TYPE_CHECKING:\n    from grantscope.host.base import Host\n",
+    "from ..host import base\n",
+])
+def test_an_upward_import_fails(source: str) -> None:
+    """A fake model module importing upward, eagerly, lazily, for typing or relatively."""
+    problems = _scan(source, "grantscope.model.fake")
+    assert len(problems) == 1 and "upward (model -> " in problems[0], problems
+
+
+def test_string_import_across_groups_fails_and_within_a_group_passes() -> None:
+    across = _scan("import importlib\nimportlib.import_module('grantscope.model.findings')\n",
+                   "grantscope.bundle.fake")
+    assert len(across) == 1 and "by string" in across[0]
+    prefix = _scan("import importlib\ndef f(n):\n"
+                   "    return importlib.import_module(f'grantscope.ui.{n}')\n",
+                   "grantscope.xen.fake")
+    assert len(prefix) == 1 and "by string" in prefix[0]
+    assert _scan("import importlib\nimportlib.import_module(f'grantscope.probes.{x}')\n",
+                 "grantscope.probing.registry") == []
+
+
+def test_sideways_and_unlisted_imports_fail() -> None:
+    sideways = _scan("from grantscope.lab import paths\n", "grantscope.metrics.fake")
+    assert len(sideways) == 1 and "sideways" in sideways[0]
+    unlisted = _scan("from grantscope.newpkg import x\n", "grantscope.cli.fake")
+    assert len(unlisted) == 1 and "in no layer" in unlisted[0]
+
+
+def test_downward_and_own_group_imports_pass() -> None:
+    source = ("from grantscope.host.base import Host\nfrom grantscope.xen import abi\n"
+              "from grantscope.errors import UsageError\nfrom . import codec\n")
+    assert _scan(source, "grantscope.bundle.export") == []
+    assert _scan("from grantscope.bundle.reader import read_bundle\n",
+                 "grantscope.host.replay") == []
 
 
 def _modules() -> list[str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fake_devices import FakeDevices
 
 from grantscope.errors import UsageError
 from grantscope.probing.engine import ProbeRun, builtin_probes
 from grantscope.probing.registry import find_probe
-from grantscope.probing.testing import FakeDevices
 from grantscope.xen.gntstatus import GNTST
 
 NAMES = ["map-grant", "offer-page", "notify", "pingpong", "explain-map", "mailbox-loopback"]
@@ -340,20 +340,30 @@ def test_offer_page_rejects_negative_events() -> None:
 
 
 @pytest.mark.parametrize("kind", ["PVH", "HVM"])
-def test_mailbox_loopback_refuses_in_auto_translated_guests_unless_forced(
-        monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
-    import grantscope.probes.mailbox_loopback as loopback
-
-    monkeypatch.setattr(loopback, "read_text", lambda path: kind + "\n")
+def test_mailbox_loopback_refuses_in_auto_translated_guests_unless_forced(kind: str) -> None:
+    devices = FakeDevices(guest_type=kind)
     with pytest.raises(UsageError, match=f"this is a {kind} guest") as err:
-        ProbeRun(find_probe("mailbox-loopback"), {}, FakeDevices())
+        ProbeRun(find_probe("mailbox-loopback"), {}, devices)
     assert "force=true" in err.value.explanation and "triple fault" in err.value.explanation
-    run = _run("mailbox-loopback", {"force": "true"}, FakeDevices())
+    assert devices.call_names() == ["guest_type"]  # asked the devices, touched nothing else
+    run = _run("mailbox-loopback", {"force": "true"}, FakeDevices(guest_type=kind))
     assert run.ok
 
 
-def test_mailbox_loopback_runs_in_pv_guests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import grantscope.probes.mailbox_loopback as loopback
+@pytest.mark.parametrize("kind", ["PV", ""])
+def test_mailbox_loopback_runs_in_pv_guests_and_where_the_type_is_unknown(kind: str) -> None:
+    assert _run("mailbox-loopback", {}, FakeDevices(guest_type=kind)).ok
 
-    monkeypatch.setattr(loopback, "read_text", lambda path: "PV\n")
-    assert _run("mailbox-loopback", {}, FakeDevices()).ok
+
+def test_mailbox_loopback_on_the_simulated_host_never_reads_the_machine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo host answers the guest type itself: /sys/hypervisor is never read."""
+    from grantscope.host.sim import SimHost
+    from grantscope.xen import _host
+
+    def no_sysfs(path: str, root: str = "/") -> str | None:
+        raise AssertionError(f"read {path} of the real machine")
+
+    monkeypatch.setattr(_host, "read_text", no_sysfs)
+    run = ProbeRun(find_probe("mailbox-loopback"), {}, SimHost(frozen_at=100.0).devices())
+    assert run.devices.guest_type() == "PV"

@@ -9,10 +9,10 @@ import signal
 from typing import Any
 
 import pytest
+from fake_devices import FakeDevices
 
 import grantscope.probing.devices as devices_mod
 from grantscope.cli import build_parser, main
-from grantscope.probing.testing import FakeDevices
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_ctrl_c_runs_the_cleanup(fake: list[FakeDevices], monkeypatch: pytest.Mo
     def interrupt(self: Any, port: int) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("grantscope.probing.testing.FakeEventChannel.notify", interrupt)
+    monkeypatch.setattr("fake_devices.FakeEventChannel.notify", interrupt)
     assert main(["probe", "run", "mailbox-loopback"]) == 130
     out = capsys.readouterr().out
     assert "[10/13] notify: FAILED" in out and "interrupted (Ctrl-C)" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fake_devices import FakeDevices
 
 from grantscope.errors import UsageError
 from grantscope.probing.engine import (
@@ -17,7 +18,6 @@ from grantscope.probing.engine import (
     StepRecord,
 )
 from grantscope.probing.params import Param
-from grantscope.probing.testing import FakeDevices
 from grantscope.xen.errors import XenError
 
 
@@ -229,9 +229,10 @@ def test_cleanup_from_another_thread_waits_for_the_running_step() -> None:
     import threading
     import time as _time
 
+    from fake_devices import FakeDevices as _Fake
+
     from grantscope.probing.engine import ProbeRun as _Run
     from grantscope.probing.registry import find_probe
-    from grantscope.probing.testing import FakeDevices as _Fake
 
     class Watched(_Fake):
         """Records whether an event channel was closed while a wait was running."""

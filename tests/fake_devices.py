@@ -198,8 +198,10 @@ class FakeDevices:
     name = "fake"
 
     def __init__(self, *, self_domid: int = 0, store: dict[str, bytes] | None = None,
-                 gntst: dict[tuple[int, int], int] | None = None, echo_domid: int | None = None):
+                 gntst: dict[tuple[int, int], int] | None = None, echo_domid: int | None = None,
+                 guest_type: str = "PV"):
         self.self_domid = self_domid
+        self._guest_type = guest_type
         self.calls: list[tuple[Any, ...]] = []
         self.fail: dict[str, BaseException] = {}
         self.gntst = dict(gntst or {})
@@ -274,6 +276,11 @@ class FakeDevices:
     def xenstore(self) -> FakeStore:
         """The fake store."""
         return self.store
+
+    def guest_type(self) -> str:
+        """The guest type given at construction ("PV" by default)."""
+        self._log("guest_type")
+        return self._guest_type
 
     def preload(self) -> None:
         """Like :meth:`RealDevices.preload`: nothing to import."""

@@ -1,6 +1,6 @@
 """The test suite's summary: JUnit XML reports (pytest --junitxml) and failed steps, counted.
 
-``scripts/test-all.sh`` ends with ``python -m grantscope.lab.junit summary``, which prints a
+``scripts/test-all.sh`` ends with ``python scripts/junit_summary.py summary``, which prints a
 count line per tier, a line per guest type, the failed steps, and last the total alone on a
 line (CI reads it)::
 
@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The JUnit property (pytest's record_property) a test writes once per guest death it retried.
-RETRY_PROPERTY = "guest_death_retry"
+# Test support, not part of grantscope: it runs from the checkout with PYTHONPATH at its root
+# (test-all.sh), so the retry property comes from the lab module that decides retries.
+from grantscope.lab.guest_death import RETRY_PROPERTY
 
 
 @dataclass(frozen=True)
@@ -324,10 +325,10 @@ def _report_arg(value: str) -> tuple[str, Path, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m grantscope.lab.junit summary --expected TOML --report TIER=FILE[:RC]...
+    """``python scripts/junit_summary.py summary --expected TOML --report TIER=FILE[:RC]...
     [--failed-step NAME]...``: print the summary, the total last; exit 0 only if nothing
     failed."""
-    parser = argparse.ArgumentParser(prog="python -m grantscope.lab.junit",
+    parser = argparse.ArgumentParser(prog="scripts/junit_summary.py",
                                      description="The test suite's summary lines.")
     parser.add_argument("command", choices=["summary"])
     parser.add_argument("--expected", type=Path, required=True,
