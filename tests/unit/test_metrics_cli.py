@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from grantscope.cli import main
 from grantscope.cli import report as report_cli
 from grantscope.cli.metrics import DEFAULT_PORT, parse_listen
 from grantscope.errors import UsageError
-from grantscope.metrics.exposition import make_registry, serve
+from grantscope.metrics.exposition import ScrapeCollector, make_registry, serve
 from grantscope.metrics.reading import Reading
 from grantscope.safefile import replace_file
 
@@ -139,6 +140,69 @@ def test_server_serves_metrics_read_at_each_scrape() -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_scrapes_during_a_reading_share_it_instead_of_queueing() -> None:
+    """Five scrapes arriving while one slow reading runs get that reading: one read in all."""
+    release, started = threading.Event(), threading.Event()
+    reads: list[int] = []
+
+    def slow_read() -> Reading:
+        reads.append(1)
+        started.set()
+        assert release.wait(10)
+        return reading()
+
+    collector = ScrapeCollector(slow_read)
+    got: list[list[str]] = []
+
+    def scrape() -> None:
+        got.append([m.name for m in collector.collect()])
+
+    first = threading.Thread(target=scrape)
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=scrape) for _ in range(5)]
+    for t in others:
+        t.start()
+    time.sleep(0.2)  # let them reach the wait
+    release.set()
+    for t in (first, *others):
+        t.join(10)
+    assert len(reads) == 1 and collector.readings == 1
+    assert len(got) == 6 and all(names == got[0] for names in got)
+    # The next scrape, after that reading ended, reads afresh.
+    list(collector.collect())
+    assert len(reads) == 2
+
+
+def test_a_failed_reading_fails_every_scrape_that_shared_it() -> None:
+    release, started = threading.Event(), threading.Event()
+
+    def broken() -> Reading:
+        started.set()
+        assert release.wait(10)
+        raise RuntimeError("the host went away")
+
+    collector = ScrapeCollector(broken)
+    errors: list[str] = []
+
+    def scrape() -> None:
+        try:
+            list(collector.collect())
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    threads = [threading.Thread(target=scrape)]
+    threads[0].start()
+    assert started.wait(10)
+    threads.append(threading.Thread(target=scrape))
+    threads[1].start()
+    time.sleep(0.2)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert errors == ["the host went away"] * 2 and collector.readings == 1
 
 
 def test_a_port_in_use_exits_1_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
