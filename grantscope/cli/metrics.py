@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "metrics",
         help="grant, event-channel and XenStore health in Prometheus' text format",
-        description="Read grant frames per domain (xen-diag gnttab_query_size), XenStore "
+        description="Read grant frames per domain (GNTTABOP_query_size), XenStore "
         "quota, xenbus device states and sysfs counters, Xen IRQ counts and /dev/xen holders, "
         "and print them as Prometheus metrics with the findings they support. Never sends a "
         "debug key. With 'grantscope --demo metrics' the simulated host, every series "

@@ -101,14 +101,16 @@ def run_tool(argv: Sequence[str], *, timeout: float = 30.0) -> ToolResult:
 def per_domain_outputs(
     domids: Iterable[int], argv: Callable[[int], Sequence[str]], what: str,
     problems: list[str], *, timeout: float,
+    run: Callable[[Sequence[str]], ToolResult] | None = None,
 ) -> Iterator[tuple[int, str]]:
-    """Run a tool once per domain (``argv(domid)``); yield each domain's stdout.
+    """Run a tool once per domain (``argv(domid)``; ``run`` instead of a process, e.g. a
+    XenStore request); yield each domain's stdout.
 
     A failure goes into ``problems`` as "WHAT of dN: why"; a missing tool ends the loop (asking
     again for every other domain would only say the same).
     """
     for domid in domids:
-        res = run_tool(argv(domid), timeout=timeout)
+        res = run(argv(domid)) if run is not None else run_tool(argv(domid), timeout=timeout)
         if not res.ok:
             problems.append(f"{what} of d{domid}: {res.why}")
             if "not found" in res.why:

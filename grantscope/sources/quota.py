@@ -1,16 +1,22 @@
-"""Per-domain XenStore quota: ``xenstore-control quota`` (limits) and ``quota DOMID`` (usage).
+"""Per-domain XenStore quota: CONTROL ``quota`` (limits) and ``quota DOMID`` (usage).
 
-Only C xenstored answers this way.  Under oxenstored the limits are the ``quota-*`` settings of
-its configuration file and per-domain usage is recorded as unavailable; anything else (a domU
-without privilege) is recorded as unavailable with the tool's own message.
+The requests ``xenstore-control quota [DOMID]`` sends, asked over grantscope's own XenStore
+connection (:meth:`XenStore.quota <grantscope.xen.xenstore.XenStore.quota>`): one connection
+for every domain instead of one process per domain.  C xenstored answers both; oxenstored
+answers ``quota DOMID`` with the domain's node count and keeps its limits in its
+configuration file (``quota-*`` settings).  Anything else (a domU without privilege) is
+recorded as unavailable with xenstored's own answer.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
+from grantscope.errors import GrantscopeError
 from grantscope.model.toolout import (
     DEFAULT_QUOTA_LIMITS,
     QuotaSnapshot,
@@ -19,7 +25,10 @@ from grantscope.model.toolout import (
     parse_quota_usage,
 )
 from grantscope.sources import xsdaemon
-from grantscope.sources.hvdump import per_domain_outputs, run_tool
+from grantscope.sources.hvdump import ToolResult, per_domain_outputs
+
+#: Asks xenstored one CONTROL request (``["quota"]``, ``["quota", "5"]``): its answer as text.
+Ask = Callable[[Sequence[str]], ToolResult]
 
 __all__ = ["QuotaSnapshot", "read_quota"]
 
@@ -61,8 +70,42 @@ def parse_oxenstored_usage(text: str, domid: int) -> tuple[QuotaUsage | None, in
         int(m.group(3))
 
 
-def _oxenstored_quota(domids: Iterable[int], conf: str, tool: str,
-                      timeout: float) -> QuotaSnapshot:
+class XenStoreControl:
+    """An :data:`Ask` over one XenStore connection, opened at the first request."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._store: Any = None
+        self._cannot_connect = ""
+
+    def __call__(self, args: Sequence[str]) -> ToolResult:
+        from grantscope.xen.xenstore import XenStore
+
+        argv = ("xenstore CONTROL", *args)
+        if self._cannot_connect:
+            return ToolResult(argv, False, "", self._cannot_connect)  # said once is enough
+        try:
+            if self._store is None:
+                try:
+                    self._store = XenStore.open(timeout=self.timeout)
+                except GrantscopeError as err:
+                    self._cannot_connect = err.message
+                    raise
+            text = self._store.quota(int(args[1]) if len(args) > 1 else None)
+        except GrantscopeError as err:
+            return ToolResult(argv, False, "", err.message)
+        return ToolResult(argv, True, str(text), "")
+
+    def __enter__(self) -> XenStoreControl:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _oxenstored_quota(domids: Iterable[int], conf: str, ask: Ask) -> QuotaSnapshot:
     # oxenstored answers 'quota' alone with "OK" and 'quota DOMID' with the domain's node
     # count (seen in the lab); its other limits are only in its configuration file.
     problems: list[str] = []
@@ -72,8 +115,8 @@ def _oxenstored_quota(domids: Iterable[int], conf: str, tool: str,
         limits = {}
         problems.append(f"quota limits: {conf}: {exc.strerror or exc}")
     usage: list[QuotaUsage] = []
-    for domid, out in per_domain_outputs(domids, lambda d: [tool, "quota", str(d)], "quota",
-                                         problems, timeout=timeout):
+    for domid, out in per_domain_outputs(domids, lambda d: ["quota", str(d)], "quota",
+                                         problems, timeout=0, run=ask):
         found, limit = parse_oxenstored_usage(out, domid)
         if found is None:
             problems.append(f"quota of d{domid}: oxenstored said {out.strip()!r}")
@@ -88,18 +131,24 @@ def _oxenstored_quota(domids: Iterable[int], conf: str, tool: str,
 
 
 def read_quota(
-    domids: Iterable[int], *, tool: str = "xenstore-control", timeout: float = 10.0,
+    domids: Iterable[int], *, ask: Ask | None = None, timeout: float = 10.0,
     daemon: str | None = None, oxenstored_conf: str = OXENSTORED_CONF,
 ) -> QuotaSnapshot:
     """Ask xenstored for its limits and for each domain's usage; never raises.
 
-    ``daemon`` is the XenStore daemon's flavour (default: found in /proc).
+    ``ask`` sends one CONTROL request (default: over a XenStore connection of this call's,
+    each request bounded by ``timeout``); ``daemon`` is the XenStore daemon's flavour
+    (default: found in /proc).
     """
+    if ask is None:
+        with XenStoreControl(timeout) as control:
+            return read_quota(domids, ask=control, daemon=daemon,
+                              oxenstored_conf=oxenstored_conf)
     flavour = daemon if daemon is not None else xsdaemon.detect().flavour
     if flavour == xsdaemon.OXENSTORED:
-        return _oxenstored_quota(domids, oxenstored_conf, tool, timeout)
+        return _oxenstored_quota(domids, oxenstored_conf, ask)
     problems: list[str] = []
-    settings = run_tool([tool, "quota"], timeout=timeout)
+    settings = ask(["quota"])
     limits: dict[str, int] = {}
     source = "xenstored"
     if settings.ok:
@@ -109,8 +158,8 @@ def read_quota(
     if not limits:
         limits, source = dict(DEFAULT_QUOTA_LIMITS), "C xenstored 4.17 defaults (not read)"
     usage: list[QuotaUsage] = []
-    for domid, out in per_domain_outputs(domids, lambda d: [tool, "quota", str(d)], "quota",
-                                         problems, timeout=timeout):
+    for domid, out in per_domain_outputs(domids, lambda d: ["quota", str(d)], "quota",
+                                         problems, timeout=0, run=ask):
         usage.append(parse_quota_usage(out, domid))
     return QuotaSnapshot(
         limits=limits, limits_source=source, usage=tuple(usage), unavailable=tuple(problems)

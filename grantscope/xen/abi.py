@@ -1,4 +1,5 @@
-"""The kernel ABI of /dev/xen/{gntdev,gntalloc,evtchn}, declared once, and Xen's own numbers.
+"""The kernel ABI of /dev/xen/{gntdev,gntalloc,evtchn,privcmd}, declared once, and Xen's own
+numbers.
 
 Struct layouts come from one cffi ``cdef`` (ABI mode: cffi lays the structs out
 with the C rules, no compiler is needed at runtime) and the ioctl numbers are
@@ -63,6 +64,11 @@ struct ioctl_evtchn_unbind { unsigned int port; };
 struct ioctl_evtchn_notify { unsigned int port; };
 struct ioctl_evtchn_restrict_domid { uint16_t domid; };
 
+struct privcmd_hypercall { uint64_t op; uint64_t arg[5]; };
+/* Xen's public grant_table.h (not a kernel header): GNTTABOP_query_size's argument. */
+struct gnttab_query_size { uint16_t dom; uint32_t nr_frames; uint32_t max_nr_frames;
+                           int16_t status; };
+
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int munmap(void *addr, size_t length);
 """
@@ -87,6 +93,8 @@ _IOCTL_SPECS: dict[str, tuple[str, int, str | None]] = {
     "IOCTL_EVTCHN_NOTIFY": ("E", 4, "struct ioctl_evtchn_notify"),
     "IOCTL_EVTCHN_RESET": ("E", 5, None),
     "IOCTL_EVTCHN_RESTRICT_DOMID": ("E", 6, "struct ioctl_evtchn_restrict_domid"),
+    # privcmd ('P')
+    "IOCTL_PRIVCMD_HYPERCALL": ("P", 0, "struct privcmd_hypercall"),
 }
 
 PAGE_SIZE = 4096
@@ -99,6 +107,9 @@ GNTCOPY_source_gref = 1 << 0
 GNTCOPY_dest_gref = 1 << 1
 DOMID_SELF = 0x7FF0
 DOMID_FIRST_RESERVED = 0x7FF0
+# Hypercall and sub-op numbers (xen/include/public/{xen,grant_table}.h).
+HYPERVISOR_grant_table_op = 20
+GNTTABOP_query_size = 6
 
 # Grant-table status codes (GNTST_*, xen/include/public/grant_table.h); what each means and
 # its likely causes are in grantscope.xen.gntstatus.
@@ -161,6 +172,7 @@ STRUCT_FIELDS: dict[str, tuple[str, ...]] = {
     "struct ioctl_evtchn_unbind": ("port",),
     "struct ioctl_evtchn_notify": ("port",),
     "struct ioctl_evtchn_restrict_domid": ("domid",),
+    "struct privcmd_hypercall": ("op", "arg"),
 }
 
 

@@ -155,14 +155,14 @@ class XenStore:
     # -- one request ---------------------------------------------------------------------
 
     def _call(self, op: Op, payload: bytes, path: str | None,
-              conn: XsConnection | None = None) -> bytes:
+              conn: XsConnection | None = None, *, reads_only: bool = False) -> bytes:
         """Send one request; return the reply payload or raise XenStoreError.
 
         On a lost connection a new one is opened first (see :meth:`_connection`); a request
         that times out ends its connection, so the next one starts on a fresh stream.
         """
         where = f" {path}" if path is not None else ""
-        if op in MUTATING_OPS:
+        if op in MUTATING_OPS and not reads_only:
             refuse_if_readonly(f"XenStore {op.name}{where}")
         if len(payload) > PAYLOAD_MAX:
             # xenstored would drop the whole connection: refuse before sending.
@@ -297,6 +297,17 @@ class XenStore:
             join_args(_encode_path(path), *(e.encode() for e in perms.entries())),
             path,
         )
+
+    def quota(self, domid: int | None = None) -> str:
+        """xenstored's quota settings, or ``domid``'s usage: the CONTROL ``quota [DOMID]``
+        request ``xenstore-control quota`` sends, over this connection.
+
+        Only these two forms are sent (never ``quota set``), so this reads and is allowed
+        under ``--readonly``, unlike every other CONTROL request.
+        """
+        args = [b"quota"] + ([str(int(domid)).encode()] if domid is not None else [])
+        payload = self._call(Op.CONTROL, join_args(*args), None, reads_only=True)
+        return payload.rstrip(b"\0").decode("utf-8", "replace")
 
     def get_domain_path(self, domid: int) -> str:
         """The domain's home path (``/local/domain/<domid>``), as xenstored says."""

@@ -12,7 +12,8 @@ import pytest
 
 from grantscope.xen import abi
 
-HEADERS = [Path("/usr/include/xen") / n for n in ("gntdev.h", "gntalloc.h", "evtchn.h")]
+HEADERS = [Path("/usr/include/xen") / n
+           for n in ("gntdev.h", "gntalloc.h", "evtchn.h", "privcmd.h")]
 
 PRELUDE = """
 #include <stdio.h>
@@ -23,9 +24,12 @@ PRELUDE = """
 /* The uapi headers use these Xen types without defining them (libxen defines them). */
 typedef uint32_t grant_ref_t;
 typedef uint16_t domid_t;
+typedef unsigned long xen_pfn_t;
 #include <xen/gntdev.h>
 #include <xen/gntalloc.h>
 #include <xen/evtchn.h>
+/* privcmd.h includes the kernel-internal <xen/interface/xen.h>: an empty stand-in is on -I. */
+#include <xen/privcmd.h>
 int main(void) {
 """
 
@@ -59,8 +63,10 @@ def kernel_values(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     src = tmp / "abi.c"
     src.write_text(_c_program())
     exe = tmp / "abi"
-    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(src)], check=True,
-                   capture_output=True, text=True)
+    (tmp / "xen" / "interface").mkdir(parents=True)
+    (tmp / "xen" / "interface" / "xen.h").write_text("")
+    subprocess.run(["gcc", "-Wall", "-Werror", "-I", str(tmp), "-o", str(exe), str(src)],
+                   check=True, capture_output=True, text=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     values: dict[str, int] = {}
     for line in out.splitlines():
@@ -101,6 +107,7 @@ def test_every_ioctl_number_matches(kernel_values: dict[str, int]) -> None:
         "IOCTL_GNTALLOC_SET_UNMAP_NOTIFY", "IOCTL_EVTCHN_BIND_VIRQ",
         "IOCTL_EVTCHN_BIND_INTERDOMAIN", "IOCTL_EVTCHN_BIND_UNBOUND_PORT", "IOCTL_EVTCHN_UNBIND",
         "IOCTL_EVTCHN_NOTIFY", "IOCTL_EVTCHN_RESET", "IOCTL_EVTCHN_RESTRICT_DOMID",
+        "IOCTL_PRIVCMD_HYPERCALL",
     }
     assert set(abi.IOCTLS) == expected
     for name, value in abi.IOCTLS.items():
@@ -111,6 +118,18 @@ def test_flag_constants_match(kernel_values: dict[str, int]) -> None:
     assert kernel_values["const UNMAP_NOTIFY_CLEAR_BYTE"] == abi.UNMAP_NOTIFY_CLEAR_BYTE
     assert kernel_values["const UNMAP_NOTIFY_SEND_EVENT"] == abi.UNMAP_NOTIFY_SEND_EVENT
     assert kernel_values["const GNTALLOC_FLAG_WRITABLE"] == abi.GNTALLOC_FLAG_WRITABLE
+
+
+def test_query_size_layout_is_xens() -> None:
+    """``struct gnttab_query_size`` is Xen's (public/grant_table.h), not in the kernel's
+    uapi headers: its C layout written out here (domid_t, 2 bytes of padding, two uint32_t,
+    an int16_t status, 2 bytes of tail padding)."""
+    struct = "struct gnttab_query_size"
+    assert [(f, abi.offsetof(struct, f)) for f in ("dom", "nr_frames", "max_nr_frames",
+                                                    "status")] == [
+        ("dom", 0), ("nr_frames", 4), ("max_nr_frames", 8), ("status", 12)]
+    assert abi.sizeof(struct) == 16
+    assert (abi.HYPERVISOR_grant_table_op, abi.GNTTABOP_query_size) == (20, 6)
 
 
 def test_known_values_from_the_reference() -> None:

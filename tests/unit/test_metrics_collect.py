@@ -1,8 +1,8 @@
-"""One scrape of a host: the xen-diag grant sizes, the partial XenStore read and sources down.
+"""One scrape of a host: the grant sizes, the partial XenStore read and sources down.
 
 The host is made of doubles: the XenStore wire-protocol double (tests/unit/xsd_double.py),
-fake ``xen-diag`` and ``xenstore-control`` on PATH (the latter printing output recorded in
-the lab), and the procfs readers pointed at fixture text.
+a privcmd stand-in answering GNTTABOP_query_size, a fake ``xenstore-control`` on PATH
+(printing output recorded in the lab), and the procfs readers pointed at fixture text.
 """
 
 from __future__ import annotations
@@ -10,42 +10,49 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from xsd_double import XsdDouble, running_double
+from xsd_double import CONTROL, XsdDouble, running_double
 
+from grantscope.errors import GrantscopeError
 from grantscope.metrics import collect as collect_mod
 from grantscope.metrics.collect import collect_reading, read_domains_xenstore
-from grantscope.model.gnttab_size import GrantFrames, parse_query_size
-from grantscope.sources import procfs
+from grantscope.model.gnttab_size import GrantFrames
+from grantscope.sources import gnttab_size, procfs
 from grantscope.sources.gnttab_size import read_grant_frames
+from grantscope.xen.privcmd import Privcmd
 from grantscope.xen.xenstore import XenStore
 
 LAB = Path(__file__).parent / "fixtures" / "dumps" / "lab-xen-4.17"
 
-FAKE_XEN_DIAG = """#!{python}
+class FakePrivcmd:
+    """GNTTABOP_query_size as dom0 would answer it for d0 and d7 (no d9: it has gone)."""
+
+    SIZES: ClassVar[dict[int, tuple[int, int]]] = {0: (4, 64), 7: (30, 32)}
+
+    def __init__(self, asked: list[int]) -> None:
+        self.asked = asked
+
+    def query_size(self, domid: int) -> tuple[int, int]:
+        self.asked.append(domid)
+        if domid not in self.SIZES:
+            raise GrantscopeError(f"GNTTABOP_query_size(domid={domid}) failed: "
+                                  "GNTST_bad_domain")
+        return self.SIZES[domid]
+
+    def __enter__(self) -> FakePrivcmd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+LOGGING_TOOL = """#!{python}
 import os, sys
 with open(os.path.join(os.path.dirname(__file__), "argv.log"), "a") as log:
-    log.write("xen-diag " + " ".join(sys.argv[1:]) + "\\n")
-sizes = {{"0": (4, 64), "7": (30, 32)}}
-if len(sys.argv) == 3 and sys.argv[1] == "gnttab_query_size" and sys.argv[2] in sizes:
-    n, m = sizes[sys.argv[2]]
-    print(f"domid={{sys.argv[2]}}: nr_frames={{n}}, max_nr_frames={{m}}")
-    sys.exit(0)
-sys.exit(1)  # as xen-diag does when the hypercall fails: nothing printed
-"""
-
-FAKE_XS_CONTROL = """#!{python}
-import sys
-lab = {lab!r}
-if sys.argv[1:] == ["quota"]:
-    print(open(lab + "/xenstore-control-quota.txt").read(), end="")
-elif len(sys.argv) == 3 and sys.argv[1] == "quota":
-    text = open(lab + "/xenstore-control-quota-0.txt").read()
-    print(text.replace("Domain 0:", "Domain " + sys.argv[2] + ":"), end="")
-else:
-    sys.exit(2)
+    log.write("{name} " + " ".join(sys.argv[1:]) + "\\n")
+sys.exit(1)
 """
 
 
@@ -56,35 +63,31 @@ def _script(path: Path, text: str) -> None:
 
 @pytest.fixture
 def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Only the fake tools on PATH (the real ones, if installed, would answer otherwise)."""
-    _script(tmp_path / "xen-diag", FAKE_XEN_DIAG.format(python=sys.executable))
-    _script(tmp_path / "xenstore-control",
-            FAKE_XS_CONTROL.format(python=sys.executable, lab=str(LAB)))
+    """The privcmd stand-in, and on PATH only Xen tools that log being run: a scrape must
+    start no process at all (argv.log stays empty)."""
+    asked: list[int] = []
+    monkeypatch.setattr(gnttab_size, "_open_privcmd", lambda: FakePrivcmd(asked))
+    (tmp_path / "argv.log").write_text("")
+    for name in ("xl", "xen-diag", "xenstore-control"):
+        _script(tmp_path / name, LOGGING_TOOL.format(python=sys.executable, name=name))
     monkeypatch.setenv("PATH", str(tmp_path))
     return tmp_path
 
 
-def test_query_size_line_parsed_and_anything_else_is_none() -> None:
-    assert parse_query_size("domid=61: nr_frames=24, max_nr_frames=32\n") == \
-        GrantFrames(61, 24, 32)
-    assert parse_query_size("") is None
-    assert parse_query_size("domid=1: nr_frames=x, max_nr_frames=32") is None
-
-
-def test_grant_frames_per_domain_through_xen_diag(tools: Path) -> None:
-    sizes, problems = read_grant_frames([0, 7, 9])
+def test_grant_frames_per_domain_through_privcmd(tools: Path) -> None:
+    asked: list[int] = []
+    sizes, problems = read_grant_frames([0, 7, 9], open_privcmd=lambda: FakePrivcmd(asked))
     assert sizes == (GrantFrames(0, 4, 64), GrantFrames(7, 30, 32))
     assert len(problems) == 1 and problems[0].startswith("grant frames of d9: ")
-    assert (tools / "argv.log").read_text().splitlines() == [
-        "xen-diag gnttab_query_size 0", "xen-diag gnttab_query_size 7",
-        "xen-diag gnttab_query_size 9"]
+    assert "GNTST_bad_domain" in problems[0]
+    assert asked == [0, 7, 9]  # one hypercall each, in this process
 
 
-def test_grant_frames_without_xen_diag_say_so_once(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    sizes, problems = read_grant_frames([0, 1, 2])
-    assert sizes == () and len(problems) == 1 and "xen-diag not found" in problems[0]
+def test_grant_frames_without_privcmd_say_so_once(tmp_path: Path) -> None:
+    sizes, problems = read_grant_frames(
+        [0, 1, 2], open_privcmd=lambda: Privcmd(str(tmp_path / "privcmd")))
+    assert sizes == () and len(problems) == 1
+    assert problems[0].startswith("grant frames: not running on Xen")
 
 
 class _Recording:
@@ -119,6 +122,12 @@ def xsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[XsdDouble]:
         for i in range(50):  # what a scrape must not read: data the guest keeps
             double.put(f"/local/domain/7/data/k{i}", b"x" * 100)
         double.put("/vm/uuid/name", b"guest7")
+        # C xenstored 4.17's answers to CONTROL quota, as recorded in the lab.
+        double.control[("quota",)] = (LAB / "xenstore-control-quota.txt").read_bytes()
+        usage = (LAB / "xenstore-control-quota-0.txt").read_text()
+        for domid in ("0", "7"):
+            double.control[("quota", domid)] = usage.replace(
+                "Domain 0:", f"Domain {domid}:").encode()
         monkeypatch.setenv("XENSTORED_PATH", double.socket_path)
         yield double
 
@@ -169,21 +178,25 @@ def test_a_scrape_of_a_dom0_reads_every_source(xsd: XsdDouble, tools: Path, tmp_
     assert r.devices[0].counters and r.devices[0].counters[0].spurious_events == 12
     assert r.interrupts is not None and r.interrupts.rows
     assert [(f.code, f.subject) for f in r.findings] == [("grant-frames", {"domid": 7})]
-    # Nothing that sends a debug key or reads the console ran.
-    assert "xl" not in (tools / "argv.log").read_text()
+    # No process ran: nothing that sends a debug key or reads the console, no tool per domain.
+    assert (tools / "argv.log").read_text() == ""
+    assert (CONTROL, "quota") in xsd.requests
 
 
 def test_sources_that_fail_are_down_with_the_reason(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # no xen-diag, no xenstore-control
+    monkeypatch.setenv("PATH", str(tmp_path))  # no xenstore-control
+    monkeypatch.setattr(gnttab_size, "_open_privcmd",
+                        lambda: Privcmd(str(tmp_path / "no-privcmd")))
     monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
     monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
     monkeypatch.setattr(procfs, "read_interrupts", lambda: "/proc/interrupts could not be read")
     r = collect_reading()
     status = {s.name: s for s in r.sources}
     assert not status["xenstore"].up and status["xenstore"].why
-    assert not status["grant_frames"].up and "xen-diag not found" in status["grant_frames"].why
-    assert not status["xenstore_quota"].up and "xenstore-control" in status["xenstore_quota"].why
+    assert not status["grant_frames"].up and "not running on Xen" in status["grant_frames"].why
+    assert not status["xenstore_quota"].up
+    assert "cannot connect to XenStore" in status["xenstore_quota"].why
     assert not status["interrupts"].up and "could not be read" in status["interrupts"].why
     assert r.grant_sizes is None and r.quota is None and r.devices is None
     assert r.interrupts is None and r.findings == ()

@@ -1,13 +1,15 @@
 """XenStore quota under oxenstored (issue 15): limits from its config, node usage from its answer.
 
-The answers are the ones oxenstored 4.17 gave in the lab: ``xenstore-control quota`` prints
-``OK`` and ``xenstore-control quota 0`` prints ``dom0 quota: 16/1000``.
+The answers are the ones oxenstored 4.17 gave in the lab to CONTROL ``quota`` (``OK``) and
+``quota 0`` (``dom0 quota: 16/1000``); here they come from a stand-in for the request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from grantscope.sources.hvdump import ToolResult
 from grantscope.sources.quota import oxenstored_limits, parse_oxenstored_usage, read_quota
 
 CONF = """# oxenstored.conf
@@ -22,11 +24,9 @@ quota-maxoutstanding = 1024
 """
 
 
-def _fake_tool(tmp_path: Path, script: str) -> str:
-    tool = tmp_path / "xenstore-control"
-    tool.write_text("#!/bin/sh\n" + script)
-    tool.chmod(0o755)
-    return str(tool)
+def _answers(answer: Callable[[Sequence[str]], str]) -> Callable[[Sequence[str]], ToolResult]:
+    """A CONTROL stand-in: ``answer(args)`` is xenstored's text for ``quota [DOMID]``."""
+    return lambda args: ToolResult(("xenstore CONTROL", *args), True, answer(args), "")
 
 
 def test_limits_come_from_the_config_file() -> None:
@@ -44,9 +44,9 @@ def test_usage_is_the_node_count_of_that_domain() -> None:
 def test_read_quota_under_oxenstored(tmp_path: Path) -> None:
     conf = tmp_path / "oxenstored.conf"
     conf.write_text(CONF.replace("maxentity = 1000", "maxentity = 900"))
-    tool = _fake_tool(tmp_path, 'case "$2" in 0) echo "dom0 quota: 16/1000";; '
-                                '*) echo "dom$2 quota: not set";; esac\n')
-    snap = read_quota([0, 5], tool=tool, daemon="oxenstored", oxenstored_conf=str(conf))
+    ask = _answers(lambda a: "dom0 quota: 16/1000\n" if a == ["quota", "0"] else
+                   f"dom{a[1]} quota: not set\n")
+    snap = read_quota([0, 5], ask=ask, daemon="oxenstored", oxenstored_conf=str(conf))
     assert [(u.domid, u.usage) for u in snap.usage] == [(0, {"nodes": 16})]
     assert snap.limits["nodes"] == 1000          # the daemon's own answer wins over the file
     assert snap.limits["watches"] == 100
@@ -56,17 +56,16 @@ def test_read_quota_under_oxenstored(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_config_is_a_finding_not_a_crash(tmp_path: Path) -> None:
-    tool = _fake_tool(tmp_path, 'echo "dom$2 quota: 3/1000"\n')
-    snap = read_quota([1], tool=tool, daemon="oxenstored",
+    ask = _answers(lambda a: f"dom{a[1]} quota: 3/1000\n")
+    snap = read_quota([1], ask=ask, daemon="oxenstored",
                       oxenstored_conf=str(tmp_path / "absent.conf"))
     assert snap.limits == {"nodes": 1000}
     assert any("absent.conf" in p for p in snap.unavailable)
 
 
-def test_c_xenstored_keeps_its_own_path(tmp_path: Path) -> None:
-    tool = _fake_tool(tmp_path, 'if [ -z "$2" ]; then printf "Quota settings:\\n'
-                                'nodes : 1000 Nodes per domain\\n"; else '
-                                'printf "Domain $2:\\nnodes : 7\\n"; fi\n')
-    snap = read_quota([2], tool=tool, daemon="xenstored")
+def test_c_xenstored_keeps_its_own_path() -> None:
+    ask = _answers(lambda a: "Quota settings:\nnodes : 1000 Nodes per domain\n" if len(a) == 1
+                   else f"Domain {a[1]}:\nnodes : 7\n")
+    snap = read_quota([2], ask=ask, daemon="xenstored")
     assert snap.limits_source == "xenstored" and snap.limits == {"nodes": 1000}
     assert [(u.domid, u.usage) for u in snap.usage] == [(2, {"nodes": 7})]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 HEADER = struct.Struct("=IIII")
 DIRECTORY, READ, GET_PERMS, WATCH, UNWATCH = 1, 2, 3, 4, 5
 TX_START, TX_END, GET_DOMAIN_PATH, WRITE, MKDIR, RM, SET_PERMS = 6, 7, 10, 11, 12, 13, 14
-WATCH_EVENT, ERROR, DIRECTORY_PART = 15, 16, 22
+WATCH_EVENT, ERROR, DIRECTORY_PART, CONTROL = 15, 16, 22, 0
 PAYLOAD_MAX = 4096
 _VALID = re.compile(r"^[A-Za-z0-9\-/_@]+$")
 
@@ -113,6 +113,8 @@ class XsdDouble:
         self.change_between_parts: set[str] = set()  # add a child after the first part
         self.deny: set[str] = set()  # READ/DIRECTORY of these paths say EACCES
         self.no_directory_part = False  # answer DIRECTORY_PART with ENOSYS, like oxenstored
+        # CONTROL requests it answers: (arg, arg, ...) -> text (others: EINVAL, as xenstored)
+        self.control: dict[tuple[str, ...], bytes] = {}
         self.requests: list[tuple[int, str]] = []  # (op, first argument) of every request
         self.request_times: list[float] = []  # when each of them arrived
         self.commits = 0
@@ -386,6 +388,11 @@ class XsdDouble:
             return TX_END, ok, tx.changed
         elif op == GET_DOMAIN_PATH:
             return GET_DOMAIN_PATH, b"/local/domain/" + args[0] + b"\0", []
+        elif op == CONTROL:
+            asked = tuple(a.decode("ascii", "replace") for a in args if a)
+            if asked not in self.control:
+                raise XsError("EINVAL")
+            return CONTROL, self.control[asked] + b"\0", []
         else:
             raise XsError("ENOSYS")
         if tx is not None:

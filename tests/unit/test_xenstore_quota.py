@@ -1,0 +1,42 @@
+"""XenStore.quota: the two read-only CONTROL requests, over the wire, allowed under --readonly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from xsd_double import CONTROL, XsdDouble, running_double
+
+from grantscope.errors import GrantscopeError
+from grantscope.xen.readonly import readonly_session
+from grantscope.xen.xenstore import XenStore, XenStoreError
+from grantscope.xen.xs_wire import Op, join_args
+
+
+@pytest.fixture
+def xsd() -> Iterator[XsdDouble]:
+    with running_double() as double:
+        double.control[("quota",)] = b"Quota settings:\nnodes : 1000 Nodes per domain\n"
+        double.control[("quota", "5")] = b"Domain 5:\nnodes : 7\n"
+        yield double
+
+
+def test_quota_settings_and_a_domains_usage(xsd: XsdDouble) -> None:
+    with XenStore.open(xsd.socket_path) as store:
+        assert store.quota().startswith("Quota settings:\nnodes : 1000")
+        assert store.quota(5) == "Domain 5:\nnodes : 7\n"
+    assert [r for r in xsd.requests if r[0] == CONTROL] == [(CONTROL, "quota")] * 2
+
+
+def test_quota_reads_under_readonly_but_no_other_control_request(xsd: XsdDouble) -> None:
+    with XenStore.open(xsd.socket_path) as store, readonly_session(True):
+        assert store.quota(5).startswith("Domain 5:")
+        with pytest.raises(GrantscopeError, match="--readonly"):
+            store._call(Op.CONTROL, join_args(b"quota", b"set", b"nodes", b"5"), None)
+    assert len([r for r in xsd.requests if r[0] == CONTROL]) == 1  # the refused one never left
+
+
+def test_a_request_xenstored_does_not_know_is_its_error(xsd: XsdDouble) -> None:
+    with XenStore.open(xsd.socket_path) as store, pytest.raises(XenStoreError) as err:
+        store.quota(9)
+    assert err.value.errno_name == "EINVAL"
