@@ -41,7 +41,7 @@ from grantscope.host.sim_devices import (
     SimXenStore,
 )
 from grantscope.host.sim_hv import sim_console, sim_observation
-from grantscope.model.findings import analyze
+from grantscope.model.findings import Observation, analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
 from grantscope.model.toolout import DeviceHolder, ProcessInfo
 
@@ -313,19 +313,23 @@ class SimHost(Host):
         """Nothing to capture: the simulated port table is always current."""
         return ""
 
-    def findings(self) -> FindingsSnapshot:
-        """The simulated host has no side effects to avoid: it analyzes whenever asked."""
-        return self.analyze()
-
-    def analyze(self) -> FindingsSnapshot:
-        """``report``'s analysis over the simulated XenStore, dumps, quota and processes."""
+    def observation(self) -> Observation:
+        """What ``grantscope report`` reads, as the simulated dom0 sees it now."""
         self._advance()
         nodes = tuple(self.store.walk("/", perms=True))
         console = sim_console(self.grant_table, self.port_table, tuple(GUESTS),
                               {n.path: n.value for n in nodes})
         holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
                    for p in self.grants().processes]
-        result = analyze(sim_observation(nodes, console, tuple(GUESTS), holders))
+        return sim_observation(nodes, console, tuple(GUESTS), holders)
+
+    def findings(self) -> FindingsSnapshot:
+        """The simulated host has no side effects to avoid: it analyzes whenever asked."""
+        return self.analyze()
+
+    def analyze(self) -> FindingsSnapshot:
+        """``report``'s analysis over the simulated XenStore, dumps, quota and processes."""
+        result = analyze(self.observation())
         return FindingsSnapshot(result.findings, result.not_checked,
                                 "simulated host (the analysis 'grantscope report' runs)",
                                 self.clock())
@@ -394,6 +398,62 @@ class SimHost(Host):
         """The simulated devices, or None with ``--readonly``."""
         return None if self.readonly else self._devices
 
+    def probe_devices(self) -> SimDevices:
+        """The simulated devices for ``grantscope --demo probe run``, even under ``--readonly``
+        (the probe engine refuses a mutating probe itself; a read-only one may still run)."""
+        return self._devices
+
+    def live_store(self) -> SimStoreView:
+        """The simulated XenStore as the ``xs`` commands use a real one (a context manager);
+        reading or watching it lets the clock-driven changes (the heartbeats) happen."""
+        return SimStoreView(self)
+
+
+class SimStoreView:
+    """The simulated store with the methods of :class:`grantscope.xen.xenstore.XenStore` the
+    read-only commands use; each call first applies the changes the clock implies."""
+
+    transport = "sim"
+
+    def __init__(self, host: SimHost) -> None:
+        self._host = host
+
+    def list(self, path: str) -> list[str]:
+        """Child names of ``path`` (ENOENT XenStoreError when it does not exist)."""
+        self._host._advance()
+        return list(self._host.store.list(path))
+
+    def read(self, path: str) -> bytes:
+        """The value of ``path`` (ENOENT XenStoreError when it does not exist)."""
+        self._host._advance()
+        return self._host.store.read(path)
+
+    def read_or_none(self, path: str) -> bytes | None:
+        """The value of ``path`` or None."""
+        return self._host.read(path)
+
+    def get_perms(self, path: str) -> Perms:
+        """Permissions of ``path``."""
+        return self._host.store.get_perms(path)
+
+    def walk(self, root: str = "/", *, perms: bool = False) -> list[XsNode]:
+        """The subtree under ``root``, parents first."""
+        self._host._advance()
+        return list(self._host.store.walk(root, perms=perms))
+
+    def watch(self, path: str) -> _AdvancingWatch:
+        """A watch on ``path`` that fires on the simulated guests' heartbeats."""
+        return _AdvancingWatch(self._host, self._host.store.watch(path))
+
+    def close(self) -> None:
+        """Nothing to release (the store belongs to the host)."""
+
+    def __enter__(self) -> SimStoreView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class _AdvancingWatch:
     """Wraps a store watch so waiting on it also lets the clock-driven changes happen."""
@@ -409,5 +469,15 @@ class _AdvancingWatch:
         self._host._advance()
         return self._inner.get(timeout)
 
+    def take_notice(self) -> str | None:
+        """Never a notice: the simulated store is never disconnected."""
+        return None
+
     def close(self) -> None:
         self._inner.close()
+
+    def __enter__(self) -> _AdvancingWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -605,3 +605,9 @@ class SimDevices:
     def xenstore(self) -> SimXenStore:
         """The simulated store (shared with the host; closing it does nothing)."""
         return self.store
+
+    def preload(self) -> None:
+        """Nothing to import ahead of the first step (RealDevices loads the bindings)."""
+
+    def close(self) -> None:
+        """Nothing to release: the simulated tables belong to the host."""

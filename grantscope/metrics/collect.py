@@ -85,8 +85,8 @@ def _timed(name: str, statuses: list[SourceStatus], read: Callable[[], T],
 
 def collect_reading() -> Reading:
     """Read every source once (see the module doc) and analyze it."""
-    from grantscope.cli.report import _local_domid
     from grantscope.sources.gnttab_size import read_grant_frames
+    from grantscope.sources.observation import local_domid
     from grantscope.sources.procfs import (
         read_interrupts,
         read_xenbus_counters,
@@ -104,7 +104,7 @@ def collect_reading() -> Reading:
         return read_domains_xenstore(store)
 
     xs = _timed("xenstore", statuses, xenstore, lambda _got: "")
-    local = _local_domid(store_holder[0] if store_holder else None)
+    local = local_domid(store_holder[0] if store_holder else None)
     for store in store_holder:
         store.close()
     domains, snapshot = xs if xs is not None else ({}, None)
