@@ -26,6 +26,7 @@ from grantscope.bundle.collect import CollectorResult
 from grantscope.bundle.format import BundleError
 from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.errors import GrantscopeError
+from grantscope.host.target import SIMULATED, target_for
 
 
 def register(subparsers: Any) -> None:
@@ -124,8 +125,11 @@ def default_output_name() -> str:
     return f"grantscope-bundle-{host or 'host'}-{stamp}.tar.gz"
 
 
-def live_host() -> tuple[Any, str]:
-    """The real machine's Host (the ``xen`` backend), or None and why it is not available."""
+def live_host(args: argparse.Namespace | None = None) -> tuple[Any, str]:
+    """The Host to export: the simulated one under ``--demo``, else the real machine's
+    (the ``xen`` backend), or None and why it is not available (the export goes on)."""
+    if args is not None and getattr(args, "demo", False):
+        return target_for(args, "bundle export").sim(), ""
     try:
         from grantscope.host.xen import XenHost
     except ImportError as err:
@@ -166,7 +170,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     target = args.output or default_output_name()
     site_rules = load_site_rules(args.redact_rules) if args.redact_rules else None
-    host, why = live_host()
+    host, why = live_host(args)
     try:
         sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why,
                                 capture=bool(getattr(args, "capture", False)))
@@ -187,10 +191,12 @@ def run_export(args: argparse.Namespace) -> int:
     failed = partial_failures(manifest)
     role = manifest["host"].get("role") or "unknown"
     code = 1 if failed and not args.allow_partial else 0
+    simulated = manifest.get("simulated") is True
     if args.json:
         print_json(
             {
                 "ok": code == 0,
+                "simulated": simulated,
                 "partial": [c["name"] for c in failed],
                 "role": role,
                 "path": result.path,
@@ -205,6 +211,8 @@ def run_export(args: argparse.Namespace) -> int:
         )
         return code
     ok = sum(1 for _, status, _ in statuses if status == "ok")
+    if simulated:
+        print(f"{SIMULATED}: a bundle of the demo host (grantscope --demo), not of this machine")
     print(f"wrote {clean(result.path)} ({result.size} bytes, {len(manifest['members'])} members)")
     print(f"collectors: {ok} of {len(statuses)} ok")
     for name, status, error in statuses:

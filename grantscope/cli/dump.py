@@ -132,6 +132,13 @@ def run_capture(args: argparse.Namespace) -> int:
     from grantscope.sources.hvdump import capture_dumps, check_keys
 
     check_keys(args.keys)  # refuse a bad key before touching anything
+    if getattr(args, "demo", False):
+        raise UsageError(
+            "dump capture cannot run under --demo: the demo host has no hypervisor console",
+            "Its 'g' and 'e' dumps are built from the simulated tables, not captured as text: "
+            "'grantscope --demo report' shows them parsed, and 'grantscope --demo bundle "
+            "export' stores them.",
+        )
     if args.output:
         check_new_file(args.output, "--output")
     cap = capture_dumps(args.keys)

@@ -11,6 +11,7 @@ tables, so a probe's offer shows up on the Grants screen and its page in the Pag
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 import threading
@@ -436,7 +437,7 @@ class SimStoreView:
         """Permissions of ``path``."""
         return self._host.store.get_perms(path)
 
-    def walk(self, root: str = "/", *, perms: bool = False) -> list[XsNode]:
+    def walk(self, root: str = "/", *, perms: bool = False) -> builtins.list[XsNode]:
         """The subtree under ``root``, parents first."""
         self._host._advance()
         return list(self._host.store.walk(root, perms=perms))

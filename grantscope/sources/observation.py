@@ -216,7 +216,7 @@ def collect_observation(
         got = read_interrupts()
         if isinstance(got, str):
             unavailable["interrupts"] = got
-            got = None
+            return Sample(None, read_xenbus_counters(), time.monotonic())
         return Sample(got, read_xenbus_counters(), time.monotonic())
 
     first = sample()
