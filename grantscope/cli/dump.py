@@ -21,8 +21,9 @@ from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.cli.report import analysis_json, render_text
 from grantscope.errors import NoXenError, UsageError
 from grantscope.model.dumps import parse_console
-from grantscope.model.findings import Observation, analyze
+from grantscope.model.findings import analyze
 from grantscope.safefile import check_new_file, write_new_file
+from grantscope.sources.observation import build_observation
 
 __all__ = ["register", "run_analyze", "run_capture"]
 
@@ -90,7 +91,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Parse, analyze and print one saved console text."""
     text = _read(args.file)
     console = parse_console(text)
-    obs = Observation(
+    obs = build_observation(
         console=console,
         unavailable={
             "xenstore": "a saved dump holds no XenStore tree",

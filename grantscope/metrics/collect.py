@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from grantscope.errors import GrantscopeError
 from grantscope.metrics.reading import Reading, SourceStatus, reading_from
-from grantscope.model.findings import Observation
 from grantscope.model.interrupts import InterruptsParse
+from grantscope.sources.observation import Sample, build_observation
 
 __all__ = ["collect_reading", "read_domains_xenstore"]
 
@@ -125,11 +125,9 @@ def collect_reading() -> Reading:
     holders = _timed("device_holders", statuses, xen_device_holders, lambda _got: "")
 
     unavailable = {s.name: s.why for s in statuses if not s.up}
-    obs = Observation(
+    obs = build_observation(  # one sample: levels, no rates
         xenstore=snapshot,
-        console=None,
-        counters_after=counters,
-        interrupts_after=None if isinstance(irq, str) else irq,
+        second=Sample(None if isinstance(irq, str) else irq, counters, time.monotonic()),
         quota=quota,
         holders=holders,
         local_domid=local,

@@ -26,6 +26,7 @@ from typing import Any
 from grantscope.errors import GrantscopeError
 from grantscope.model.dumps import ConsoleParse
 from grantscope.model.findings import Observation
+from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 
@@ -55,11 +56,13 @@ def build_observation(
     local_domid: int | None = None,
     unavailable: Mapping[str, str] | None = None,
     missing: str = "",
+    grant_sizes: Sequence[GrantFrames] | None = None,
 ) -> Observation:
     """An Observation of the parts given (see the module doc).
 
     ``first``/``second`` are the two samples of the rate sources (the interval is the time
-    between them; either may be missing).  A ``quota`` without usage counts as absent.
+    between them; either may be missing: one sample gives levels, not rates).  A ``quota``
+    without usage counts as absent.  ``grant_sizes`` stand in for a missing ``g`` dump.
     ``unavailable`` says why parts could not be read; with ``missing`` every absent part
     that has no reason yet gets that one.
     """
@@ -92,6 +95,7 @@ def build_observation(
         holders=tuple(holders) if holders is not None else None,
         local_domid=local_domid,
         unavailable=why,
+        grant_sizes=tuple(grant_sizes) if grant_sizes is not None else None,
     )
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from bundle_corpus import fake
 
-import grantscope.sources.observation as observation
 import grantscope.host.xen as xen_host
+import grantscope.sources.observation as observation
 from grantscope.bundle.export import export_bundle
 from grantscope.bundle.format import BundleError
 from grantscope.errors import UsageError
