@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grantscope.cli.output import print_json, print_lines
+from grantscope.cli.progress import Progress, on_terminal
 from grantscope.errors import UsageError
 from grantscope.host.target import Target, target_for
 from grantscope.model.devices_join import state_name
@@ -27,7 +28,7 @@ from grantscope.model.dumps import ConsoleParse, GrantEntry
 from grantscope.model.findings import Analysis, Observation, Thresholds, analyze
 from grantscope.model.runs import consecutive_runs
 from grantscope.safefile import check_new_file, write_new_file
-from grantscope.sources.observation import collect_observation
+from grantscope.sources.observation import COLLECT_STEPS, collect_observation
 
 __all__ = ["analysis_json", "collect_observation", "register", "render_text", "run_report"]
 
@@ -95,9 +96,18 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         if args.save_console:
             check_new_file(args.save_console, "--save-console")
-        obs, extra, capture = collect_observation(
-            interval=args.interval, dumps=not args.no_dumps, capture=args.capture
-        )
+        with Progress("report", total=COLLECT_STEPS,
+                      enabled=on_terminal() and not args.json) as bar:
+            started: list[str] = []
+
+            def step(name: str) -> None:
+                bar.update(name, completed=len(started))
+                started.append(name)
+
+            obs, extra, capture = collect_observation(
+                interval=args.interval, dumps=not args.no_dumps, capture=args.capture,
+                step=step,
+            )
     if args.save_console and capture is not None:
         text = capture.earlier_console + (capture.text if capture.captured else "")
         write_new_file(args.save_console, text.encode(), "--save-console")

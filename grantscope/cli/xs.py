@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from grantscope.cli.output import clean, print_json
+from grantscope.cli.progress import Progress, on_terminal
 from grantscope.errors import GrantscopeError, UsageError
 from grantscope.host.target import SIMULATED, Target, target_for
 from grantscope.xen.xenstore import XenStore, XsNode, escape_value, format_ls_line, unescape_value
@@ -162,8 +163,10 @@ def run_ls(args: argparse.Namespace) -> int:
     """``xs ls``: children (or the subtree with -r) as xenstore-ls -f lines."""
     target = _target(args)
     with _open_read(args, target) as store:
-        if args.recursive:
-            nodes = store.walk(args.path, perms=args.perms)
+        if args.recursive:  # a whole tree can take a while: a spinner on a terminal
+            with Progress(f"walking {clean(args.path)}",
+                          enabled=on_terminal() and not args.json):
+                nodes = store.walk(args.path, perms=args.perms)
         else:
             nodes = []
             base = args.path if args.path.endswith("/") else args.path + "/"

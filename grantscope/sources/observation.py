@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 
-__all__ = ["PARTS", "Sample", "build_observation", "collect_observation", "local_domid"]
+__all__ = ["COLLECT_STEPS", "PARTS", "Sample", "build_observation", "collect_observation",
+           "local_domid"]
 
 #: The parts of an Observation as ``unavailable`` names them (the findings' wording).
 PARTS = ("xenstore", "grant dump", "interrupts", "xenbus counters", "quota")
@@ -172,8 +173,13 @@ def _add_backends(store: Any, snapshot: dict[str, bytes | None],
             unavailable[f"xenstore {backend}"] = f"walk failed: {err.message}"
 
 
+#: How many times :func:`collect_observation` calls its ``step`` callback (for a progress bar).
+COLLECT_STEPS = 6
+
+
 def collect_observation(
-    *, interval: float = 2.0, dumps: bool = True, capture: bool = False
+    *, interval: float = 2.0, dumps: bool = True, capture: bool = False,
+    step: Callable[[str], None] | None = None,
 ) -> tuple[Observation, dict[str, Any], Any]:
     """Read everything ``report`` needs from this host (see :mod:`grantscope.cli.report`).
 
@@ -183,7 +189,12 @@ def collect_observation(
     Returns the :class:`Observation`, extra JSON members (host, quota, lsevtchn, raw
     interrupt rows, device holders, what was unavailable) and the dump capture (or None).
     Never raises for a source that cannot be read: it is listed in ``unavailable``.
+    ``step`` is called with the name of each of the :data:`COLLECT_STEPS` parts as it starts.
     """
+    def starting(name: str) -> None:
+        if step is not None:
+            step(name)
+
     from grantscope.sources.hvdump import capture_dumps, read_ring
     from grantscope.sources.lsevtchn import read_lsevtchn
     from grantscope.sources.procfs import (
@@ -195,6 +206,7 @@ def collect_observation(
     from grantscope.sources.quota import read_quota
 
     unavailable: dict[str, str] = {}
+    starting("XenStore")
     store, snapshot = _read_xenstore(unavailable)
     local = local_domid(store)
     if store is not None:
@@ -202,6 +214,7 @@ def collect_observation(
 
     console: ConsoleParse | None = None
     cap = None
+    starting("capturing the g and e dumps" if capture else "the console ring's dumps")
     if not dumps:
         unavailable["grant dump"] = unavailable["event dump"] = "skipped (--no-dumps)"
     else:
@@ -223,6 +236,7 @@ def collect_observation(
             return Sample(None, read_xenbus_counters(), time.monotonic())
         return Sample(got, read_xenbus_counters(), time.monotonic())
 
+    starting(f"two counter samples {interval:g} s apart")
     first = sample()
     time.sleep(interval)
     second = sample()
@@ -237,8 +251,11 @@ def collect_observation(
     )
     if not domids and local is not None:
         domids = [local]
+    starting("XenStore quota")
     quota = read_quota(domids)
+    starting("device holders")
     holders = xen_device_holders()
+    starting("lsevtchn")
     ports, ls_why = read_lsevtchn(local) if local is not None else ((), "local domid unknown")
     if ls_why:
         unavailable["lsevtchn"] = ls_why
