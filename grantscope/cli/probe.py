@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from grantscope.cli.output import print_json
 from grantscope.errors import UsageError
+from grantscope.host.target import target_for
 from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
 from grantscope.probing.params import SelfDomid, XsRef, split_assignments
 from grantscope.probing.registry import find_probe, load_builtin_probes
@@ -109,8 +110,11 @@ def run_list(args: argparse.Namespace) -> int:
     """Print the built-in probes; under ``--readonly`` mark those that would be refused."""
     readonly = bool(getattr(args, "readonly", False))
     probes = load_builtin_probes()
+    # Under --demo: the values that work on the simulated host, to copy into 'probe run'.
+    target = target_for(args, "probe list")
+    hints = target.sim().probe_hints() if target.simulated else {}
     if args.json:
-        print_json(
+        print_json(target.mark(
             {
                 "ok": True,
                 "readonly": readonly,
@@ -125,14 +129,21 @@ def run_list(args: argparse.Namespace) -> int:
                             {"name": q.name, "kind": q.kind, "default": q.default, "help": q.help}
                             for q in p.params
                         ],
+                        **({"demo_values": hints.get(p.name, {})} if target.simulated else {}),
                     }
                     for p in probes
                 ],
             }
-        )
+        ))
         return 0
+    if target.simulated:
+        sys.stdout.write(target.banner + "\n")
     for probe in probes:
         sys.stdout.write(_describe(probe, readonly))
+        if target.simulated:
+            values = " ".join(f"{k}={v}" for k, v in hints.get(probe.name, {}).items())
+            sys.stdout.write(f"    on the demo host: grantscope --demo probe run {probe.name}"
+                             f"{' ' + values if values else ''}\n")
     return 0
 
 

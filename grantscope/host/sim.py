@@ -11,7 +11,6 @@ tables, so a probe's offer shows up on the Grants screen and its page in the Pag
 
 from __future__ import annotations
 
-import builtins
 import math
 import struct
 import threading
@@ -42,6 +41,7 @@ from grantscope.host.sim_devices import (
     SimXenStore,
 )
 from grantscope.host.sim_hv import sim_console, sim_observation
+from grantscope.host.sim_store import AdvancingWatch, SimStoreView
 from grantscope.model.findings import Observation, analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
 from grantscope.model.toolout import DeviceHolder, ProcessInfo
@@ -245,7 +245,7 @@ class SimHost(Host):
 
     def watch(self, path: str) -> WatchHandle:
         """A watch that also advances the clock-driven changes while it waits."""
-        return _AdvancingWatch(self, self.store.watch(path))
+        return AdvancingWatch(self, self.store.watch(path))
 
     def xenstore_snapshot(self, root: str = "/") -> tuple[XsNode, ...]:
         """The whole simulated tree with permissions."""
@@ -408,77 +408,3 @@ class SimHost(Host):
         """The simulated XenStore as the ``xs`` commands use a real one (a context manager);
         reading or watching it lets the clock-driven changes (the heartbeats) happen."""
         return SimStoreView(self)
-
-
-class SimStoreView:
-    """The simulated store with the methods of :class:`grantscope.xen.xenstore.XenStore` the
-    read-only commands use; each call first applies the changes the clock implies."""
-
-    transport = "sim"
-
-    def __init__(self, host: SimHost) -> None:
-        self._host = host
-
-    def list(self, path: str) -> list[str]:
-        """Child names of ``path`` (ENOENT XenStoreError when it does not exist)."""
-        self._host._advance()
-        return list(self._host.store.list(path))
-
-    def read(self, path: str) -> bytes:
-        """The value of ``path`` (ENOENT XenStoreError when it does not exist)."""
-        self._host._advance()
-        return self._host.store.read(path)
-
-    def read_or_none(self, path: str) -> bytes | None:
-        """The value of ``path`` or None."""
-        return self._host.read(path)
-
-    def get_perms(self, path: str) -> Perms:
-        """Permissions of ``path``."""
-        return self._host.store.get_perms(path)
-
-    def walk(self, root: str = "/", *, perms: bool = False) -> builtins.list[XsNode]:
-        """The subtree under ``root``, parents first."""
-        self._host._advance()
-        return list(self._host.store.walk(root, perms=perms))
-
-    def watch(self, path: str) -> _AdvancingWatch:
-        """A watch on ``path`` that fires on the simulated guests' heartbeats."""
-        return _AdvancingWatch(self._host, self._host.store.watch(path))
-
-    def close(self) -> None:
-        """Nothing to release (the store belongs to the host)."""
-
-    def __enter__(self) -> SimStoreView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _AdvancingWatch:
-    """Wraps a store watch so waiting on it also lets the clock-driven changes happen."""
-
-    def __init__(self, host: SimHost, inner: WatchHandle) -> None:
-        self._host = host
-        self._inner = inner
-
-    def get(self, timeout: float) -> str | None:
-        got = self._inner.get(0)
-        if got is not None:
-            return got
-        self._host._advance()
-        return self._inner.get(timeout)
-
-    def take_notice(self) -> str | None:
-        """Never a notice: the simulated store is never disconnected."""
-        return None
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def __enter__(self) -> _AdvancingWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -195,3 +195,21 @@ def test_the_installed_command_under_demo() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("SIMULATED") and '/local/domain/0/name = "Domain-0"' in \
         done.stdout
+
+
+def test_demo_probe_list_gives_a_command_that_runs_for_every_probe(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--demo", "probe", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("SIMULATED")
+    commands = [line.split("grantscope ", 1)[1].split() for line in out.splitlines()
+                if "on the demo host: grantscope --demo probe run" in line]
+    assert len(commands) == 6
+    for argv in commands:
+        assert main([*argv, "--json"]) == 0, argv
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["simulated"] is True and doc["devices"] == "sim", argv
+    assert main(["--demo", "probe", "list", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["simulated"] is True
+    assert {p["name"]: p["demo_values"] for p in doc["probes"]}["map-grant"]["domid"] == "1"
