@@ -87,15 +87,21 @@ class Target:
     def store(self, timeout: float = 5.0) -> Any:
         """A XenStore connection (a context manager): the simulated store, or the real one.
 
-        ``XENSTORED_PATH`` names a store explicitly, so it is used without the Xen check.
+        A store that answers is used wherever it is (``XENSTORED_PATH``, a socket mounted
+        into a container); when none does on a machine that is not Xen, the refusal is the
+        Xen one, naming ``--demo``, rather than the list of sockets tried.
         """
         if self.simulated:
             return self.sim().live_store()
-        if not os.environ.get("XENSTORED_PATH"):
-            self.require_xen()
+        from grantscope.errors import GrantscopeError
         from grantscope.xen.xenstore import XenStore
 
-        return XenStore.open(timeout=timeout)
+        try:
+            return XenStore.open(timeout=timeout)
+        except GrantscopeError:
+            if not os.environ.get("XENSTORED_PATH"):
+                self.require_xen()
+            raise
 
     def devices(self) -> Any:
         """The probe engine's devices: the simulated ones, or this machine's (opened lazily;
