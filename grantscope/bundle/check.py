@@ -43,6 +43,7 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
     return {
         "ok": not bundle.problems,
         "path": bundle.path,
+        "simulated": manifest.get("simulated") is True,
         "schema_version": manifest.get("schema_version"),
         "grantscope_version": manifest.get("grantscope_version"),
         "host": {
@@ -89,6 +90,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"captured {clean(summary['started_at'])} .. {clean(summary['finished_at'])}",
         "collectors:",
     ]
+    if summary.get("simulated"):
+        lines.insert(1, "SIMULATED: a bundle of the demo host (grantscope --demo), not of a "
+                     "real machine")
     for c in summary["collectors"]:
         detail = f"  {clean(c['error'])}" if c.get("error") else ""
         duration = c.get("duration_s")

@@ -3,9 +3,8 @@
 Every collector returns ``{member name: payload}`` (see :mod:`grantscope.bundle.collect`).
 What does not exist on this machine (no Xen, not dom0, no session) raises
 :class:`~grantscope.bundle.collect.Unavailable`; the export works on any Linux machine and
-the bundle is valid even when every Xen collector is unavailable.  Modules other engineers
-own (the diagnostics sources and findings) are imported lazily with :mod:`importlib`, so a
-missing or broken one is a recorded collector error, never a failed export.
+the bundle is valid even when every Xen collector is unavailable; a collector that raises is
+a recorded collector error, never a failed export.
 
 Members written (schema version 1):
 
@@ -33,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib
 import os
 import platform
 import re
@@ -49,6 +47,11 @@ from typing import TYPE_CHECKING, Any
 from grantscope import __version__
 from grantscope.bundle.collect import Collector, Payload, Unavailable
 from grantscope.bundle.format import node_to_json
+from grantscope.model.findings import analyze
+from grantscope.model.interrupts import parse_interrupts
+from grantscope.sources import hvdump, lsevtchn, procfs, quota
+from grantscope.sources.observation import Sample, build_observation
+from grantscope.xen.xenstore import XenStore
 
 if TYPE_CHECKING:
     from grantscope.host.base import Host
@@ -185,16 +188,12 @@ def collect_xenstore(
         transport = "host"
     else:
         try:
-            module = importlib.import_module("grantscope.xen.xenstore")
-        except ImportError as err:
-            raise Unavailable(f"the XenStore client is not available ({err})") from None
-        try:
-            store = module.XenStore.open(timeout=min(timeout, 5.0))
+            store = XenStore.open(timeout=min(timeout, 5.0))
         except Exception as err:  # no xenstored / no /dev/xen/xenbus on this machine
             raise Unavailable(f"no XenStore here: {getattr(err, 'message', err)}") from None
         with store:
             transport = str(getattr(store, "transport", "?"))
-            nodes = store.walk("/", perms=True)
+            nodes = tuple(store.walk("/", perms=True))
     encoded = [node_to_json(n.path, n.value, n.perms) for n in nodes]
     if shared is not None:
         shared["xenstore"] = {n.path: n.value for n in nodes}
@@ -289,8 +288,7 @@ def collect_interrupts(shared: dict[str, Any] | None = None) -> Payload:
     if text is None:
         raise Unavailable(f"{PROC_INTERRUPTS} is not readable here")
     out: dict[str, Any] = {"interrupts.txt": text.encode()}
-    model = importlib.import_module("grantscope.model.interrupts")
-    parsed = model.parse_interrupts(text)
+    parsed = parse_interrupts(text)
     if shared is not None:
         shared["interrupts"] = (parsed, time.monotonic())
     out["interrupts.json"] = to_jsonable(parsed)
@@ -299,7 +297,7 @@ def collect_interrupts(shared: dict[str, Any] | None = None) -> Payload:
 
 def collect_sysfs(shared: dict[str, Any] | None = None) -> Payload:
     """sysfs.json: /sys/hypervisor and every xenbus device's counters."""
-    counters = _source("grantscope.sources.procfs", "read_xenbus_counters")()
+    counters = procfs.read_xenbus_counters()
     if shared is not None:
         shared["counters"] = (counters, time.monotonic())
     hv = hypervisor_facts()
@@ -308,15 +306,7 @@ def collect_sysfs(shared: dict[str, Any] | None = None) -> Payload:
     return {"sysfs.json": {"hypervisor": hv, "xenbus": to_jsonable(counters)}}
 
 
-# -- the diagnostics engineer's sources (lazy) ------------------------------------------------
-def _source(module: str, function: str) -> Callable[..., Any]:
-    mod = importlib.import_module(module)
-    fn = getattr(mod, function, None)
-    if not callable(fn):
-        raise RuntimeError(f"{module} has no {function}()")
-    return fn
-
-
+# -- the hypervisor console --------------------------------------------------------------------
 def collect_hvdump(timeout: float, shared: dict[str, Any] | None = None, *,
                    capture: bool = False, unavailable: dict[str, str] | None = None) -> Payload:
     """hvdump.txt (the g and e dumps as printed), hvdump.json (parsed), xl-dmesg.txt.
@@ -326,7 +316,6 @@ def collect_hvdump(timeout: float, shared: dict[str, Any] | None = None, *,
     missing one is recorded in ``unavailable`` (the findings then say which checks it leaves).
     The ring is only read, never emptied; xl-dmesg.txt is the ring as it was before any key.
     """
-    hvdump = importlib.import_module("grantscope.sources.hvdump")
     got = hvdump.capture_dumps("ge", timeout=timeout) if capture else \
         hvdump.read_ring(timeout=timeout)
     if got.unavailable:
@@ -370,8 +359,7 @@ def collect_quota(
     host: Host | None, timeout: float, shared: dict[str, Any] | None = None
 ) -> Payload:
     """quota.json: XenStore quota limits and per-domain usage (xenstore-control)."""
-    read_quota = _source("grantscope.sources.quota", "read_quota")
-    snapshot = read_quota(_domids(host, timeout), timeout=timeout)
+    snapshot = quota.read_quota(_domids(host, timeout), timeout=timeout)
     if not snapshot.usage and snapshot.limits_source != "xenstored":
         raise Unavailable("; ".join(snapshot.unavailable) or "xenstore-control gave nothing")
     if shared is not None and snapshot.usage:
@@ -381,11 +369,10 @@ def collect_quota(
 
 def collect_lsevtchn(host: Host | None, timeout: float) -> Payload:
     """lsevtchn.json: every domain's event-channel ports as ``lsevtchn`` lists them."""
-    read = _source("grantscope.sources.lsevtchn", "read_lsevtchn")
     domains: dict[str, Any] = {}
     reasons = []
     for domid in _domids(host, timeout):
-        ports, why = read(domid, timeout=timeout)
+        ports, why = lsevtchn.read_lsevtchn(domid, timeout=timeout)
         domains[str(domid)] = {"ports": to_jsonable(ports), "why": why}
         if why:
             reasons.append(why)
@@ -396,7 +383,7 @@ def collect_lsevtchn(host: Host | None, timeout: float) -> Payload:
 
 def collect_processes(shared: dict[str, Any] | None = None) -> Payload:
     """processes.json: processes holding /dev/xen/gntdev, gntalloc or evtchn."""
-    holders = _source("grantscope.sources.procfs", "xen_device_holders")()
+    holders = procfs.xen_device_holders()
     if shared is not None:
         shared["holders"] = holders
     return {"processes.json": {"holders": to_jsonable(holders)}}
@@ -408,8 +395,6 @@ def collect_findings(shared: dict[str, Any], unavailable: dict[str, str]) -> Pay
     Interrupts and xenbus counters are sampled a second time here, so the rate checks (storms,
     spurious events) have two samples spanning the export.
     """
-    findings = importlib.import_module("grantscope.model.findings")
-    procfs = importlib.import_module("grantscope.sources.procfs")
     irq_a, t_irq = shared.get("interrupts", (None, 0.0))
     cnt_a, t_cnt = shared.get("counters", (None, 0.0))
     irq_b = procfs.read_interrupts() if irq_a is not None else None
@@ -427,20 +412,18 @@ def collect_findings(shared: dict[str, Any], unavailable: dict[str, str]) -> Pay
     ):
         if shared.get(part) is None:
             missing.setdefault(name, unavailable.get(part, "not collected in this export"))
-    obs = findings.Observation(
+    start = t_irq or t_cnt or now
+    obs = build_observation(
         xenstore=shared.get("xenstore"),
         console=shared.get("console"),
-        interrupts_before=irq_a,
-        interrupts_after=irq_b,
-        counters_before=cnt_a,
-        counters_after=cnt_b,
-        interval=now - (t_irq or t_cnt or now),
+        first=Sample(irq_a, cnt_a, start),
+        second=Sample(irq_b, cnt_b, now),
         quota=shared.get("quota"),
         holders=shared.get("holders"),
         local_domid=shared.get("local_domid"),
         unavailable=missing,
     )
-    return {"findings.json": to_jsonable(findings.analyze(obs))}
+    return {"findings.json": to_jsonable(analyze(obs))}
 
 
 def collect_probe_log(records: Sequence[Any] | None) -> Payload:
@@ -462,7 +445,12 @@ def _noting(name: str, fn: Callable[[], Payload], notes: dict[str, str]) -> Call
 
 
 def standard_collectors(sources: ExportSources) -> list[Collector]:
-    """The collectors of ``bundle export``, in the order they run."""
+    """The collectors of ``bundle export``, in the order they run (the simulated host's own,
+    :func:`grantscope.bundle.sim_collectors.simulated_collectors`, under ``--demo``)."""
+    from grantscope.bundle.sim_collectors import is_simulated, simulated_collectors
+
+    if is_simulated(sources.host):
+        return simulated_collectors(sources)
     host, cmd_t, note = sources.host, sources.command_timeout_s, sources.host_note
     shared = sources.shared
     collectors = [

@@ -116,6 +116,8 @@ def export_bundle(
         ],
         "redaction": redactor.manifest_section(),
     }
+    if host.get("simulated") is True:  # the demo host (--demo): say so where readers look
+        manifest["simulated"] = True
     manifest["root_dir"] = root_dir_name(target)
     manifest_bytes = json.dumps(manifest, indent=2).encode("utf-8")
     size = _write_atomically(target, target_dir, manifest_bytes, members, manifest["root_dir"])

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from grantscope import __version__
 from grantscope.cli.output import report_error
-from grantscope.errors import GrantscopeError
+from grantscope.errors import GrantscopeError, UsageError
 from grantscope.xen.readonly import readonly_session
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
@@ -40,6 +40,13 @@ EXIT_STATUS = (
 )
 
 log = logging.getLogger("grantscope")
+
+#: Commands ``--demo`` cannot simulate, and why (a refusal, exit 2, never the real machine).
+#: The others take the simulated host through :mod:`grantscope.host.target`.
+DEMO_REFUSED = {
+    "lab": "'lab' builds and boots a real Xen host under QEMU: there is nothing to simulate. "
+    "Run it without --demo.",
+}
 
 # Command-group modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -87,7 +94,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="open the TUI on a simulated host (pictures and UI only; labelled SIMULATED)",
+        help="run on a simulated Xen host (dom0 and two guests) instead of this machine: "
+        "the TUI, doctor, xs ls/read/watch, report, metrics, bundle export and probe run; "
+        "every output is labelled SIMULATED (\"simulated\": true with --json). Commands that "
+        "read a file (dump analyze, bundle inspect/open/diff) do not need it; lab and dump "
+        "capture refuse it (exit 2)",
     )
     parser.add_argument(
         "--readonly",
@@ -189,6 +200,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 from grantscope.cli.tui import run_tui
 
                 return run_tui(args)
+            if args.demo and args.command in DEMO_REFUSED:
+                raise UsageError(f"'{args.command}' cannot run under --demo",
+                                 DEMO_REFUSED[args.command])
             run = getattr(args, "run", None)
             if run is None:
                 parser.parse_args([args.command, "--help"])

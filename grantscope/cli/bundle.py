@@ -2,7 +2,8 @@
 
 * ``export [-o FILE] [--include-pages] [--no-redact] [--redact-rules FILE] [--allow-partial]
   [--json]`` collects this host's state into
-  one .tar.gz (redacted unless ``--no-redact``); progress goes to stderr on a terminal.  A
+  one .tar.gz (redacted unless ``--no-redact``); on a terminal a progress bar (stderr,
+  :mod:`grantscope.cli.progress`) names each collector, and nothing when piped.  A
   collector that fails or is slow is recorded in the manifest and never stops the export.
 * ``inspect FILE [--json]``: the manifest in brief and the sha256 of every member checked.
 * ``open FILE``: the TUI on the read-only ``replay`` backend, labelled with the bundle's host.
@@ -25,7 +26,9 @@ from typing import Any
 from grantscope.bundle.collect import CollectorResult
 from grantscope.bundle.format import BundleError
 from grantscope.cli.output import clean, print_json, print_lines
+from grantscope.cli.progress import Progress, on_terminal
 from grantscope.errors import GrantscopeError
+from grantscope.host.target import SIMULATED, target_for
 
 
 def register(subparsers: Any) -> None:
@@ -124,8 +127,11 @@ def default_output_name() -> str:
     return f"grantscope-bundle-{host or 'host'}-{stamp}.tar.gz"
 
 
-def live_host() -> tuple[Any, str]:
-    """The real machine's Host (the ``xen`` backend), or None and why it is not available."""
+def live_host(args: argparse.Namespace | None = None) -> tuple[Any, str]:
+    """The Host to export: the simulated one under ``--demo``, else the real machine's
+    (the ``xen`` backend), or None and why it is not available (the export goes on)."""
+    if args is not None and getattr(args, "demo", False):
+        return target_for(args, "bundle export").sim(), ""
     try:
         from grantscope.host.xen import XenHost
     except ImportError as err:
@@ -139,14 +145,26 @@ def live_host() -> tuple[Any, str]:
         return None, f"{type(err).__name__}: {err}"
 
 
-def _progress_printer(enabled: bool) -> Any:
+def _progress_printer(enabled: bool, bar: Progress | None = None) -> Any:
+    """The export's progress callback: with ``bar`` (a terminal) the bar names the running
+    collector and each outcome stays above it as a line; without, plain lines on stderr."""
     def show(event: str, name: str, index: int, total: int, result: CollectorResult | None) -> None:
         if not enabled:
+            return
+        detail = ""
+        if result is not None and result.error and result.status != "ok":
+            detail = f" ({clean(result.error)})"
+        if bar is not None:
+            if event == "start":
+                bar.update(name, completed=index)
+            elif result is not None:
+                bar.note(f"[{index + 1}/{total}] {name}: {result.status} "
+                         f"{result.duration_s:.2f}s{detail}")
+                bar.update(name, completed=index + 1)
             return
         if event == "start":
             sys.stderr.write(f"[{index + 1}/{total}] {name} ...")
         elif result is not None:
-            detail = f" ({clean(result.error)})" if result.error and result.status != "ok" else ""
             sys.stderr.write(f" {result.status} {result.duration_s:.2f}s{detail}\n")
         sys.stderr.flush()
 
@@ -166,18 +184,21 @@ def run_export(args: argparse.Namespace) -> int:
 
     target = args.output or default_output_name()
     site_rules = load_site_rules(args.redact_rules) if args.redact_rules else None
-    host, why = live_host()
+    host, why = live_host(args)
     try:
         sources = ExportSources(host=host, include_pages=bool(args.include_pages), host_note=why,
                                 capture=bool(getattr(args, "capture", False)))
-        result = export_bundle(
-            target,
-            standard_collectors(sources),
-            redact=not args.no_redact,
-            include_pages=bool(args.include_pages),
-            progress=_progress_printer(sys.stderr.isatty() and not args.json),
-            site_rules=site_rules,
-        )
+        collectors = standard_collectors(sources)
+        with Progress("bundle export", total=len(collectors),
+                      enabled=on_terminal() and not args.json) as bar:
+            result = export_bundle(
+                target,
+                collectors,
+                redact=not args.no_redact,
+                include_pages=bool(args.include_pages),
+                progress=_progress_printer(bar.enabled, bar),
+                site_rules=site_rules,
+            )
     finally:
         if host is not None:
             host.close()
@@ -187,10 +208,12 @@ def run_export(args: argparse.Namespace) -> int:
     failed = partial_failures(manifest)
     role = manifest["host"].get("role") or "unknown"
     code = 1 if failed and not args.allow_partial else 0
+    simulated = manifest.get("simulated") is True
     if args.json:
         print_json(
             {
                 "ok": code == 0,
+                "simulated": simulated,
                 "partial": [c["name"] for c in failed],
                 "role": role,
                 "path": result.path,
@@ -205,6 +228,8 @@ def run_export(args: argparse.Namespace) -> int:
         )
         return code
     ok = sum(1 for _, status, _ in statuses if status == "ok")
+    if simulated:
+        print(f"{SIMULATED}: a bundle of the demo host (grantscope --demo), not of this machine")
     print(f"wrote {clean(result.path)} ({result.size} bytes, {len(manifest['members'])} members)")
     print(f"collectors: {ok} of {len(statuses)} ok")
     for name, status, error in statuses:

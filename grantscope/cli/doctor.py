@@ -22,18 +22,29 @@ def register(subparsers: Any) -> None:
         "command that needs Xen).",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    # 'grantscope --demo doctor' reports on the simulated host (labelled SIMULATED).
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the checks, print them, exit 0 when usable."""
-    from grantscope.sources.doctor import run_doctor
+    from grantscope.host.target import target_for
 
-    report = run_doctor()
+    target = target_for(args, "doctor")
+    if target.simulated:
+        from grantscope.host.sim_doctor import sim_doctor
+
+        report = sim_doctor(target.sim())
+    else:
+        from grantscope.sources.doctor import run_doctor
+
+        report = run_doctor()
     if args.json:
-        print_json(report.to_json())
+        print_json(target.mark(report.to_json()))
     else:
         out = sys.stdout
+        if target.simulated:
+            out.write(target.banner + "\n")
         for check in report.checks:
             line = f"[{_MARK.get(check.status, check.status)}] {check.name}: {check.summary}"
             if check.detail:

@@ -21,8 +21,9 @@ from grantscope.cli.output import clean, print_json, print_lines
 from grantscope.cli.report import analysis_json, render_text
 from grantscope.errors import NoXenError, UsageError
 from grantscope.model.dumps import parse_console
-from grantscope.model.findings import Observation, analyze
+from grantscope.model.findings import analyze
 from grantscope.safefile import check_new_file, write_new_file
+from grantscope.sources.observation import build_observation
 
 __all__ = ["register", "run_analyze", "run_capture"]
 
@@ -90,7 +91,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Parse, analyze and print one saved console text."""
     text = _read(args.file)
     console = parse_console(text)
-    obs = Observation(
+    obs = build_observation(
         console=console,
         unavailable={
             "xenstore": "a saved dump holds no XenStore tree",
@@ -132,6 +133,13 @@ def run_capture(args: argparse.Namespace) -> int:
     from grantscope.sources.hvdump import capture_dumps, check_keys
 
     check_keys(args.keys)  # refuse a bad key before touching anything
+    if getattr(args, "demo", False):
+        raise UsageError(
+            "dump capture cannot run under --demo: the demo host has no hypervisor console",
+            "Its 'g' and 'e' dumps are built from the simulated tables, not captured as text: "
+            "'grantscope --demo report' shows them parsed, and 'grantscope --demo bundle "
+            "export' stores them.",
+        )
     if args.output:
         check_new_file(args.output, "--output")
     cap = capture_dumps(args.keys)

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from grantscope.errors import GrantscopeError, NoXenError, UsageError
+from grantscope.errors import GrantscopeError, UsageError
+from grantscope.host.target import target_for
 from grantscope.xen.readonly import refuse_if_readonly
 
 __all__ = ["DEFAULT_PORT", "parse_listen", "register", "run_metrics"]
@@ -96,22 +97,14 @@ def _maptrack(args: argparse.Namespace, capture: Callable[[], Any] | None = None
 
 
 def _reader(args: argparse.Namespace) -> Callable[[], Any]:
-    if getattr(args, "demo", False):
-        from grantscope.host.sim import SimHost
+    target = target_for(args, "metrics")
+    if target.simulated:
         from grantscope.metrics.demo import demo_capture, demo_reading
 
-        host = SimHost(readonly=bool(args.readonly))
+        host = target.sim()
         demo_maptrack = _maptrack(args, demo_capture(host))
         return lambda: demo_reading(host, demo_maptrack)
-    from grantscope.cli.report import _is_xen
-
-    if not _is_xen():
-        raise NoXenError(
-            "this machine is not running on Xen",
-            "'grantscope metrics' reads the live hypervisor, XenStore and the kernel's Xen "
-            "counters. Run it in dom0 (or give --demo for simulated metrics, labelled "
-            "simulated=\"1\").",
-        )
+    target.require_xen()
     from grantscope.metrics.collect import collect_reading
 
     maptrack = _maptrack(args)

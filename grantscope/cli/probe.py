@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from grantscope.cli.output import print_json
 from grantscope.errors import UsageError
+from grantscope.host.target import target_for
 from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
 from grantscope.probing.params import SelfDomid, XsRef, split_assignments
 from grantscope.probing.registry import find_probe, load_builtin_probes
@@ -109,8 +110,11 @@ def run_list(args: argparse.Namespace) -> int:
     """Print the built-in probes; under ``--readonly`` mark those that would be refused."""
     readonly = bool(getattr(args, "readonly", False))
     probes = load_builtin_probes()
+    # Under --demo: the values that work on the simulated host, to copy into 'probe run'.
+    target = target_for(args, "probe list")
+    hints = target.sim().probe_hints() if target.simulated else {}
     if args.json:
-        print_json(
+        print_json(target.mark(
             {
                 "ok": True,
                 "readonly": readonly,
@@ -125,14 +129,21 @@ def run_list(args: argparse.Namespace) -> int:
                             {"name": q.name, "kind": q.kind, "default": q.default, "help": q.help}
                             for q in p.params
                         ],
+                        **({"demo_values": hints.get(p.name, {})} if target.simulated else {}),
                     }
                     for p in probes
                 ],
             }
-        )
+        ))
         return 0
+    if target.simulated:
+        sys.stdout.write(target.banner + "\n")
     for probe in probes:
         sys.stdout.write(_describe(probe, readonly))
+        if target.simulated:
+            values = " ".join(f"{k}={v}" for k, v in hints.get(probe.name, {}).items())
+            sys.stdout.write(f"    on the demo host: grantscope --demo probe run {probe.name}"
+                             f"{' ' + values if values else ''}\n")
     return 0
 
 
@@ -219,19 +230,22 @@ def _print_new(
 
 def run_probe(args: argparse.Namespace) -> int:
     """Run one probe on this host's devices; see the module docstring for exit status."""
-    from grantscope.probing.devices import RealDevices, require_xen
+    from grantscope.host.target import target_for
 
     probe = find_probe(args.name)
     values = split_assignments(list(args.params))
     readonly = bool(getattr(args, "readonly", False))
-    devices = RealDevices()
+    target = target_for(args, f"probe run {probe.name}")  # --demo: the simulated devices
+    devices = target.devices()
     # Check the values and --readonly before looking for Xen: bad input is bad anywhere.
     run = ProbeRun(probe, values, devices, readonly=readonly)
-    require_xen(probe.needs)
+    target.require_xen(tuple(probe.needs))
     devices.preload()  # so the first step's duration is the call, not Python imports
     # With --json the prompts go to stderr so stdout stays one JSON document.
     out = sys.stderr if args.json else sys.stdout
     if not args.json:
+        if target.simulated:
+            out.write(target.banner + "\n")
         out.write(f"probe {probe.name} ({len(run.step_names)} steps)\n")
     outcome, code = "failed", 1
     try:
@@ -254,7 +268,7 @@ def run_probe(args: argparse.Namespace) -> int:
     if leftovers and code == 0:
         code = 1  # something may be left behind: not a clean success
     if args.json:
-        print_json(
+        print_json(target.mark(
             {
                 "ok": code == 0,
                 "probe": probe.name,
@@ -265,12 +279,12 @@ def run_probe(args: argparse.Namespace) -> int:
                 "not_run": run.step_names[len(steps):],
                 "cleanup": [r.to_json() for r in cleanup],
             }
-        )
+        ))
         return code
     for record in cleanup:
         _print_record(record, len(run.step_names), out)
     not_run = run.step_names[len(steps):]
-    summary = f"probe {probe.name}: {outcome}"
+    summary = f"probe {probe.name}: {outcome}" + (" (SIMULATED)" if target.simulated else "")
     if not_run:
         summary += f"; not run: {', '.join(not_run)}"
     if leftovers:

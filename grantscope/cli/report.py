@@ -7,27 +7,28 @@ ring holds (dom0 only; with ``--capture`` it sends ``g`` and ``e`` first, see
 quota per domain, processes holding /dev/xen devices, ``lsevtchn`` and /sys/hypervisor.
 Whatever cannot be read is listed with the reason; the findings say which checks did not run.
 
+Under ``--demo`` it reports on the simulated host (labelled SIMULATED, ``"simulated": true``).
+
 Exit status: 0 the report was produced (with or without findings), 2 not a Xen host.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import time
+import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from grantscope.cli.output import print_json, print_lines
-from grantscope.errors import GrantscopeError, NoXenError, UsageError
+from grantscope.cli.progress import Progress, on_terminal
+from grantscope.errors import UsageError
+from grantscope.host.target import Target, target_for
 from grantscope.model.devices_join import state_name
 from grantscope.model.dumps import ConsoleParse, GrantEntry
 from grantscope.model.findings import Analysis, Observation, Thresholds, analyze
-from grantscope.model.interrupts import InterruptsParse
 from grantscope.model.runs import consecutive_runs
 from grantscope.safefile import check_new_file, write_new_file
+from grantscope.sources.observation import COLLECT_STEPS, collect_observation
 
 __all__ = ["analysis_json", "collect_observation", "register", "render_text", "run_report"]
 
@@ -73,88 +74,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(run=run_report)
 
 
-def _is_xen() -> bool:
-    try:
-        if Path("/sys/hypervisor/type").read_text().strip() == "xen":
-            return True
-    except OSError:
-        pass
-    proc_xen = Path("/proc/xen")
-    return (proc_xen.is_dir() and any(proc_xen.iterdir())) or Path("/dev/xen").is_dir()
-
-
-def _local_domid(store: Any) -> int | None:
-    """This domain's id: 0 for the control domain, else XenStore's relative ``domid``."""
-    try:
-        caps = Path("/proc/xen/capabilities").read_text()
-        if "control_d" in caps:
-            return 0
-    except OSError:
-        pass
-    try:
-        if Path("/sys/hypervisor/start_flags/initdomain").read_text().strip() == "1":
-            return 0
-    except OSError:
-        pass
-    if store is not None:
-        try:
-            raw = store.read_or_none("domid")
-        except GrantscopeError:
-            raw = None
-        if raw is not None and raw.strip().isdigit():
-            return int(raw.strip())
-    return None
-
-
-def _read_xenstore(unavailable: dict[str, str]) -> tuple[Any, dict[str, bytes | None] | None]:
-    from grantscope.xen.xenstore import XenStore
-
-    try:
-        store = XenStore.open()
-    except GrantscopeError as err:
-        unavailable["xenstore"] = err.message
-        return None, None
-    # A domU may not read the whole tree: fall back to what it can see, its own home last.
-    roots = ["/", "/local/domain"]
-    try:
-        own = store.read_or_none("domid")  # relative: resolves under this domain's home
-    except GrantscopeError:
-        own = None
-    if own is not None and own.strip().isdigit():
-        roots.append(f"/local/domain/{int(own.strip())}")
-    for root in roots:
-        try:
-            nodes = store.walk(root)
-        except GrantscopeError as err:
-            unavailable["xenstore"] = f"walk of {root} failed: {err.message}"
-            continue
-        unavailable.pop("xenstore", None)
-        snapshot = {n.path: n.value for n in nodes}
-        if root != "/":
-            _add_backends(store, snapshot, unavailable)
-        return store, snapshot
-    return store, None
-
-
-def _add_backends(store: Any, snapshot: dict[str, bytes | None],
-                  unavailable: dict[str, str]) -> None:
-    """Walk the backend directory each frontend in ``snapshot`` names, when it is outside.
-
-    A domU cannot list dom0's tree, but the toolstack lets a frontend's domain read its
-    backend's directory; without it a domU's report would call every backend absent.
-    """
-    for path, value in list(snapshot.items()):
-        if not path.endswith("/backend") or "/device/" not in path or not value:
-            continue
-        backend = value.decode("utf-8", "replace")
-        if not backend.startswith("/") or backend in snapshot:
-            continue
-        try:
-            snapshot.update((n.path, n.value) for n in store.walk(backend))
-        except GrantscopeError as err:
-            unavailable[f"xenstore {backend}"] = f"walk failed: {err.message}"
-
-
 def run_report(args: argparse.Namespace) -> int:
     """Collect an :class:`Observation` from this host, analyze it and print the result."""
     if args.interval < 0 or args.interval > 600:
@@ -163,27 +82,41 @@ def run_report(args: argparse.Namespace) -> int:
         )
     if not args.storm_rate > 0:
         raise UsageError(f"--storm-rate {args.storm_rate:g} must be above 0")
-    if not _is_xen():
-        raise NoXenError(
-            "this machine is not running on Xen",
-            "'grantscope report' reads the live hypervisor, XenStore and the kernel's Xen "
-            "counters (/sys/hypervisor/type is not 'xen' and /proc/xen, /dev/xen are absent). "
-            "To read a dump pasted from another host use 'grantscope dump analyze FILE'.",
-        )
     if args.capture and args.no_dumps:
         raise UsageError("--capture and --no-dumps contradict each other", "Give one of them.")
-    if args.save_console:
-        check_new_file(args.save_console, "--save-console")
-    obs, extra, capture = collect_observation(
-        interval=args.interval, dumps=not args.no_dumps, capture=args.capture
-    )
+    target = target_for(args, "report")
+    target.require_xen(also="to read a dump saved on another host use 'grantscope dump "
+                       "analyze FILE'")
+    if target.simulated:
+        obs, extra, capture = _simulated(target, dumps=not args.no_dumps)
+        if args.save_console:
+            raise UsageError("--save-console: the demo host has no console text to save",
+                             "Its g and e dumps are built from the simulated tables; "
+                             "'grantscope --demo report --json' shows them parsed.")
+    else:
+        if args.save_console:
+            check_new_file(args.save_console, "--save-console")
+        with Progress("report", total=COLLECT_STEPS,
+                      enabled=on_terminal() and not args.json) as bar:
+            started: list[str] = []
+
+            def step(name: str) -> None:
+                bar.update(name, completed=len(started))
+                started.append(name)
+
+            obs, extra, capture = collect_observation(
+                interval=args.interval, dumps=not args.no_dumps, capture=args.capture,
+                step=step,
+            )
     if args.save_console and capture is not None:
         text = capture.earlier_console + (capture.text if capture.captured else "")
         write_new_file(args.save_console, text.encode(), "--save-console")
     analysis = analyze(obs, Thresholds(storm_rate=args.storm_rate))
     if args.json:
-        print_json({"ok": True, **analysis_json(analysis, obs.console), **extra})
+        print_json(target.mark({"ok": True, **analysis_json(analysis, obs.console), **extra}))
     else:
+        if target.simulated:
+            print(target.banner)
         print_lines(  # quotes XenStore values and console lines: shown cleaned
             render_text(
                 analysis,
@@ -197,103 +130,26 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def collect_observation(
-    *, interval: float = 2.0, dumps: bool = True, capture: bool = False
-) -> tuple[Observation, dict[str, Any], Any]:
-    """Read everything ``report`` needs from this host (see the module doc).
-
-    ``dumps`` reads the g/e dumps from the console ring; ``capture`` sends ``g`` and ``e``
-    first (refused under ``--readonly``), otherwise the ring is read as it is.
-
-    Returns the :class:`Observation`, extra JSON members (host, quota, lsevtchn, raw
-    interrupt rows, device holders, what was unavailable) and the dump capture (or None).
-    Never raises for a source that cannot be read: it is listed in ``unavailable``.
-    """
-    from grantscope.sources.hvdump import capture_dumps, read_ring
-    from grantscope.sources.lsevtchn import read_lsevtchn
-    from grantscope.sources.procfs import (
-        read_hypervisor,
-        read_interrupts,
-        read_xenbus_counters,
-        xen_device_holders,
-    )
-    from grantscope.sources.quota import read_quota
-
-    unavailable: dict[str, str] = {}
-    store, snapshot = _read_xenstore(unavailable)
-    local = _local_domid(store)
-    if store is not None:
-        store.close()
-
-    console: ConsoleParse | None = None
-    cap = None
+def _simulated(target: Target, *, dumps: bool) -> tuple[Observation, dict[str, Any], None]:
+    """The demo host's observation (its dumps are always current: --capture changes nothing)."""
+    obs = target.sim().observation()
     if not dumps:
-        unavailable["grant dump"] = unavailable["event dump"] = "skipped (--no-dumps)"
-    else:
-        cap = capture_dumps("ge") if capture else read_ring()
-        console = cap.parse
-        if cap.unavailable:
-            unavailable["grant dump"] = unavailable["event dump"] = cap.unavailable
-        elif not capture:
-            for key, what, got in (("g", "grant dump", console and console.grants),
-                                   ("e", "event dump", console and console.events)):
-                if got is None:
-                    unavailable[what] = (f"the console ring holds no '{key}' dump and none was "
-                                         "captured (--capture sends 'g' and 'e')")
-
-    def interrupts() -> InterruptsParse | None:
-        got = read_interrupts()
-        if isinstance(got, str):
-            unavailable["interrupts"] = got
-            return None
-        return got
-
-    irq_a, cnt_a, t_a = interrupts(), read_xenbus_counters(), time.monotonic()
-    time.sleep(interval)
-    irq_b, cnt_b, t_b = interrupts(), read_xenbus_counters(), time.monotonic()
-
-    domids = sorted(
-        {
-            int(m.group(1))
-            for p in (snapshot or {})
-            for m in [re.match(r"^/local/domain/(\d+)$", p)]
-            if m
-        }
-    )
-    if not domids and local is not None:
-        domids = [local]
-    quota = read_quota(domids)
-    if not quota.usage:
-        unavailable["quota"] = "; ".join(quota.unavailable) or "no domain to ask about"
-    holders = xen_device_holders()
-    ports, ls_why = read_lsevtchn(local) if local is not None else ((), "local domid unknown")
-    if ls_why:
-        unavailable["lsevtchn"] = ls_why
-    obs = Observation(
-        xenstore=snapshot,
-        console=console,
-        interrupts_before=irq_a,
-        interrupts_after=irq_b,
-        counters_before=cnt_a,
-        counters_after=cnt_b,
-        interval=t_b - t_a,
-        quota=quota if quota.usage else None,
-        holders=holders,
-        local_domid=local,
-        unavailable=unavailable,
-    )
+        why = dict(obs.unavailable)
+        why["grant dump"] = why["event dump"] = "skipped (--no-dumps)"
+        obs = dataclasses.replace(obs, console=None, unavailable=why)
+    info = target.sim().info()
     extra: dict[str, Any] = {
-        "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},
-        "capture": cap.to_json() if cap is not None else None,
-        # The console ring as it was before any key (read only: it is still in the ring).
-        "earlier_console": cap.earlier_console if cap is not None else None,
-        "quota": quota.to_json(),
-        "lsevtchn": [p.to_json() for p in ports],
-        "interrupts": irq_b.to_json() if irq_b is not None else None,
-        "holders": [h.to_json() for h in holders],
-        "unavailable": unavailable,
+        "host": {"local_domid": info.domid, "hypervisor": {"type": "xen (simulated)"},
+                 "label": info.label},
+        "capture": None,
+        "earlier_console": None,
+        "quota": obs.quota.to_json() if obs.quota is not None else None,
+        "lsevtchn": [],
+        "interrupts": None,
+        "holders": [h.to_json() for h in obs.holders or ()],
+        "unavailable": dict(obs.unavailable),
     }
-    return obs, extra, cap
+    return obs, extra, None
 
 
 def analysis_json(analysis: Analysis, console: ConsoleParse | None) -> dict[str, Any]:

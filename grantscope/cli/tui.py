@@ -18,13 +18,9 @@ from grantscope.host.base import Host
 
 def make_host(args: argparse.Namespace) -> Host:
     """The simulated host with ``--demo``, else this machine (NoXenError, exit 2, when not Xen)."""
-    if getattr(args, "demo", False):
-        from grantscope.host.sim import SimHost
+    from grantscope.host.target import target_for
 
-        return SimHost(readonly=bool(getattr(args, "readonly", False)))
-    from grantscope.host.xen import XenHost
-
-    return XenHost(readonly=bool(getattr(args, "readonly", False)))
+    return target_for(args, "").host()
 
 
 @contextlib.contextmanager

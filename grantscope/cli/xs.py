@@ -29,7 +29,9 @@ import time
 from typing import Any
 
 from grantscope.cli.output import clean, print_json
+from grantscope.cli.progress import Progress, on_terminal
 from grantscope.errors import GrantscopeError, UsageError
+from grantscope.host.target import SIMULATED, Target, target_for
 from grantscope.xen.xenstore import XenStore, XsNode, escape_value, format_ls_line, unescape_value
 
 
@@ -111,14 +113,42 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 MAX_TIMEOUT_S = 86400.0
 
 
-def _open(args: argparse.Namespace) -> XenStore:
+#: How long ``grantscope --demo xs watch`` runs when neither --count nor --max-wait is given
+#: (the simulated guests' heartbeats change every 2 s).
+DEMO_WATCH_S = 10.0
+
+
+def _check_timeout(args: argparse.Namespace) -> None:
     # "nan" and "inf" parse as floats; a socket timeout of NaN raises deep in the client.
     if not 0 < args.timeout <= MAX_TIMEOUT_S:
         raise UsageError(
             f"--timeout must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}, "
             f"got {args.timeout:g}"
         )
+
+
+def _open(args: argparse.Namespace) -> XenStore:
+    """The real store: ``xs write`` and ``xs rm`` (not simulated)."""
+    _check_timeout(args)
     return XenStore.open(timeout=args.timeout)
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return target_for(args, f"xs {args.xs_command}")
+
+
+def _open_read(args: argparse.Namespace, target: Target) -> Any:
+    """The store the read-only subcommands use: the simulated one under ``--demo``."""
+    _check_timeout(args)
+    return target.store(timeout=args.timeout)
+
+
+def _banner(target: Target, *, stream: Any = None) -> None:
+    """Under ``--demo``, the SIMULATED line before any text output."""
+    if target.simulated:
+        out = stream or sys.stdout
+        out.write(target.banner + "\n")
+        out.flush()
 
 
 def _node_json(node: XsNode) -> dict[str, Any]:
@@ -131,9 +161,12 @@ def _node_json(node: XsNode) -> dict[str, Any]:
 
 def run_ls(args: argparse.Namespace) -> int:
     """``xs ls``: children (or the subtree with -r) as xenstore-ls -f lines."""
-    with _open(args) as store:
-        if args.recursive:
-            nodes = store.walk(args.path, perms=args.perms)
+    target = _target(args)
+    with _open_read(args, target) as store:
+        if args.recursive:  # a whole tree can take a while: a spinner on a terminal
+            with Progress(f"walking {clean(args.path)}",
+                          enabled=on_terminal() and not args.json):
+                nodes = store.walk(args.path, perms=args.perms)
         else:
             nodes = []
             base = args.path if args.path.endswith("/") else args.path + "/"
@@ -142,15 +175,16 @@ def run_ls(args: argparse.Namespace) -> int:
                 perms = store.get_perms(path) if args.perms else None
                 nodes.append(XsNode(path, _read_or_none(store, path), perms))
     if args.json:
-        print_json(
+        print_json(target.mark(
             {
                 "ok": True,
                 "path": args.path,
                 "recursive": args.recursive,
                 "nodes": [_node_json(n) for n in nodes],
             }
-        )
+        ))
     else:
+        _banner(target)
         out = sys.stdout
         for node in nodes:
             out.write(format_ls_line(node, with_perms=args.perms) + "\n")
@@ -158,7 +192,7 @@ def run_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_or_none(store: XenStore, path: str) -> bytes | None:
+def _read_or_none(store: Any, path: str) -> bytes | None:
     """The value, or None where xenstore-ls would print ``path:`` (vanished or unreadable)."""
     from grantscope.xen.xenstore import XenStoreError
 
@@ -171,13 +205,17 @@ def _read_or_none(store: XenStore, path: str) -> bytes | None:
 
 
 def run_read(args: argparse.Namespace) -> int:
-    """``xs read``: the value, escaped (or raw bytes)."""
-    with _open(args) as store:
+    """``xs read``: the value, escaped (or raw bytes; under ``--demo`` the label goes to
+    stderr then, so the bytes stay unchanged)."""
+    target = _target(args)
+    with _open_read(args, target) as store:
         value = store.read(args.path)
     if args.json:
-        print_json({"ok": True, "path": args.path, "value": escape_value(value),
-                    "hex": value.hex()})
-    elif args.raw:
+        print_json(target.mark({"ok": True, "path": args.path, "value": escape_value(value),
+                                "hex": value.hex()}))
+        return 0
+    _banner(target, stream=sys.stderr if args.raw else sys.stdout)
+    if args.raw:
         sys.stdout.flush()
         sys.stdout.buffer.write(value)
         sys.stdout.buffer.flush()
@@ -192,24 +230,31 @@ def run_watch(args: argparse.Namespace) -> int:
     With ``--json`` every output line is one JSON object, errors included
     (``{"ok": false, "error": {...}}`` on one line), so the stream stays JSON Lines.
     """
+    target = _target(args)
     if not args.json:
-        return _watch(args)
+        return _watch(args, target)
     try:
-        return _watch(args)
+        return _watch(args, target)
     except GrantscopeError as err:
         sys.stdout.write(json.dumps({"ok": False, "error": err.to_json()}) + "\n")
         sys.stdout.flush()
         return err.exit_code
 
 
-def _watch(args: argparse.Namespace) -> int:
+def _watch(args: argparse.Namespace, target: Target) -> int:
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count must be at least 1, got {args.count}")
     if args.max_wait is not None and args.max_wait < 0:
         raise UsageError(f"--max-wait must not be negative, got {args.max_wait:g}")
+    if target.simulated and args.count is None and args.max_wait is None:
+        args.max_wait = DEMO_WATCH_S  # the demo is a sample: it ends by itself
+        sys.stderr.write(f"grantscope: {SIMULATED}: watching the demo host's store for "
+                         f"{DEMO_WATCH_S:g} s (--count or --max-wait change this)\n")
+    if not args.json:
+        _banner(target)
     end = None if args.max_wait is None else time.monotonic() + args.max_wait
     seen = 0
-    with _open(args) as store, store.watch(args.path) as watch:
+    with _open_read(args, target) as store, store.watch(args.path) as watch:
         while args.count is None or seen < args.count:
             wait = 1.0 if end is None else min(1.0, end - time.monotonic())
             if wait <= 0:
@@ -218,15 +263,16 @@ def _watch(args: argparse.Namespace) -> int:
             notice = watch.take_notice()
             if notice is not None:  # disconnected meanwhile: say so, events may be missing
                 if args.json:
-                    sys.stdout.write(json.dumps({"notice": notice, "watch": args.path}) + "\n")
+                    sys.stdout.write(json.dumps(target.mark(
+                        {"notice": notice, "watch": args.path})) + "\n")
                     sys.stdout.flush()
                 else:
                     sys.stderr.write(f"grantscope: {notice}\n")
             if path is None:
                 continue
             seen += 1
-            line = (json.dumps({"n": seen, "watch": args.path, "path": path}) if args.json
-                    else clean(path))
+            line = (json.dumps(target.mark({"n": seen, "watch": args.path, "path": path}))
+                    if args.json else clean(path))
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
     if args.count is not None and seen < args.count:

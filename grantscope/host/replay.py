@@ -219,9 +219,14 @@ class ReplayHost(Host):
             ),
             xen_version=clean(_text(info.get("xen_version") or host.get("xen_version"), "unknown")),
             backend="replay",
-            label=f"BUNDLE {hostname} @ {when}",
+            label=f"BUNDLE {'SIMULATED ' if self.simulated else ''}{hostname} @ {when}",
             readonly=True,
         )
+
+    @property
+    def simulated(self) -> bool:
+        """True when the bundle was exported from the demo host (``grantscope --demo``)."""
+        return self.bundle.manifest.get("simulated") is True
 
     # -- Host interface --------------------------------------------------------------------------
     def info(self) -> HostInfo:

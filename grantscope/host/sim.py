@@ -41,7 +41,8 @@ from grantscope.host.sim_devices import (
     SimXenStore,
 )
 from grantscope.host.sim_hv import sim_console, sim_observation
-from grantscope.model.findings import analyze
+from grantscope.host.sim_store import AdvancingWatch, SimStoreView
+from grantscope.model.findings import Observation, analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
 from grantscope.model.toolout import DeviceHolder, ProcessInfo
 
@@ -244,7 +245,7 @@ class SimHost(Host):
 
     def watch(self, path: str) -> WatchHandle:
         """A watch that also advances the clock-driven changes while it waits."""
-        return _AdvancingWatch(self, self.store.watch(path))
+        return AdvancingWatch(self, self.store.watch(path))
 
     def xenstore_snapshot(self, root: str = "/") -> tuple[XsNode, ...]:
         """The whole simulated tree with permissions."""
@@ -313,19 +314,23 @@ class SimHost(Host):
         """Nothing to capture: the simulated port table is always current."""
         return ""
 
-    def findings(self) -> FindingsSnapshot:
-        """The simulated host has no side effects to avoid: it analyzes whenever asked."""
-        return self.analyze()
-
-    def analyze(self) -> FindingsSnapshot:
-        """``report``'s analysis over the simulated XenStore, dumps, quota and processes."""
+    def observation(self) -> Observation:
+        """What ``grantscope report`` reads, as the simulated dom0 sees it now."""
         self._advance()
         nodes = tuple(self.store.walk("/", perms=True))
         console = sim_console(self.grant_table, self.port_table, tuple(GUESTS),
                               {n.path: n.value for n in nodes})
         holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
                    for p in self.grants().processes]
-        result = analyze(sim_observation(nodes, console, tuple(GUESTS), holders))
+        return sim_observation(nodes, console, tuple(GUESTS), holders)
+
+    def findings(self) -> FindingsSnapshot:
+        """The simulated host has no side effects to avoid: it analyzes whenever asked."""
+        return self.analyze()
+
+    def analyze(self) -> FindingsSnapshot:
+        """``report``'s analysis over the simulated XenStore, dumps, quota and processes."""
+        result = analyze(self.observation())
         return FindingsSnapshot(result.findings, result.not_checked,
                                 "simulated host (the analysis 'grantscope report' runs)",
                                 self.clock())
@@ -394,20 +399,12 @@ class SimHost(Host):
         """The simulated devices, or None with ``--readonly``."""
         return None if self.readonly else self._devices
 
+    def probe_devices(self) -> SimDevices:
+        """The simulated devices for ``grantscope --demo probe run``, even under ``--readonly``
+        (the probe engine refuses a mutating probe itself; a read-only one may still run)."""
+        return self._devices
 
-class _AdvancingWatch:
-    """Wraps a store watch so waiting on it also lets the clock-driven changes happen."""
-
-    def __init__(self, host: SimHost, inner: WatchHandle) -> None:
-        self._host = host
-        self._inner = inner
-
-    def get(self, timeout: float) -> str | None:
-        got = self._inner.get(0)
-        if got is not None:
-            return got
-        self._host._advance()
-        return self._inner.get(timeout)
-
-    def close(self) -> None:
-        self._inner.close()
+    def live_store(self) -> SimStoreView:
+        """The simulated XenStore as the ``xs`` commands use a real one (a context manager);
+        reading or watching it lets the clock-driven changes (the heartbeats) happen."""
+        return SimStoreView(self)

@@ -18,17 +18,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from grantscope.xen import abi
 from grantscope.xen.errors import XenError
 from grantscope.xen.xenstore import Perms, XenStoreError, XsNode
 
 T = TypeVar("T")
-PAGE = 4096
-DOMID_SELF = 0x7FF0
-
-GNTST_OKAY = 0
-GNTST_GENERAL_ERROR = -1
-GNTST_BAD_DOMAIN = -2
-GNTST_BAD_GNTREF = -3
+PAGE = abi.PAGE_SIZE
 
 
 def sim_error(
@@ -89,15 +84,15 @@ class GrantTable:
     def status(self, mapper: int, granter: int, ref: int, *, writable: bool) -> int:
         """The GNTST code a map of ``(granter, ref)`` by ``mapper`` gets (Xen's rules, roughly)."""
         with self.lock:
-            if granter == DOMID_SELF or granter not in self.domains:
-                return GNTST_BAD_DOMAIN
+            if granter == abi.DOMID_SELF or granter not in self.domains:
+                return abi.GNTST_bad_domain
             entry = self.entries.get((granter, ref))
             if entry is None:
                 # refs past the table are -3; an unused slot inside it reads as flags 0 -> -1
-                return GNTST_BAD_GNTREF if ref >= 512 * 4 else GNTST_GENERAL_ERROR
+                return abi.GNTST_bad_gntref if ref >= 512 * 4 else abi.GNTST_general_error
             if entry.grantee != mapper or (writable and not entry.writable):
-                return GNTST_GENERAL_ERROR
-            return GNTST_OKAY
+                return abi.GNTST_general_error
+            return abi.GNTST_okay
 
 
 class SimGrantMapping:
@@ -118,7 +113,7 @@ class SimGrantMapping:
         entries = []
         for ref in self.grefs:
             st = table.status(self_domid, domid, ref, writable=writable)
-            if st != GNTST_OKAY:
+            if st != abi.GNTST_okay:
                 raise sim_error(
                     f"mmap of the gntdev mapping of d{domid} gref {ref} failed: EINVAL",
                     errno=_errno.EINVAL, call="mmap(/dev/xen/gntdev)", arguments=args,
@@ -609,3 +604,9 @@ class SimDevices:
     def guest_type(self) -> str:
         """The simulated host is a PV dom0 (never the machine it runs on)."""
         return "PV"
+
+    def preload(self) -> None:
+        """Nothing to import ahead of the first step (RealDevices loads the bindings)."""
+
+    def close(self) -> None:
+        """Nothing to release: the simulated tables belong to the host."""

@@ -31,6 +31,7 @@ from grantscope.model.toolout import (
     QuotaSnapshot,
     QuotaUsage,
 )
+from grantscope.sources.observation import build_observation
 from grantscope.xen.xenstore import XsNode
 
 __all__ = ["sim_console", "sim_observation"]
@@ -170,11 +171,11 @@ def sim_observation(nodes: Sequence[XsNode], console: ConsoleParse, guests: Sequ
                     holders: Sequence[DeviceHolder]) -> Observation:
     """Everything ``report`` reads, as the simulated dom0 would see it (no counter samples)."""
     why = "not simulated: the demo has no second sample of the counters"
-    return Observation(
+    return build_observation(
         xenstore={n.path: n.value for n in nodes},
         console=console,
         quota=_quota(nodes, (0, *guests)),
-        holders=tuple(holders),
+        holders=holders,
         local_domid=0,
         unavailable={"interrupts": why, "xenbus counters": why},
     )

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grantscope.errors import NoXenError
 from grantscope.host.base import (
     EventCounter,
     EventsSnapshot,
@@ -36,17 +35,6 @@ from grantscope.host.base import (
 #: Seconds between the two counter samples of an analysis from the TUI (storms, spurious
 #: events): short, as the user waits for it, long enough for a storm to show a rate.
 ANALYZE_INTERVAL = 1.0
-
-
-def xen_present(root: str = "/") -> bool:
-    """Whether this machine runs on Xen (/sys/hypervisor/type, /proc/xen or /dev/xen)."""
-    base = Path(root)
-    try:
-        if (base / "sys/hypervisor/type").read_text("ascii").strip() == "xen":
-            return True
-    except OSError:
-        pass
-    return (base / "proc/xen/capabilities").exists() or (base / "dev/xen").is_dir()
 
 
 class TrackingDevices:
@@ -103,12 +91,9 @@ class XenHost(Host):
 
     def __init__(self, *, readonly: bool = False, hypervisor_dumps: bool = False) -> None:
         """``hypervisor_dumps`` captures ``xl debug-keys g`` on every grants poll (dom0 only)."""
-        if not xen_present():
-            raise NoXenError(
-                "this machine is not a Xen host",
-                "Try 'grantscope --demo' for a simulated host, or 'grantscope lab shell' "
-                "for a disposable Xen host under QEMU.",
-            )
+        from grantscope.xen.errors import require_xen
+
+        require_xen()
         self.readonly = readonly
         self.hypervisor_dumps = hypervisor_dumps
         self._store: Any = None
@@ -254,8 +239,8 @@ class XenHost(Host):
 
         The dumps it captured also refresh the Grants and Events hypervisor tables.
         """
-        from grantscope.cli.report import collect_observation
         from grantscope.model.findings import analyze
+        from grantscope.sources.observation import collect_observation
         from grantscope.xen.readonly import is_readonly
 
         # 'a' asks for a capture; a --readonly session sends no debug key and analyses the

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from grantscope.errors import GrantscopeError
 from grantscope.metrics.maptrack import MaptrackReader
 from grantscope.metrics.reading import Reading, SourceStatus, reading_from
-from grantscope.model.findings import Observation
 from grantscope.model.interrupts import InterruptsParse
+from grantscope.sources.observation import Sample, build_observation
 
 __all__ = ["collect_reading", "read_domains_xenstore"]
 
@@ -88,8 +88,8 @@ def _timed(name: str, statuses: list[SourceStatus], read: Callable[[], T],
 def collect_reading(maptrack: MaptrackReader | None = None) -> Reading:
     """Read every source once (see the module doc) and analyze it; with ``maptrack``, also
     the maptrack sizes it keeps (a ``g`` capture at most once per its interval)."""
-    from grantscope.cli.report import _local_domid
     from grantscope.sources.gnttab_size import read_grant_frames
+    from grantscope.sources.observation import local_domid
     from grantscope.sources.procfs import (
         read_interrupts,
         read_xenbus_counters,
@@ -107,7 +107,7 @@ def collect_reading(maptrack: MaptrackReader | None = None) -> Reading:
         return read_domains_xenstore(store)
 
     xs = _timed("xenstore", statuses, xenstore, lambda _got: "")
-    local = _local_domid(store_holder[0] if store_holder else None)
+    local = local_domid(store_holder[0] if store_holder else None)
     for store in store_holder:
         store.close()
     domains, snapshot = xs if xs is not None else ({}, None)
@@ -129,11 +129,9 @@ def collect_reading(maptrack: MaptrackReader | None = None) -> Reading:
     mt = _timed("maptrack", statuses, maptrack.read, lambda _got: "") if maptrack else None
 
     unavailable = {s.name: s.why for s in statuses if not s.up}
-    obs = Observation(
+    obs = build_observation(  # one sample: levels, no rates
         xenstore=snapshot,
-        console=None,
-        counters_after=counters,
-        interrupts_after=None if isinstance(irq, str) else irq,
+        second=Sample(None if isinstance(irq, str) else irq, counters, time.monotonic()),
         quota=quota,
         holders=holders,
         local_domid=local,

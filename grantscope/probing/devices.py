@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from grantscope.errors import NoXenError
@@ -139,27 +138,15 @@ DEVICE_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
-def looks_like_xen(root: str = "/") -> bool:
-    """Whether this machine runs on Xen (any of the usual signs is present)."""
-    base = Path(root)
-    hyp = base / "sys/hypervisor/type"
-    try:
-        if hyp.read_text(encoding="ascii").strip() == "xen":
-            return True
-    except OSError:
-        pass
-    return (base / "proc/xen/capabilities").exists() or (base / "dev/xen").is_dir()
+def require_xen(needs: Sequence[str], root: str = "/", *, command: str = "probe run") -> None:
+    """Raise :class:`NoXenError` (exit 2) unless Xen and the devices in ``needs`` are here.
 
+    The Xen check itself is :func:`grantscope.xen.errors.require_xen`; this adds the
+    per-probe device nodes.
+    """
+    from grantscope.xen.errors import require_xen as require_xen_host
 
-def require_xen(needs: Sequence[str], root: str = "/") -> None:
-    """Raise :class:`NoXenError` (exit 2) unless Xen and the devices in ``needs`` are here."""
-    if not looks_like_xen(root):
-        raise NoXenError(
-            "this machine is not a Xen host",
-            "Probes talk to the hypervisor through /dev/xen/* and XenStore; neither "
-            "/sys/hypervisor/type, /proc/xen nor /dev/xen was found. Run grantscope in "
-            "dom0 or in a Xen guest ('grantscope lab run -- ...' boots one under QEMU).",
-        )
+    require_xen_host(root, command=command)
     missing = [
         (path, module)
         for key, (path, module) in DEVICE_MODULES.items()

@@ -162,7 +162,8 @@ def run_doctor(
                             "mounted; run grantscope in a Xen domain, or try "
                             "'grantscope --demo'"))
         return DoctorReport(checks=tuple(checks), xen=False)
-    checks.append(Check("hypervisor", OK, f"running on Xen ({hv or 'xenfs'})"))
+    seen = hv or ("xenfs" if _capabilities(root) is not None else "/dev/xen")
+    checks.append(Check("hypervisor", OK, f"running on Xen ({seen})"))
 
     version = _version(root)
     checks.append(Check("xen version", INFO if version else WARN,

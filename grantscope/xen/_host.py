@@ -32,11 +32,17 @@ def hypervisor_type(root: str = "/") -> str | None:
 
 
 def is_xen_host(root: str = "/") -> bool:
-    """True when the kernel says it runs on Xen (sysfs type, or xenfs capabilities)."""
+    """True when this machine runs on Xen: the one "is this Xen?" check of grantscope.
+
+    Any of the usual signs counts: ``/sys/hypervisor/type`` says "xen", xenfs is mounted
+    on ``/proc/xen`` (only possible on Xen), or the kernel created ``/dev/xen`` (a Xen
+    driver is loaded).  :func:`grantscope.xen.errors.require_xen` refuses on its answer.
+    """
     if hypervisor_type(root) == "xen":
         return True
-    # xenfs mounted on /proc/xen is only possible on Xen.
-    return read_text("/proc/xen/capabilities", root) is not None
+    if read_text("/proc/xen/capabilities", root) is not None:
+        return True
+    return os.path.isdir(os.path.join(root, "dev/xen"))
 
 
 def module_for(path: str) -> tuple[str, str] | None:

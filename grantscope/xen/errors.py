@@ -16,9 +16,7 @@ from typing import Any
 
 from grantscope.errors import GrantscopeError, NoXenError
 from grantscope.xen import _host, gntstatus
-
-DOMID_SELF = 0x7FF0
-DOMID_FIRST_RESERVED = 0x7FF0
+from grantscope.xen.abi import DOMID_FIRST_RESERVED, DOMID_SELF
 
 
 class XenError(GrantscopeError):
@@ -109,26 +107,38 @@ def _headline(call: str, arguments: Mapping[str, object], err: int | None) -> st
 
 
 def not_xen_error(call: str = "open", arguments: Mapping[str, object] | None = None,
-                  err: int | None = errno_mod.ENOENT) -> XenUnavailableError:
-    """The error for a machine that is not a Xen host (exit status 2)."""
+                  err: int | None = errno_mod.ENOENT, *,
+                  command: str | None = None, also: str = "") -> XenUnavailableError:
+    """The error for a machine that is not a Xen host (exit status 2).
+
+    ``command`` (e.g. "xs ls") names the command in the hint, which says how to try it on
+    the simulated host instead (``grantscope --demo COMMAND``); ``also`` adds another way.
+    """
     args = dict(arguments or {})
+    demo = (f"'grantscope --demo {command}' to try it on a simulated host (labelled "
+            "SIMULATED)" if command else "'grantscope --demo' for a simulated host")
     return XenUnavailableError(
         "not running on Xen: this command needs a Xen host (dom0 or a domU)",
-        "/sys/hypervisor/type does not say 'xen' and /proc/xen is not mounted, so the "
-        "/dev/xen devices cannot exist here.",
+        "/sys/hypervisor/type does not say 'xen', /proc/xen is not mounted and /dev/xen is "
+        "absent, so the Xen devices and XenStore cannot exist here.",
         errno=err,
         call=call,
         arguments=args,
-        hint="run grantscope inside a Xen domain (see 'grantscope doctor'), "
-        "or use 'grantscope --demo' for a simulated host",
+        hint="run grantscope inside a Xen domain (see 'grantscope doctor') or in the "
+        f"disposable one 'grantscope lab shell' boots under QEMU, or use {demo}"
+        + (f"; {also}" if also else ""),
     )
 
 
-def require_xen(root: str = "/") -> None:
-    """Raise :class:`XenUnavailableError` unless this machine runs on Xen."""
+def require_xen(root: str = "/", *, command: str | None = None, also: str = "") -> None:
+    """Raise :class:`XenUnavailableError` (exit 2) unless this machine runs on Xen.
+
+    The one refusal every command that needs Xen gives (``command`` names it in the hint,
+    with the ``--demo`` way to try it); the check is :func:`grantscope.xen._host.is_xen_host`.
+    """
     if not _host.is_xen_host(root):
         raise not_xen_error("check", {"hypervisor": _host.hypervisor_type(root) or "none"},
-                            err=None)
+                            err=None, command=command, also=also)
 
 
 def _open_error(exc: OSError, path: str, root: str) -> XenError:

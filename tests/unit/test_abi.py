@@ -202,10 +202,7 @@ def test_gntst_codes_have_one_home() -> None:
 
 
 # Modules that still declare their own copy, and who removes it (the lead empties this).
-KNOWN_COPIES = {
-    "grantscope/xen/errors.py": "h20",
-    "grantscope/host/sim_devices.py": "h20",
-}
+KNOWN_COPIES: dict[str, str] = {}  # file -> who removes its copy (none left)
 
 
 def test_domid_self_and_gntst_are_declared_only_in_abi() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from bundle_corpus import fake
 
-import grantscope.cli.report as report
 import grantscope.host.xen as xen_host
+import grantscope.sources.observation as observation
 from grantscope.bundle.export import export_bundle
 from grantscope.bundle.format import BundleError
 from grantscope.errors import UsageError
@@ -148,7 +148,7 @@ def test_replay_port_table_from_the_raw_dump_without_an_events_snapshot(tmp_path
 
 
 def test_xen_analyze_runs_the_report_collection_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(xen_host, "xen_present", lambda root="/": True)
+    monkeypatch.setattr("grantscope.xen._host.is_xen_host", lambda root="/": True)
     console = parse_console(fake.HVDUMP)
     calls: list[dict[str, Any]] = []
     # dom0's backend directory for d9, which has no home: a stale backend
@@ -160,7 +160,7 @@ def test_xen_analyze_runs_the_report_collection_once(monkeypatch: pytest.MonkeyP
         calls.append(kw)
         return Observation(xenstore=store, console=console, local_domid=0), {}, None
 
-    monkeypatch.setattr(report, "collect_observation", collect)
+    monkeypatch.setattr(observation, "collect_observation", collect)
     host = xen_host.XenHost(readonly=True)
     assert host.findings() is None and calls == []  # nothing is captured until asked
     snap = host.analyze()

@@ -18,7 +18,6 @@ from metrics_helpers import reading
 from prometheus_client.parser import text_string_to_metric_families
 
 from grantscope.cli import main
-from grantscope.cli import report as report_cli
 from grantscope.cli.metrics import DEFAULT_PORT, parse_listen
 from grantscope.errors import UsageError
 from grantscope.metrics.exposition import ScrapeCollector, make_registry, serve
@@ -40,7 +39,7 @@ def test_demo_prints_the_text_format_labelled_simulated(capsys: pytest.CaptureFi
 
 def test_not_a_xen_host_exits_2_naming_demo(monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(report_cli, "_is_xen", lambda: False)
+    monkeypatch.setattr("grantscope.xen._host.is_xen_host", lambda root="/": False)
     assert main(["metrics"]) == 2
     err = capsys.readouterr().err
     assert "not running on Xen" in err and "--demo" in err

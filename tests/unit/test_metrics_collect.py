@@ -164,7 +164,7 @@ _orig_interrupts = procfs.read_interrupts
 def test_a_scrape_of_a_dom0_reads_every_source(xsd: XsdDouble, tools: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     _fixture_procfs(monkeypatch, tmp_path)
-    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+    monkeypatch.setattr("grantscope.sources.observation.local_domid", lambda _store: 0)
     r = collect_reading()
     assert {s.name: s.up for s in r.sources} == dict.fromkeys(
         ("xenstore", "grant_frames", "xenstore_quota", "xenbus_counters", "interrupts",
@@ -189,7 +189,7 @@ def test_sources_that_fail_are_down_with_the_reason(tmp_path: Path,
     monkeypatch.setattr(gnttab_size, "_open_privcmd",
                         lambda: Privcmd(str(tmp_path / "no-privcmd")))
     monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
-    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+    monkeypatch.setattr("grantscope.sources.observation.local_domid", lambda _store: 0)
     monkeypatch.setattr(procfs, "read_interrupts", lambda: "/proc/interrupts could not be read")
     r = collect_reading()
     status = {s.name: s for s in r.sources}
@@ -206,7 +206,7 @@ def test_no_domain_known_is_down_not_an_empty_up(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
-    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: None)
+    monkeypatch.setattr("grantscope.sources.observation.local_domid", lambda _store: None)
     status = {s.name: s for s in collect_mod.collect_reading().sources}
     assert not status["grant_frames"].up and status["grant_frames"].why == \
         "no domain to ask about"
@@ -216,7 +216,7 @@ def test_a_source_that_raises_unexpectedly_is_down_and_the_rest_still_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
-    monkeypatch.setattr("grantscope.cli.report._local_domid", lambda _store: 0)
+    monkeypatch.setattr("grantscope.sources.observation.local_domid", lambda _store: 0)
 
     def broken() -> object:
         raise ValueError("unexpected sysfs content")

@@ -5,12 +5,15 @@ the package (grantscope/probes, grantscope/themes).  This builds the real wheel
 with ``python -m build --wheel`` (hatchling comes from the package index, as for
 any build), checks its members, installs it with ``--no-deps --no-index`` into a
 fresh virtualenv and imports the probes there; then checks the project's own
-editable install (.venv) finds the same files.
+editable install (.venv) finds the same files.  The README's ``pipx install .`` path is
+checked by installing the wheel into a fresh virtualenv with its dependencies, as pipx does,
+and running ``grantscope --demo doctor --json`` from that environment's own script.
 """
 
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
 import venv
@@ -100,3 +103,61 @@ def test_editable_install_finds_probes_and_themes(tmp_path: Path) -> None:
     assert Path(str(found["probes_file"])).resolve() == (ROOT / "probes" / "__init__.py")
     assert len(found["probe_names"]) == len(BUILTIN_MODULES)  # type: ignore[arg-type]
     assert found["themes"] == THEME_FILES
+
+
+def _pipx_like_env(wheel: Path, env_dir: Path) -> Path:
+    """A fresh venv with the wheel installed and its dependencies importable; its bin dir.
+
+    pipx resolves the dependencies from the package index.  A unit test must not depend on
+    the network, so the wheel is installed with ``--no-deps --no-index`` and the venv is
+    given the dependencies the test runner already has, through a ``.pth`` file naming the
+    runner's site-packages.  A ``.pth`` line only appends a directory to ``sys.path`` (the
+    ``.pth`` files inside it are not run), so the checkout's editable install cannot win:
+    the test asserts that ``grantscope`` is imported from the fresh venv.  What this does
+    not check is the resolution of the version ranges by an index (pip does that).
+    """
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "--quiet", str(wheel)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    env_site = next((env_dir / "lib").glob("python3*/site-packages"))
+    (env_site / "zz_runner_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return env_dir / "bin"
+
+
+def test_wheel_install_with_its_deps_runs_the_demo_doctor(wheel: Path, tmp_path: Path) -> None:
+    bin_dir = _pipx_like_env(wheel, tmp_path / "venv")
+    where = subprocess.run([str(bin_dir / "python"), "-c",
+                            "import grantscope; print(grantscope.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert where.stdout.startswith(str(tmp_path / "venv")), where.stdout + where.stderr
+    done = subprocess.run([str(bin_dir / "grantscope"), "--demo", "doctor", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["simulated"] is True and report["ok"] is True and report["role"] == "dom0"
+    # The demo doctor needs none of the dependencies: check each one the wheel declares is
+    # there, and that the TUI (Textual) and the metrics (prometheus_client) import.
+    deps = subprocess.run([str(bin_dir / "python"), "-c", DEPS_CHECK], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert deps.returncode == 0, deps.stderr[-2000:]
+    assert sorted(n.lower().replace("-", "_") for n in json.loads(deps.stdout)) == [
+        "cffi", "prometheus_client", "psutil", "pyxs", "shtab", "textual"]
+
+
+DEPS_CHECK = """
+import importlib.metadata as md, json, re
+names = []
+for req in md.requires("grantscope") or []:
+    if "extra ==" in req:
+        continue
+    name = re.match(r"[A-Za-z0-9_.-]+", req).group(0)
+    md.version(name)  # PackageNotFoundError when the dependency is missing
+    names.append(name)
+import grantscope.ui.app, grantscope.metrics.exposition  # textual, prometheus_client
+print(json.dumps(names))
+"""

@@ -14,7 +14,6 @@ import pytest
 from test_dumps_capture import FIX, fake_xl  # noqa: F401  (fake_xl: the shared fixture)
 
 from grantscope.cli import main
-from grantscope.cli import report as report_cli
 from grantscope.safefile import write_new_file
 
 
@@ -24,7 +23,7 @@ def host(fake_xl: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     tmp_path = fake_xl
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("XENSTORED_PATH", str(tmp_path / "no-xenstored"))
-    monkeypatch.setattr(report_cli, "_is_xen", lambda: True)
+    monkeypatch.setattr("grantscope.xen._host.is_xen_host", lambda root="/": True)
     return tmp_path
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from grantscope.cli import main
-from grantscope.cli import report as report_mod
+from grantscope.sources import observation as observation_mod
 from grantscope.xen.xs_types import XsNode
 
 FIX = Path(__file__).parent / "fixtures" / "dumps"
@@ -107,7 +107,7 @@ def test_analyze_binary_garbage_does_not_crash(tmp_path: Path,
 
 def test_report_without_xen_exits_2(monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(report_mod, "_is_xen", lambda: False)
+    monkeypatch.setattr("grantscope.xen._host.is_xen_host", lambda root="/": False)
     rc, _, err = run(["report"], capsys)
     assert rc == 2 and "not running on Xen" in err and "dump analyze" in err
     rc, out, _ = run(["report", "--json"], capsys)
@@ -165,7 +165,7 @@ def test_a_domu_report_reads_its_backends_directories(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(xenstore.XenStore, "open", staticmethod(lambda: _DomUStore()))
     unavailable: dict[str, str] = {}
-    _store, snap = report_mod._read_xenstore(unavailable)
+    _store, snap = observation_mod._read_xenstore(unavailable)
     assert snap is not None
     # The vif's backend state (InitWait) came from dom0's tree, which the domU cannot list.
     assert snap["/local/domain/0/backend/vif/1/0/state"] == b"2"

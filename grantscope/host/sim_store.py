@@ -1,0 +1,91 @@
+"""The simulated host's XenStore as the ``xs`` commands and the TUI read it.
+
+Reading or watching it first applies the changes the simulated clock implies (the guests'
+heartbeats), so ``grantscope --demo xs watch`` sees the store change as on a live host.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING
+
+from grantscope.host.base import Perms, WatchHandle, XsNode
+
+if TYPE_CHECKING:
+    from grantscope.host.sim import SimHost
+
+__all__ = ["AdvancingWatch", "SimStoreView"]
+
+
+class SimStoreView:
+    """The simulated store with the methods of :class:`grantscope.xen.xenstore.XenStore` the
+    read-only commands use; each call first applies the changes the clock implies."""
+
+    transport = "sim"
+
+    def __init__(self, host: SimHost) -> None:
+        self._host = host
+
+    def list(self, path: str) -> list[str]:
+        """Child names of ``path`` (ENOENT XenStoreError when it does not exist)."""
+        self._host._advance()
+        return list(self._host.store.list(path))
+
+    def read(self, path: str) -> bytes:
+        """The value of ``path`` (ENOENT XenStoreError when it does not exist)."""
+        self._host._advance()
+        return self._host.store.read(path)
+
+    def read_or_none(self, path: str) -> bytes | None:
+        """The value of ``path`` or None."""
+        return self._host.read(path)
+
+    def get_perms(self, path: str) -> Perms:
+        """Permissions of ``path``."""
+        return self._host.store.get_perms(path)
+
+    def walk(self, root: str = "/", *, perms: bool = False) -> builtins.list[XsNode]:
+        """The subtree under ``root``, parents first."""
+        self._host._advance()
+        return list(self._host.store.walk(root, perms=perms))
+
+    def watch(self, path: str) -> AdvancingWatch:
+        """A watch on ``path`` that fires on the simulated guests' heartbeats."""
+        return AdvancingWatch(self._host, self._host.store.watch(path))
+
+    def close(self) -> None:
+        """Nothing to release (the store belongs to the host)."""
+
+    def __enter__(self) -> SimStoreView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AdvancingWatch:
+    """Wraps a store watch so waiting on it also lets the clock-driven changes happen."""
+
+    def __init__(self, host: SimHost, inner: WatchHandle) -> None:
+        self._host = host
+        self._inner = inner
+
+    def get(self, timeout: float) -> str | None:
+        got = self._inner.get(0)
+        if got is not None:
+            return got
+        self._host._advance()
+        return self._inner.get(timeout)
+
+    def take_notice(self) -> str | None:
+        """Never a notice: the simulated store is never disconnected."""
+        return None
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> AdvancingWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

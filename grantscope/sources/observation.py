@@ -1,0 +1,277 @@
+"""The one builder of an :class:`~grantscope.model.findings.Observation`, and the live collection.
+
+Every place that hands sources to :func:`~grantscope.model.findings.analyze` builds its
+Observation through :func:`build_observation`: ``report`` and the TUI's analysis on a live
+host (:func:`collect_observation`), ``dump analyze`` (a saved console text), the bundle's
+findings collector and the simulated host.  The builder is where the rules live that they
+used to repeat: two counter samples give the interval between them, a quota reading with
+no usage is no quota, and a part that is absent gets a reason in ``unavailable`` (so the
+findings say which checks could not run, and why).
+
+:func:`collect_observation` reads what ``grantscope report`` reads from this host (see
+:mod:`grantscope.cli.report`); it lives here, below the command line, so the ``xen`` host
+backend can run the same analysis without importing the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grantscope.errors import GrantscopeError
+from grantscope.model.dumps import ConsoleParse
+from grantscope.model.findings import Observation
+from grantscope.model.gnttab_size import GrantFrames
+from grantscope.model.interrupts import InterruptsParse, XenbusCounters
+from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
+
+__all__ = ["COLLECT_STEPS", "PARTS", "Sample", "build_observation", "collect_observation",
+           "local_domid"]
+
+#: The parts of an Observation as ``unavailable`` names them (the findings' wording).
+PARTS = ("xenstore", "grant dump", "interrupts", "xenbus counters", "quota")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample of the rate sources: Xen IRQ rows and xenbus counters, at ``at`` (monotonic)."""
+
+    interrupts: InterruptsParse | None
+    counters: Sequence[XenbusCounters] | None
+    at: float
+
+
+def build_observation(
+    *,
+    xenstore: Mapping[str, bytes | None] | None = None,
+    console: ConsoleParse | None = None,
+    first: Sample | None = None,
+    second: Sample | None = None,
+    quota: QuotaSnapshot | None = None,
+    holders: Sequence[DeviceHolder] | None = None,
+    local_domid: int | None = None,
+    unavailable: Mapping[str, str] | None = None,
+    missing: str = "",
+    grant_sizes: Sequence[GrantFrames] | None = None,
+) -> Observation:
+    """An Observation of the parts given (see the module doc).
+
+    ``first``/``second`` are the two samples of the rate sources (the interval is the time
+    between them; either may be missing: one sample gives levels, not rates).  A ``quota``
+    without usage counts as absent.  ``grant_sizes`` stand in for a missing ``g`` dump.
+    ``unavailable`` says why parts could not be read; with ``missing`` every absent part
+    that has no reason yet gets that one.
+    """
+    why = dict(unavailable or {})
+    if quota is not None and not quota.usage:
+        why.setdefault("quota", "; ".join(quota.unavailable) or "no domain to ask about")
+        quota = None
+    interval = second.at - first.at if first is not None and second is not None else 0.0
+    if missing:
+        present = {
+            "xenstore": xenstore is not None,
+            "grant dump": console is not None,
+            "interrupts": first is not None and first.interrupts is not None,
+            "xenbus counters": first is not None and first.counters is not None,
+            "quota": quota is not None,
+        }
+        for part in PARTS:
+            if not present[part]:
+                why.setdefault(part, missing)
+    return Observation(
+        xenstore=xenstore,
+        console=console,
+        interrupts_before=first.interrupts if first is not None else None,
+        interrupts_after=second.interrupts if second is not None else None,
+        counters_before=tuple(first.counters) if first and first.counters is not None else None,
+        counters_after=tuple(second.counters) if second and second.counters is not None
+        else None,
+        interval=interval,
+        quota=quota,
+        holders=tuple(holders) if holders is not None else None,
+        local_domid=local_domid,
+        unavailable=why,
+        grant_sizes=tuple(grant_sizes) if grant_sizes is not None else None,
+    )
+
+
+# -- the live host -----------------------------------------------------------------------------
+def local_domid(store: Any) -> int | None:
+    """This domain's id: 0 for the control domain, else XenStore's relative ``domid``."""
+    try:
+        caps = Path("/proc/xen/capabilities").read_text()
+        if "control_d" in caps:
+            return 0
+    except OSError:
+        pass
+    try:
+        if Path("/sys/hypervisor/start_flags/initdomain").read_text().strip() == "1":
+            return 0
+    except OSError:
+        pass
+    if store is not None:
+        try:
+            raw = store.read_or_none("domid")
+        except GrantscopeError:
+            raw = None
+        if raw is not None and raw.strip().isdigit():
+            return int(raw.strip())
+    return None
+
+
+def _read_xenstore(unavailable: dict[str, str]) -> tuple[Any, dict[str, bytes | None] | None]:
+    from grantscope.xen.xenstore import XenStore
+
+    try:
+        store = XenStore.open()
+    except GrantscopeError as err:
+        unavailable["xenstore"] = err.message
+        return None, None
+    # A domU may not read the whole tree: fall back to what it can see, its own home last.
+    roots = ["/", "/local/domain"]
+    try:
+        own = store.read_or_none("domid")  # relative: resolves under this domain's home
+    except GrantscopeError:
+        own = None
+    if own is not None and own.strip().isdigit():
+        roots.append(f"/local/domain/{int(own.strip())}")
+    for root in roots:
+        try:
+            nodes = store.walk(root)
+        except GrantscopeError as err:
+            unavailable["xenstore"] = f"walk of {root} failed: {err.message}"
+            continue
+        unavailable.pop("xenstore", None)
+        snapshot = {n.path: n.value for n in nodes}
+        if root != "/":
+            _add_backends(store, snapshot, unavailable)
+        return store, snapshot
+    return store, None
+
+
+def _add_backends(store: Any, snapshot: dict[str, bytes | None],
+                  unavailable: dict[str, str]) -> None:
+    """Walk the backend directory each frontend in ``snapshot`` names, when it is outside.
+
+    A domU cannot list dom0's tree, but the toolstack lets a frontend's domain read its
+    backend's directory; without it a domU's report would call every backend absent.
+    """
+    for path, value in list(snapshot.items()):
+        if not path.endswith("/backend") or "/device/" not in path or not value:
+            continue
+        backend = value.decode("utf-8", "replace")
+        if not backend.startswith("/") or backend in snapshot:
+            continue
+        try:
+            snapshot.update((n.path, n.value) for n in store.walk(backend))
+        except GrantscopeError as err:
+            unavailable[f"xenstore {backend}"] = f"walk failed: {err.message}"
+
+
+#: How many times :func:`collect_observation` calls its ``step`` callback (for a progress bar).
+COLLECT_STEPS = 6
+
+
+def collect_observation(
+    *, interval: float = 2.0, dumps: bool = True, capture: bool = False,
+    step: Callable[[str], None] | None = None,
+) -> tuple[Observation, dict[str, Any], Any]:
+    """Read everything ``report`` needs from this host (see :mod:`grantscope.cli.report`).
+
+    ``dumps`` reads the g/e dumps from the console ring; ``capture`` sends ``g`` and ``e``
+    first (refused under ``--readonly``), otherwise the ring is read as it is.
+
+    Returns the :class:`Observation`, extra JSON members (host, quota, lsevtchn, raw
+    interrupt rows, device holders, what was unavailable) and the dump capture (or None).
+    Never raises for a source that cannot be read: it is listed in ``unavailable``.
+    ``step`` is called with the name of each of the :data:`COLLECT_STEPS` parts as it starts.
+    """
+    def starting(name: str) -> None:
+        if step is not None:
+            step(name)
+
+    from grantscope.sources.hvdump import capture_dumps, read_ring
+    from grantscope.sources.lsevtchn import read_lsevtchn
+    from grantscope.sources.procfs import (
+        read_hypervisor,
+        read_interrupts,
+        read_xenbus_counters,
+        xen_device_holders,
+    )
+    from grantscope.sources.quota import read_quota
+
+    unavailable: dict[str, str] = {}
+    starting("XenStore")
+    store, snapshot = _read_xenstore(unavailable)
+    local = local_domid(store)
+    if store is not None:
+        store.close()
+
+    console: ConsoleParse | None = None
+    cap = None
+    starting("capturing the g and e dumps" if capture else "the console ring's dumps")
+    if not dumps:
+        unavailable["grant dump"] = unavailable["event dump"] = "skipped (--no-dumps)"
+    else:
+        cap = capture_dumps("ge") if capture else read_ring()
+        console = cap.parse
+        if cap.unavailable:
+            unavailable["grant dump"] = unavailable["event dump"] = cap.unavailable
+        elif not capture:
+            for key, what, got in (("g", "grant dump", console and console.grants),
+                                   ("e", "event dump", console and console.events)):
+                if got is None:
+                    unavailable[what] = (f"the console ring holds no '{key}' dump and none was "
+                                         "captured (--capture sends 'g' and 'e')")
+
+    def sample() -> Sample:
+        got = read_interrupts()
+        if isinstance(got, str):
+            unavailable["interrupts"] = got
+            return Sample(None, read_xenbus_counters(), time.monotonic())
+        return Sample(got, read_xenbus_counters(), time.monotonic())
+
+    starting(f"two counter samples {interval:g} s apart")
+    first = sample()
+    time.sleep(interval)
+    second = sample()
+
+    domids = sorted(
+        {
+            int(m.group(1))
+            for p in (snapshot or {})
+            for m in [re.match(r"^/local/domain/(\d+)$", p)]
+            if m
+        }
+    )
+    if not domids and local is not None:
+        domids = [local]
+    starting("XenStore quota")
+    quota = read_quota(domids)
+    starting("device holders")
+    holders = xen_device_holders()
+    starting("lsevtchn")
+    ports, ls_why = read_lsevtchn(local) if local is not None else ((), "local domid unknown")
+    if ls_why:
+        unavailable["lsevtchn"] = ls_why
+    obs = build_observation(xenstore=snapshot, console=console, first=first, second=second,
+                            quota=quota, holders=holders, local_domid=local,
+                            unavailable=unavailable)
+    unavailable = dict(obs.unavailable)
+    extra: dict[str, Any] = {
+        "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},
+        "capture": cap.to_json() if cap is not None else None,
+        # The console ring as it was before any key (read only: it is still in the ring).
+        "earlier_console": cap.earlier_console if cap is not None else None,
+        "quota": quota.to_json(),
+        "lsevtchn": [p.to_json() for p in ports],
+        "interrupts": second.interrupts.to_json() if second.interrupts is not None else None,
+        "holders": [h.to_json() for h in holders],
+        "unavailable": unavailable,
+    }
+    return obs, extra, cap
