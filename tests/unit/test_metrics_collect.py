@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from xsd_double import CONTROL, XsdDouble, running_double
@@ -90,24 +90,6 @@ def test_grant_frames_without_privcmd_say_so_once(tmp_path: Path) -> None:
     assert problems[0].startswith("grant frames: not running on Xen")
 
 
-class _Recording:
-    """A XenStore client that records which paths were listed and walked."""
-
-    def __init__(self, store: XenStore) -> None:
-        self.store, self.walked, self.listed = store, [], []  # type: ignore[var-annotated]
-
-    def list(self, path: str) -> list[str]:
-        self.listed.append(path)
-        return self.store.list(path)
-
-    def read_or_none(self, path: str) -> bytes | None:
-        return self.store.read_or_none(path)
-
-    def walk(self, root: str) -> Any:
-        self.walked.append(root)
-        return self.store.walk(root)
-
-
 @pytest.fixture
 def xsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[XsdDouble]:
     with running_double() as double:
@@ -134,13 +116,29 @@ def xsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[XsdDouble]:
 
 def test_xenstore_read_is_per_domain_and_never_the_whole_tree(xsd: XsdDouble) -> None:
     with XenStore.open() as store:
-        rec = _Recording(store)
-        domains, snap = read_domains_xenstore(rec)
+        domains, snap = read_domains_xenstore(store)
     assert domains == {0: "Domain-0", 7: "guest7"}
-    assert sorted(rec.walked) == ["/local/domain/0/backend", "/local/domain/7/device"]
-    assert rec.listed == ["/local/domain", "/local/domain/0", "/local/domain/7"]
+    asked = [path for _op, path in xsd.requests]
+    assert not any("/data" in p or p.startswith("/vm") for p in asked)  # never read
+    roots = {f"/local/domain/{d}/{sub}" for d in (0, 7) for sub in ("device", "backend")}
+    assert roots <= set(asked)  # each home's two subtrees, and below them only
+    assert all(any(p == r or p.startswith(r + "/") for r in roots)
+               for p in asked if p.count("/") > 3 and not p.endswith("/name"))
     assert not any("/data/" in p or p.startswith("/vm") for p in snap)
     assert snap["/local/domain/7/device/vif/0/state"] == b"4"
+    assert snap["/local/domain/0/backend/vif/7/0/state"] == b"4"
+
+
+def test_the_domains_are_read_in_one_pipeline_not_one_round_trip_each(
+        xsd: XsdDouble) -> None:
+    for d in range(100, 160):  # 60 more homes, each with a device
+        xsd.put(f"/local/domain/{d}/name", f"g{d}".encode())
+        xsd.put(f"/local/domain/{d}/device/vbd/51712/state", b"4")
+    with XenStore.open() as store:
+        domains, _snap = read_domains_xenstore(store)
+    assert len(domains) == 62
+    # Requests went out in batches: the deepest pipeline held far more than one per domain.
+    assert xsd.max_batch >= 60, xsd.max_batch
 
 
 def _fixture_procfs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
