@@ -215,7 +215,7 @@ def _alive_domids(obs: Observation) -> set[int] | None:
         return None  # this view cannot see domain homes (a domU): cannot judge
     if obs.console is not None and obs.console.events is not None:
         homes |= {d.domid for d in obs.console.events.domains}
-    return homes
+    return homes - (obs.gone_domids or frozenset())  # a home left behind is not a domain
 
 
 def _stale_backends(obs: Observation) -> list[Finding]:
@@ -229,6 +229,8 @@ def _stale_backends(obs: Observation) -> list[Finding]:
             continue
         be, kind, fe = int(m.group(1)), m.group(2), int(m.group(3))
         nodes = sum(1 for p in obs.xenstore if p == path or p.startswith(path + "/"))
+        home = f"/local/domain/{fe}"
+        left_home = home in obs.xenstore  # the domain is gone (gone_domids), its home is not
         out.append(
             Finding(
                 code="stale-backend",
@@ -237,12 +239,15 @@ def _stale_backends(obs: Observation) -> list[Finding]:
                 "exists",
                 evidence=(
                     f"{path} ({nodes} nodes)",
-                    f"/local/domain/{fe} does not exist",
+                    f"xenstored: d{fe} is not a live domain (IS_DOMAIN_INTRODUCED); its home "
+                    f"{home} was left behind too" if left_home else f"{home} does not exist",
                 ),
                 action=(
-                    f"The toolstack did not clean up after d{fe}. These nodes count against "
-                    f"d{be}'s XenStore quota; remove them with 'xenstore-rm {path}' once "
-                    "nothing uses them."
+                    f"The toolstack did not clean up after d{fe} (destroyed outside it, or it "
+                    f"crashed). These nodes count against d{be}'s XenStore quota; remove them "
+                    f"with 'xenstore-rm {path}'"
+                    + (f" and 'xenstore-rm {home}'" if left_home else "")
+                    + " once nothing uses them."
                 ),
                 subject={"backend": be, "kind": kind, "frontend": fe, "path": path},
             )

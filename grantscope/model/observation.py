@@ -60,6 +60,7 @@ class Observation:
     be computed; ``local_domid`` is the domain they (and ``holders``) were read in.
     ``unavailable`` maps a source name to why it could not be read.  ``grant_sizes`` (from
     ``GNTTABOP_query_size``) stand in for the ``g`` dump's table sizes when there is no dump.
+    ``gone_domids``: homes left behind by destroyed domains (xenstored's IS_DOMAIN_INTRODUCED).
     """
 
     xenstore: Mapping[str, bytes | None] | None = None
@@ -74,6 +75,9 @@ class Observation:
     local_domid: int | None = None
     unavailable: Mapping[str, str] = field(default_factory=dict)
     grant_sizes: tuple[GrantFrames, ...] | None = None
+    # Domains whose home is still in XenStore although xenstored no longer knows them (Xen
+    # destroyed them and nobody cleaned up); None when that could not be asked.
+    gone_domids: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

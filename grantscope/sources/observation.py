@@ -30,6 +30,8 @@ from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 
+_HOME_PATH = re.compile(r"^/local/domain/(\d+)$")
+
 __all__ = ["COLLECT_STEPS", "PARTS", "Sample", "build_observation", "collect_observation",
            "local_domid"]
 
@@ -58,6 +60,7 @@ def build_observation(
     unavailable: Mapping[str, str] | None = None,
     missing: str = "",
     grant_sizes: Sequence[GrantFrames] | None = None,
+    gone_domids: frozenset[int] | None = None,
 ) -> Observation:
     """An Observation of the parts given (see the module doc).
 
@@ -97,6 +100,7 @@ def build_observation(
         local_domid=local_domid,
         unavailable=why,
         grant_sizes=tuple(grant_sizes) if grant_sizes is not None else None,
+        gone_domids=gone_domids,
     )
 
 
@@ -177,6 +181,21 @@ def _add_backends(store: Any, snapshot: dict[str, bytes | None],
 COLLECT_STEPS = 6
 
 
+def gone_domains(store: Any, snapshot: Mapping[str, bytes | None] | None,
+                 local: int | None) -> frozenset[int] | None:
+    """Domains with a home in ``snapshot`` that xenstored says are not introduced: Xen
+    destroyed them and nobody removed what they left.  None when it cannot be asked (a domU,
+    which may not ask; an older xenstored)."""
+    if snapshot is None or local not in (0, None):
+        return None
+    homes = {int(m.group(1)) for p in snapshot for m in [_HOME_PATH.match(p)] if m}
+    try:
+        live = store.introduced(sorted(homes - {0}))
+    except GrantscopeError:
+        return None
+    return frozenset(d for d, yes in live.items() if not yes)
+
+
 def collect_observation(
     *, interval: float = 2.0, dumps: bool = True, capture: bool = False,
     step: Callable[[str], None] | None = None,
@@ -209,6 +228,7 @@ def collect_observation(
     starting("XenStore")
     store, snapshot = _read_xenstore(unavailable)
     local = local_domid(store)
+    gone = gone_domains(store, snapshot, local) if store is not None else None
     if store is not None:
         store.close()
 
@@ -245,7 +265,7 @@ def collect_observation(
         {
             int(m.group(1))
             for p in (snapshot or {})
-            for m in [re.match(r"^/local/domain/(\d+)$", p)]
+            for m in [_HOME_PATH.match(p)]
             if m
         }
     )
@@ -261,7 +281,7 @@ def collect_observation(
         unavailable["lsevtchn"] = ls_why
     obs = build_observation(xenstore=snapshot, console=console, first=first, second=second,
                             quota=quota, holders=holders, local_domid=local,
-                            unavailable=unavailable)
+                            unavailable=unavailable, gone_domids=gone)
     unavailable = dict(obs.unavailable)
     extra: dict[str, Any] = {
         "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},

@@ -25,7 +25,8 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -36,6 +37,7 @@ from grantscope.xen.xs_escape import escape_value, unescape_value
 from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
 from grantscope.xen.xs_walk import DEFAULT_WINDOW, format_ls_line
 from grantscope.xen.xs_walk import walk as _walk
+from grantscope.xen.xs_walk import walk_many as _walk_many
 from grantscope.xen.xs_watch import XsWatch
 from grantscope.xen.xs_wire import PAYLOAD_MAX, Op, join_args, op_name, split_strings
 from grantscope.xen.xs_wire import encode_path as _encode_path
@@ -309,6 +311,36 @@ class XenStore:
         payload = self._call(Op.CONTROL, join_args(*args), None, reads_only=True)
         return payload.rstrip(b"\0").decode("utf-8", "replace")
 
+    def is_introduced(self, domid: int) -> bool:
+        """Whether xenstored knows ``domid`` as a live domain (IS_DOMAIN_INTRODUCED): False once
+        Xen has destroyed it, even while its home is still in the tree.  dom0 may ask."""
+        return self.introduced([domid])[domid]
+
+    def introduced(self, domids: Sequence[int]) -> dict[int, bool]:
+        """:meth:`is_introduced` for many domains, all asked in one pipeline."""
+        conn = self._connection() if self._parent is None else self._conn
+        deadline = time.monotonic() + self.timeout
+        wanted = [int(d) for d in domids]
+        ids = conn.submit([(int(Op.IS_DOMAIN_INTRODUCED), self.tx_id,
+                            join_args(str(d).encode())) for d in wanted], deadline)
+        of = dict(zip(ids, wanted, strict=True))
+        pending, answers = set(ids), {}
+        while pending:
+            got = conn.collect(pending, deadline)
+            if not got:
+                conn.forget(pending)
+                raise XenStoreError(
+                    f"XenStore IS_DOMAIN_INTRODUCED: no reply within {self.timeout:g} s",
+                    errno_name="ETIMEDOUT", op="IS_DOMAIN_INTRODUCED", path=None)
+            for req_id, packet in got.items():
+                if packet.op == Op.ERROR:
+                    conn.forget(pending)  # the rest's replies are not wanted any more
+                    parts = split_strings(packet.payload)
+                    name = parts[0].decode("ascii", "replace") if parts else "EINVAL"
+                    raise XenStoreError.from_reply(name, "IS_DOMAIN_INTRODUCED", None)
+                answers[of[req_id]] = packet.payload.rstrip(b"\0") == b"T"
+        return answers
+
     def get_domain_path(self, domid: int) -> str:
         """The domain's home path (``/local/domain/<domid>``), as xenstored says."""
         payload = self._call(Op.GET_DOMAIN_PATH, join_args(str(int(domid)).encode()), None)
@@ -327,6 +359,14 @@ class XenStore:
         return _walk(
             conn, root, perms=perms, tx_id=self.tx_id, timeout=self.timeout, window=window
         )
+
+    def walk_many(
+        self, roots: Sequence[str], *, reads: Sequence[str] = ()
+    ) -> tuple[dict[str, builtins.list[XsNode]], dict[str, bytes | None]]:
+        """Several subtrees and single values in one pipeline (see :func:`xs_walk.walk_many`):
+        ``{root: nodes}`` for the roots that exist, ``{path: value or None}`` for ``reads``."""
+        conn = self._connection() if self._parent is None else self._conn
+        return _walk_many(conn, roots, reads=reads, tx_id=self.tx_id, timeout=self.timeout)
 
     def watch(self, path: str) -> XsWatch:
         """Watch ``path`` and everything below it (socket and xenbus alike)."""

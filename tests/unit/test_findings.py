@@ -253,3 +253,40 @@ def test_domu_view_does_not_judge_stale_backends() -> None:
     a = analyze(full_observation(local_domid=3))
     assert "stale-backend" not in {f.code for f in a.findings}
     assert any(c.startswith("stale backend directories (this is d3") for c in a.not_checked)
+
+
+def _left_behind(gone: frozenset[int] | None) -> Observation:
+    """dom0 with a vif backend for d9, whose home is still there: destroyed outside the
+    toolstack (seen in the lab after a raw domctl destroy: home, backend, no domain)."""
+    xs: dict[str, bytes | None] = {
+        "/local/domain/0": None, "/local/domain/0/name": b"Domain-0",
+        "/local/domain/9": None, "/local/domain/9/name": b"gone",
+        "/local/domain/9/device": None, "/local/domain/9/device/vif": None,
+        "/local/domain/9/device/vif/0": None,
+        "/local/domain/9/device/vif/0/backend": b"/local/domain/0/backend/vif/9/0",
+        "/local/domain/9/device/vif/0/backend-id": b"0",
+        "/local/domain/0/backend": None, "/local/domain/0/backend/vif": None,
+        "/local/domain/0/backend/vif/9": None, "/local/domain/0/backend/vif/9/0": None,
+        "/local/domain/9/device/vif/0/state": b"6",
+        "/local/domain/0/backend/vif/9/0/frontend": b"/local/domain/9/device/vif/0",
+        "/local/domain/0/backend/vif/9/0/frontend-id": b"9",
+        "/local/domain/0/backend/vif/9/0/state": b"6",
+    }
+    return Observation(xenstore=xs, local_domid=0, gone_domids=gone)
+
+
+def test_a_home_left_by_a_destroyed_domain_does_not_keep_its_backend_alive() -> None:
+    found = {f.code: f for f in analyze(_left_behind(frozenset({9}))).findings}
+    stale = found["stale-backend"]
+    assert stale.subject == {"backend": 0, "kind": "vif", "frontend": 9,
+                             "path": "/local/domain/0/backend/vif/9"}
+    assert any("IS_DOMAIN_INTRODUCED" in e and "/local/domain/9 was left behind" in e
+               for e in stale.evidence)
+    assert "'xenstore-rm /local/domain/9'" in stale.action
+    assert "device-state" not in found  # the device is reported as stale, not as a state
+
+
+def test_without_xenstoreds_answer_a_home_counts_as_a_live_domain() -> None:
+    for gone in (None, frozenset()):
+        codes = {f.code for f in analyze(_left_behind(gone)).findings}
+        assert "stale-backend" not in codes and "device-state" in codes

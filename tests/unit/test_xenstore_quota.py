@@ -1,4 +1,5 @@
-"""XenStore.quota: the two read-only CONTROL requests, over the wire, allowed under --readonly."""
+"""XenStore.quota (the two read-only CONTROL requests, allowed under --readonly) and
+XenStore.is_introduced, over the wire."""
 
 from __future__ import annotations
 
@@ -40,3 +41,18 @@ def test_a_request_xenstored_does_not_know_is_its_error(xsd: XsdDouble) -> None:
     with XenStore.open(xsd.socket_path) as store, pytest.raises(XenStoreError) as err:
         store.quota(9)
     assert err.value.errno_name == "EINVAL"
+
+
+def test_is_introduced_and_the_homes_left_behind(xsd: XsdDouble) -> None:
+    from grantscope.sources.observation import gone_domains
+
+    snapshot: dict[str, bytes | None] = {
+        "/local/domain/0": None, "/local/domain/3": None, "/local/domain/9": None,
+        "/local/domain/9/name": b"x"}
+    xsd.introduced = {0, 3}
+    with XenStore.open(xsd.socket_path) as store:
+        assert store.is_introduced(3) and not store.is_introduced(9)
+        assert gone_domains(store, snapshot, 0) == frozenset({9})
+        assert gone_domains(store, snapshot, 3) is None  # a domU may not ask
+        xsd.introduced = None  # a xenstored that does not answer: unknown, not "all gone"
+        assert gone_domains(store, snapshot, 0) is None

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 HEADER = struct.Struct("=IIII")
 DIRECTORY, READ, GET_PERMS, WATCH, UNWATCH = 1, 2, 3, 4, 5
 TX_START, TX_END, GET_DOMAIN_PATH, WRITE, MKDIR, RM, SET_PERMS = 6, 7, 10, 11, 12, 13, 14
-WATCH_EVENT, ERROR, DIRECTORY_PART, CONTROL = 15, 16, 22, 0
+WATCH_EVENT, ERROR, DIRECTORY_PART, CONTROL, IS_DOMAIN_INTRODUCED = 15, 16, 22, 0, 17
 PAYLOAD_MAX = 4096
 _VALID = re.compile(r"^[A-Za-z0-9\-/_@]+$")
 
@@ -115,6 +115,8 @@ class XsdDouble:
         self.no_directory_part = False  # answer DIRECTORY_PART with ENOSYS, like oxenstored
         # CONTROL requests it answers: (arg, arg, ...) -> text (others: EINVAL, as xenstored)
         self.control: dict[tuple[str, ...], bytes] = {}
+        # Domains IS_DOMAIN_INTRODUCED says are live (None: the request is not answered)
+        self.introduced: set[int] | None = None
         self.requests: list[tuple[int, str]] = []  # (op, first argument) of every request
         self.request_times: list[float] = []  # when each of them arrived
         self.commits = 0
@@ -388,6 +390,8 @@ class XsdDouble:
             return TX_END, ok, tx.changed
         elif op == GET_DOMAIN_PATH:
             return GET_DOMAIN_PATH, b"/local/domain/" + args[0] + b"\0", []
+        elif op == IS_DOMAIN_INTRODUCED and self.introduced is not None:
+            return op, (b"T" if int(args[0]) in self.introduced else b"F") + b"\0", []
         elif op == CONTROL:
             asked = tuple(a.decode("ascii", "replace") for a in args if a)
             if asked not in self.control:
