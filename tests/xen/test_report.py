@@ -18,6 +18,8 @@ check the process boundary (exit status, one JSON document).
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import json
 import math
 import os
@@ -33,7 +35,7 @@ import pytest
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.build import current_build
-from grantscope.lab.domu import DomU
+from grantscope.lab.domu import DomU, lab_vif
 from grantscope.lab.leaks import wait_ports_released
 from grantscope.model.findings import Finding, Thresholds, analyze
 from grantscope.sources.hvdump import capture_dumps
@@ -317,6 +319,71 @@ def test_stale_backend_for_a_domain_that_does_not_exist() -> None:
     with XenStore.open() as xs:  # removed again: the finding's subject is gone
         assert not xs.exists(f"/local/domain/0/backend/vbd/{gone}")
     assert about_gone() == []  # and so is the finding
+
+
+def _destroy_outside_the_toolstack(domid: int) -> None:
+    """What a crashed toolstack or a bare domctl leaves: Xen destroys the domain, nothing
+    removes its XenStore nodes (libxenctrl's xc_domain_destroy, not libxl)."""
+    lib = sorted(glob.glob("/usr/lib/*/libxenctrl.so.4*"))
+    assert lib, "libxenctrl not found"
+    xc = ctypes.CDLL(lib[0])
+    xc.xc_interface_open.restype = ctypes.c_void_p
+    handle = xc.xc_interface_open(None, None, 0)
+    assert handle, "xc_interface_open failed"
+    try:
+        assert xc.xc_domain_destroy(ctypes.c_void_p(handle), ctypes.c_uint32(domid)) == 0
+    finally:
+        xc.xc_interface_close(ctypes.c_void_p(handle))
+
+
+def test_stale_backend_from_a_guest_destroyed_outside_the_toolstack() -> None:
+    """A real guest with a vif, destroyed by Xen behind libxl's back: its home and dom0's
+    backend directory stay, and only xenstored knows the domain is gone."""
+    guest = DomU("offer", {"text": "stale"}, xl_options={"vif": lab_vif()})
+    guest.start()
+    domid = guest.domid
+    assert domid is not None
+    backend = f"/local/domain/0/backend/vif/{domid}"
+    home = f"/local/domain/{domid}"
+
+    def about_it() -> list[Finding]:
+        found, _everything = _findings("stale-backend")
+        return [f for f in found if f.subject["frontend"] == domid]
+
+    try:
+        guest.wait_key("data/port", timeout=600)
+        assert about_it() == []  # before: a live guest's backend is not stale
+        _destroy_outside_the_toolstack(domid)
+        deadline = time.monotonic() + 120
+        with XenStore.open() as xs:
+            while xs.is_introduced(domid):
+                assert time.monotonic() < deadline, "xenstored still knows the domain"
+                time.sleep(1)
+            assert xs.exists(home) and xs.exists(backend)  # nothing was cleaned up
+        found = about_it()
+        # Both of its backend directories in dom0: the vif's and the PV console's.
+        console = f"/local/domain/0/backend/console/{domid}"
+        assert sorted(f.subject["path"] for f in found) == [console, backend], found
+        assert all(any("left behind" in e for e in f.evidence) for f in found), found
+        assert all(f"xenstore-rm {home}" in f.action for f in found)
+        proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--no-dumps", "--interval",
+                               "0"], capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert sorted(f["subject"]["path"] for f in doc["findings"]
+                      if f["code"] == "stale-backend" and f["subject"]["frontend"] == domid) \
+            == [console, backend]
+    finally:
+        with XenStore.open() as xs:  # what the toolstack would have removed
+            vm = xs.read_or_none(f"{home}/vm")
+            for path in (backend, f"/local/domain/0/backend/console/{domid}", home,
+                         f"/libxl/{domid}", vm.decode() if vm else ""):
+                if path and xs.exists(path):
+                    xs.rm(path)
+        if guest.alive():
+            guest.destroy()
+    wait_ports_released(domid)
+    assert about_it() == []  # after: removed, and so is the finding
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -353,3 +354,64 @@ def test_cli_as_a_process(store: XenStore, base: str) -> None:
     assert watch.stdout.read().decode().splitlines()[-1] == f"{base}/k2"
     done = subprocess.run([*cmd, "write", f"{base}/no", "x"], capture_output=True, timeout=300)
     assert done.returncode == 2 and b"--allow-write" in done.stderr
+
+
+# -- xenstored pausing (issue 13 item 5) ------------------------------------------------------
+
+
+@pytest.fixture
+def paused_daemon() -> Iterator[int]:
+    """The XenStore daemon's pid; it is sent SIGCONT at the end whatever happens."""
+    daemon = xsdaemon.detect()
+    assert daemon.pid is not None, daemon
+    try:
+        yield daemon.pid
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+
+
+def test_a_request_timed_out_while_xenstored_is_paused_reconnects_after(
+        base: str, paused_daemon: int) -> None:
+    """xenstored stopped 10 s (SIGSTOP) then continued: a request that timed out closed its
+    connection; the next request opens a new one; a watch is registered again and says so;
+    ``xs watch`` in another process sees the next change."""
+    path = f"{base}/paused"
+    with XenStore.open(timeout=3.0) as xs:
+        xs.write(path, b"0")
+        watch = xs.watch(path)
+        assert watch.get(timeout=30) == path  # the first event: the path itself
+        cli = subprocess.Popen([sys.executable, "-m", "grantscope", "xs", "watch", path,
+                                "--count", "2", "--max-wait", "300"], stdout=subprocess.PIPE)
+        try:
+            assert cli.stdout is not None and cli.stdout.readline() == f"{path}\n".encode()
+            os.kill(paused_daemon, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(XenStoreError) as err:
+                    xs.read(path)
+                assert err.value.errno_name == "ETIMEDOUT"
+                time.sleep(max(0.0, 10 - (time.monotonic() - started)))
+            finally:
+                os.kill(paused_daemon, signal.SIGCONT)
+            assert xs.read(path) == b"0"  # a new connection
+
+            def next_event() -> str | None:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    got = watch.get(timeout=5)
+                    if got is not None:
+                        return got
+                return None
+
+            assert next_event() == path  # registered again on the new connection: it fires
+            notice = watch.take_notice()  # and the watch says it was disconnected
+            assert notice is not None, "no notice of the lost connection"
+            xs.write(path, b"1")
+            assert next_event() == path  # and it sees the next change
+            assert cli.wait(timeout=300) == 0  # the other process saw the change too
+            assert cli.stdout.read().decode().splitlines()[-1] == path
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+            cli.wait(timeout=60)
+            watch.close()
