@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="open the TUI on a simulated host (pictures and UI only; labelled SIMULATED)",
+        help="use a simulated host (pictures and UI only; labelled SIMULATED): the TUI, and "
+        "the metrics, map, offer, notify and pingpong commands",
     )
     parser.add_argument(
         "--readonly",

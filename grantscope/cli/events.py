@@ -15,7 +15,6 @@ from typing import Any
 from grantscope.cli.grants import (
     MAX_DOMID,
     MAX_PORT,
-    SIMULATED_LINE,
     Outcome,
     interrupt_code,
     interrupt_name,
@@ -134,8 +133,6 @@ def run_notify(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        if simulated:
-            sys.stdout.write(SIMULATED_LINE)
         sys.stdout.write(f"notified domain {domid} port {remote_port} (local port {local})\n")
         if back:
             sys.stdout.write(f"notified back after {rtt:.0f} µs\n")
@@ -167,8 +164,6 @@ def run_pingpong(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        if simulated:
-            sys.stdout.write(SIMULATED_LINE)
         sys.stdout.write(
             f"{stats['count']} round trips with domain {domid} port {remote_port}: "
             f"min {stats['min_us']:.0f} µs, p50 {stats['p50_us']:.0f} µs, "

@@ -211,7 +211,9 @@ def open_devices(args: argparse.Namespace, mutating: str = "") -> tuple[Any, Spe
     With ``--demo``: the simulated host's devices (a fresh demo host: dom0 with two guests).
     Otherwise this machine's: exit 2 (:func:`grantscope.xen.errors.require_xen`) when it is
     not a Xen host.  ``mutating`` names what the command changes: the simulated devices do not
-    look at ``--readonly``, so it is refused here, as the real devices refuse it.
+    look at ``--readonly``, so it is refused here, as the real devices refuse it.  The text
+    output of a simulated run starts with the SIMULATED line (``--json`` has
+    ``"simulated": true``).
     """
     if getattr(args, "demo", False):
         from grantscope.host.sim import SimHost
@@ -219,6 +221,9 @@ def open_devices(args: argparse.Namespace, mutating: str = "") -> tuple[Any, Spe
 
         if mutating:
             refuse_if_readonly(mutating)
+        if not getattr(args, "json", False):
+            sys.stdout.write(SIMULATED_LINE)
+            sys.stdout.flush()
         sim = SimHost().devices()
         assert sim is not None  # only a read-only SimHost has none
         return sim, Specs(opener=sim.xenstore), True
@@ -391,8 +396,6 @@ def run_map(args: argparse.Namespace) -> int:
     else:
         mode = "writable" if writable else "read-only"
         refs = " ".join(str(g) for g in grefs)
-        if simulated:
-            sys.stdout.write(SIMULATED_LINE)
         sys.stdout.write(f"mapped domain {domid} gref {refs} ({len(grefs)} page"
                          f"{'s' if len(grefs) > 1 else ''}, {mode}); first {HEAD_BYTES} bytes:\n")
         sys.stdout.write(hexdump(head) + "\n")
@@ -431,8 +434,6 @@ def run_offer(args: argparse.Namespace) -> int:
         if said or run.steps[run.next_index].name != HOLD_STEP or args.json:
             return
         said.append(True)
-        if simulated:
-            sys.stdout.write(SIMULATED_LINE)
         where = f", published under {base}" if base else ""
         sys.stdout.write(f"offered {args.pages} page(s) to domain {to}: gref "
                          f"{' '.join(map(str, run.state['grefs']))}, port {run.state['port']}"
