@@ -8,6 +8,7 @@ from grantscope.errors import UsageError
 from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
 from grantscope.probing.steps import (
+    NoAnswer,
     bind_interdomain_step,
     bind_unbound_step,
     drain_step,
@@ -22,23 +23,22 @@ from grantscope.sources.lsevtchn import silent_peer_reason
 def _pingpong_step(loopback: bool) -> Step:
     def action(ctx: StepContext) -> dict[str, Any]:
         count, timeout = int(get(ctx, "count")), float(get(ctx, "timeout"))
+        warmup = int(get(ctx, "warmup"))
         local = int(get(ctx, "local_port"))
-        ctx.args(port=local, count=count, timeout_s=timeout, loopback=loopback)
+        ctx.args(port=local, count=count, warmup=warmup, timeout_s=timeout, loopback=loopback)
         channel = ctx.state["evtchn"]
         if loopback:
             # The unbound end (its own fd) answers each ping in this process.
             echo, echo_port = ctx.state["echo"], int(get(ctx, "echo_port"))
             samples = round_trips(ctx, channel, local, channel, local, echo, echo_port,
-                                  count, timeout)
+                                  count, timeout, warmup)
         else:
             try:
                 samples = round_trips(ctx, channel, local, channel, local, None, None,
-                                      count, timeout)
-            except StepFailed as err:
-                seen = silent_peer_reason(local, int(get(ctx, "domid")), int(get(ctx, "port")))
-                if seen is None:
-                    raise
-                raise StepFailed(f"{err.message}: {seen}", err.explanation) from err
+                                      count, timeout, warmup)
+            except NoAnswer as err:
+                raise _silent_peer(ctx, err, timeout) from err
+        ctx.state["samples_us"] = [s * 1e6 for s in samples]
         result = stats_us(samples)
         ctx.explain(f"{count} round trips, median {result['median_us']:.0f} µs")
         return result
@@ -46,8 +46,26 @@ def _pingpong_step(loopback: bool) -> Step:
     return Step("ping-pong", "evtchn NOTIFY, then poll + read the answer", action, mutating=True)
 
 
+def _silent_peer(ctx: StepContext, err: NoAnswer, timeout: float) -> StepFailed:
+    """No echo from the peer: the failure names it, and what the port table says of it."""
+    domid, port = int(get(ctx, "domid")), int(get(ctx, "port"))
+    local, timed = int(get(ctx, "local_port")), err.timed
+    seen = silent_peer_reason(local, domid, port)
+    causes = [seen] if seen else ["the peer does not echo", "the peer exited or unbound",
+                                  "the peer is too slow for the timeout"]
+    return StepFailed(
+        f"no echo from domain {domid} port {port} within {timeout:g} s "
+        f"(after {timed} timed round trips)" + (f": {seen}" if seen else ""),
+        f"{err.what}.\npingpong needs a peer that answers every notification with one back (e.g. "
+        "'grantscope offer --to MYDOMID --echo --wait 60', or the offer-page probe with "
+        "echo=true).\nLikely causes:\n" + "\n".join(f"- {c}" for c in causes),
+        result={"timed_round_trips": timed},
+    )
+
+
 class PingPong(Probe):
-    """Notify and wait for the answer ``count`` times; report round-trip times.
+    """Notify and wait for the answer ``count`` times; report round-trip times
+    (``grantscope pingpong`` runs this probe against a peer).
 
     With a ``port``, the peer ``domid`` must notify back on every event (the lab's
     domU peer does).  Without one, the probe makes a loopback pair in this domain:
@@ -62,6 +80,7 @@ class PingPong(Probe):
               "empty: make a loopback pair in this domain"),
         Param("count", "int", "10", "how many round trips"),
         Param("timeout", "float", "2", "seconds to wait for each answer"),
+        Param("warmup", "int", "0", "untimed round trips first"),
     )
     mutating = True
     needs = ("evtchn",)
@@ -70,6 +89,8 @@ class PingPong(Probe):
         """count must be at least 1."""
         if values["count"] < 1:
             raise UsageError("pingpong: count must be at least 1", "Give count=N with N >= 1.")
+        if values["warmup"] < 0:
+            raise UsageError("pingpong: warmup must be 0 or more", "Give warmup=N with N >= 0.")
         if values["port"] is None and not uses_self(values, "domid"):
             raise UsageError(
                 "pingpong: a loopback pair (no port=) is made in this domain",

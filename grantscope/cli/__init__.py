@@ -95,10 +95,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "--demo",
         action="store_true",
         help="run on a simulated Xen host (dom0 and two guests) instead of this machine: "
-        "the TUI, doctor, xs ls/read/watch, report, metrics, bundle export and probe run; "
-        "every output is labelled SIMULATED (\"simulated\": true with --json). Commands that "
-        "read a file (dump analyze, bundle inspect/open/diff) do not need it; lab and dump "
-        "capture refuse it (exit 2)",
+        "the TUI, doctor, xs ls/read/watch, report, metrics, bundle export, probe run, map, "
+        "offer, notify and pingpong; every output is labelled SIMULATED (\"simulated\": true "
+        "with --json). Commands that read a file (dump analyze, bundle inspect/open/diff) do "
+        "not need it; lab and dump capture refuse it (exit 2)",
     )
     parser.add_argument(
         "--readonly",

@@ -1,34 +1,35 @@
 """``grantscope notify`` and ``grantscope pingpong``: event-channel round trips.
 
 Both bind interdomain to a peer's unbound port (the spurious event Xen raises on
-the new port is drained by the binding), notify, and time the answer.
+the new port is drained), notify, and time the answer: front-ends of the ``notify`` and
+``pingpong`` probes (:func:`grantscope.cli.grants.run_probe`); with ``--demo`` on the
+simulated host, whose guests answer every notification.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from typing import Any
 
 from grantscope.cli.grants import (
     MAX_DOMID,
     MAX_PORT,
-    Specs,
-    Stop,
+    Outcome,
     interrupt_code,
     interrupt_name,
+    open_devices,
     parse_spec,
     positive,
+    run_probe,
     seconds,
-    signals_deferred,
-    sigterm_as_stop,
 )
 from grantscope.cli.output import print_json
+from grantscope.model.histogram import percentile, summarize
 from grantscope.safetext import clean
 from grantscope.sources.lsevtchn import silent_peer_reason
-from grantscope.xen.errors import XenError
+
+__all__ = ["percentile", "register", "run_notify", "run_pingpong", "summarize"]
 
 
 def register(subparsers: Any) -> None:
@@ -76,59 +77,59 @@ def _nonnegative(text: str) -> int:
     return value
 
 
-def _resolve(args: argparse.Namespace) -> tuple[int, int]:
-    from grantscope.xen.errors import require_xen
-
+def _resolve(args: argparse.Namespace, action: str) -> tuple[Any, bool, int, int]:
+    """``(devices, simulated, domid, port)``: syntax (exit 2), then Xen (exit 2), then xs:."""
     domid_spec = parse_spec(args.domid, "--domid")
     port_spec = parse_spec(args.port, "--port")
-    require_xen()
-    specs = Specs()
+    devices, specs, simulated = open_devices(args, action)
     try:
-        return (specs.number(domid_spec, "domid", MAX_DOMID),
+        return (devices, simulated, specs.number(domid_spec, "domid", MAX_DOMID),
                 specs.number(port_spec, "port", MAX_PORT))
-    finally:
+    except BaseException:
         specs.close()
+        raise
 
 
-def _await(channel: Any, port: int, timeout: float) -> bool:
-    """True once ``port`` fires within ``timeout`` seconds (other ports are ignored)."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            return False
-        if port in channel.wait(left):
-            return True
+def _interrupted(command: str, done: Outcome) -> int | None:
+    """The exit status when a signal or Ctrl-C stopped the probe (said on stderr)."""
+    if done.interrupted is None:
+        return None
+    sys.stderr.write(f"grantscope: {command} interrupted by {interrupt_name(done.interrupted)}\n")
+    return interrupt_code(done.interrupted)
 
 
 def run_notify(args: argparse.Namespace) -> int:
-    """Bind, notify, maybe wait; print the outcome."""
-    from grantscope.xen.evtchn import EventChannel
+    """Bind, notify, maybe wait (the notify probe); print the outcome."""
+    from grantscope.probes.notify import PROBE
 
-    domid, remote_port = _resolve(args)
-    with sigterm_as_stop():
-        try:
-            with EventChannel() as channel:
-                local = channel.bind_interdomain(domid, remote_port)
-                t0 = time.perf_counter()
-                channel.notify(local)
-                back: bool | None = None
-                rtt: float | None = None
-                if args.wait is not None:
-                    back = _await(channel, local, args.wait)
-                    if back:
-                        rtt = (time.perf_counter() - t0) * 1e6
-                with signals_deferred():
-                    channel.close()
-        except (KeyboardInterrupt, Stop) as exc:
-            sys.stderr.write(f"grantscope: notify interrupted by {interrupt_name(exc)}\n")
-            return interrupt_code(exc)
+    devices, simulated, domid, remote_port = _resolve(args, "binding an event channel")
+    values: dict[str, Any] = {"domid": domid, "port": remote_port, "count": 1}
+    if args.wait is not None:
+        values["wait"] = args.wait
+    done = run_probe(PROBE, values, devices)
+    code = _interrupted("notify", done)
+    if code is not None:
+        return code
+    failed = done.failed
+    waited = failed is not None and failed.name.startswith("wait for")
+    if not waited:
+        done.raise_failure()
+    local = int(done.run.state["local_port"])
+    back: bool | None = None
+    rtt: float | None = None
+    if args.wait is not None:
+        answer = [r for r in done.run.records if r.name.startswith("wait for")]
+        back = bool(answer and answer[-1].ok)
+        if back:
+            rtt = float(answer[-1].result["waited_ms"]) * 1000
     ok = back is not False
     result: dict[str, Any] = {
         "ok": ok, "domid": domid, "remote_port": remote_port, "local_port": local,
         "notified_back": back, "roundtrip_us": None if rtt is None else round(rtt, 1)}
     if back is False:
         result["why"] = silent_peer_reason(local, domid, remote_port)
+    if simulated:
+        result["simulated"] = True
     if args.json:
         print_json(result)
     else:
@@ -142,69 +143,24 @@ def run_notify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list (``pct`` in 0..100)."""
-    if not sorted_values:
-        raise ValueError("no values")
-    rank = max(1, math.ceil(pct / 100.0 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-def summarize(samples_us: list[float]) -> dict[str, float | int]:
-    """count, min, p50, p99, max of round-trip samples in microseconds."""
-    ordered = sorted(samples_us)
-    return {
-        "count": len(ordered),
-        "min_us": round(ordered[0], 1),
-        "p50_us": round(percentile(ordered, 50), 1),
-        "p99_us": round(percentile(ordered, 99), 1),
-        "max_us": round(ordered[-1], 1),
-    }
-
-
 def run_pingpong(args: argparse.Namespace) -> int:
-    """Time COUNT notify/echo round trips."""
-    from grantscope.xen.evtchn import EventChannel
+    """Time COUNT notify/echo round trips (the pingpong probe against a peer)."""
+    from grantscope.probes.pingpong import PROBE
 
-    domid, remote_port = _resolve(args)
-    samples: list[float] = []
-    with sigterm_as_stop():
-        try:
-            with EventChannel() as channel:
-                local = channel.bind_interdomain(domid, remote_port)
-                wait = channel.wait
-                notify = channel.notify
-                clock = time.perf_counter
-                for i in range(args.warmup + args.count):
-                    t0 = clock()
-                    notify(local)
-                    fired = wait(args.timeout)
-                    # Usually exactly [local]; anything else goes the slow, careful way.
-                    if fired != [local] and (local not in fired and not _await(
-                            channel, local, max(0.0, args.timeout - (clock() - t0)))):
-                        done = max(0, i - args.warmup)
-                        seen = silent_peer_reason(local, domid, remote_port)
-                        raise XenError(
-                            f"no echo from domain {domid} port {remote_port} within "
-                            f"{args.timeout:g} s (after {done} timed round trips)"
-                            + (f": {seen}" if seen else ""),
-                            "pingpong needs a peer that answers every notification with one "
-                            "back (e.g. 'grantscope offer --to MYDOMID --echo --wait 60').",
-                            call="wait", arguments={"domid": domid, "port": remote_port},
-                            causes=[seen] if seen else [
-                                "the peer does not echo", "the peer exited or unbound",
-                                "the peer is too slow for --timeout"],
-                        )
-                    if i >= args.warmup:
-                        samples.append((clock() - t0) * 1e6)
-                with signals_deferred():
-                    channel.close()
-        except (KeyboardInterrupt, Stop) as exc:
-            sys.stderr.write(f"grantscope: pingpong interrupted by {interrupt_name(exc)}\n")
-            return interrupt_code(exc)
+    devices, simulated, domid, remote_port = _resolve(args, "binding an event channel")
+    done = run_probe(PROBE, {"domid": domid, "port": remote_port, "count": args.count,
+                             "warmup": args.warmup, "timeout": args.timeout}, devices)
+    code = _interrupted("pingpong", done)
+    if code is not None:
+        return code
+    done.raise_failure()
+    samples: list[float] = done.run.state["samples_us"]
+    local = int(done.run.state["local_port"])
     stats = summarize(samples)
     result: dict[str, Any] = {"ok": True, "domid": domid, "remote_port": remote_port,
                               "local_port": local, **stats}
+    if simulated:
+        result["simulated"] = True
     if args.json:
         print_json(result)
     else:

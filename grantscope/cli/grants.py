@@ -3,6 +3,13 @@
 Numbers (domid, gref, port) accept ``xs:PATH`` to read a decimal value from
 XenStore.  Order of checks: argument syntax (exit 2), then Xen present (exit 2),
 then the device calls (exit 1 with an explanation on failure).
+
+The device commands (``map``, ``offer`` here, ``notify`` and ``pingpong`` in
+:mod:`grantscope.cli.events`) are front-ends of the probe engine: each runs its probe
+(``map-grant``, ``offer-page``, ``notify``, ``pingpong``) through :func:`run_probe`, which
+gives them the probes' steps, cleanup and signal semantics, and prints the probe's outcome
+in the command's own words.  With the global ``--demo`` they run on the simulated host's
+devices, labelled SIMULATED.
 """
 
 from __future__ import annotations
@@ -11,13 +18,15 @@ import argparse
 import contextlib
 import signal
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from grantscope.cli.output import print_json
 from grantscope.errors import UsageError
+from grantscope.probing.devices import RealDevices
+from grantscope.probing.engine import Probe, ProbeInterrupted, ProbeRun, StepRecord
 
 HEAD_BYTES = 64
 MAX_DOMID = 0x7FEF  # the largest real domain id (0x7FF0 and up are reserved)
@@ -30,15 +39,19 @@ MAX_PORT = 0xFFFFFFFF
 class Specs:
     """Resolves number specs (``12`` or ``xs:PATH``), opening XenStore only when needed."""
 
-    def __init__(self) -> None:
+    def __init__(self, opener: Callable[[], Any] | None = None) -> None:
         self._store: Any = None
+        self._opener = opener
 
     def store(self) -> Any:
-        """The XenStore connection (opened on first use)."""
+        """The XenStore connection (opened on first use; ``opener`` gives another store)."""
         if self._store is None:
-            from grantscope.xen.xenstore import XenStore
+            if self._opener is not None:
+                self._store = self._opener()
+            else:
+                from grantscope.xen.xenstore import XenStore
 
-            self._store = XenStore.open()
+                self._store = XenStore.open()
         return self._store
 
     def number(self, spec: int | str, what: str, maximum: int) -> int:
@@ -118,12 +131,9 @@ def hexdump(data: bytes, width: int = 16) -> str:
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 
 
-class Stop(BaseException):
-    """Raised by the SIGTERM/SIGHUP handler (a BaseException, like KeyboardInterrupt)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+#: Raised by the SIGTERM/SIGHUP handler (a BaseException, like KeyboardInterrupt): the probe
+#: engine's own, so a step it interrupts is recorded and the cleanup runs.
+Stop = ProbeInterrupted
 
 
 @contextlib.contextmanager
@@ -149,7 +159,7 @@ def signals_handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterat
 def sigterm_as_stop() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`Stop` so ``with`` blocks clean up; restore after."""
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Stop(signum)
+        raise ProbeInterrupted(signum)
 
     with signals_handled(STOP_SIGNALS, handler):
         yield
@@ -162,16 +172,131 @@ def signals_deferred() -> contextlib.AbstractContextManager[None]:
 
 def interrupt_code(exc: BaseException) -> int:
     """The exit status for Ctrl-C (130) or a signal turned into :class:`Stop` (128+n)."""
-    if isinstance(exc, Stop):
+    if isinstance(exc, ProbeInterrupted):
         return 128 + exc.signum
     return 130
 
 
 def interrupt_name(exc: BaseException) -> str:
     """``"SIGINT"``, ``"SIGTERM"`` or ``"SIGHUP"``."""
-    if isinstance(exc, Stop):
+    if isinstance(exc, ProbeInterrupted):
         return signal.Signals(exc.signum).name
     return "SIGINT"
+
+
+# -- the probe engine behind the device commands -------------------------------------------
+
+
+class CliDevices(RealDevices):
+    """This host's devices, whose XenStore is the command's :class:`Specs` connection (the one
+    that resolved the ``xs:`` arguments), closed with it."""
+
+    def __init__(self, specs: Specs) -> None:
+        super().__init__()
+        self._specs = specs
+
+    def xenstore(self) -> Any:
+        """The command's XenStore connection."""
+        return self._specs.store()
+
+    def close(self) -> None:
+        """Close the XenStore connection if one was opened."""
+        self._specs.close()
+
+
+def open_devices(args: argparse.Namespace, mutating: str = "") -> tuple[Any, Specs, bool]:
+    """``(devices, specs, simulated)`` for a device command.
+
+    With ``--demo``: the simulated host's devices (a fresh demo host: dom0 with two guests).
+    Otherwise this machine's: exit 2, naming ``--demo``, when it is not a Xen host
+    (:meth:`grantscope.host.target.Target.require_xen`).  ``mutating`` names what the command
+    changes: the simulated devices do not look at ``--readonly``, so it is refused here, as
+    the real devices refuse it.  The text output of a simulated run starts with the SIMULATED
+    line (``--json`` has ``"simulated": true``).
+    """
+    from grantscope.host.target import target_for
+
+    target = target_for(args, str(getattr(args, "command", "") or "map"))
+    if target.simulated:
+        from grantscope.host.sim import SimHost
+        from grantscope.xen.readonly import refuse_if_readonly
+
+        if mutating:
+            refuse_if_readonly(mutating)
+        if not getattr(args, "json", False):
+            sys.stdout.write(target.banner + "\n")
+            sys.stdout.flush()
+        # Not target.sim(): a read-only SimHost has no devices, and --readonly is enforced
+        # just above for what this command would change.
+        sim = SimHost().devices()
+        assert sim is not None  # only a read-only SimHost has none
+        return sim, Specs(opener=sim.xenstore), True
+    target.require_xen()  # exit 2 off Xen, naming --demo
+    specs = Specs()
+    return CliDevices(specs), specs, False
+
+
+@dataclass
+class Outcome:
+    """How a probe run by a device command ended."""
+
+    run: ProbeRun
+    interrupted: BaseException | None
+    cleanup: list[StepRecord]
+
+    @property
+    def failed(self) -> StepRecord | None:
+        """The step that failed (not interrupted), if one did."""
+        if self.interrupted is not None or not self.run.failed:
+            return None
+        steps = [r for r in self.run.records if r.phase == "step" and not r.ok]
+        return steps[-1] if steps else None
+
+    def raise_failure(self) -> None:
+        """Re-raise the failed step's error, so the command reports it as it always did
+        (the device layer's message, errno and exit status: 1, or 2 for ``--readonly``)."""
+        if self.failed is not None and self.run.error is not None:
+            raise self.run.error
+
+    def cleanup_problems(self) -> list[str]:
+        """What the cleanup could not release, one line each."""
+        return [p for r in self.cleanup if not r.ok
+                for p in r.result.get("problems", [r.explanation])]
+
+
+def run_probe(probe: Probe, values: dict[str, Any], devices: Any, *,
+              before: Callable[[ProbeRun], None] | None = None,
+              last: Callable[[ProbeRun], None] | None = None) -> Outcome:
+    """Run ``probe`` with ``values`` (already checked) to its end through the engine.
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does (:class:`ProbeInterrupted`, recorded by the
+    step it interrupts); ``before(run)`` runs before each step (progress output), ``last(run)``
+    after the steps, while what they acquired is still held; then the cleanup releases it
+    all, newest first, with further signals deferred so none cuts it short.
+    """
+    run = ProbeRun(probe, values, devices)
+    interrupted: BaseException | None = None
+    cleanup: list[StepRecord] = []
+    with sigterm_as_stop():
+        try:
+            try:
+                while not run.done:
+                    if before is not None:
+                        before(run)
+                    run.run_next()
+            except (KeyboardInterrupt, ProbeInterrupted) as exc:
+                interrupted = exc
+            if last is not None:
+                last(run)
+        except (KeyboardInterrupt, ProbeInterrupted) as exc:
+            interrupted = interrupted or exc
+        finally:
+            with signals_deferred():
+                cleanup = run.cleanup()
+                devices_close = getattr(devices, "close", None)
+                if devices_close is not None:
+                    devices_close()
+    return Outcome(run, interrupted, cleanup)
 
 
 # -- registration -----------------------------------------------------------------------
@@ -228,9 +353,8 @@ def register(subparsers: Any) -> None:
 
 # -- map --------------------------------------------------------------------------------
 def run_map(args: argparse.Namespace) -> int:
-    """Map, read the head, unmap; print the result."""
-    from grantscope.xen.errors import require_xen
-    from grantscope.xen.gntdev import GrantMapping
+    """Map, read the head, unmap (the map-grant probe); print the result."""
+    from grantscope.probes.map_grant import PROBE
 
     if args.map_readonly:
         raise UsageError(
@@ -241,26 +365,36 @@ def run_map(args: argparse.Namespace) -> int:
         )
     domid_spec = parse_spec(args.domid, "--domid")
     gref_spec = parse_spec(args.gref, "--gref")
-    require_xen()
-    specs = Specs()
+    writable = bool(args.writable)
+    devices, specs, simulated = open_devices(
+        args, "a writable map of a grant (map read-only)" if writable else "")
     try:
         # Up to the 16-bit limit: a reserved domid (DOMID_SELF...) reaches the map, whose
         # failure explains it (grantscope.xen.errors.map_failed_error).
         domid = specs.number(domid_spec, "domid", MAX_MAP_DOMID)
         grefs = specs.numbers(gref_spec, "gref", MAX_GREF)
-    finally:
+    except BaseException:
         specs.close()
+        raise
     if len(grefs) == 1 and args.count > 1:
         first = grefs[0]
         if first + args.count - 1 > MAX_GREF:
+            specs.close()
             raise UsageError(f"--count {args.count} from gref {first} passes the largest gref")
         grefs = list(range(first, first + args.count))
-    writable = bool(args.writable)
-    with GrantMapping(domid, grefs, writable=writable) as mapping:
-        head = mapping.read(0, HEAD_BYTES)
+    done = run_probe(PROBE, {"domid": domid, "gref": grefs, "writable": writable, "reply": ""},
+                     devices)
+    if done.interrupted is not None:
+        sys.stderr.write(f"grantscope: map interrupted by {interrupt_name(done.interrupted)}\n")
+        return interrupt_code(done.interrupted)
+    done.raise_failure()
+    head = bytes(done.run.state["read:mapping"][:HEAD_BYTES])
     if args.json:
-        print_json({"ok": True, "domid": domid, "grefs": grefs, "writable": writable,
-                    "head": head.hex()})
+        result: dict[str, Any] = {"ok": True, "domid": domid, "grefs": grefs,
+                                  "writable": writable, "head": head.hex()}
+        if simulated:
+            result["simulated"] = True
+        print_json(result)
     else:
         mode = "writable" if writable else "read-only"
         refs = " ".join(str(g) for g in grefs)
@@ -271,32 +405,10 @@ def run_map(args: argparse.Namespace) -> int:
 
 
 # -- offer ------------------------------------------------------------------------------
-class _Published:
-    """XenStore nodes written by ``offer --publish``; at exit exactly those are removed."""
-
-    def __init__(self, specs: Specs, base: str) -> None:
-        self.base = base.rstrip("/") or "/"
-        self._specs = specs
-        self._owned: Any = None
-
-    def publish(self, grefs: list[int], port: int) -> None:
-        from grantscope.xen.xs_owned import OwnedNodes
-
-        if self._owned is None:
-            self._owned = OwnedNodes(self._specs.store())
-        for key, value in (("gref", " ".join(str(g) for g in grefs)), ("port", str(port))):
-            self._owned.write(f"{self.base}/{key}", value.encode("ascii"))
-
-    def remove(self) -> list[str]:
-        """Remove the nodes written (and the directories created, if left empty)."""
-        if self._owned is None:
-            return []
-        return list(self._owned.remove())
-
-
 def run_offer(args: argparse.Namespace) -> int:
-    """Grant, bind, publish, wait, report, clean up (also on Ctrl-C, SIGTERM and SIGHUP)."""
-    from grantscope.xen.errors import require_xen
+    """Grant, bind, publish, wait, report, clean up (the offer-page probe; the cleanup runs
+    also on Ctrl-C, SIGTERM and SIGHUP)."""
+    from grantscope.probes.offer_page import HOLD_STEP, PROBE
 
     to_spec = parse_spec(args.to, "--to")
     text = args.text.encode("utf-8") if args.text is not None else None
@@ -304,98 +416,69 @@ def run_offer(args: argparse.Namespace) -> int:
         raise UsageError(f"--text is {len(text)} bytes, more than {args.pages} page(s) hold")
     if args.publish is not None and not args.publish.strip():
         raise UsageError("--publish needs a XenStore path")
-    require_xen()
-    specs = Specs()
+    devices, specs, simulated = open_devices(args, f"granting {args.pages} page(s) (gntalloc)")
     try:
-        with sigterm_as_stop():
-            return _offer(args, specs, to_spec, text)
-    except (KeyboardInterrupt, Stop) as exc:
-        sys.stderr.write(f"grantscope: offer interrupted by {interrupt_name(exc)}; "
-                         "released everything\n")
-        return interrupt_code(exc)
-    finally:
-        with signals_deferred():
-            specs.close()
+        to = specs.number(to_spec, "domid", MAX_DOMID)
+    except BaseException:
+        specs.close()
+        raise
+    base = (args.publish.rstrip("/") or "/") if args.publish else None
+    values: dict[str, Any] = {
+        "domid": to, "writable": bool(args.writable), "message": args.text or "",
+        "publish": base or "", "hold": args.wait, "pages": args.pages,
+        # Without --echo the first notification ends the wait; with it, the deadline does.
+        "events": 0 if args.echo else 1, "echo": bool(args.echo),
+    }
+    said: list[bool] = []
+    head: list[bytes] = []
 
+    def before(run: ProbeRun) -> None:
+        if said or run.steps[run.next_index].name != HOLD_STEP or args.json:
+            return
+        said.append(True)
+        where = f", published under {base}" if base else ""
+        sys.stdout.write(f"offered {args.pages} page(s) to domain {to}: gref "
+                         f"{' '.join(map(str, run.state['grefs']))}, port {run.state['port']}"
+                         f"{where}\n")
+        sys.stdout.flush()
 
-def _offer(args: argparse.Namespace, specs: Specs, to_spec: int | str,
-           text: bytes | None) -> int:
-    from grantscope.xen.evtchn import EventChannel
-    from grantscope.xen.gntalloc import GrantOffer
+    def last(run: ProbeRun) -> None:
+        offer = run.artifacts.get("offer")
+        if "events" in run.state and offer is not None:  # the wait was reached
+            head.append(bytes(run.state.get("read:offer") or offer.read(0, HEAD_BYTES)))
 
-    to = specs.number(to_spec, "domid", MAX_DOMID)
-    published = _Published(specs, args.publish) if args.publish else None
-    problems: list[str] = []
-    interrupted: BaseException | None = None
-    offer = GrantOffer(to, args.pages, writable=args.writable)
-    try:
-        channel = EventChannel()
-        try:
-            port = channel.bind_unbound(to)
-            if text:
-                offer.write(0, text)
-            if published is not None:
-                published.publish(list(offer.grefs), port)
-            if not args.json:
-                where = f", published under {published.base}" if published else ""
-                sys.stdout.write(f"offered {args.pages} page(s) to domain {to}: gref "
-                                 f"{' '.join(map(str, offer.grefs))}, port {port}{where}\n")
-                sys.stdout.flush()
-            seen = [0]  # notifications seen, kept even when a signal ends the wait
-            try:
-                _wait_for(channel, port, args.wait, echo=args.echo, seen=seen)
-            except (KeyboardInterrupt, Stop) as exc:
-                interrupted = exc
-            head = offer.read(0, HEAD_BYTES)
-            result: dict[str, Any] = {
-                "ok": True, "domid": to, "grefs": list(offer.grefs), "port": port,
-                "writable": args.writable, "notified": seen[0] > 0, "page_head": head.hex(),
-            }
-            if args.echo:
-                result["echoed"] = seen[0]
-            if interrupted is not None:
-                result["interrupted"] = interrupt_name(interrupted)
-        finally:
-            with signals_deferred():
-                if published is not None:
-                    problems = published.remove()
-                channel.close()
-    finally:
-        with signals_deferred():
-            offer.close()
+    done = run_probe(PROBE, values, devices, before=before, last=last)
+    done.raise_failure()
+    if not head and done.interrupted is not None:
+        sys.stderr.write(f"grantscope: offer interrupted by "
+                         f"{interrupt_name(done.interrupted)}; released everything\n")
+        return interrupt_code(done.interrupted)
+    state = done.run.state
+    seen = int(state.get("events", 0))
+    result: dict[str, Any] = {
+        "ok": True, "domid": to, "grefs": list(state["grefs"]), "port": state["port"],
+        "writable": bool(args.writable), "notified": seen > 0,
+        "page_head": head[0][:HEAD_BYTES].hex(),
+    }
+    if args.echo:
+        result["echoed"] = seen
+    if done.interrupted is not None:
+        result["interrupted"] = interrupt_name(done.interrupted)
+    if simulated:
+        result["simulated"] = True
+    problems = done.cleanup_problems()
     if problems:
         result["cleanup_problems"] = problems
     if args.json:
         print_json(result)
     else:
-        state = "notified" if result["notified"] else "no notification"
-        if interrupted is not None:
-            state += f" (interrupted by {result['interrupted']})"
-        sys.stdout.write(f"{state}; first {HEAD_BYTES} bytes of the page now:\n")
-        sys.stdout.write(hexdump(head) + "\n")
+        state_text = "notified" if result["notified"] else "no notification"
+        if done.interrupted is not None:
+            state_text += f" (interrupted by {result['interrupted']})"
+        sys.stdout.write(f"{state_text}; first {HEAD_BYTES} bytes of the page now:\n")
+        sys.stdout.write(hexdump(head[0][:HEAD_BYTES]) + "\n")
         for p in problems:
             sys.stderr.write(f"grantscope: {p}\n")
-    if interrupted is not None:
-        return interrupt_code(interrupted)
+    if done.interrupted is not None:
+        return interrupt_code(done.interrupted)
     return 0
-
-
-def _wait_for(channel: Any, port: int, timeout: float, *, echo: bool, seen: list[int]) -> None:
-    """Count notifications on ``port`` into ``seen[0]`` for up to ``timeout`` seconds.
-
-    The first one ends the wait, unless ``echo``: then each is answered with a
-    notification back and waiting goes on until the deadline.
-    """
-    if timeout <= 0:
-        seen[0] += len([p for p in channel.drain() if p == port])
-        return
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        if port in channel.wait(left):
-            seen[0] += 1
-            if not echo:
-                return
-            channel.notify(port)

@@ -538,6 +538,15 @@ class SimXenStore:
                 stack.extend(_join(p, c) for c in reversed(self._children[p]))
             return out
 
+    def walk_many(
+        self, roots: Sequence[str], *, reads: Sequence[str] = ()
+    ) -> tuple[dict[str, builtins.list[XsNode]], dict[str, bytes | None]]:
+        """:meth:`grantscope.xen.xenstore.XenStore.walk_many`: the subtrees of the roots that
+        exist (each without its root, as the real walk) and the values of ``reads``."""
+        trees = {r: [n for n in self.walk(r) if n.path != r]
+                 for r in roots if self.exists(r)}
+        return trees, {path: self.read_or_none(path) for path in reads}
+
     def watch(self, path: str) -> SimWatch:
         """Watch ``path`` and its subtree."""
         w = SimWatch(self, path)

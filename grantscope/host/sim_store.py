@@ -7,6 +7,7 @@ heartbeats), so ``grantscope --demo xs watch`` sees the store change as on a liv
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from grantscope.host.base import Perms, WatchHandle, XsNode
@@ -48,6 +49,13 @@ class SimStoreView:
         """The subtree under ``root``, parents first."""
         self._host._advance()
         return list(self._host.store.walk(root, perms=perms))
+
+    def walk_many(
+        self, roots: Sequence[str], *, reads: Sequence[str] = ()
+    ) -> tuple[dict[str, builtins.list[XsNode]], dict[str, bytes | None]]:
+        """Several subtrees and values at once (the simulated store's ``walk_many``)."""
+        self._host._advance()
+        return self._host.store.walk_many(roots, reads=reads)
 
     def watch(self, path: str) -> AdvancingWatch:
         """A watch on ``path`` that fires on the simulated guests' heartbeats."""

@@ -2,7 +2,8 @@
 
 Bins are spaced geometrically from the fastest to the slowest sample (latencies have a long
 tail: equal-width bins would put nearly every sample in the first), or evenly when the spread
-is small. Pure: used by ``grantscope pingpong`` and usable by any front end.
+is small; and the percentiles of the same samples. Pure: used by ``grantscope pingpong`` and
+the pingpong probe, usable by any front end.
 """
 
 from __future__ import annotations
@@ -56,3 +57,24 @@ def histogram(samples: Sequence[float], *, bins: int = 10, width: int = 40,
         f"│{_bar(counts[i] / top, width)}│ {counts[i]:>{count_w}}"
         for i in range(bins)
     ]
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list (``pct`` in 0..100)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = max(1, math.ceil(pct / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def summarize(samples_us: Sequence[float]) -> dict[str, float | int]:
+    """count, min, p50, p99, max of latency samples in microseconds (the one statistics of
+    round trips: ``grantscope pingpong`` prints it, the pingpong probe records it)."""
+    ordered = sorted(samples_us)
+    return {
+        "count": len(ordered),
+        "min_us": round(ordered[0], 1),
+        "p50_us": round(percentile(ordered, 50), 1),
+        "p99_us": round(percentile(ordered, 99), 1),
+        "max_us": round(ordered[-1], 1),
+    }

@@ -15,6 +15,7 @@ the CLI raises from its SIGTERM handler).
 from __future__ import annotations
 
 import errno as errno_mod
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,11 +43,21 @@ __all__ = [
 
 
 class ProbeInterrupted(BaseException):
-    """Raised inside the main thread by the CLI's SIGTERM handler to stop a probe.
+    """Raised inside the main thread by the CLI's SIGTERM/SIGHUP handler to stop a probe.
 
     It derives from BaseException, like KeyboardInterrupt, so no ``except
-    Exception`` in a step swallows it.
+    Exception`` in a step swallows it.  It names the signal (a number or a name such as
+    ``"SIGTERM"``): ``str()`` is the name and :attr:`signum` the number, so a front-end
+    exits 128+n.
     """
+
+    def __init__(self, which: int | str = "SIGTERM") -> None:
+        try:
+            sig = signal.Signals[which] if isinstance(which, str) else signal.Signals(which)
+        except (KeyError, ValueError):
+            sig = signal.SIGTERM
+        super().__init__(sig.name)
+        self.signum = int(sig.value)
 
 
 class StepFailed(GrantscopeError):
@@ -274,7 +285,7 @@ class ProbeRun:
     def __init__(
         self,
         probe: Probe,
-        values: Mapping[str, str],
+        values: Mapping[str, Any],
         devices: Devices,
         *,
         readonly: bool = False,
@@ -299,6 +310,8 @@ class ProbeRun:
         self.done = False
         self.failed = False
         self.records: list[StepRecord] = []
+        self.error: Exception | None = None
+        """The exception of the last step that failed (a front-end may report it as is)."""
         self._cleaned = False
         # Held while a step runs: cleanup (maybe from another thread, the TUI quitting)
         # waits for it, so no fd is closed under a step that still uses it.
@@ -314,6 +327,11 @@ class ProbeRun:
     def current_values(self) -> dict[str, Any]:
         """Parameter values as the steps see them now (``xs:``/``self`` resolved once run)."""
         return dict(self._ctx.values)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """What the steps passed to each other so far (ports, bytes read, counts)."""
+        return self._ctx.state
 
     @property
     def ok(self) -> bool:
@@ -360,6 +378,7 @@ class ProbeRun:
                 ctx._arguments.setdefault(key, value)
             if step.hint:
                 text = f"{text}\n{step.hint}"
+            self.error = exc
             record = self._record(index, step, False, extra, err_no, text, duration)
             if not step.may_fail:
                 self._finish(failed=True)

@@ -139,9 +139,13 @@ def parse_value(param: Param, text: str) -> Any:
 
 
 def parse_values(
-    probe_name: str, params: tuple[Param, ...], given: Mapping[str, str]
+    probe_name: str, params: tuple[Param, ...], given: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Check every given value and fill in defaults; raise :class:`UsageError` on bad input."""
+    """Check every given value and fill in defaults; raise :class:`UsageError` on bad input.
+
+    Text values (``KEY=VALUE`` input) are checked; other values come from a front-end that
+    checked them already and are taken as they are.
+    """
     known = {p.name: p for p in params}
     unknown = sorted(set(given) - set(known))
     if unknown:
@@ -158,5 +162,7 @@ def parse_values(
                 f"probe {probe_name!r} needs {param.name}=...",
                 f"{param.name} ({param.kind}): {param.help}",
             )
-        values[param.name] = parse_value(param, text)
+        # A front-end that checked and resolved a value itself (the CLI's map resolves
+        # ``xs:`` and ``--count`` to a list of grefs) passes it typed, not as text.
+        values[param.name] = parse_value(param, text) if isinstance(text, str) else text
     return values

@@ -7,8 +7,8 @@ run's values or shared state (``key`` names) and leaves its outputs in
 
 from __future__ import annotations
 
-import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from grantscope.probing.engine import Step, StepContext, StepFailed
@@ -16,6 +16,7 @@ from grantscope.probing.params import LIMITS, SELF, Param, SelfDomid, XsRef
 
 # How many bytes of a page a step shows in its result.
 PREVIEW_BYTES = 32
+PAGE_BYTES = 4096
 
 
 def get(ctx: StepContext, key: str) -> Any:
@@ -23,6 +24,14 @@ def get(ctx: StepContext, key: str) -> Any:
     if key in ctx.state:
         return ctx.state[key]
     return ctx.values.get(key)
+
+
+def release_of(thing: Any) -> Callable[[], None]:
+    """How to release a device object: its ``close()``, else leaving its ``with`` block."""
+    close = getattr(thing, "close", None)
+    if callable(close):
+        return close
+    return lambda: thing.__exit__(None, None, None)
 
 
 def preview(data: bytes) -> dict[str, Any]:
@@ -115,18 +124,19 @@ def map_step(
     *,
     may_fail: bool = False,
 ) -> Step:
-    """Map one grant with gntdev; the mapping becomes artifact ``"mapping"``."""
+    """Map a grant (or a list of grants, as one mapping) with gntdev; artifact ``"mapping"``."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
-        dom, ref = int(get(ctx, domid)), int(get(ctx, gref))
+        dom, value = int(get(ctx, domid)), get(ctx, gref)
+        refs = [int(r) for r in value] if isinstance(value, list | tuple) else [int(value)]
         rw = bool(get(ctx, writable)) if isinstance(writable, str) else writable
-        ctx.args(domid=dom, grefs=[ref], writable=rw)
-        mapping = ctx.devices.map_grants(dom, [ref], writable=rw)
+        ctx.args(domid=dom, grefs=refs, writable=rw)
+        mapping = ctx.devices.map_grants(dom, refs, writable=rw)
         ctx.artifacts["mapping"] = mapping
-        ctx.hold("mapping", "unmap the grant", "gntdev munmap + UNMAP_GRANT_REF", mapping.close,
-                 domid=dom, grefs=[ref])
+        ctx.hold("mapping", "unmap the grant", "gntdev munmap + UNMAP_GRANT_REF",
+                 release_of(mapping), domid=dom, grefs=refs)
         ctx.state["mapping"] = mapping
-        return {"mapped": True, "bytes": len(mapping.page)}
+        return {"mapped": True, "bytes": PAGE_BYTES * len(refs)}
 
     return Step(
         "map the grant",
@@ -140,39 +150,49 @@ def map_step(
 
 
 def read_page_step(source: str, what: str) -> Step:
-    """Show the first bytes of ``ctx.state[source]`` (a mapping or an offer)."""
+    """Read the first page of ``ctx.state[source]`` (a mapping or an offer); show its first
+    bytes, and keep them all in ``ctx.state["read:" + source]`` for a front-end."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
         pages = ctx.state[source]
-        ctx.args(offset=0, length=len(pages.page))
-        return preview(pages.read(0, len(pages.page)))
+        ctx.args(offset=0, length=PAGE_BYTES)
+        data = pages.read(0, PAGE_BYTES)
+        ctx.state[f"read:{source}"] = data
+        return preview(data)
 
     return Step(f"read the {what}", "memory read", action)
 
 
-def offer_step(domid: str, writable: bool, key: str = "offer") -> Step:
-    """Grant one fresh page to ``domid`` with gntalloc; artifact ``"offer"``."""
+def offer_step(domid: str, writable: bool, key: str = "offer", pages: int = 1) -> Step:
+    """Grant ``pages`` fresh pages to ``domid`` with gntalloc; artifact ``"offer"``."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
         dom = int(get(ctx, domid))
-        ctx.args(domid=dom, pages=1, writable=writable)
-        offer = ctx.devices.offer(dom, 1, writable=writable)
+        ctx.args(domid=dom, pages=pages, writable=writable)
+        offer = ctx.devices.offer(dom, pages, writable=writable)
         ctx.artifacts[key] = offer
         ctx.hold(key, "end the grant", "gntalloc DEALLOC_GREF + munmap", offer.close,
                  domid=dom, grefs=list(offer.grefs))
         ctx.state[key] = offer
         ctx.state["gref"] = int(offer.grefs[0])
-        return {"gref": int(offer.grefs[0]), "domid": dom}
+        ctx.state["grefs"] = [int(g) for g in offer.grefs]
+        result: dict[str, Any] = {"gref": int(offer.grefs[0]), "domid": dom}
+        if pages > 1:
+            result["grefs"] = ctx.state["grefs"]
+        return result
 
-    return Step("grant a page", "gntalloc ALLOC_GREF + mmap", action, mutating=True)
+    return Step("grant a page" if pages == 1 else f"grant {pages} pages",
+                "gntalloc ALLOC_GREF + mmap", action, mutating=True)
 
 
 def write_page_step(target: str, message_key: str = "message", what: str = "page") -> Step:
-    """Write the ``message`` value (ASCII, NUL-terminated) at offset 0 of ``target``."""
+    """Write the ``message`` value (UTF-8, NUL-terminated if room) at offset 0 of ``target``."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
         text = str(get(ctx, message_key))
-        data = text.encode("utf-8") + b"\0"
+        data = text.encode("utf-8")
+        if len(data) < PAGE_BYTES * len(ctx.state[target].grefs):
+            data += b"\0"
         ctx.args(offset=0, text=text, length=len(data))
         ctx.state[target].write(0, data)
         return {"written": len(data)}
@@ -261,6 +281,7 @@ def notify_step(channel: str, port_key: str, count: str | int = 1) -> Step:
         port = int(get(ctx, port_key))
         times = int(get(ctx, count)) if isinstance(count, str) else count
         ctx.args(port=port, count=times)
+        ctx.state["notified_at"] = time.perf_counter()
         for _ in range(times):
             ctx.state[channel].notify(port)
         return {"sent": times}
@@ -268,74 +289,113 @@ def notify_step(channel: str, port_key: str, count: str | int = 1) -> Step:
     return Step("notify", "evtchn NOTIFY", action, mutating=True)
 
 
+def wait_for_port(ctx: StepContext | None, channel: Any, port: int | None,
+                  deadline: float) -> int:
+    """The one wait loop: wait on ``channel`` until ``port`` fires (any port when None) or
+    ``deadline`` (``time.perf_counter()``) passes; other ports are ignored.
+
+    Returns how many times the port fired in the read that saw it (0 at the deadline).  With
+    a ``ctx`` the wait is sliced so that a cleanup from another thread stops it.
+    """
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return 0
+        fired = ctx.wait_events(channel, left) if ctx is not None else channel.wait(left)
+        if fired:
+            times = len(fired) if port is None else fired.count(port)
+            if times:
+                return times
+
+
 def wait_step(channel: str, port_key: str, timeout: str, what: str) -> Step:
-    """Wait for ``port_key`` to fire on ``channel``; fail after ``timeout`` seconds."""
+    """Wait for ``port_key`` to fire on ``channel``; fail after ``timeout`` seconds.
+
+    ``waited_ms`` counts from the last notify step (the round trip) when there was one.
+    """
 
     def action(ctx: StepContext) -> dict[str, Any]:
         port, limit = int(get(ctx, port_key)), float(get(ctx, timeout))
         ctx.args(port=port, timeout_s=limit)
         started = time.perf_counter()
-        deadline = started + limit
-        while True:
-            fired = ctx.wait_events(ctx.state[channel], deadline - time.perf_counter())
-            if port in fired:
-                waited = time.perf_counter() - started
-                return {"fired": True, "waited_ms": round(waited * 1000, 3)}
-            if time.perf_counter() >= deadline:
-                raise StepFailed(
-                    f"no event on port {port} within {limit:g} s",
-                    f"Nothing notified {what}. Check that the other end bound to this port "
-                    "and notifies it.",
-                    result={"fired": False},
-                )
+        if wait_for_port(ctx, ctx.state[channel], port, started + limit):
+            waited = time.perf_counter() - float(ctx.state.get("notified_at", started))
+            return {"fired": True, "waited_ms": round(waited * 1000, 3)}
+        raise StepFailed(
+            f"no event on port {port} within {limit:g} s",
+            f"Nothing notified {what}. Check that the other end bound to this port "
+            "and notifies it.",
+            result={"fired": False},
+        )
 
     return Step(f"wait for the event on {what}", "evtchn poll + read", action)
 
 
+class NoAnswer(StepFailed):
+    """A round trip got no answer in time; ``timed`` round trips had completed."""
+
+    def __init__(self, what: str, explanation: str, timed: int, timeout: float) -> None:
+        super().__init__(f"{what} within {timeout:g} s (after {timed} timed round trips)",
+                         explanation, result={"timed_round_trips": timed})
+        self.what = what
+        self.timed = timed
+
+
 def round_trips(ctx: StepContext, send: Any, send_port: int, recv: Any, recv_port: int,
-                echo: Any | None, echo_port: int | None, count: int, timeout: float) -> list[float]:
-    """Time ``count`` notify/answer round trips; ``echo`` answers in-process when given."""
+                echo: Any | None, echo_port: int | None, count: int, timeout: float,
+                warmup: int = 0) -> list[float]:
+    """Time ``count`` notify/answer round trips after ``warmup`` untimed ones; ``echo``
+    answers in-process when given.  Returns the timed samples in seconds; no answer within
+    ``timeout`` raises :class:`NoAnswer`."""
     samples: list[float] = []
-    for i in range(count):
+    clock = time.perf_counter
+    for i in range(warmup + count):
         ctx.check_cancelled()
-        started = time.perf_counter()
+        started = clock()
         send.notify(send_port)
         if echo is not None and echo_port is not None:
-            _await(echo, None, timeout, f"round trip {i + 1}: the loopback end got nothing")
+            if not wait_for_port(None, echo, None, started + timeout):
+                raise _no_answer(f"round trip {i + 1}: the loopback end got nothing",
+                                 timeout, len(samples))
             echo.notify(echo_port)
-        _await(recv, recv_port, timeout, f"round trip {i + 1}: no answer on port {recv_port}")
-        samples.append(time.perf_counter() - started)
+        # The usual answer is exactly [recv_port]: no second call on the fast path.
+        fired = recv.wait(timeout)
+        if recv_port not in fired and not wait_for_port(None, recv, recv_port,
+                                                        started + timeout):
+            raise _no_answer(f"round trip {i + 1}: no answer on port {recv_port}",
+                             timeout, len(samples))
+        if i >= warmup:
+            samples.append(clock() - started)
     return samples
 
 
-def _await(channel: Any, port: int | None, timeout: float, failure: str) -> None:
-    deadline = time.perf_counter() + timeout
-    while True:
-        fired = channel.wait(max(0.0, deadline - time.perf_counter()))
-        if fired and (port is None or port in fired):
-            return
-        if time.perf_counter() >= deadline:
-            raise StepFailed(
-                f"{failure} within {timeout:g} s",
-                "The peer must answer each notification by notifying back "
-                "(the lab's domU peer does).",
-            )
+def _no_answer(failure: str, timeout: float, timed: int) -> NoAnswer:
+    return NoAnswer(
+        failure,
+        "The peer must answer each notification by notifying back (the lab's domU peer "
+        "does, and so does 'grantscope offer --to MYDOMID --echo --wait 60').",
+        timed, timeout,
+    )
 
 
-def stats_us(samples: list[float]) -> dict[str, float]:
-    """min / median / max of ``samples`` (seconds) in microseconds."""
-    micro = [s * 1e6 for s in samples]
-    return {
-        "round_trips": len(micro),
-        "min_us": round(min(micro), 1),
-        "median_us": round(statistics.median(micro), 1),
-        "max_us": round(max(micro), 1),
-    }
+def stats_us(samples: list[float]) -> dict[str, float | int]:
+    """The round-trip statistics of ``samples`` (seconds) in microseconds
+    (:func:`grantscope.model.histogram.summarize`; ``median_us`` is its p50)."""
+    from grantscope.model.histogram import summarize
+
+    stats = summarize([s * 1e6 for s in samples])
+    return {"round_trips": stats["count"], "min_us": stats["min_us"],
+            "median_us": stats["p50_us"], "p99_us": stats["p99_us"],
+            "max_us": stats["max_us"]}
 
 
 # -- XenStore ----------------------------------------------------------------------
-def publish_step(path_key: str, keys: tuple[str, ...]) -> Step:
+def publish_step(path_key: str, keys: tuple[str, ...],
+                 sources: dict[str, str] | None = None) -> Step:
     """Write the state values ``keys`` as decimal strings under the path in ``path_key``.
+
+    ``sources`` names another state key for a node (``{"gref": "grefs"}``); a list value is
+    written space-separated, as XenStore protocols write several grant references.
 
     Cleanup removes exactly the nodes written (and a directory the write created, if it is
     left empty): a sibling someone else wrote under the same directory stays.
@@ -345,15 +405,14 @@ def publish_step(path_key: str, keys: tuple[str, ...]) -> Step:
         from grantscope.xen.xs_owned import OwnedNodes
 
         base = str(get(ctx, path_key)).rstrip("/")
-        written = {f"{base}/{k}": str(int(get(ctx, k))) for k in keys}
+        where = sources or {}
+        written = {f"{base}/{k}": _decimal(get(ctx, where.get(k, k))) for k in keys}
         ctx.args(**written)
         owned = OwnedNodes(ctx.devices.xenstore())
         ctx.state["published_nodes"] = owned
 
         def remove() -> None:
-            problems = owned.remove()
-            if problems:
-                raise RuntimeError("; ".join(problems))
+            _removed(owned)
 
         ctx.hold("published", f"remove the nodes written under {base}", "xenstore RM",
                  remove, path=base, nodes=list(written))
@@ -373,12 +432,24 @@ def unpublish_step(path_key: str) -> Step:
         owned = ctx.state.get("published_nodes")
         removed = owned.paths if owned is not None else []
         if owned is not None:
-            problems = owned.remove()
-            if problems:
-                raise RuntimeError("; ".join(problems))
+            _removed(owned)
         ctx.drop("published")
         store = ctx.devices.xenstore()
         return {"removed": removed,
                 "exists_after": any(bool(store.exists(p)) for p in removed)}
 
     return Step("remove the published keys", "xenstore RM", action, mutating=True)
+
+
+def _removed(owned: Any) -> None:
+    """Remove the nodes an :class:`OwnedNodes` wrote; what could not be is a failure
+    whose result lists each problem."""
+    problems = list(owned.remove())
+    if problems:
+        raise StepFailed("; ".join(problems), result={"problems": problems})
+
+
+def _decimal(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " ".join(str(int(v)) for v in value)
+    return str(int(value))

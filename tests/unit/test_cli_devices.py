@@ -230,7 +230,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
     import grantscope.xen.gntdev as gntdev_mod
 
     store = FakeStore({"/peer/gref": b"8 9 10\n", "/peer/domid": b"3", "/peer/port": b"17"})
-    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/": None)
+    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/", **_kw: None)
     monkeypatch.setattr(gntdev_mod, "GrantMapping", FakeMapping)
     monkeypatch.setattr(gntalloc_mod, "GrantOffer", FakeOffer)
     monkeypatch.setattr(evtchn_mod, "EventChannel", FakeChannel)
@@ -303,7 +303,7 @@ def test_map_reserved_domid_failure_names_domid_self(
 
     import grantscope.xen.gntdev as gntdev_mod
 
-    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/": None)
+    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/", **_kw: None)
     monkeypatch.setattr(gntdev_mod, "open_device", lambda path, **kw: os.open("/dev/null", 0))
     monkeypatch.setattr(gntdev_mod.GrantMapping, "_unmap_ioctl", lambda self: None)
 

@@ -103,7 +103,7 @@ def xen_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
     fake = tmp_path / "evtchn"
     fake.write_bytes(b"")
-    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/": None)
+    monkeypatch.setattr(xen_errors, "require_xen", lambda root="/", **_kw: None)
     monkeypatch.setattr(evtchn_mod, "open_device",
                         lambda path, **kw: os.open(fake, os.O_RDWR | os.O_NONBLOCK))
 
