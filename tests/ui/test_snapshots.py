@@ -14,9 +14,10 @@ from pilot import SIZE, make_app, settle
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.events import EventsPane
 from grantscope.ui.panes.xenstore import XenStorePane
+from grantscope.ui.tabs import TABS
 
 THEMES = ("grantscope-dark", "grantscope-light", "grantscope-16")
-SCREENS = ("xenstore", "grants", "events", "page", "probes", "findings")
+SCREENS = tuple(t.id for t in TABS)
 
 
 async def _prepare(pilot: Any, screen: str) -> None:

@@ -22,6 +22,7 @@ from grantscope.host.base import Finding, FindingsSnapshot, Host
 from grantscope.model.runs import ref_ranges
 from grantscope.safetext import clean
 from grantscope.ui.messages import FindingsReady
+from grantscope.ui.panes.base import TabBody
 from grantscope.ui.themes import theme_colour
 
 #: Theme variable per severity (Textual's generated theme colours).
@@ -50,7 +51,7 @@ def subject_text(subject: dict[str, Any]) -> str:
 WIDE_COLUMNS = 110
 
 
-class FindingsPane(Vertical):
+class FindingsPane(TabBody, Vertical):
     """A table of findings (worst first) and the selected finding's evidence and action."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -63,10 +64,8 @@ class FindingsPane(Vertical):
     FindingsPane #finding-details { padding: 0 1; }
     """
 
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.snapshot: FindingsSnapshot | None = None
         self.busy = False
         self._wide = True

@@ -12,11 +12,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
-from grantscope.host.base import GrantsSnapshot, Host
+from grantscope.host.base import GrantsSnapshot
 from grantscope.model.toolout import ProcessInfo
 from grantscope.safetext import clean
 from grantscope.ui.domains import dom
-from grantscope.ui.messages import GrantsPolled, OpenPage
+from grantscope.ui.messages import OpenPage
+from grantscope.ui.panes.base import PolledPane
 from grantscope.ui.themes import theme_colour
 
 POLL_SECONDS = 2.0
@@ -38,8 +39,11 @@ def process_text(info: ProcessInfo) -> str:
     return " ".join(parts[:1]) + " " + " · ".join(parts[1:]) + "\n$ " + command
 
 
-class GrantsPane(Vertical):
-    """Three tables refreshed by a poll worker that re-arms itself (never overlapping)."""
+class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
+    """Three tables refreshed by the poll loop of :class:`PolledPane`."""
+
+    POLL_SECONDS = POLL_SECONDS
+    CAPTURING = "capturing the hypervisor grant table…"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_page", "Open page", id="grants.open"),
@@ -54,13 +58,6 @@ class GrantsPane(Vertical):
     GrantsPane #proc-details { padding: 0 1; margin-bottom: 1; color: $text-muted;
                                height: auto; max-height: 2; }
     """
-
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
-        self.snapshot: GrantsSnapshot | None = None
-        self.pending: GrantsSnapshot | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Own mappings and offers  (Enter opens the page)")
@@ -78,41 +75,14 @@ class GrantsPane(Vertical):
             "pid", "process", "device", "fds", "mapped pages")
         self.query_one("#hv-grants", DataTable).add_columns(
             "granter", "ref", "mapped by", "flags", "frame")
-        self.poll()
 
-    @work(thread=True, exclusive=True, group="poll-grants", exit_on_error=False)
-    def poll(self) -> None:
-        """Take a snapshot in a thread; the handler re-arms the next poll."""
-        self.post_message(GrantsPolled(self.host.grants()))
+    def take(self) -> GrantsSnapshot:
+        """The host's grants now."""
+        return self.host.grants()
 
-    def action_refresh(self) -> None:
-        """``r``: poll now."""
-        self.poll()
-
-    def action_capture(self) -> None:
-        """``h``: capture the hypervisor grant table now (``xl debug-keys g`` on the xen host)."""
-        self.notify("capturing the hypervisor grant table…")
-        self.capture()
-
-    @work(thread=True, exclusive=True, group="hv-capture", exit_on_error=False)
-    def capture(self) -> None:
-        """Run the capture in a thread (it spawns xl three times), then poll."""
-        why = self.host.capture_hypervisor_grants()
-        if why:
-            self.app.call_from_thread(self.notify, why, severity="warning")
-        self.post_message(GrantsPolled(self.host.grants()))
-
-    def on_grants_polled(self, message: GrantsPolled) -> None:
-        self.pending = message.snapshot
-        if self.is_on_screen or not self.live:
-            self.apply(message.snapshot)
-        if self.live:
-            self.set_timer(POLL_SECONDS, self.poll)
-
-    def on_show(self) -> None:
-        # polls that arrived while another tab was shown were kept, not painted
-        if self.pending is not None:
-            self.apply(self.pending)
+    def capture_now(self) -> str:
+        """``h``: capture the hypervisor grant table (``xl debug-keys g`` on the xen host)."""
+        return self.host.capture_hypervisor_grants()
 
     def apply(self, snap: GrantsSnapshot) -> None:
         """Show ``snap`` (tables are small; rebuilt inside one batch update when it changed)."""

@@ -21,7 +21,8 @@ from textual.widgets.option_list import Option
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
-from grantscope.ui.messages import OpenPage
+from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
+from grantscope.ui.panes.base import TabBody
 from grantscope.ui.screens.confirm import ConfirmScreen
 
 
@@ -68,7 +69,7 @@ def format_record(record: Any) -> Text:
     return text
 
 
-class ProbesPane(Horizontal):
+class ProbesPane(TabBody, Horizontal):
     """Probe list, parameter form and step log."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -97,10 +98,8 @@ class ProbesPane(Horizontal):
     """
 
     def __init__(self, host: Host, *, readonly: bool = False, live: bool = True,
-                 **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+                 **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.readonly = readonly or host.devices() is None
         every = load_probes()
         # --readonly hides every mutating action: mutating probes are not even listed
@@ -137,11 +136,14 @@ class ProbesPane(Horizontal):
             return "The probe engine is not available in this installation."
         return "Pick a probe on the left."
 
+    @classmethod
+    def for_app(cls, app: Any) -> ProbesPane:
+        """The pane for ``app``: it hides the mutating probes of a read-only app."""
+        return cls(app.host, readonly=app.readonly, live=app.live)
+
     def on_mount(self) -> None:
         # the app keeps a reference so that quitting cleans up without querying the DOM
-        register = getattr(self.app, "register_probes_pane", None)
-        if register is not None:
-            register(self)
+        self.post_message(ProbesMounted(self))
         if self.readonly or not self.probes:
             for bid in ("step", "run-all", "cleanup"):
                 self.query_one(f"#{bid}", Button).disabled = not self.probes
@@ -312,9 +314,8 @@ class ProbesPane(Horizontal):
         if not self.published:
             self.notify("this run has made no mapping or offer yet")
             return
-        self.app.query_one("#tabs").active = "page"  # type: ignore[attr-defined]
         key = sorted(self.published)[-1]
-        self.app.call_later(self.app.open_page, key)  # type: ignore[attr-defined]
+        self.post_message(OpenPage(key, key))  # no source: the app shows the Page tab at it
 
     def action_cleanup(self) -> None:
         """``x``: release what the run holds, newest first."""
@@ -331,7 +332,7 @@ class ProbesPane(Horizontal):
         for record in run.cleanup():
             self.write_log(format_record(record))
         for key in self.published:
-            self.app.remove_page(key)  # type: ignore[attr-defined]
+            self.post_message(PageReleased(key))
         self.published.clear()
         self.confirmed = False
         self.set_status()
