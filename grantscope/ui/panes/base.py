@@ -7,7 +7,7 @@ messages in :mod:`grantscope.ui.messages`) and the app or its tab answers them.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from textual import work
 from textual.message import Message
@@ -17,6 +17,14 @@ from textual.widget import Widget
 from grantscope.host.base import Host
 
 Snap = TypeVar("Snap")
+
+# The panes are mixins ahead of their Textual container (``class P(TabBody, Vertical)``):
+# Textual takes a widget's CSS type names from its first widget base, so the container's
+# CSS (``Vertical { height: 1fr; ... }``) must stay on that line.
+if TYPE_CHECKING:
+    _Widget = Widget
+else:
+    _Widget = object
 
 
 class PaneShown(Message):
@@ -28,8 +36,9 @@ class PaneShown(Message):
     """
 
 
-class TabBody(Widget):
-    """The widget a tab shows; :meth:`for_app` builds it from the app's host and options."""
+class TabBody(_Widget):
+    """The widget a tab shows (a mixin before its container class); :meth:`for_app`
+    builds it from the app's host and options."""
 
     def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
