@@ -18,7 +18,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
 from grantscope.ui.commands import GrantscopeCommands
-from grantscope.ui.domains import read_domain_names
+from grantscope.ui.domains import name_domids, read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
 from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
 from grantscope.ui.panes.findings import FindingsPane
@@ -185,7 +185,8 @@ class GrantscopeApp(App[int]):
         if message.source is not None:
             src = message.source
             pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]
-            self.notify(f"{message.title}: o opens it in the Page view", markup=False)
+            self.notify(f"{name_domids(self, message.title)}: o opens it in the Page view",
+                        markup=False)
         else:
             self.action_show_tab("page")
             pane.open(message.key)

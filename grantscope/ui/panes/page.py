@@ -28,6 +28,7 @@ from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.model.ring import decode_ring_header
 from grantscope.safefile import write_new_file
+from grantscope.ui.domains import name_domids
 from grantscope.ui.panes.base import TabBody
 from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
 
@@ -101,6 +102,7 @@ class PagePane(TabBody, Vertical):
     ) -> None:
         """Offer a page in the list (host pages, probe mappings and offers)."""
         fresh = key not in self.sources
+        title = name_domids(self.app, title)  # titles say dN: the domain's name follows
         self.sources[key] = (title, read, ring)
         if fresh:
             self.query_one("#page-list", OptionList).add_option(Option(title, id=key))

@@ -21,6 +21,7 @@ from textual.widgets.option_list import Option
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
+from grantscope.model.histogram import histogram
 from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
 from grantscope.ui.panes.base import TabBody
 from grantscope.ui.screens.confirm import ConfirmScreen
@@ -47,8 +48,21 @@ def load_probes() -> list[Any]:
     return list(builtin_probes())
 
 
-def format_record(record: Any) -> Text:
-    """One log entry: status, step, call and arguments, result, then the explanation."""
+#: The result key holding a probe's latency samples in µs (pingpong's round trips): the log
+#: draws them as the histogram ``grantscope pingpong`` prints, not as a list of numbers.
+SAMPLES_KEY = "samples_us"
+#: Columns a histogram line takes besides its bar (bin edges, unit, frame, count, indent).
+HISTOGRAM_TEXT = 36
+
+
+def histogram_width(log_width: int) -> int:
+    """The bar width that fits a histogram in a log ``log_width`` columns wide (10 to 40)."""
+    return max(10, min(40, log_width - HISTOGRAM_TEXT))
+
+
+def format_record(record: Any, bar_width: int = 24) -> Text:
+    """One log entry: status, step, call and arguments, result, then the explanation; a
+    latency histogram (:func:`grantscope.model.histogram.histogram`) when it has samples."""
     text = Text()
     if getattr(record, "phase", "step") == "cleanup":
         text.append("  cleanup ", style="bold cyan")
@@ -58,7 +72,8 @@ def format_record(record: Any) -> Text:
     args = ", ".join(f"{k}={v!r}" for k, v in record.arguments.items())
     text.append(f"   {record.call}({args})\n", style="cyan")
     if record.result:
-        shown = ", ".join(f"{k}={v!r}" for k, v in record.result.items() if k != "error")
+        shown = ", ".join(f"{k}={v!r}" for k, v in record.result.items()
+                          if k not in ("error", SAMPLES_KEY))
         if shown:
             text.append(f"   → {shown[:400]}\n")
     if not record.ok and record.errno is not None:
@@ -66,6 +81,12 @@ def format_record(record: Any) -> Text:
     if record.explanation:
         for line in str(record.explanation).splitlines():
             text.append(f"   {line}\n", style="italic" if record.ok else "")
+    samples = record.result.get(SAMPLES_KEY) if record.result else None
+    if isinstance(samples, list) and samples and all(
+            isinstance(v, int | float) for v in samples):
+        text.append(f"   round trips ({len(samples)}):\n", style="bold")
+        for line in histogram([float(v) for v in samples], width=bar_width):
+            text.append(f"   {line}\n", style="cyan")
     return text
 
 
@@ -287,8 +308,11 @@ class ProbesPane(TabBody, Horizontal):
         finally:
             self.post_message(RunEnded())
 
+    def _bar_width(self) -> int:
+        return histogram_width(self.query_one(RichLog).scrollable_content_region.width)
+
     def on_step_done(self, message: StepDone) -> None:
-        self.write_log(format_record(message.record))
+        self.write_log(format_record(message.record, self._bar_width()))
 
     def on_run_ended(self, _: RunEnded) -> None:
         self.busy = False
@@ -330,7 +354,7 @@ class ProbesPane(TabBody, Horizontal):
             return
         run, self.run = self.run, None
         for record in run.cleanup():
-            self.write_log(format_record(record))
+            self.write_log(format_record(record, self._bar_width()))
         for key in self.published:
             self.post_message(PageReleased(key))
         self.published.clear()
