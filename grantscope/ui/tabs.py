@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual.dom import NoScreen
 from textual.widgets import TabbedContent, TabPane
 
 from grantscope.ui.panes.base import PaneShown, TabBody
@@ -96,7 +97,10 @@ class FocusingTabPane(TabPane):
         tabs = next((a for a in self.ancestors if isinstance(a, TabbedContent)), None)
         if tabs is None or tabs.active != self.id:
             return
-        focused = self.app.focused
+        try:
+            focused = self.screen.focused  # this tab's screen, under any dialog on top
+        except NoScreen:  # the app is closing
+            return
         if focused is not None and self in focused.ancestors:
             return  # already in this tab (a field the user chose keeps the focus)
         found = self.query(self.spec.focus)

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
+from grantscope.errors import GrantscopeError
 from grantscope.host.base import GrantsSnapshot, Host, UsageSnapshot
 from grantscope.model.toolout import ProcessInfo
 from grantscope.safetext import clean
@@ -109,6 +110,8 @@ class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
         self._usage_busy = True
         try:
             snap = self.host.usage()
+        except GrantscopeError as err:  # a malformed bundle member: say so, show no gauges
+            snap = UsageSnapshot((), (f"table use: {err.message}",), 0.0)
         finally:
             self._usage_busy = False
         self.app.call_from_thread(self.show_usage, snap)
