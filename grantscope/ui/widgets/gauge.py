@@ -9,20 +9,21 @@ from __future__ import annotations
 from rich.text import Text
 
 from grantscope.model.findings import Thresholds
+from grantscope.model.histogram import _bar
 
-_EIGHTHS = " ▏▎▍▌▋▊▉"
 #: From this fraction on a gauge is drawn in the warning colour (half of the headroom).
 NOTICE = Thresholds().headroom / 2
 
 
 def bar(fraction: float, width: int) -> str:
-    """``width`` cells filled to ``fraction`` (eighths of a cell; never empty above 0)."""
+    """``width`` cells filled to ``fraction`` in eighths, the rest ``░`` (never empty above 0).
+
+    The histogram's bar (one drawing of a bar for both pictures), on a visible track.
+    """
     fraction = max(0.0, min(1.0, fraction))
-    eighths = round(fraction * width * 8)
-    if fraction > 0 and eighths == 0:
-        eighths = 1  # a table in use never looks unused
-    full, part = divmod(eighths, 8)
-    return ("█" * full + (_EIGHTHS[part] if part else "")).ljust(width, "░")
+    if 0 < fraction < 1 / (8 * width):
+        fraction = 1 / (8 * width)  # a table in use never looks unused
+    return _bar(fraction, width).rstrip().ljust(width, "░")
 
 
 def level(fraction: float) -> str:
