@@ -27,7 +27,7 @@ from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.panes.xenstore import XenStorePane
 from grantscope.ui.screens.help import HelpScreen
 from grantscope.ui.settings import save_theme, saved_theme
-from grantscope.ui.tabs import FIRST, TABS, FocusingTabPane
+from grantscope.ui.tabs import FIRST, TABS, FocusingTabPane, SteadyTabbedContent
 from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
@@ -75,7 +75,7 @@ class GrantscopeApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield HostBar(self.info, id="hostbar")
-        with TabbedContent(id="tabs", initial=FIRST.id):
+        with SteadyTabbedContent(id="tabs", initial=FIRST.id):
             for spec in TABS:
                 with FocusingTabPane(spec):
                     pane = spec.pane.for_app(self)

@@ -98,11 +98,33 @@ class FocusingTabPane(TabPane):
         if tabs is None or tabs.active != self.id:
             return
         try:
-            focused = self.screen.focused  # this tab's screen, under any dialog on top
+            screen = self.screen  # this tab's screen, under any dialog on top
         except NoScreen:  # the app is closing
             return
+        focused = screen.focused
         if focused is not None and self in focused.ancestors:
             return  # already in this tab (a field the user chose keeps the focus)
         found = self.query(self.spec.focus)
         if found:  # else the pane has not mounted yet: its PaneShown comes when it shows
-            found.first().focus()
+            # now, not deferred as Widget.focus() is: a key switching tabs in between
+            # would otherwise see the focus land in the tab it left, and switch back
+            screen.set_focus(found.first())
+
+
+class SteadyTabbedContent(TabbedContent):
+    """TabbedContent that ignores a stale "a widget in this tab got the focus" message.
+
+    Textual switches to the tab of a newly focused widget through a message; when the user
+    switched tabs between the focus and that message (a number key right after a tab's pane
+    took the focus), obeying it would switch back to the tab just left.  The message counts
+    only while the focus is still in its tab.
+    """
+
+    def on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        try:
+            focused = self.screen.focused
+        except NoScreen:
+            return
+        if focused is None or event.tab_pane not in focused.ancestors:
+            event.prevent_default()  # Textual's own handler would switch tabs
+            event.stop()

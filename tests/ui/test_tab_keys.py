@@ -89,3 +89,20 @@ async def test_a_late_focus_never_switches_back_to_a_tab_left() -> None:
             await pilot.pause(0.5)
             assert app.query_one(TabbedContent).active == "events"
             assert focus_within(app, app.query_one("#events"))
+
+
+@async_test
+async def test_a_tab_key_right_after_a_focus_does_not_bounce_back() -> None:
+    # Seen in the tmux test: the first tab's focus was still queued (Widget.focus defers it)
+    # when 5 switched tabs; it then landed in the tab just left, and Textual switched back.
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.set_focus(None)
+        first = app.query_one(f"#{TABS[0].id}", tabs.FocusingTabPane)
+        first.focus_pane()
+        app.action_show_tab("probes")
+        await settle(pilot)
+        await pilot.pause(0.3)
+        assert app.query_one(TabbedContent).active == "probes"
+        assert focus_within(app, app.query_one("#probes"))
