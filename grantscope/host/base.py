@@ -21,11 +21,14 @@ from grantscope.model.toolout import ProcessInfo
 from grantscope.xen.xenstore import Perms, XsNode
 
 if TYPE_CHECKING:
-    from grantscope.model.dumps import EventDump
+    from grantscope.model.dumps import EventDump, GrantDump
+    from grantscope.model.gnttab_size import GrantFrames
+    from grantscope.model.toolout import QuotaSnapshot
     from grantscope.probing.devices import Devices
 
 __all__ = [
     "BackendName",
+    "DomainUsage",
     "EventCounter",
     "EventsSnapshot",
     "Finding",
@@ -40,8 +43,10 @@ __all__ = [
     "PageRef",
     "Perms",
     "ProcessGrants",
+    "UsageSnapshot",
     "WatchHandle",
     "XsNode",
+    "domain_usage",
     "hv_ports_from_dump",
 ]
 
@@ -225,6 +230,58 @@ class FindingsSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class DomainUsage:
+    """How full one domain's limited tables are: ``(used, limit)`` pairs, None when unknown.
+
+    ``grant_frames``: frames of its grant table (``GNTTABOP_query_size`` or the ``g`` dump);
+    ``maptrack_frames``: frames of its maptrack (the ``g`` dump only); ``xenstore_entries``:
+    XenStore nodes it owns against xenstored's per-domain quota.
+    """
+
+    domid: int
+    grant_frames: tuple[int, int] | None = None
+    maptrack_frames: tuple[int, int] | None = None
+    xenstore_entries: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSnapshot:
+    """Table use per domain at one instant, and why any part could not be read."""
+
+    domains: tuple[DomainUsage, ...]
+    unavailable: tuple[str, ...]
+    taken_at: float
+
+
+def domain_usage(*, dump: GrantDump | None = None, sizes: Sequence[GrantFrames] = (),
+                 quota: QuotaSnapshot | None = None, unavailable: Sequence[str] = (),
+                 taken_at: float = 0.0) -> UsageSnapshot:
+    """One :class:`UsageSnapshot` from a ``g`` dump, query_size sizes and a quota reading.
+
+    Sizes from ``GNTTABOP_query_size`` are newer than a dump's, so they win for grant frames.
+    """
+    grant: dict[int, tuple[int, int]] = {}
+    maptrack: dict[int, tuple[int, int]] = {}
+    for t in dump.tables if dump is not None else ():
+        if t.frames is not None and t.max_frames:
+            grant[t.domid] = (t.frames, t.max_frames)
+        if t.maptrack_frames is not None and t.max_maptrack_frames:
+            maptrack[t.domid] = (t.maptrack_frames, t.max_maptrack_frames)
+    for size in sizes:
+        if size.max_frames:
+            grant[size.domid] = (size.frames, size.max_frames)
+    entries: dict[int, tuple[int, int]] = {}
+    node_quota = quota.limits.get("nodes") if quota is not None else None
+    for u in quota.usage if quota is not None else ():
+        if node_quota and "nodes" in u.usage:
+            entries[u.domid] = (u.usage["nodes"], node_quota)
+    domids = sorted(set(grant) | set(maptrack) | set(entries))
+    rows = tuple(DomainUsage(d, grant.get(d), maptrack.get(d), entries.get(d)) for d in domids)
+    problems = tuple(unavailable) + (tuple(quota.unavailable) if quota is not None else ())
+    return UsageSnapshot(rows, problems, taken_at)
+
+
+@dataclass(frozen=True, slots=True)
 class PageRef:
     """A page whose bytes the host can show in the Page view (see :meth:`Host.read_page`).
 
@@ -358,6 +415,13 @@ class Host(abc.ABC):
     def devices(self) -> Devices | None:
         """The device layer probes run through, or None when the host is read-only (replay)."""
         return None
+
+    def usage(self) -> UsageSnapshot:
+        """Grant-frame, maptrack and XenStore-quota use per domain (what this host can tell).
+
+        May run tools (one short process per domain): call it from a worker, not often.
+        """
+        return UsageSnapshot((), ("this host does not report table use",), self.clock())
 
     def clock(self) -> float:
         """Seconds on the host's clock (monotonic; frozen in tests on the simulated host)."""

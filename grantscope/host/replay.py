@@ -33,7 +33,9 @@ from grantscope.host.base import (
     HvPort,
     PageRef,
     Perms,
+    UsageSnapshot,
     XsNode,
+    domain_usage,
     hv_ports_from_dump,
 )
 from grantscope.safetext import clean
@@ -274,6 +276,19 @@ class ReplayHost(Host):
                 "'grantscope dump analyze' on its hvdump.txt, or export a new bundle.",
             )
         return self._findings
+
+    def usage(self) -> UsageSnapshot:
+        """Table use at export time: the ``g`` dump's sizes (hvdump.txt), quota.json."""
+        from grantscope.model.toolout import QuotaSnapshot
+
+        parsed = self._console_dump()
+        raw = self.bundle.json_or_none("quota.json")
+        quota = None if raw is None else decode(QuotaSnapshot, raw, "quota.json")
+        missing = tuple(f"{name}: not in this bundle" for name, there in
+                        (("hvdump.txt", parsed is not None), ("quota.json", raw is not None))
+                        if not there)
+        return domain_usage(dump=None if parsed is None else parsed.grants, quota=quota,
+                            unavailable=missing, taken_at=self._events.taken_at)
 
     def pages(self) -> tuple[PageRef, ...]:
         """Pages captured with ``--include-pages`` (none otherwise)."""

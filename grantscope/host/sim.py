@@ -30,6 +30,7 @@ from grantscope.host.base import (
     PageRef,
     Perms,
     ProcessGrants,
+    UsageSnapshot,
     WatchHandle,
     XsNode,
     hv_ports_from_dump,
@@ -40,7 +41,7 @@ from grantscope.host.sim_devices import (
     SimDevices,
     SimXenStore,
 )
-from grantscope.host.sim_hv import sim_console, sim_observation
+from grantscope.host.sim_hv import sim_console, sim_observation, sim_usage
 from grantscope.host.sim_store import AdvancingWatch, SimStoreView
 from grantscope.model.findings import Observation, analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
@@ -334,6 +335,11 @@ class SimHost(Host):
         return FindingsSnapshot(result.findings, result.not_checked,
                                 "simulated host (the analysis 'grantscope report' runs)",
                                 self.clock())
+
+    def usage(self) -> UsageSnapshot:
+        """Grant and maptrack frames from the simulated ``g`` dump, nodes against the quota."""
+        nodes = tuple(self.store.walk("/", perms=True))
+        return sim_usage(self.grant_table, nodes, tuple(GUESTS), self.clock())
 
     def events(self) -> EventsSnapshot:
         """Interrupt rows whose counts follow the clock, our ports, the simulated ``e`` table."""

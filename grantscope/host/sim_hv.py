@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from grantscope.host.base import UsageSnapshot, domain_usage
 from grantscope.host.sim_devices import GrantTable, PortTable
 from grantscope.model.dumps import (
     ConsoleParse,
@@ -179,3 +180,10 @@ def sim_observation(nodes: Sequence[XsNode], console: ConsoleParse, guests: Sequ
         local_domid=0,
         unavailable={"interrupts": why, "xenbus counters": why},
     )
+
+
+def sim_usage(grants: GrantTable, nodes: Iterable[XsNode], guests: Sequence[int],
+              taken_at: float) -> UsageSnapshot:
+    """Table use per domain as the simulated dom0 would read it (its ``g`` dump and quota)."""
+    return domain_usage(dump=_grant_dump(grants), quota=_quota(nodes, (0, *guests)),
+                        taken_at=taken_at)

@@ -27,8 +27,10 @@ from grantscope.host.base import (
     Perms,
     ProcessGrants,
     ProcessInfo,
+    UsageSnapshot,
     WatchHandle,
     XsNode,
+    domain_usage,
     hv_ports_from_dump,
 )
 
@@ -100,6 +102,7 @@ class XenHost(Host):
         self._store_lock = threading.Lock()
         self._devices: TrackingDevices | None = None
         self._hv: tuple[HvGrant, ...] | None = None
+        self._grant_dump: Any = None  # the last 'g' dump: the only source of maptrack sizes
         self._hv_ports: tuple[HvPort, ...] | None = None
         self._findings: FindingsSnapshot | None = None
 
@@ -209,11 +212,29 @@ class XenHost(Host):
     def _keep_grants(self, parse: Any) -> None:
         dump = parse.grants if parse is not None else None
         if dump is not None:
+            self._grant_dump = dump
             self._hv = tuple(
                 HvGrant(granter=e.granter, ref=e.ref, mapper=e.mapper, flags=f"{e.flags:#x}",
                         frame=e.mfn)
                 for t in dump.tables for e in t.entries
             )
+
+    def usage(self) -> UsageSnapshot:
+        """Grant frames per domain (``GNTTABOP_query_size``), maptrack frames (the last ``g``
+        dump, if one was captured) and XenStore nodes against the quota (CONTROL quota)."""
+        from grantscope.errors import GrantscopeError
+        from grantscope.sources.gnttab_size import read_grant_frames
+        from grantscope.sources.quota import read_quota
+
+        try:
+            domids = sorted(int(d) for d in self.list("/local/domain") if d.isdigit())
+        except GrantscopeError:  # a domU may not list the domains: its own only
+            domids = [self.info().domid]
+        sizes, problems = read_grant_frames(domids)
+        if self._grant_dump is None:
+            problems += ("maptrack: no 'g' dump captured yet (h on the Grants tab)",)
+        return domain_usage(dump=self._grant_dump, sizes=sizes, quota=read_quota(domids),
+                            unavailable=problems, taken_at=self.clock())
 
     def capture_hypervisor_events(self) -> str:
         """``xl debug-keys e`` through the diagnostics' safe capture (dom0 only)."""

@@ -1,5 +1,4 @@
-"""GrantscopeApp: the header, six tabs (XenStore, Grants, Events, Page, Probes, Findings), help,
-palette.
+"""GrantscopeApp: the header, the tabs of :data:`grantscope.ui.tabs.TABS`, help, palette.
 
 The only layer that imports Textual.  All data comes from a :class:`~grantscope.host.base.Host`
 through workers; ``live=False`` (tests, snapshots) loads every view once and starts no timer
@@ -12,34 +11,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult, ScreenStackError
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.lazy import Lazy
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
 from grantscope.ui.commands import GrantscopeCommands
-from grantscope.ui.domains import read_domain_names
+from grantscope.ui.domains import name_domids, read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
-from grantscope.ui.messages import OpenPage
-from grantscope.ui.panes.events import EventsPane
+from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
 from grantscope.ui.panes.findings import FindingsPane
-from grantscope.ui.panes.grants import GrantsPane
 from grantscope.ui.panes.page import PagePane
 from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.panes.xenstore import XenStorePane
 from grantscope.ui.screens.help import HelpScreen
 from grantscope.ui.settings import save_theme, saved_theme
+from grantscope.ui.tabs import FIRST, TABS, FocusingTabPane, SteadyTabbedContent
 from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
-TABS = ("xenstore", "grants", "events", "page", "probes", "findings")
-# How often and how long to retry focusing a tab's pane that has not mounted yet (30 s).
-FOCUS_RETRY_S = 0.05
 DOMAIN_NAMES_SECONDS = 5.0
-FOCUS_TRIES = 600
-FOCUS = {"xenstore": "#xs-tree", "grants": "#own-grants", "events": "#irqs",
-         "page": "#hexdump", "probes": "#probe-list", "findings": "#findings-table"}
 
 
 class GrantscopeApp(App[int]):
@@ -52,12 +44,8 @@ class GrantscopeApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("f1,question_mark", "help", "Help", key_display="F1", id="app.help"),
-        Binding("1", "show_tab('xenstore')", "XenStore", show=False, id="app.tab.xenstore"),
-        Binding("2", "show_tab('grants')", "Grants", show=False, id="app.tab.grants"),
-        Binding("3", "show_tab('events')", "Events", show=False, id="app.tab.events"),
-        Binding("4", "show_tab('page')", "Page", show=False, id="app.tab.page"),
-        Binding("5", "show_tab('probes')", "Probes", show=False, id="app.tab.probes"),
-        Binding("6", "show_tab('findings')", "Findings", show=False, id="app.tab.findings"),
+        *(Binding(t.key, f"show_tab('{t.id}')", t.title, show=False, id=t.binding_id)
+          for t in TABS),
     ]
 
     def __init__(self, host: Host, *, theme: str | None = None, readonly: bool = False,
@@ -68,7 +56,7 @@ class GrantscopeApp(App[int]):
         self.readonly = readonly or self.info.readonly
         self.live = live
         self._probes_pane: ProbesPane | None = None
-        self._wanted_tab = "xenstore"
+        self._wanted_tab = FIRST.id
         loaded = load_themes()
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
@@ -87,20 +75,12 @@ class GrantscopeApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield HostBar(self.info, id="hostbar")
-        with TabbedContent(id="tabs", initial="xenstore"):
-            with TabPane("1 XenStore", id="xenstore"):
-                yield XenStorePane(self.host, live=self.live)
-            # hidden tabs mount after the first paint (Lazy): the XenStore tree shows sooner
-            with TabPane("2 Grants", id="grants"):
-                yield Lazy(GrantsPane(self.host, live=self.live))
-            with TabPane("3 Events", id="events"):
-                yield Lazy(EventsPane(self.host, live=self.live))
-            with TabPane("4 Page", id="page"):
-                yield Lazy(PagePane(self.host, live=self.live))
-            with TabPane("5 Probes", id="probes"):
-                yield Lazy(ProbesPane(self.host, readonly=self.readonly, live=self.live))
-            with TabPane("6 Findings", id="findings"):
-                yield Lazy(FindingsPane(self.host, live=self.live))
+        with SteadyTabbedContent(id="tabs", initial=FIRST.id):
+            for spec in TABS:
+                with FocusingTabPane(spec):
+                    pane = spec.pane.for_app(self)
+                    # the other tabs mount after the first paint (Lazy): the first shows sooner
+                    yield pane if spec is FIRST else Lazy(pane)
         yield Footer()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -115,7 +95,6 @@ class GrantscopeApp(App[int]):
 
     def on_mount(self) -> None:
         self._save_theme_changes = True
-        self.query_one("#xs-tree").focus()
         if self.live:
             self.set_interval(DOMAIN_NAMES_SECONDS, self.refresh_domain_names)
         if self.theme_problems:
@@ -127,50 +106,6 @@ class GrantscopeApp(App[int]):
         if keymap.problems:
             self.notify("; ".join(keymap.problems), title="keymap", severity="warning")
 
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        # keys go to the tab's main widget, not to the tab strip
-        self._focus_pane(str(event.pane.id))
-
-    def _active_tab(self) -> str | None:
-        """The current tab; None while a dialog is up or the app is shutting down (a focus
-        retry timer can still fire then)."""
-        try:
-            found = self.screen.query(TabbedContent)
-        except ScreenStackError:  # no screen left: the app is closing
-            return None
-        return found.first().active if found else None
-
-    def _focus_pane(self, tab: str, tries: int = 0) -> None:
-        # Focusing a widget activates the tab that holds it, so a late focus for a tab the
-        # user has already left would switch back to it: only the current tab takes focus.
-        if tab != self._active_tab():
-            return
-        target = FOCUS.get(tab)
-        found = self.query(target) if target else None
-        if found:
-            # after the refresh that shows the pane: a widget still hidden cannot take focus
-            self.call_after_refresh(self._focus_if_current, tab, found.first(), tries)
-        elif target and tries < FOCUS_TRIES:
-            # The pane mounts lazily after the first paint: try again shortly, for as long as
-            # its tab stays current.  Under an emulator mounting took over a second (seen in
-            # the lab), and a pane left unfocused ignores its keys (e, h, a).
-            self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
-
-    def _focus_if_current(self, tab: str, widget: Any, tries: int = 0) -> None:
-        if tab == self._active_tab():
-            widget.focus()
-            # A widget not shown yet refuses the focus without a word (seen under QEMU: the
-            # pane's keys then went nowhere): look again after the next refresh.
-            self.call_after_refresh(self._check_focus, tab, tries)
-
-    def _check_focus(self, tab: str, tries: int) -> None:
-        if tab != self._active_tab() or tries >= FOCUS_TRIES:
-            return
-        pane = self.query_one(f"#{tab}", TabPane)
-        focused = self.focused
-        if focused is None or (focused is not pane and pane not in focused.ancestors):
-            self.set_timer(FOCUS_RETRY_S, lambda: self._focus_pane(tab, tries + 1))
-
     @work(thread=True, exclusive=True, group="domain-names", exit_on_error=False)
     def refresh_domain_names(self) -> None:
         """Read the domain names again (a new domain shows its name at the next poll)."""
@@ -178,7 +113,7 @@ class GrantscopeApp(App[int]):
 
     # -- actions ----------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
-        """Switch to one of the six tabs (the last one asked for wins)."""
+        """Switch to the tab ``tab`` (an id of :data:`TABS`; the last one asked for wins)."""
         self._wanted_tab = tab
         self._apply_wanted_tab()
 
@@ -188,23 +123,28 @@ class GrantscopeApp(App[int]):
         tab = self._wanted_tab
         tabs = self.query_one(TabbedContent)
         if tabs.active != tab:
+            self._leave_tab()
             tabs.active = tab
         if tabs.active != tab and tries < 20:
             # pressed before the tabs were composed: the switch was dropped, retry shortly
             self.set_timer(0.05, lambda: self._apply_wanted_tab(tries + 1))
 
+    def _leave_tab(self) -> None:
+        # Textual moves the focus off a widget as it hides, to a neighbour in the same
+        # (now hidden) tab, and focusing that activates its tab again: the switch would
+        # bounce back. With nothing focused the new tab's FocusingTabPane gives the focus.
+        focused = self.focused
+        if focused is not None and any(isinstance(a, TabPane) for a in focused.ancestors):
+            self.set_focus(None)
+
     def action_help(self) -> None:
         """Show every binding and its id."""
         groups: list[tuple[str, list[Binding]]] = [("anywhere", _bindings(GrantscopeApp))]
-        for name, cls in (("XenStore", XenStorePane), ("Grants", GrantsPane),
-                          ("Events", EventsPane), ("Page", PagePane), ("Probes", ProbesPane),
-                          ("Findings", FindingsPane)):
-            groups.append((name, _bindings(cls)))
+        groups.extend((t.title, _bindings(t.pane)) for t in TABS)
         self.push_screen(HelpScreen(groups))
 
-    def register_probes_pane(self, pane: ProbesPane) -> None:
-        """Called by the Probes pane when it mounts."""
-        self._probes_pane = pane
+    def on_probes_mounted(self, message: ProbesMounted) -> None:
+        self._probes_pane = message.pane
 
     def probes_pane(self) -> ProbesPane | None:
         """The Probes pane once mounted (it mounts lazily, after the first paint)."""
@@ -245,7 +185,8 @@ class GrantscopeApp(App[int]):
         if message.source is not None:
             src = message.source
             pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]
-            self.notify(f"{message.title}: o opens it in the Page view", markup=False)
+            self.notify(f"{name_domids(self, message.title)}: o opens it in the Page view",
+                        markup=False)
         else:
             self.action_show_tab("page")
             pane.open(message.key)
@@ -255,9 +196,8 @@ class GrantscopeApp(App[int]):
         self.action_show_tab("page")
         self.query_one(PagePane).open(key)
 
-    def remove_page(self, key: str) -> None:
-        """A probe released the page ``key``."""
-        self.query_one(PagePane).remove_source(key)
+    def on_page_released(self, message: PageReleased) -> None:
+        self.query_one(PagePane).remove_source(message.key)
 
     def cleanup_probes(self) -> None:
         """Release every grant and port a probe run still holds (idempotent)."""
@@ -274,8 +214,7 @@ class GrantscopeApp(App[int]):
 
 def binding_ids() -> set[str]:
     """Every binding id of the app and its panes (what a keymap may name)."""
-    classes = (GrantscopeApp, XenStorePane, GrantsPane, EventsPane, PagePane, ProbesPane,
-               FindingsPane)
+    classes: list[type] = [GrantscopeApp, *(t.pane for t in TABS)]
     return {b.id for cls in classes for b in _bindings(cls) if b.id}
 
 

@@ -7,18 +7,10 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from grantscope.ui.tabs import TABS
+
 if TYPE_CHECKING:
     from grantscope.ui.app import GrantscopeApp
-
-SCREENS = (
-    ("xenstore", "XenStore", "browse the store: values, permissions, watches"),
-    ("grants", "Grants", "own maps and offers, gntdev holders, hypervisor table"),
-    ("events", "Events", "interrupt counters, rates and own ports"),
-    ("page", "Page", "hexdump of a mapped or offered page, ring header"),
-    ("probes", "Probes", "run probes step by step"),
-    ("findings", "Findings", "what is wrong on this host: findings, evidence, what to do"),
-)
-
 
 class GrantscopeCommands(Provider):
     """Screens, probes and XenStore jumps."""
@@ -26,8 +18,7 @@ class GrantscopeCommands(Provider):
     def _entries(self) -> list[tuple[str, str, object]]:
         app: GrantscopeApp = self.app  # type: ignore[assignment]
         out: list[tuple[str, str, object]] = [
-            (f"Show {title}", help_text, partial(app.action_show_tab, tab))
-            for tab, title, help_text in SCREENS
+            (f"Show {t.title}", t.help, partial(app.action_show_tab, t.id)) for t in TABS
         ]
         out.append(("Analyze: findings now", "as 'grantscope report' (on a live host this "
                     "sends xl debug-keys g/e)", app.analyze_findings))

@@ -8,6 +8,7 @@ app's Host, so the xen, replay and sim backends all give them. A domU usually ma
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 from grantscope.errors import GrantscopeError
@@ -53,3 +54,11 @@ def domain_label(names: dict[int, str], domid: int | None, port: int | None = No
 def dom(app: Any, domid: int | None, port: int | None = None) -> str:
     """:func:`domain_label` with the app's names (none for an app that has not read them)."""
     return domain_label(getattr(app, "domain_names", {}), domid, port)
+
+
+_DOMID_RE = re.compile(r"\bd(\d{1,5})\b")
+
+
+def name_domids(app: Any, text: str) -> str:
+    """``text`` with each bare ``dN`` (a page title: ``d1 vbd ring``) followed by its name."""
+    return _DOMID_RE.sub(lambda m: dom(app, int(m.group(1))), text)

@@ -1,12 +1,14 @@
-"""Messages from worker threads to the UI.  Snapshot messages replace older pending ones."""
+"""Messages: from worker threads to the UI, and from panes to the app (a pane never calls
+into the app).  Snapshot messages replace older pending ones."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
-from grantscope.host.base import EventsSnapshot, FindingsSnapshot, GrantsSnapshot
+from grantscope.host.base import FindingsSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,28 +29,6 @@ class XsChanged(Message):
         self.changes = changes
 
 
-class GrantsPolled(Message):
-    """A new grants snapshot; a newer one replaces it if it was not handled yet."""
-
-    def __init__(self, snapshot: GrantsSnapshot) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, GrantsPolled)
-
-
-class EventsPolled(Message):
-    """A new events snapshot; a newer one replaces it if it was not handled yet."""
-
-    def __init__(self, snapshot: EventsSnapshot) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, EventsPolled)
-
-
 class FindingsReady(Message):
     """An analysis finished (``snapshot`` None when it could not run; the user was told why)."""
 
@@ -65,3 +45,19 @@ class OpenPage(Message):
         self.key = key
         self.title = title
         self.source = source
+
+
+class PageReleased(Message):
+    """A probe's cleanup released the page ``key``: the Page view drops it."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
+class ProbesMounted(Message):
+    """The Probes pane mounted (lazily): the app keeps it to clean up its run on quit."""
+
+    def __init__(self, pane: Any) -> None:
+        super().__init__()
+        self.pane = pane

@@ -71,7 +71,8 @@ async def test_findings_tab_lists_the_analysis_and_details_follow_the_cursor() -
         assert [r[1] for r in rows] == [f.code for f in expected]
         assert [r[0] for r in rows] == [f.severity.upper() for f in expected]
         assert [r[3] for r in rows] == [f.title for f in expected]
-        assert rows[0][2] == "granter=1 ref=31 mapper=2"
+        names = app.domain_names  # domains read as "d1 web-frontend" (issue 16 item 6)
+        assert rows[0][2] == f"granter=d1 {names[1]} ref=31 mapper=d2 {names[2]}"
         label = str(app.query_one("#findings-label", Label).render())
         assert f"Findings: {len(expected)}" in label and "3 warning" in label
         # the first finding is shown in full: every evidence line and the action

@@ -14,9 +14,10 @@ from pilot import SIZE, make_app, settle
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.events import EventsPane
 from grantscope.ui.panes.xenstore import XenStorePane
+from grantscope.ui.tabs import TABS
 
 THEMES = ("grantscope-dark", "grantscope-light", "grantscope-16")
-SCREENS = ("xenstore", "grants", "events", "page", "probes", "findings")
+SCREENS = tuple(t.id for t in TABS)
 
 
 async def _prepare(pilot: Any, screen: str) -> None:
@@ -80,5 +81,23 @@ def test_readonly_probes(snap_compare: Any) -> None:
 def test_screen_at_size(snap_compare: Any, screen: str, size: tuple[int, int]) -> None:
     async def run_before(pilot: Any) -> None:
         await _prepare(pilot, screen)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+# The pingpong probe's round trips as a histogram in the Probes log, at both sizes.
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_pingpong_histogram_at_size(snap_compare: Any, size: tuple[int, int]) -> None:
+    from test_probe_histogram import SAMPLES, _record
+
+    from grantscope.ui.panes.probes import SAMPLES_KEY, ProbesPane, StepDone
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        pilot.app.open_probe("pingpong")
+        await settle(pilot)
+        pane = pilot.app.query_one(ProbesPane)
+        pane.post_message(StepDone(_record({"round_trips": len(SAMPLES), SAMPLES_KEY: SAMPLES})))
+        await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

@@ -3,10 +3,9 @@ hypervisor-wide port table of the last ``e`` dump (captured only on the user's k
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -17,7 +16,7 @@ from grantscope.model.pagediff import fade_bucket
 from grantscope.model.rates import RateTracker
 from grantscope.safetext import clean
 from grantscope.ui.domains import dom
-from grantscope.ui.messages import EventsPolled
+from grantscope.ui.panes.base import PolledPane
 from grantscope.ui.themes import theme_colour
 
 POLL_SECONDS = 1.0
@@ -47,8 +46,11 @@ def scale_label(top: float) -> str:
     return f"Xen interrupts (/proc/interrupts) · {scale}"
 
 
-class EventsPane(Vertical):
+class EventsPane(PolledPane[EventsSnapshot], Vertical):
     """Counters per Xen interrupt and per own port, polled once a second."""
+
+    POLL_SECONDS = POLL_SECONDS
+    CAPTURING = "capturing the hypervisor event-channel table…"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", id="events.refresh"),
@@ -61,12 +63,9 @@ class EventsPane(Vertical):
     EventsPane #hv-ports { height: 1fr; }
     """
 
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.rates = RateTracker()
-        self.snapshot: EventsSnapshot | None = None
         self._shown_ports: tuple[OwnPort, ...] | None = None
         self._shown_hv: tuple[HvPort, ...] | bool | None = False  # False: nothing shown yet
 
@@ -88,34 +87,14 @@ class EventsPane(Vertical):
             "port", "kind", "remote", "fired", "owner")
         self.query_one("#hv-ports", DataTable).add_columns(
             "domain", "port", "state", "remote", "pending", "masked", "vcpu", "detail")
-        self.poll()
 
-    @work(thread=True, exclusive=True, group="poll-events", exit_on_error=False)
-    def poll(self) -> None:
-        """Take a snapshot in a thread; the handler re-arms the next poll."""
-        self.post_message(EventsPolled(self.host.events()))
+    def take(self) -> EventsSnapshot:
+        """The host's counters and ports now."""
+        return self.host.events()
 
-    def action_refresh(self) -> None:
-        """``r``: poll now."""
-        self.poll()
-
-    def action_capture(self) -> None:
-        """``e``: capture the hypervisor port table now (``xl debug-keys e`` on the xen host)."""
-        self.notify("capturing the hypervisor event-channel table…")
-        self.capture()
-
-    @work(thread=True, exclusive=True, group="hv-events-capture", exit_on_error=False)
-    def capture(self) -> None:
-        """Run the capture in a thread (it spawns xl three times), then poll."""
-        why = self.host.capture_hypervisor_events()
-        if why:
-            self.app.call_from_thread(self.notify, why, severity="warning")
-        self.post_message(EventsPolled(self.host.events()))
-
-    def on_events_polled(self, message: EventsPolled) -> None:
-        self.apply(message.snapshot)
-        if self.live:
-            self.set_timer(POLL_SECONDS, self.poll)
+    def capture_now(self) -> str:
+        """``e``: capture the hypervisor port table (``xl debug-keys e`` on the xen host)."""
+        return self.host.capture_hypervisor_events()
 
     def apply(self, snap: EventsSnapshot) -> None:
         """Update rates and rows; a row whose rate moved is highlighted and fades out."""

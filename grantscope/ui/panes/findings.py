@@ -21,7 +21,9 @@ from grantscope.errors import GrantscopeError
 from grantscope.host.base import Finding, FindingsSnapshot, Host
 from grantscope.model.runs import ref_ranges
 from grantscope.safetext import clean
+from grantscope.ui.domains import domain_label
 from grantscope.ui.messages import FindingsReady
+from grantscope.ui.panes.base import TabBody
 from grantscope.ui.themes import theme_colour
 
 #: Theme variable per severity (Textual's generated theme colours).
@@ -30,17 +32,23 @@ NOT_ANALYZED = ("No analysis yet. Press a to analyze: it reads XenStore, quota a
                 "and captures 'xl debug-keys g' and 'e', as 'grantscope report' does.")
 
 
-def subject_text(subject: dict[str, Any]) -> str:
-    """The finding's subject in one short line: ``granter=1 ref=31 mapper=2``.
+#: Subject keys whose value is a domid: shown with the domain's name (``granter=d1 web01``).
+DOMAIN_KEYS = frozenset({"domid", "granter", "mapper", "backend", "frontend"})
+
+
+def subject_text(subject: dict[str, Any], names: dict[int, str] | None = None) -> str:
+    """The finding's subject in one short line: ``granter=d1 web01 ref=31 mapper=d2``.
 
     A list of refs reads as ranges (``refs=8-207``) and is left out when the single ``ref``
-    it would repeat is there.
+    it would repeat is there.  Domids read as :func:`domain_label` (with ``names``).
     """
     parts = []
     for key, value in subject.items():
         if value is None or (key.endswith("s") and key[:-1] in subject):
             continue
-        if isinstance(value, list) and all(isinstance(v, int) for v in value):
+        if key in DOMAIN_KEYS and isinstance(value, int) and not isinstance(value, bool):
+            value = domain_label(names or {}, value)
+        elif isinstance(value, list) and all(isinstance(v, int) for v in value):
             value = ref_ranges(value).replace(" ", "")
         parts.append(f"{key}={value}")
     return " ".join(parts)
@@ -50,7 +58,7 @@ def subject_text(subject: dict[str, Any]) -> str:
 WIDE_COLUMNS = 110
 
 
-class FindingsPane(Vertical):
+class FindingsPane(TabBody, Vertical):
     """A table of findings (worst first) and the selected finding's evidence and action."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -63,10 +71,8 @@ class FindingsPane(Vertical):
     FindingsPane #finding-details { padding: 0 1; }
     """
 
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.snapshot: FindingsSnapshot | None = None
         self.busy = False
         self._wide = True
@@ -167,16 +173,20 @@ class FindingsPane(Vertical):
     def apply(self, snap: FindingsSnapshot) -> None:
         """Show ``snap``: the table, then the first finding's details."""
         self.snapshot = snap
+        names: dict[int, str] = getattr(self.app, "domain_names", {})
         self._show_label()
         table = self.query_one("#findings-table", DataTable)
         with self.app.batch_update():
             table.clear()
             if self._wide:  # as wide as the longest subject, within reason
-                longest = max((len(subject_text(f.subject)) for f in snap.findings), default=0)
-                table.columns[ColumnKey("subject")].width = max(12, min(36, longest))
+                longest = max((len(subject_text(f.subject, names)) for f in snap.findings),
+                              default=0)
+                table.columns[ColumnKey("subject")].width = max(
+                    12, min(max(36, self.size.width * 3 // 10), longest))
             for i, f in enumerate(snap.findings):
                 colour = theme_colour(self.app, SEVERITY_COLOUR.get(f.severity, "primary"))
-                subject = (Text(clean(subject_text(f.subject))),) if self._wide else ()
+                subject = ((Text(clean(subject_text(f.subject, names))),) if self._wide
+                           else ())
                 table.add_row(Text(f.severity.upper(), style=f"bold {colour}"),
                               Text(clean(f.code)), *subject, Text(clean(f.title)), key=str(i))
         self.show_details(0 if snap.findings else None)
@@ -200,6 +210,7 @@ class FindingsPane(Vertical):
         """The evidence and the action of finding ``row`` in full (or what was not checked)."""
         details = self.query_one("#finding-details", Static)
         snap = self.snapshot
+        names: dict[int, str] = getattr(self.app, "domain_names", {})
         if snap is None:
             details.update(NOT_ANALYZED)
             return
@@ -214,7 +225,7 @@ class FindingsPane(Vertical):
             out.append(f": {clean(f.title)}\n")
             if f.subject:
                 out.append("subject: ", style="dim")
-                out.append(clean(subject_text(f.subject)) + "\n")
+                out.append(clean(subject_text(f.subject, names)) + "\n")
             out.append("\nEvidence\n", style="bold")
             for e in f.evidence:  # quotes host or bundle text: escapes shown
                 out.append(f"  • {clean(e)}\n")

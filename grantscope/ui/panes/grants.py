@@ -1,9 +1,10 @@
-"""The Grants pane: own maps and offers, processes holding gntdev/gntalloc, the hypervisor table."""
+"""The Grants pane: own maps and offers, processes holding gntdev/gntalloc, table use per domain
+(gauges), the hypervisor table."""
 
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -12,14 +13,24 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label, Static
 
-from grantscope.host.base import GrantsSnapshot, Host
+from grantscope.errors import GrantscopeError
+from grantscope.host.base import GrantsSnapshot, Host, UsageSnapshot
 from grantscope.model.toolout import ProcessInfo
 from grantscope.safetext import clean
 from grantscope.ui.domains import dom
-from grantscope.ui.messages import GrantsPolled, OpenPage
+from grantscope.ui.messages import OpenPage
+from grantscope.ui.panes.base import PolledPane
 from grantscope.ui.themes import theme_colour
+from grantscope.ui.widgets.gauge import gauge
 
 POLL_SECONDS = 2.0
+#: Table use is read less often: on the xen host it runs two short tools per domain.
+USAGE_SECONDS = 10.0
+#: From this width on the gauges have bars; below it they are text only (numbers and %).
+GAUGE_BARS_FROM = 100
+#: A pane lower than this drops its blank lines (the hypervisor table keeps some rows).
+SHORT_BELOW = 26
+USAGE_TITLE = "Table use per domain (grant frames, maptrack frames, XenStore nodes of quota)"
 PROC_HINT = "(the cursor on a process shows its command line, user, start, CPU and memory)"
 
 
@@ -38,8 +49,16 @@ def process_text(info: ProcessInfo) -> str:
     return " ".join(parts[:1]) + " " + " · ".join(parts[1:]) + "\n$ " + command
 
 
-class GrantsPane(Vertical):
-    """Three tables refreshed by a poll worker that re-arms itself (never overlapping)."""
+class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
+    """Three tables refreshed by the poll loop of :class:`PolledPane`."""
+
+    POLL_SECONDS = POLL_SECONDS
+    CAPTURING = "capturing the hypervisor grant table…"
+
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
+        self.usage: UsageSnapshot | None = None
+        self._usage_busy = False
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_page", "Open page", id="grants.open"),
@@ -51,16 +70,13 @@ class GrantsPane(Vertical):
     GrantsPane DataTable { height: auto; max-height: 12; margin-bottom: 1; }
     GrantsPane #proc-grants { margin-bottom: 0; }
     GrantsPane #hv-grants { height: 1fr; max-height: 100%; }
+    GrantsPane #usage { max-height: 7; margin-bottom: 0; }
+    /* a short terminal (24 rows): no blank lines, one line of details, rows for the table */
+    GrantsPane.-short DataTable { margin-bottom: 0; }
+    GrantsPane.-short #proc-details { max-height: 1; margin-bottom: 0; }
     GrantsPane #proc-details { padding: 0 1; margin-bottom: 1; color: $text-muted;
                                height: auto; max-height: 2; }
     """
-
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
-        self.snapshot: GrantsSnapshot | None = None
-        self.pending: GrantsSnapshot | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("Own mappings and offers  (Enter opens the page)")
@@ -68,6 +84,8 @@ class GrantsPane(Vertical):
         yield Label("Processes holding /dev/xen/gntdev or /dev/xen/gntalloc")
         yield DataTable(id="proc-grants", cursor_type="row")
         yield Static(PROC_HINT, id="proc-details")
+        yield Label(USAGE_TITLE, id="usage-label")
+        yield DataTable(id="usage", cursor_type="row")
         yield Label("Hypervisor grant table", id="hv-label")
         yield DataTable(id="hv-grants", cursor_type="row", zebra_stripes=True)
 
@@ -78,41 +96,68 @@ class GrantsPane(Vertical):
             "pid", "process", "device", "fds", "mapped pages")
         self.query_one("#hv-grants", DataTable).add_columns(
             "granter", "ref", "mapped by", "flags", "frame")
-        self.poll()
+        self.query_one("#usage", DataTable).add_columns(
+            "domain", "grant frames", "maptrack", "XenStore nodes")
+        self.poll_usage()
+        if self.live:
+            self.set_interval(USAGE_SECONDS, self.poll_usage)
 
-    @work(thread=True, exclusive=True, group="poll-grants", exit_on_error=False)
-    def poll(self) -> None:
-        """Take a snapshot in a thread; the handler re-arms the next poll."""
-        self.post_message(GrantsPolled(self.host.grants()))
+    @work(thread=True, exclusive=True, group="usage", exit_on_error=False)
+    def poll_usage(self) -> None:
+        """Read the table use per domain in a thread (tools run on the xen host)."""
+        if self._usage_busy:
+            return  # the last reading still runs (slow tools): no second one alongside
+        self._usage_busy = True
+        try:
+            snap = self.host.usage()
+        except GrantscopeError as err:  # a malformed bundle member: say so, show no gauges
+            snap = UsageSnapshot((), (f"table use: {err.message}",), 0.0)
+        finally:
+            self._usage_busy = False
+        self.app.call_from_thread(self.show_usage, snap)
 
     def action_refresh(self) -> None:
-        """``r``: poll now."""
-        self.poll()
+        """``r``: poll now, table use too."""
+        super().action_refresh()
+        self.poll_usage()
 
-    def action_capture(self) -> None:
-        """``h``: capture the hypervisor grant table now (``xl debug-keys g`` on the xen host)."""
-        self.notify("capturing the hypervisor grant table…")
-        self.capture()
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < SHORT_BELOW, "-short")
+        # across GAUGE_BARS_FROM the gauges change form: draw them again at once
+        if self.usage is not None:
+            self.show_usage(self.usage)
 
-    @work(thread=True, exclusive=True, group="hv-capture", exit_on_error=False)
-    def capture(self) -> None:
-        """Run the capture in a thread (it spawns xl three times), then poll."""
-        why = self.host.capture_hypervisor_grants()
-        if why:
-            self.app.call_from_thread(self.notify, why, severity="warning")
-        self.post_message(GrantsPolled(self.host.grants()))
+    def show_usage(self, snap: UsageSnapshot) -> None:
+        """One row of gauges per domain (bars from GAUGE_BARS_FROM columns, else text)."""
+        self.usage = snap
+        width = 8 if self.app.size.width >= GAUGE_BARS_FROM else 0
+        colours = {"ok": theme_colour(self.app, "success", "green"),
+                   "notice": theme_colour(self.app, "warning", "yellow"),
+                   "full": theme_colour(self.app, "error", "red")}
+        table = self.query_one("#usage", DataTable)
+        with self.app.batch_update():
+            table.clear()
+            for d in snap.domains:
+                table.add_row(Text(dom(self.app, d.domid)),
+                              *(gauge(pair, width, colours) for pair in
+                                (d.grant_frames, d.maptrack_frames, d.xenstore_entries)),
+                              key=str(d.domid))
+            label = self.query_one("#usage-label", Label)
+            if snap.unavailable:
+                label.update(f"{USAGE_TITLE} · {len(snap.unavailable)} not read "
+                             "(? cells; the tooltip says why)")
+                label.tooltip = "\n".join(clean(u) for u in snap.unavailable)
+            else:
+                label.update(USAGE_TITLE)
+                label.tooltip = None
 
-    def on_grants_polled(self, message: GrantsPolled) -> None:
-        self.pending = message.snapshot
-        if self.is_on_screen or not self.live:
-            self.apply(message.snapshot)
-        if self.live:
-            self.set_timer(POLL_SECONDS, self.poll)
+    def take(self) -> GrantsSnapshot:
+        """The host's grants now."""
+        return self.host.grants()
 
-    def on_show(self) -> None:
-        # polls that arrived while another tab was shown were kept, not painted
-        if self.pending is not None:
-            self.apply(self.pending)
+    def capture_now(self) -> str:
+        """``h``: capture the hypervisor grant table (``xl debug-keys g`` on the xen host)."""
+        return self.host.capture_hypervisor_grants()
 
     def apply(self, snap: GrantsSnapshot) -> None:
         """Show ``snap`` (tables are small; rebuilt inside one batch update when it changed)."""

@@ -28,6 +28,8 @@ from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.model.ring import decode_ring_header
 from grantscope.safefile import write_new_file
+from grantscope.ui.domains import name_domids
+from grantscope.ui.panes.base import TabBody
 from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
 
 RATE_HZ = 30.0
@@ -55,7 +57,7 @@ class RingView(Widget):
         return self.text
 
 
-class PagePane(Vertical):
+class PagePane(TabBody, Vertical):
     """Pick a page on the left; see its bytes, highlighted as they change, on the right."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -67,10 +69,8 @@ class PagePane(Vertical):
     PagePane #page-title { padding: 0 1; text-style: bold; }
     """
 
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.sources: dict[str, tuple[str, Callable[[], bytes], bool]] = {}
         self.current: str | None = None
         self.slot = LatestSlot()
@@ -102,6 +102,7 @@ class PagePane(Vertical):
     ) -> None:
         """Offer a page in the list (host pages, probe mappings and offers)."""
         fresh = key not in self.sources
+        title = name_domids(self.app, title)  # titles say dN: the domain's name follows
         self.sources[key] = (title, read, ring)
         if fresh:
             self.query_one("#page-list", OptionList).add_option(Option(title, id=key))

@@ -21,7 +21,9 @@ from textual.widgets.option_list import Option
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
-from grantscope.ui.messages import OpenPage
+from grantscope.model.histogram import histogram
+from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
+from grantscope.ui.panes.base import TabBody
 from grantscope.ui.screens.confirm import ConfirmScreen
 
 
@@ -46,8 +48,21 @@ def load_probes() -> list[Any]:
     return list(builtin_probes())
 
 
-def format_record(record: Any) -> Text:
-    """One log entry: status, step, call and arguments, result, then the explanation."""
+#: The result key holding a probe's latency samples in µs (pingpong's round trips): the log
+#: draws them as the histogram ``grantscope pingpong`` prints, not as a list of numbers.
+SAMPLES_KEY = "samples_us"
+#: Columns a histogram line takes besides its bar (bin edges, unit, frame, count, indent).
+HISTOGRAM_TEXT = 36
+
+
+def histogram_width(log_width: int) -> int:
+    """The bar width that fits a histogram in a log ``log_width`` columns wide (10 to 40)."""
+    return max(10, min(40, log_width - HISTOGRAM_TEXT))
+
+
+def format_record(record: Any, bar_width: int = 24) -> Text:
+    """One log entry: status, step, call and arguments, result, then the explanation; a
+    latency histogram (:func:`grantscope.model.histogram.histogram`) when it has samples."""
     text = Text()
     if getattr(record, "phase", "step") == "cleanup":
         text.append("  cleanup ", style="bold cyan")
@@ -57,7 +72,8 @@ def format_record(record: Any) -> Text:
     args = ", ".join(f"{k}={v!r}" for k, v in record.arguments.items())
     text.append(f"   {record.call}({args})\n", style="cyan")
     if record.result:
-        shown = ", ".join(f"{k}={v!r}" for k, v in record.result.items() if k != "error")
+        shown = ", ".join(f"{k}={v!r}" for k, v in record.result.items()
+                          if k not in ("error", SAMPLES_KEY))
         if shown:
             text.append(f"   → {shown[:400]}\n")
     if not record.ok and record.errno is not None:
@@ -65,10 +81,16 @@ def format_record(record: Any) -> Text:
     if record.explanation:
         for line in str(record.explanation).splitlines():
             text.append(f"   {line}\n", style="italic" if record.ok else "")
+    samples = record.result.get(SAMPLES_KEY) if record.result else None
+    if isinstance(samples, list) and samples and all(
+            isinstance(v, int | float) for v in samples):
+        text.append(f"   round trips ({len(samples)}):\n", style="bold")
+        for line in histogram([float(v) for v in samples], width=bar_width):
+            text.append(f"   {line}\n", style="cyan")
     return text
 
 
-class ProbesPane(Horizontal):
+class ProbesPane(TabBody, Horizontal):
     """Probe list, parameter form and step log."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -97,10 +119,8 @@ class ProbesPane(Horizontal):
     """
 
     def __init__(self, host: Host, *, readonly: bool = False, live: bool = True,
-                 **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+                 **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.readonly = readonly or host.devices() is None
         every = load_probes()
         # --readonly hides every mutating action: mutating probes are not even listed
@@ -137,11 +157,14 @@ class ProbesPane(Horizontal):
             return "The probe engine is not available in this installation."
         return "Pick a probe on the left."
 
+    @classmethod
+    def for_app(cls, app: Any) -> ProbesPane:
+        """The pane for ``app``: it hides the mutating probes of a read-only app."""
+        return cls(app.host, readonly=app.readonly, live=app.live)
+
     def on_mount(self) -> None:
         # the app keeps a reference so that quitting cleans up without querying the DOM
-        register = getattr(self.app, "register_probes_pane", None)
-        if register is not None:
-            register(self)
+        self.post_message(ProbesMounted(self))
         if self.readonly or not self.probes:
             for bid in ("step", "run-all", "cleanup"):
                 self.query_one(f"#{bid}", Button).disabled = not self.probes
@@ -285,8 +308,11 @@ class ProbesPane(Horizontal):
         finally:
             self.post_message(RunEnded())
 
+    def _bar_width(self) -> int:
+        return histogram_width(self.query_one(RichLog).scrollable_content_region.width)
+
     def on_step_done(self, message: StepDone) -> None:
-        self.write_log(format_record(message.record))
+        self.write_log(format_record(message.record, self._bar_width()))
 
     def on_run_ended(self, _: RunEnded) -> None:
         self.busy = False
@@ -312,9 +338,8 @@ class ProbesPane(Horizontal):
         if not self.published:
             self.notify("this run has made no mapping or offer yet")
             return
-        self.app.query_one("#tabs").active = "page"  # type: ignore[attr-defined]
         key = sorted(self.published)[-1]
-        self.app.call_later(self.app.open_page, key)  # type: ignore[attr-defined]
+        self.post_message(OpenPage(key, key))  # no source: the app shows the Page tab at it
 
     def action_cleanup(self) -> None:
         """``x``: release what the run holds, newest first."""
@@ -329,9 +354,9 @@ class ProbesPane(Horizontal):
             return
         run, self.run = self.run, None
         for record in run.cleanup():
-            self.write_log(format_record(record))
+            self.write_log(format_record(record, self._bar_width()))
         for key in self.published:
-            self.app.remove_page(key)  # type: ignore[attr-defined]
+            self.post_message(PageReleased(key))
         self.published.clear()
         self.confirmed = False
         self.set_status()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -19,6 +19,7 @@ from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.ui.domains import dom
 from grantscope.ui.messages import XsChange, XsChanged
+from grantscope.ui.panes.base import TabBody
 from grantscope.ui.themes import theme_colour
 from grantscope.ui.widgets.xs_tree import NodeData, XsTree
 from grantscope.xen.xenstore import escape_value
@@ -36,7 +37,7 @@ def unreadable_details(path: str, err: GrantscopeError) -> Text:
                 "permissions let it; press : to jump to a path.\n", style="dim")
     return text
 
-class XenStorePane(Vertical):
+class XenStorePane(TabBody, Vertical):
     """Browse the store; values are shown raw (escaped like xenstore-ls) with permissions."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -54,10 +55,8 @@ class XenStorePane(Vertical):
     XenStorePane #xs-results.visible { display: block; }
     """
 
-    def __init__(self, host: Host, *, live: bool = True, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.host = host
-        self.live = live
+    def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
+        super().__init__(host, live=live, **kwargs)
         self.mode = ""
         self.selected_path = "/"
 

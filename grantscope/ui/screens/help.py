@@ -11,9 +11,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from grantscope.ui.tabs import tabs_sentence
+
 INTRO = (
-    "grantscope shows Xen grant tables, event channels and XenStore. Tabs: 1 XenStore, 2 Grants, "
-    "3 Events, 4 Page, 5 Probes, 6 Findings. Ctrl+P opens the command palette (every screen "
+    "grantscope shows Xen grant tables, event channels and XenStore. Tabs: "
+    f"{tabs_sentence()}. Ctrl+P opens the command palette (every screen "
     "and probe). The hypervisor tables (Grants h, Events e) and the findings (Findings a) are "
     "captured only when you press their key: on a live dom0 each sends 'xl debug-keys' and "
     "empties the hypervisor console ring. "
