@@ -4,8 +4,9 @@ Read, in order, all in this process: XenStore (the domain list, each domain's na
 its ``device`` and ``backend`` subtrees, in one pipeline: never the whole tree), grant frames
 per domain (``GNTTABOP_query_size`` through privcmd), XenStore quota per domain (CONTROL
 ``quota`` over a XenStore connection), the xenbus sysfs counters, the Xen rows of
-``/proc/interrupts`` and the processes holding gntdev, gntalloc or evtchn.  No debug key is sent and the console ring is not read, unless the user
-opted in to maptrack sizes (grantscope.metrics.maptrack: a ``g`` dump at most every 300 s).
+``/proc/interrupts`` and the processes holding gntdev, gntalloc or evtchn.  No debug key is
+sent and the console ring is not read, unless the user opted in to maptrack sizes
+(grantscope.metrics.maptrack: a ``g`` dump at most every 300 s).
 A source that fails is marked down with the reason; the others are still reported.
 """
 
