@@ -38,8 +38,8 @@ def _pingpong_step(loopback: bool) -> Step:
                                       count, timeout, warmup)
             except NoAnswer as err:
                 raise _silent_peer(ctx, err, timeout) from err
-        ctx.state["samples_us"] = [s * 1e6 for s in samples]
         result = stats_us(samples)
+        ctx.state["samples_us"] = result["samples_us"]
         ctx.explain(f"{count} round trips, median {result['median_us']:.0f} µs")
         return result
 

@@ -378,15 +378,21 @@ def _no_answer(failure: str, timeout: float, timed: int) -> NoAnswer:
     )
 
 
-def stats_us(samples: list[float]) -> dict[str, float | int]:
+#: The key of a step result holding every round trip in µs (the latency histogram's input).
+SAMPLES_KEY = "samples_us"
+
+
+def stats_us(samples: list[float]) -> dict[str, Any]:
     """The round-trip statistics of ``samples`` (seconds) in microseconds
-    (:func:`grantscope.model.histogram.summarize`; ``median_us`` is its p50)."""
+    (:func:`grantscope.model.histogram.summarize`; ``median_us`` is its p50), with every
+    sample under :data:`SAMPLES_KEY` for the histograms the CLI and the TUI draw."""
     from grantscope.model.histogram import summarize
 
-    stats = summarize([s * 1e6 for s in samples])
+    micro = [s * 1e6 for s in samples]
+    stats = summarize(micro)
     return {"round_trips": stats["count"], "min_us": stats["min_us"],
             "median_us": stats["p50_us"], "p99_us": stats["p99_us"],
-            "max_us": stats["max_us"]}
+            "max_us": stats["max_us"], SAMPLES_KEY: [round(v, 1) for v in micro]}
 
 
 # -- XenStore ----------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pilot import async_test, make_app, settle
 
 from grantscope.model.histogram import histogram
 from grantscope.probing.engine import StepRecord
-from grantscope.ui.panes.probes import SAMPLES_KEY, ProbesPane, StepDone, format_record
+from grantscope.probing.steps import SAMPLES_KEY
+from grantscope.ui.panes.probes import ProbesPane, StepDone, format_record
 
 # round trips in µs with a slow tail, as a loopback pair under an emulator gives them
 SAMPLES = [41.0, 42.5, 43.0, 44.2, 45.9, 47.0, 52.3, 60.1, 88.4, 140.0, 390.5, 1210.0]

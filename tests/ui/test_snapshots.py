@@ -90,7 +90,8 @@ def test_screen_at_size(snap_compare: Any, screen: str, size: tuple[int, int]) -
 def test_pingpong_histogram_at_size(snap_compare: Any, size: tuple[int, int]) -> None:
     from test_probe_histogram import SAMPLES, _record
 
-    from grantscope.ui.panes.probes import SAMPLES_KEY, ProbesPane, StepDone
+    from grantscope.probing.steps import SAMPLES_KEY
+    from grantscope.ui.panes.probes import ProbesPane, StepDone
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot)

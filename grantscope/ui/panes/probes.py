@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.model.histogram import histogram
+from grantscope.probing.steps import SAMPLES_KEY
 from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
 from grantscope.ui.panes.base import TabBody
 from grantscope.ui.screens.confirm import ConfirmScreen
@@ -50,7 +51,6 @@ def load_probes() -> list[Any]:
 
 #: The result key holding a probe's latency samples in µs (pingpong's round trips): the log
 #: draws them as the histogram ``grantscope pingpong`` prints, not as a list of numbers.
-SAMPLES_KEY = "samples_us"
 #: Columns a histogram line takes besides its bar (bin edges, unit, frame, count, indent).
 HISTOGRAM_TEXT = 36
 
