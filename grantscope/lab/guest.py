@@ -21,7 +21,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from grantscope.lab import guest_death
@@ -207,3 +208,19 @@ def boot_guest(kind: str, *, timeout: float = 1200.0,
             continue
         guest.boot_deaths = tuple(deaths)
         return guest
+
+
+@contextmanager
+def guest_session(kind: str, *,
+                  xl_options: Mapping[str, str] | None = None) -> Iterator[PyGuest]:
+    """:func:`boot_guest`; at the end the guest is destroyed and dom0 is waited for until it
+    holds none of the guest's ports (LabError names any it keeps: a leak)."""
+    from grantscope.lab.leaks import wait_ports_released
+
+    booted = boot_guest(kind, xl_options=xl_options)
+    try:
+        yield booted
+    finally:
+        booted.destroy()
+        if booted.domid is not None:
+            wait_ports_released(booted.domid)

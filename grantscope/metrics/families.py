@@ -78,6 +78,17 @@ def _peer(d: DeviceRow, local: int | None) -> int | None:
         d.frontend_domid
 
 
+def _used_and_max(b: _Builder, dom: Any, name: str, used_doc: str, max_doc: str,
+                  rows: Sequence[tuple[int, int, int]]) -> None:
+    """Two gauges per domain, ``NAME`` (in use) and ``NAME_max`` (the limit): Prometheus'
+    convention of used and max apart, never a percentage."""
+    used = b.gauge(name, used_doc, ["domain", "domid"])
+    top = b.gauge(f"{name}_max", max_doc, ["domain", "domid"])
+    for domid, in_use, limit in rows:
+        used.add(dom(domid), in_use)
+        top.add(dom(domid), limit)
+
+
 def families(r: Reading, *, per_device: bool = False) -> list[Metric]:
     """Every family for ``r``; a source that is down contributes only its ``source_up`` 0."""
     b = _Builder(r.simulated)
@@ -96,26 +107,16 @@ def families(r: Reading, *, per_device: bool = False) -> list[Metric]:
         took.add([s.name], round(s.seconds, 6))
 
     if r.grant_sizes is not None:
-        used = b.gauge("grantscope_grant_frames",
-                       "Grant-table frames the domain uses (GNTTABOP_query_size)",
-                       ["domain", "domid"])
-        top = b.gauge("grantscope_grant_frames_max",
+        _used_and_max(b, dom, "grantscope_grant_frames",
+                      "Grant-table frames the domain uses (GNTTABOP_query_size)",
                       "Most grant-table frames the domain may use (GNTTABOP_query_size)",
-                      ["domain", "domid"])
-        for g in r.grant_sizes:
-            used.add(dom(g.domid), g.frames)
-            top.add(dom(g.domid), g.max_frames)
+                      [(g.domid, g.frames, g.max_frames) for g in r.grant_sizes])
 
     if r.maptrack is not None:
-        mt_used = b.gauge("grantscope_maptrack_frames",
-                          "Maptrack frames the domain uses (from a 'g' dump, --maptrack-every)",
-                          ["domain", "domid"])
-        mt_top = b.gauge("grantscope_maptrack_frames_max",
-                         "Most maptrack frames the domain may use (from a 'g' dump)",
-                         ["domain", "domid"])
-        for m in r.maptrack.uses:
-            mt_used.add(dom(m.domid), m.frames)
-            mt_top.add(dom(m.domid), m.max_frames)
+        _used_and_max(b, dom, "grantscope_maptrack_frames",
+                      "Maptrack frames the domain uses (from a 'g' dump, --maptrack-every)",
+                      "Most maptrack frames the domain may use (from a 'g' dump)",
+                      [(m.domid, m.frames, m.max_frames) for m in r.maptrack.uses])
         age = b.gauge("grantscope_maptrack_age_seconds",
                       "Seconds since the 'g' dump the maptrack series come from", [])
         age.add([], round(r.maptrack.age, 3))

@@ -28,8 +28,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from grantscope.lab.guest import PyGuest, boot_guest
-from grantscope.lab.leaks import wait_ports_released
+from grantscope.lab.guest import PyGuest, guest_session
 
 pytestmark = [pytest.mark.xen, pytest.mark.timeout(1500)]
 
@@ -115,13 +114,8 @@ SCRAPE_INTERVAL = 15  # seconds; a scrape in a TCG dom0 takes a few (under load,
 @pytest.fixture(scope="module")
 def small_table_guest() -> Iterator[PyGuest]:
     """A PV guest whose grant table may grow to 2 frames (``max_grant_frames = 2``)."""
-    booted = boot_guest("pv", xl_options={"max_grant_frames": "2"})
-    try:
+    with guest_session("pv", xl_options={"max_grant_frames": "2"}) as booted:
         yield booted
-    finally:
-        booted.destroy()
-        if booted.domid is not None:
-            wait_ports_released(booted.domid)
 
 
 @pytest.fixture

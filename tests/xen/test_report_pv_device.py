@@ -37,8 +37,7 @@ from pilot import SIZE, async_test, focus_within, settle, wait_for
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import lab_vif
-from grantscope.lab.guest import PyGuest, boot_guest
-from grantscope.lab.leaks import wait_ports_released
+from grantscope.lab.guest import PyGuest, guest_session
 from grantscope.model.findings import Finding, analyze
 from grantscope.xen.gntalloc import GrantOffer
 
@@ -58,13 +57,8 @@ MAP = ("import sys, time\nfrom grantscope.xen.gntdev import GrantMapping\n"
 def guest() -> Iterator[PyGuest]:
     """The module's PV guest with small grant/maptrack limits and one lab vif."""
     options = {"max_grant_frames": "2", "max_maptrack_frames": "2", "vif": lab_vif()}
-    booted = boot_guest("pv", xl_options=options)
-    try:
+    with guest_session("pv", xl_options=options) as booted:
         yield booted
-    finally:
-        booted.destroy()
-        if booted.domid is not None:
-            wait_ports_released(booted.domid)
 
 
 def _table_findings(domid: int) -> tuple[dict[str, Finding], dict[str, tuple[int, int]]]:
