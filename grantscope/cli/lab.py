@@ -81,11 +81,18 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    from grantscope.cli.progress import Progress
     from grantscope.lab import configs
     from grantscope.lab.build import build
 
     configs.get(args.config)    # every configuration boots the same build today
-    result = build(install_deps=args.install_deps)
+    with Progress("lab build", enabled=None if not args.json else False) as progress:
+        def step(message: str) -> None:  # on a terminal: the step beside a spinner, and kept
+            progress.note(f"lab build: {message}")
+            progress.update(message)
+
+        result = build(install_deps=args.install_deps,
+                       on_step=step if progress.enabled else None)
     if args.json:
         print(json.dumps({"ok": True, **result.to_json()}, indent=2))
     else:

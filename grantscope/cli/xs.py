@@ -128,7 +128,15 @@ def _check_timeout(args: argparse.Namespace) -> None:
 
 
 def _open(args: argparse.Namespace) -> XenStore:
-    """The real store: ``xs write`` and ``xs rm`` (not simulated)."""
+    """The real store: ``xs write`` and ``xs rm``.  Under ``--demo`` they are refused before
+    anything connects: the demo host's store lives for one command, so a write there would
+    change nothing, and writing to this machine's XenStore instead would surprise."""
+    if getattr(args, "demo", False):
+        raise UsageError(
+            f"'xs {args.xs_command}' cannot run under --demo",
+            "The demo host's XenStore exists only while one command runs, so there is nothing "
+            "a write could change; without --demo it writes to this machine's XenStore. Try "
+            "'grantscope --demo xs ls -r /' to look at the simulated one.")
     _check_timeout(args)
     return XenStore.open(timeout=args.timeout)
 

@@ -25,8 +25,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -167,7 +168,17 @@ def _build_lock(root: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# Who hears each step of a build: the CLI's progress display when one is drawn (build()'s
+# on_step), else the step is one line on stderr.
+_listener: ContextVar[Callable[[str], None] | None] = ContextVar("lab_build_listener",
+                                                                 default=None)
+
+
 def _say(message: str) -> None:
+    listener = _listener.get()
+    if listener is not None:
+        listener(message)
+        return
     sys.stderr.write(f"lab build: {message}\n")
     sys.stderr.flush()
 
@@ -347,9 +358,18 @@ def current_build(root: Path | None = None) -> LabBuild:
     return load_build((root / "current").resolve())
 
 
-def build(root: Path | None = None, *, install_deps: bool = False) -> LabBuild:
-    """Build (or reuse) the lab in ``root``; return the build."""
-    root = paths.lab_dir() if root is None else root
+def build(root: Path | None = None, *, install_deps: bool = False,
+          on_step: Callable[[str], None] | None = None) -> LabBuild:
+    """Build (or reuse) the lab in ``root``; return the build.  ``on_step`` hears each step
+    ("apt-get download ...", "building dom0.cpio.gz") instead of stderr."""
+    token = _listener.set(on_step)
+    try:
+        return _build_or_reuse(paths.lab_dir() if root is None else root, install_deps)
+    finally:
+        _listener.reset(token)
+
+
+def _build_or_reuse(root: Path, install_deps: bool) -> LabBuild:
     if install_deps:
         deps.install_packages()
     deps.require(deps.BUILD_TOOLS)

@@ -17,6 +17,8 @@ Checks (thresholds in :class:`Thresholds`):
   ``storm_rate`` per second;
 * ``xenstore-quota``: a domain's XenStore usage ≥ 80 % of a quota;
 * ``stale-backend``: backend directories of domains that no longer exist;
+* ``xenstore-leftover``: XenStore nodes a grantscope process created and never removed (it was
+  killed before its cleanup ran; its journal, grantscope.xen.xs_journal, names them);
 * ``device-state``: a PV device whose frontend or backend is not Connected.
 
 The types live in :mod:`~grantscope.model.observation` (re-exported here) and the leak check
@@ -297,6 +299,44 @@ def _device_states(devices: tuple[DeviceRow, ...], alive: set[int] | None) -> li
     return out
 
 
+_LEFTOVER_SHOWN = 8  # nodes named in the evidence; the subject lists them all
+
+
+def _leftovers(obs: Observation) -> list[Finding]:
+    if obs.leftovers is None or obs.xenstore is None:
+        return []
+    out: list[Finding] = []
+    for entry in obs.leftovers:
+        ours = set(entry.nodes)
+        # A node still there is left over, unless something it did not write lives under it
+        # now (a directory it created that others have since written into is theirs too).
+        still = [n for n in entry.nodes if n in obs.xenstore and not any(
+            p.startswith(n + "/") and p not in ours for p in obs.xenstore)]
+        if not still:
+            continue  # removed since, by hand or by a later run
+        more = len(still) - _LEFTOVER_SHOWN
+        out.append(
+            Finding(
+                code="xenstore-leftover",
+                severity="warning",
+                title=f"grantscope process {entry.pid} ended without removing {len(still)} "
+                "XenStore node(s) it created",
+                evidence=(
+                    f"journal {entry.journal} (process {entry.pid} no longer runs)",
+                    *still[:_LEFTOVER_SHOWN],
+                    *([f"... and {more} more"] if more > 0 else []),
+                ),
+                action=(
+                    "It was killed before its cleanup ran (SIGKILL, the OOM killer, a lost "
+                    "host), so nothing removes them. If no peer still reads them, remove each "
+                    "with 'xenstore-rm PATH' (deepest first), then delete the journal file."
+                ),
+                subject={"pid": entry.pid, "journal": entry.journal, "nodes": still},
+            )
+        )
+    return out
+
+
 def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
     """All findings for ``obs``; checks whose inputs are missing are listed in ``not_checked``."""
     th = thresholds or Thresholds()
@@ -355,6 +395,7 @@ def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
         *_quota(obs, th),
         *_stale_backends(obs),
         *_device_states(devices, alive),
+        *_leftovers(obs),
     ]
     findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     return Analysis(findings=tuple(findings), devices=devices, not_checked=tuple(not_checked))

@@ -78,6 +78,18 @@ class Observation:
     # Domains whose home is still in XenStore although xenstored no longer knows them (Xen
     # destroyed them and nobody cleaned up); None when that could not be asked.
     gone_domids: frozenset[int] | None = None
+    # XenStore nodes grantscope processes that no longer run created and never removed (their
+    # journals, grantscope.xen.xs_journal); None when the journals were not read.
+    leftovers: tuple[XsLeftover, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class XsLeftover:
+    """A journal of a grantscope process that ended without its cleanup: what it created."""
+
+    journal: str
+    pid: int
+    nodes: tuple[str, ...]  # nodes, then the directories their writes created
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from grantscope.model.dumps import ConsoleParse
 from grantscope.model.findings import Observation
 from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
+from grantscope.model.observation import XsLeftover
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 
 _HOME_PATH = re.compile(r"^/local/domain/(\d+)$")
@@ -61,6 +62,7 @@ def build_observation(
     missing: str = "",
     grant_sizes: Sequence[GrantFrames] | None = None,
     gone_domids: frozenset[int] | None = None,
+    leftovers: Sequence[XsLeftover] | None = None,
 ) -> Observation:
     """An Observation of the parts given (see the module doc).
 
@@ -101,6 +103,7 @@ def build_observation(
         unavailable=why,
         grant_sizes=tuple(grant_sizes) if grant_sizes is not None else None,
         gone_domids=gone_domids,
+        leftovers=tuple(leftovers) if leftovers is not None else None,
     )
 
 
@@ -181,6 +184,18 @@ def _add_backends(store: Any, snapshot: dict[str, bytes | None],
 COLLECT_STEPS = 6
 
 
+def xenstore_leftovers(unavailable: dict[str, str]) -> tuple[XsLeftover, ...]:
+    """The journals of grantscope processes that ended without removing their nodes
+    (:mod:`grantscope.xen.xs_journal`); a journal that cannot be read is noted in
+    ``unavailable``."""
+    from grantscope.xen.xs_journal import dead_journals
+
+    entries, problems = dead_journals()
+    if problems:
+        unavailable["xenstore journals"] = "; ".join(problems)
+    return tuple(XsLeftover(e.file, e.pid, e.nodes + e.dirs) for e in entries)
+
+
 def gone_domains(store: Any, snapshot: Mapping[str, bytes | None] | None,
                  local: int | None) -> frozenset[int] | None:
     """Domains with a home in ``snapshot`` that xenstored says are not introduced: Xen
@@ -229,6 +244,7 @@ def collect_observation(
     store, snapshot = _read_xenstore(unavailable)
     local = local_domid(store)
     gone = gone_domains(store, snapshot, local) if store is not None else None
+    leftovers = xenstore_leftovers(unavailable)
     if store is not None:
         store.close()
 
@@ -281,7 +297,7 @@ def collect_observation(
         unavailable["lsevtchn"] = ls_why
     obs = build_observation(xenstore=snapshot, console=console, first=first, second=second,
                             quota=quota, holders=holders, local_domid=local,
-                            unavailable=unavailable, gone_domids=gone)
+                            unavailable=unavailable, gone_domids=gone, leftovers=leftovers)
     unavailable = dict(obs.unavailable)
     extra: dict[str, Any] = {
         "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},

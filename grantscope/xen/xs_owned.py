@@ -6,7 +6,9 @@ a toolstack key).  :class:`OwnedNodes` records, for every write, whether the nod
 before (then its old value is restored rather than removed) and which parent directories the
 write had to create; :meth:`OwnedNodes.remove` removes the nodes it created, restores the
 values it replaced, and removes a directory it created only when nothing else is left in
-it.  The CLI's ``offer --publish`` and every probe's publish step use it.
+it.  The CLI's ``offer --publish`` and every probe's publish step use it.  On the real
+XenStore it also keeps a journal on disk of what it created until it removed it
+(:mod:`grantscope.xen.xs_journal`), so nodes left by a killed process can be named later.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from typing import Any
+
+from grantscope.xen.xs_journal import Journal
 
 __all__ = ["OwnedNodes"]
 
@@ -27,10 +31,13 @@ class _Written:
 class OwnedNodes:
     """The nodes written through :meth:`write` (and the directories that write created)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, journal: Journal | None = None) -> None:
         self._store = store
         self._written: list[_Written] = []
         self._created_dirs: list[str] = []  # in creation order: parents before children
+        # The real XenStore only (socket or xenbus): the demo host's store needs no journal.
+        real = getattr(store, "transport", None) in ("socket", "xenbus")
+        self._journal = journal if journal is not None else Journal() if real else None
 
     @property
     def paths(self) -> list[str]:
@@ -55,6 +62,10 @@ class OwnedNodes:
         known = {w.path for w in self._written}
         previous = None if path in known else self._store.read_or_none(path)
         created = [d for d in self._missing_parents(path) if d not in self._created_dirs]
+        if self._journal is not None and (previous is None or created):
+            # Noted before the write: a kill between the two leaves a note of a node that
+            # does not exist (harmless), never a node nobody noted.
+            self._journal.record([path] if previous is None else [], created)
         self._store.write(path, value)
         self._created_dirs.extend(created)
         if path not in known:
@@ -83,4 +94,6 @@ class OwnedNodes:
                 problems.append(f"could not remove {directory}: "
                                 f"{getattr(exc, 'message', exc)}")
         self._created_dirs.clear()
+        if self._journal is not None and not problems:
+            self._journal.close()  # all removed; with problems the note stays for 'report'
         return problems

@@ -213,3 +213,19 @@ def test_demo_probe_list_gives_a_command_that_runs_for_every_probe(
     doc = json.loads(capsys.readouterr().out)
     assert doc["simulated"] is True
     assert {p["name"]: p["demo_values"] for p in doc["probes"]}["map-grant"]["domid"] == "1"
+
+
+@pytest.mark.parametrize("argv", [["xs", "write", "--allow-write", "/local/domain/0/x", "y"],
+                                  ["xs", "rm", "--allow-write", "/local/domain/0/name"]])
+def test_demo_never_writes_to_this_machines_xenstore(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from xsd_double import running_double
+
+    with running_double() as real:  # stands for this machine's XenStore
+        real.put("/local/domain/0/name", b"Domain-0")
+        monkeypatch.setenv("XENSTORED_PATH", real.socket_path)
+        before = len(real.requests)
+        assert main(["--demo", *argv]) == 2
+        assert real.requests[before:] == []  # refused before anything connected
+    assert "cannot run under --demo" in capsys.readouterr().err

@@ -89,3 +89,25 @@ def test_report_collection_names_each_step(fake_xl: Path,  # noqa: F811
     assert len(steps) == COLLECT_STEPS
     assert steps[:3] == ["XenStore", "capturing the g and e dumps",
                          "two counter samples 0 s apart"]
+
+
+def test_lab_build_steps_go_to_the_progress_display_or_to_stderr(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from grantscope.lab import build as lab_build
+
+    def fake(root: Path, install_deps: bool) -> object:
+        lab_build._say("apt-get download xen-hypervisor-4.17-amd64=4.17")
+        lab_build._say("building dom0.cpio.gz")
+        return root
+
+    monkeypatch.setattr(lab_build, "_build_or_reuse", fake)
+    heard: list[str] = []
+    lab_build.build(tmp_path, on_step=heard.append)  # a terminal: the CLI's Progress hears
+    assert heard == ["apt-get download xen-hypervisor-4.17-amd64=4.17",
+                     "building dom0.cpio.gz"]
+    assert capsys.readouterr().err == ""
+    lab_build.build(tmp_path)  # piped: one line per step on stderr, as before
+    assert capsys.readouterr().err.splitlines() == [
+        "lab build: apt-get download xen-hypervisor-4.17-amd64=4.17",
+        "lab build: building dom0.cpio.gz"]

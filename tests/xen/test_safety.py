@@ -14,11 +14,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +188,51 @@ def test_offer_page_cleanup_leaves_a_sibling_written_by_someone_else(how: str) -
         finally:
             if xs.exists(BASE):
                 xs.rm(BASE)
+
+
+def test_report_names_the_nodes_a_killed_offer_left() -> None:
+    """SIGKILL runs no cleanup: the nodes 'offer --publish' wrote stay. grantscope's journal of
+    them lets 'report' name them, with the killed process and what to remove; once they are
+    removed, the finding is gone."""
+    path = f"/local/domain/0/data/gs-leftover-{os.getpid()}"
+    offer = subprocess.Popen([*GS, "offer", "--to", "0", "--publish", path, "--wait", "600"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal, named = "", []
+    try:
+        with XenStore.open(timeout=30.0) as xs:
+            deadline = time.monotonic() + 300
+            while xs.read_or_none(f"{path}/port") is None:
+                assert offer.poll() is None, offer.stderr.read() if offer.stderr else ""
+                assert time.monotonic() < deadline, "offer never published"
+                time.sleep(0.5)
+        offer.send_signal(signal.SIGKILL)
+        assert offer.wait(timeout=60) == -signal.SIGKILL
+        with XenStore.open(timeout=30.0) as xs:
+            assert xs.exists(f"{path}/gref") and xs.exists(f"{path}/port")  # no cleanup ran
+        doc = _report_json()
+        mine = [f for f in doc["findings"]
+                if f["code"] == "xenstore-leftover" and f["subject"]["pid"] == offer.pid]
+        assert len(mine) == 1, doc["findings"]
+        journal, named = mine[0]["subject"]["journal"], mine[0]["subject"]["nodes"]
+        assert {f"{path}/gref", f"{path}/port", path} <= set(named)
+        assert "xenstore-rm" in mine[0]["action"]
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+            offer.wait(timeout=60)
+        with XenStore.open(timeout=30.0) as xs:  # what the killed process would have removed
+            for node in sorted(set(named) | {path}, key=len, reverse=True):  # deepest first
+                if xs.exists(node) and not xs.list(node):
+                    xs.rm(node)
+    assert not [f for f in _report_json()["findings"]
+                if f["code"] == "xenstore-leftover" and f["subject"]["pid"] == offer.pid]
+    if journal:
+        os.unlink(journal)
+
+
+def _report_json() -> dict[str, Any]:
+    proc = subprocess.run([*GS, "report", "--json", "--no-dumps", "--interval", "0"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
