@@ -35,14 +35,10 @@ from grantscope.host.base import (
     XsNode,
     hv_ports_from_dump,
 )
-from grantscope.host.sim_devices import (
-    GrantTable,
-    PortTable,
-    SimDevices,
-    SimXenStore,
-)
+from grantscope.host.sim_devices import GrantTable, PortTable, SimDevices
 from grantscope.host.sim_hv import sim_console, sim_observation, sim_usage
 from grantscope.host.sim_store import AdvancingWatch, SimStoreView
+from grantscope.host.sim_xenstore import SimXenStore
 from grantscope.model.findings import Observation, analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
 from grantscope.model.toolout import DeviceHolder, ProcessInfo
