@@ -34,7 +34,6 @@ import base64
 import dataclasses
 import os
 import platform
-import re
 import shutil
 import socket
 import subprocess
@@ -49,6 +48,7 @@ from grantscope.bundle.collect import Collector, Payload, Unavailable
 from grantscope.bundle.format import node_to_json
 from grantscope.model.findings import analyze
 from grantscope.model.interrupts import parse_interrupts
+from grantscope.model.toolout import parse_xl_list
 from grantscope.sources import hvdump, lsevtchn, procfs, quota
 from grantscope.sources.observation import Sample, build_observation
 from grantscope.xen.xenstore import XenStore
@@ -208,31 +208,6 @@ def collect_xenstore(
 
 
 # -- xl --------------------------------------------------------------------------------------
-_XL_ROW = re.compile(
-    r"^(?P<name>.+?)\s+(?P<id>\d+)\s+(?P<mem>\d+)\s+(?P<vcpus>\d+)\s+"
-    r"(?P<state>[-rbpscd]{6})\s+(?P<time>[\d.]+)\s*$"
-)
-
-
-def parse_xl_list(text: str) -> list[dict[str, Any]]:
-    """The rows of ``xl list`` (name, id, mem MiB, vcpus, state letters, cpu time s)."""
-    rows = []
-    for line in text.splitlines()[1:]:
-        m = _XL_ROW.match(line)
-        if m:
-            rows.append(
-                {
-                    "name": m["name"],
-                    "domid": int(m["id"]),
-                    "mem_mib": int(m["mem"]),
-                    "vcpus": int(m["vcpus"]),
-                    "state": m["state"],
-                    "cpu_time_s": float(m["time"]),
-                }
-            )
-    return rows
-
-
 def collect_domains(timeout: float) -> Payload:
     """domains.json: ``xl list`` raw and parsed."""
     text = _run(["xl", "list"], timeout)
@@ -483,34 +458,3 @@ def standard_collectors(sources: ExportSources) -> list[Collector]:
     if sources.include_pages:
         collectors.append(Collector("pages", lambda: collect_pages(host, note), 60.0, "page bytes"))
     return collectors
-
-
-# What each kind of machine can give: a collector in its set that does not end "ok" makes the
-# export partial (exit status 1 unless --allow-partial).  "unavailable" elsewhere is expected:
-# a domU has no 'xl', a machine without Xen has only host facts and /proc.
-_EXPECTED_ANYWHERE = frozenset({"host", "interrupts", "processes"})
-_EXPECTED_DOMU = _EXPECTED_ANYWHERE | {"xenstore", "grants", "events", "sysfs", "findings"}
-_EXPECTED_DOM0 = _EXPECTED_DOMU | {"domains", "xl_info", "hvdump", "quota", "lsevtchn"}
-
-
-def expected_collectors(role: object) -> frozenset[str]:
-    """The collectors a host of ``role`` (``dom0``, ``domU``, anything else) must complete."""
-    if role == "dom0":
-        return _EXPECTED_DOM0
-    if role == "domU":
-        return _EXPECTED_DOMU
-    return _EXPECTED_ANYWHERE
-
-
-def partial_failures(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """The collectors that make an export partial: any ``error`` or ``timeout``, and an
-    ``unavailable`` one that the host's role should have (see :func:`expected_collectors`)."""
-    host = manifest.get("host")
-    expected = expected_collectors(host.get("role") if isinstance(host, dict) else None)
-    return [
-        c
-        for c in manifest.get("collectors", [])
-        if c.get("status") in ("error", "timeout")
-        or (c.get("status") == "unavailable" and c.get("name") in expected)
-    ]
-

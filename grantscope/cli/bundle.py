@@ -174,7 +174,8 @@ def _progress_printer(enabled: bool, bar: Progress | None = None) -> Any:
 def run_export(args: argparse.Namespace) -> int:
     """Collect and write the bundle; exit 1 (the bundle still written) when it is partial:
     a collector this host should support failed, unless ``--allow-partial``."""
-    from grantscope.bundle.collectors import ExportSources, partial_failures, standard_collectors
+    from grantscope.bundle.collectors import ExportSources, standard_collectors
+    from grantscope.bundle.completeness import partial_failures
     from grantscope.xen.readonly import refuse_if_readonly
 
     if getattr(args, "capture", False):  # refused up front, not as one failed collector

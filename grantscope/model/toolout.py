@@ -203,3 +203,29 @@ class ProcessInfo:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+# -- xl list ----------------------------------------------------------------------------------
+_XL_ROW = re.compile(
+    r"^(?P<name>.+?)\s+(?P<id>\d+)\s+(?P<mem>\d+)\s+(?P<vcpus>\d+)\s+"
+    r"(?P<state>[-rbpscd]{6})\s+(?P<time>[\d.]+)\s*$"
+)
+
+
+def parse_xl_list(text: str) -> list[dict[str, Any]]:
+    """The rows of ``xl list`` (name, id, mem MiB, vcpus, state letters, cpu time s)."""
+    rows = []
+    for line in text.splitlines()[1:]:
+        m = _XL_ROW.match(line)
+        if m:
+            rows.append(
+                {
+                    "name": m["name"],
+                    "domid": int(m["id"]),
+                    "mem_mib": int(m["mem"]),
+                    "vcpus": int(m["vcpus"]),
+                    "state": m["state"],
+                    "cpu_time_s": float(m["time"]),
+                }
+            )
+    return rows

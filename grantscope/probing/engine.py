@@ -15,16 +15,16 @@ the CLI raises from its SIGTERM handler).
 from __future__ import annotations
 
 import errno as errno_mod
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from grantscope.errors import GrantscopeError, UsageError
 from grantscope.probing.devices import Devices
 from grantscope.probing.params import Param, parse_values
+from grantscope.probing.records import ProbeInterrupted, StepFailed, StepRecord
 
 CANCEL_SLICE_S = 0.2  # a waiting step notices a cleanup within this long
 STEP_WAIT_S = 30.0  # how long cleanup waits for a running step to end
@@ -40,75 +40,6 @@ __all__ = [
     "StepRecord",
     "builtin_probes",
 ]
-
-
-class ProbeInterrupted(BaseException):
-    """Raised inside the main thread by the CLI's SIGTERM/SIGHUP handler to stop a probe.
-
-    It derives from BaseException, like KeyboardInterrupt, so no ``except
-    Exception`` in a step swallows it.  It names the signal (a number or a name such as
-    ``"SIGTERM"``): ``str()`` is the name and :attr:`signum` the number, so a front-end
-    exits 128+n.
-    """
-
-    def __init__(self, which: int | str = "SIGTERM") -> None:
-        try:
-            sig = signal.Signals[which] if isinstance(which, str) else signal.Signals(which)
-        except (KeyError, ValueError):
-            sig = signal.SIGTERM
-        super().__init__(sig.name)
-        self.signum = int(sig.value)
-
-
-class StepFailed(GrantscopeError):
-    """Raised by a step to fail without a device error (a timeout, a wrong byte)."""
-
-    def __init__(
-        self,
-        message: str,
-        explanation: str = "",
-        *,
-        errno: int | None = None,
-        result: dict[str, Any] | None = None,
-    ):
-        super().__init__(message, explanation)
-        self.errno = errno
-        self.result = result or {}
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What one step (or one release during cleanup) did.
-
-    ``index`` is the step's position in :attr:`ProbeRun.step_names` (0-based);
-    cleanup records continue after the last step.  ``phase`` is ``"step"`` or
-    ``"cleanup"``.
-    """
-
-    index: int
-    name: str
-    call: str
-    arguments: dict[str, Any]
-    ok: bool
-    result: dict[str, Any]
-    errno: int | None
-    explanation: str
-    duration_s: float
-    mutating: bool
-    phase: str = "step"
-
-    @property
-    def errno_name(self) -> str | None:
-        """``EINVAL`` for 22, None when there is no errno."""
-        if self.errno is None:
-            return None
-        return errno_mod.errorcode.get(self.errno, str(self.errno))
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as a JSON-ready object (``errno_name`` added)."""
-        data = asdict(self)
-        data["errno_name"] = self.errno_name
-        return data
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from grantscope.bundle.collectors import ExportSources, parse_xl_list, standard_collectors
+from grantscope.bundle.collectors import ExportSources, standard_collectors
 from grantscope.bundle.export import export_bundle
 from grantscope.bundle.reader import read_bundle
 from grantscope.cli import main
 from grantscope.host.replay import ReplayHost
 from grantscope.host.sim import SimHost
+from grantscope.model.toolout import parse_xl_list
 
 
 def test_export_works_on_any_machine_and_records_every_collector(

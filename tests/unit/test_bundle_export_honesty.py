@@ -14,7 +14,7 @@ from bundle_corpus.hostile import _file, gz, manifest_for, tar_bytes
 
 from grantscope.bundle import collectors as collectors_module
 from grantscope.bundle.collect import Collector, Unavailable
-from grantscope.bundle.collectors import expected_collectors, partial_failures
+from grantscope.bundle.completeness import expected_collectors, partial_failures
 from grantscope.bundle.export import export_bundle, root_dir_name
 from grantscope.bundle.reader import read_bundle
 from grantscope.cli import main
