@@ -188,7 +188,7 @@ def xenstore_leftovers(unavailable: dict[str, str]) -> tuple[XsLeftover, ...]:
     """The journals of grantscope processes that ended without removing their nodes
     (:mod:`grantscope.xen.xs_journal`); a journal that cannot be read is noted in
     ``unavailable``."""
-    from grantscope.xen.xs_journal import dead_journals
+    from grantscope.sources.xs_journals import dead_journals
 
     entries, problems = dead_journals()
     if problems:

@@ -6,7 +6,8 @@ cleanup: the nodes it published stay in XenStore, and nothing says whose they ar
 file, ``/run/grantscope/xenstore-PID-N.json`` (``GRANTSCOPE_RUN_DIR`` elsewhere), listing the
 nodes and directories it created, with the process's id and start time; a clean removal
 deletes it.  ``grantscope report`` reads the journals of processes that no longer run and names
-the nodes that are still there (the ``xenstore-leftover`` finding).  ``/run`` is emptied at
+the nodes that are still there (the ``xenstore-leftover`` finding; the journals are read by
+:mod:`grantscope.sources.xs_journals`).  ``/run`` is emptied at
 boot, as XenStore is.
 
 The journal is a help, never a condition: a directory that cannot be written (not root, a
@@ -20,11 +21,10 @@ import json
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from grantscope.safefile import replace_file
 
-__all__ = ["Journal", "JournalEntry", "dead_journals", "process_start", "run_dir"]
+__all__ = ["MAX_BYTES", "MAX_NODES", "Journal", "process_start", "run_dir"]
 
 log = logging.getLogger(__name__)
 _numbers = itertools.count()
@@ -90,45 +90,3 @@ class Journal:
             pass
         except OSError as exc:
             log.debug("could not remove the XenStore journal %s: %s", self.path, exc)
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """A journal whose process no longer runs: the nodes it created and never removed."""
-
-    file: str
-    pid: int
-    nodes: tuple[str, ...]
-    dirs: tuple[str, ...]
-
-
-def dead_journals(directory: str | None = None,
-                  proc: str = "/proc") -> tuple[tuple[JournalEntry, ...], tuple[str, ...]]:
-    """The journals of processes that are gone (or whose pid now names another process), and
-    what could not be read; never raises."""
-    where = directory or run_dir()
-    try:
-        names = sorted(n for n in os.listdir(where)
-                       if n.startswith("xenstore-") and n.endswith(".json"))
-    except FileNotFoundError:
-        return (), ()
-    except OSError as exc:
-        return (), (f"{where}: {exc.strerror or exc}",)
-    found: list[JournalEntry] = []
-    problems: list[str] = []
-    for name in names:
-        path = os.path.join(where, name)
-        try:
-            with open(path, "rb") as f:
-                doc = json.loads(f.read(MAX_BYTES + 1)[:MAX_BYTES])
-            pid, start = int(doc["pid"]), doc.get("start")
-            nodes = [str(n) for n in doc.get("nodes", [])][:MAX_NODES]
-            dirs = [str(d) for d in doc.get("dirs", [])][:MAX_NODES]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            problems.append(f"{path}: unreadable ({exc})")
-            continue
-        alive = process_start(pid, proc)
-        if alive is not None and (start is None or alive == start):
-            continue  # still running: its nodes are in use
-        found.append(JournalEntry(path, pid, tuple(nodes), tuple(dirs)))
-    return tuple(found), tuple(problems)

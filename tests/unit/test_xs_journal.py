@@ -16,8 +16,9 @@ from xsd_double import XsdDouble, running_double
 
 from grantscope.model.findings import Observation, analyze
 from grantscope.model.observation import XsLeftover
+from grantscope.sources.xs_journals import dead_journals
 from grantscope.xen.xenstore import XenStore
-from grantscope.xen.xs_journal import dead_journals, process_start
+from grantscope.xen.xs_journal import process_start
 from grantscope.xen.xs_owned import OwnedNodes
 
 
