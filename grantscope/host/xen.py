@@ -194,20 +194,27 @@ class XenHost(Host):
 
         return describe_process(pid)
 
-    def capture_hypervisor_grants(self) -> str:
-        """``xl debug-keys g`` through the diagnostics' safe capture (dom0 only)."""
+    def _capture(self, key: str, part: str) -> tuple[Any, str]:
+        """Capture the ``key`` dump through the diagnostics' safe capture (dom0 only): the
+        parse when it holds ``part`` (``grants``/``events``), else None; and what to say."""
         from grantscope.errors import GrantscopeError
         from grantscope.sources.hvdump import capture_dumps
 
         try:
-            cap = capture_dumps("g")
+            cap = capture_dumps(key)
         except GrantscopeError as err:  # --readonly: the refusal, in one line
-            return err.message
-        dump = cap.parse.grants if cap.parse is not None else None
-        if dump is None:
-            return cap.unavailable or "; ".join(cap.problems) or "no grant dump in the console"
-        self._keep_grants(cap.parse)
-        return "; ".join(cap.problems)
+            return None, err.message
+        if cap.parse is None or getattr(cap.parse, part) is None:
+            return None, (cap.unavailable or "; ".join(cap.problems)
+                          or f"no '{key}' dump in the console")
+        return cap.parse, "; ".join(cap.problems)
+
+    def capture_hypervisor_grants(self) -> str:
+        """``xl debug-keys g`` through the diagnostics' safe capture (dom0 only)."""
+        parse, said = self._capture("g", "grants")
+        if parse is not None:
+            self._keep_grants(parse)
+        return said
 
     def _keep_grants(self, parse: Any) -> None:
         dump = parse.grants if parse is not None else None
@@ -238,18 +245,10 @@ class XenHost(Host):
 
     def capture_hypervisor_events(self) -> str:
         """``xl debug-keys e`` through the diagnostics' safe capture (dom0 only)."""
-        from grantscope.errors import GrantscopeError
-        from grantscope.sources.hvdump import capture_dumps
-
-        try:
-            cap = capture_dumps("e")
-        except GrantscopeError as err:  # --readonly: the refusal, in one line
-            return err.message
-        dump = cap.parse.events if cap.parse is not None else None
-        if dump is None:
-            return cap.unavailable or "; ".join(cap.problems) or "no event dump in the console"
-        self._hv_ports = hv_ports_from_dump(dump)
-        return "; ".join(cap.problems)
+        parse, said = self._capture("e", "events")
+        if parse is not None:
+            self._hv_ports = hv_ports_from_dump(parse.events)
+        return said
 
     def findings(self) -> FindingsSnapshot | None:
         """The last analysis run by :meth:`analyze` (None before the user asked for one)."""
