@@ -55,8 +55,12 @@ def register(subparsers: Any) -> None:
             help="give up on a XenStore request after S seconds (default 5)",
         )
 
-    ls = sub.add_parser("ls", help="list a node's children with their values")
-    ls.add_argument("path", metavar="PATH")
+    ls = sub.add_parser(
+        "ls", help="list a node's children with their values",
+        description="One line per child, as 'xenstore-ls -f' prints it (PATH = \"value\"); "
+        "with -r the whole subtree. PATH defaults to /, as for xenstore-ls.")
+    ls.add_argument("path", metavar="PATH", nargs="?", default="/",
+                    help="the node to list (default /)")
     ls.add_argument(
         "-r", "--recursive", action="store_true", help="whole subtree, like xenstore-ls -f"
     )
@@ -65,7 +69,8 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(run=run_ls)
 
     read = sub.add_parser("read", help="print a node's value")
-    read.add_argument("path", metavar="PATH")
+    read.add_argument("path", metavar="PATH", help="the node to read (absolute, or relative to "
+                      "this domain's home, as xenstore-read takes it)")
     read.add_argument("--raw", action="store_true", help="write the bytes unescaped")
     common(read)
     read.set_defaults(run=run_read)

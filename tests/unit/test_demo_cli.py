@@ -229,3 +229,12 @@ def test_demo_never_writes_to_this_machines_xenstore(
         assert main(["--demo", *argv]) == 2
         assert real.requests[before:] == []  # refused before anything connected
     assert "cannot run under --demo" in capsys.readouterr().err
+
+
+def test_xs_ls_defaults_to_the_root_as_xenstore_ls(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--demo", "xs", "ls"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("SIMULATED") and any(line.startswith("/local = ") for line in out)
+    with pytest.raises(SystemExit):
+        main(["xs", "ls", "--help"])
+    assert "PATH defaults to /" in " ".join(capsys.readouterr().out.split())  # any wrapping
