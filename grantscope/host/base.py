@@ -402,6 +402,12 @@ class Host(abc.ABC):
         """Current bytes of the page named ``key`` (one of :meth:`pages`)."""
         raise UsageError(f"no page named {key!r} on this host", "Pick one from the Page list.")
 
+    def domain_alive(self, domid: int) -> bool | None:
+        """Whether domain ``domid`` still exists (a page mapped from it outlives it: Xen
+        keeps a destroyed domain's pages while anyone maps them); None when this backend
+        cannot tell (a bundle, a domU that may not ask)."""
+        return None
+
     def process_info(self, pid: int) -> ProcessInfo | None:
         """Name, command line, user, start time, CPU and memory of process ``pid`` (one of the
         device holders), or None when this backend cannot tell (a bundle) or it has gone."""

@@ -283,6 +283,10 @@ class SimHost(Host):
             ]
         return GrantsSnapshot(tuple(own), tuple(procs), tuple(rows), self.clock())
 
+    def domain_alive(self, domid: int) -> bool | None:
+        """dom0 and the two simulated guests exist; nothing else does."""
+        return domid == 0 or domid in GUESTS
+
     def process_info(self, pid: int) -> ProcessInfo | None:
         """Made-up details for the simulated holders (labelled simulated, like them)."""
         known = {

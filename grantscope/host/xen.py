@@ -148,6 +148,16 @@ class XenHost(Host):
         value: bytes | None = self.store().read_or_none(path)
         return value
 
+    def domain_alive(self, domid: int) -> bool | None:
+        """xenstored's IS_DOMAIN_INTRODUCED: False once Xen destroyed the domain (it may be
+        dying, held by our mapping); None when it may not be asked (a domU)."""
+        from grantscope.errors import GrantscopeError
+
+        try:
+            return bool(self.store().is_introduced(domid))
+        except GrantscopeError:
+            return None
+
     def perms(self, path: str) -> Perms | None:
         """GET_PERMS of ``path`` or None when it is missing or unreadable."""
         from grantscope.errors import GrantscopeError

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pilot import SIZE, async_test, settle, wait_for
 
 from grantscope.lab.domu import DomU
 from grantscope.lab.leaks import dom0_ports
@@ -120,6 +121,45 @@ def test_a_peer_destroyed_while_dom0_maps_its_page(domu_factory: Callable[..., D
     while xl_state(domid) is not None:
         assert time.monotonic() < deadline, f"d{domid} still listed 60 s after the unmap"
         time.sleep(0.5)
+
+
+@pytest.mark.timeout(1500)  # Textual under QEMU TCG is slow
+@async_test
+async def test_the_tui_says_when_a_mapped_pages_domain_is_gone(
+        domu_factory: Callable[..., DomU]) -> None:
+    """The Page tab shows a peer's page mapped in dom0; once the peer is destroyed its title
+    says so, and the page still reads what the peer wrote (the mapping keeps it)."""
+    from grantscope.host.xen import XenHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.page import PagePane
+
+    text = b"page of a peer the TUI watches"
+    peer = domu_factory("offer", text=text.decode())
+    gref = int(peer.wait_key("data/gref"))
+    domid = peer.domid
+    assert domid is not None
+    with Gntdev() as dev:
+        mapping = dev.map(domid, [gref], writable=False)
+        try:
+            app = GrantscopeApp(XenHost(), live=True)
+            async with app.run_test(size=SIZE) as pilot:
+                await settle(pilot)
+                await pilot.press("4")
+                await settle(pilot)
+                page = app.query_one(PagePane)
+                page.add_source("test:peer", f"map d{domid} gref {gref}",
+                                lambda: mapping.read(0, 4096))
+                page.open("test:peer")
+                title = page.query_one("#page-title")
+                assert await wait_for(pilot, lambda: page.hexdump.data.startswith(text), 300)
+                assert "gone" not in str(title.render())
+                subprocess.run(["xl", "destroy", peer.name], capture_output=True, timeout=120,
+                               check=True)
+                assert await wait_for(pilot, lambda: f"d{domid} is gone" in
+                                      str(title.render()), 300), str(title.render())
+                assert page.hexdump.data.startswith(text)  # still mapped, still readable
+        finally:
+            mapping.close()
 
 
 KILLS = 100

@@ -33,6 +33,17 @@ from grantscope.ui.panes.base import TabBody
 from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
 
 RATE_HZ = 30.0
+ALIVE_CHECK_S = 2.0  # how often the sampler asks whether the page's domain still exists
+# The granting domain of a page mapped from another domain, as its title names it: the Grants
+# tab's "map d5 gref 3", a probe's "map-grant: mapping d5 gref 8".  An offer's dN is the peer
+# allowed to map our page, not its owner, so offers do not match.
+_MAPPED_FROM = re.compile(r"\b(?:map|mapping) d(\d+)\b")
+
+
+def page_domid(title: str) -> int | None:
+    """The domain a mapped page comes from (its title's ``map dN``), or None."""
+    m = _MAPPED_FROM.search(title)
+    return int(m.group(1)) if m else None
 
 
 class RingView(Widget):
@@ -152,6 +163,8 @@ class PagePane(TabBody, Vertical):
         """Read the page into the latest-value slot, at most 30 times a second."""
         worker = get_current_worker()
         seq = 0
+        owner = page_domid(self.sources[key][0]) if key in self.sources else None
+        checked, gone = 0.0, False
         while not worker.is_cancelled:
             started = time.monotonic()
             try:
@@ -161,7 +174,22 @@ class PagePane(TabBody, Vertical):
                 return
             seq += 1
             self.slot.put(seq, data, self.host.clock())
+            if owner is not None and not gone and started - checked >= ALIVE_CHECK_S:
+                checked = started
+                if self.host.domain_alive(owner) is False:  # None: cannot tell, say nothing
+                    gone = True
+                    self.app.call_from_thread(self.show_owner_gone, key, owner)
             time.sleep(max(0.0, 1 / RATE_HZ - (time.monotonic() - started)))
+
+    def show_owner_gone(self, key: str, domid: int) -> None:
+        """The domain the page comes from no longer exists: say so in the title, once."""
+        if self.current != key or key not in self.sources:
+            return
+        title = f"{self.sources[key][0]} · d{domid} is gone (destroyed): this mapping " \
+            "keeps its page until it is unmapped"
+        self.query_one("#page-title", Label).update(title)
+        self.notify(f"d{domid}, which granted this page, no longer exists", severity="warning",
+                    markup=False)
 
     def tick(self) -> None:
         """UI timer: show the newest sample and repaint the ring header if it moved."""
