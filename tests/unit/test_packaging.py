@@ -75,17 +75,23 @@ def test_wheel_members(wheel: Path) -> None:
     assert not any("__pycache__" in n for n in names)
 
 
-def test_wheel_install_finds_probes_and_themes(wheel: Path, tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
+def _wheel_env(wheel: Path, env_dir: Path) -> Path:
+    """A fresh venv with only the wheel installed (``--no-deps --no-index``); its
+    site-packages."""
     venv.create(env_dir, with_pip=False)
-    python = env_dir / "bin" / "python"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", "--quiet", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install",
+         "--no-deps", "--no-index", "--quiet", str(wheel)],
         capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    site = next((env_dir / "lib").glob("python3*/site-packages"))
+    return next((env_dir / "lib").glob("python3*/site-packages"))
+
+
+def test_wheel_install_finds_probes_and_themes(wheel: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    site = _wheel_env(wheel, env_dir)
+    python = env_dir / "bin" / "python"
     assert not (site / "probes").exists() and (site / "grantscope" / "probes").is_dir()
     found = _check(python, tmp_path)
     assert str(found["probes_file"]).startswith(str(site))
@@ -116,15 +122,7 @@ def _pipx_like_env(wheel: Path, env_dir: Path) -> Path:
     the test asserts that ``grantscope`` is imported from the fresh venv.  What this does
     not check is the resolution of the version ranges by an index (pip does that).
     """
-    venv.create(env_dir, with_pip=False)
-    python = env_dir / "bin" / "python"
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-         "--no-index", "--quiet", str(wheel)],
-        capture_output=True, text=True, timeout=240,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    env_site = next((env_dir / "lib").glob("python3*/site-packages"))
+    env_site = _wheel_env(wheel, env_dir)
     (env_site / "zz_runner_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return env_dir / "bin"
 
