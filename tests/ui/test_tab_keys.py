@@ -3,8 +3,10 @@ focus follows into the pane shown, however late it mounts."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 
 import pytest
 from pilot import SIZE, async_test, focus_within, make_app, settle, wait_for
@@ -57,12 +59,19 @@ class SlowGrants(GrantsPane):
         time.sleep(1.5)  # blocks the loop, as a slow CPU does
 
 
-@async_test
-async def test_a_pane_that_mounts_late_still_gets_the_focus() -> None:
+@contextlib.contextmanager
+def _slow_grants_tab() -> Iterator[None]:
+    """The app's Grants tab shows SlowGrants (a pane that mounts late) while inside."""
     slow = dataclasses.replace(tabs.BY_ID["grants"], pane=SlowGrants)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(app_module, "TABS", tuple(slow if t.id == "grants" else t
                                              for t in tabs.TABS))
+        yield
+
+
+@async_test
+async def test_a_pane_that_mounts_late_still_gets_the_focus() -> None:
+    with _slow_grants_tab():
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
             # no settling: the key arrives before the lazy pane has mounted
@@ -77,10 +86,7 @@ async def test_a_pane_that_mounts_late_still_gets_the_focus() -> None:
 
 @async_test
 async def test_a_late_focus_never_switches_back_to_a_tab_left() -> None:
-    slow = dataclasses.replace(tabs.BY_ID["grants"], pane=SlowGrants)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(app_module, "TABS", tuple(slow if t.id == "grants" else t
-                                             for t in tabs.TABS))
+    with _slow_grants_tab():
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2", "3")  # Grants is left before its pane mounts
