@@ -24,7 +24,7 @@ import struct
 import sys
 import time
 
-from bench_devices import c_anchor, percentiles, py_evtchn, py_map_shared_fd
+from bench_devices import c_anchor, percentiles, pin_to_a_steady_cpu, py_evtchn, py_map_shared_fd
 
 from grantscope.lab.build import current_build
 from grantscope.xen import abi
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    os.sched_setaffinity(0, {0})  # as bench_devices.py: one CPU, a clock that never stalls
+    pin_to_a_steady_cpu()
     peer = str(current_build().peer)
     n, w = args.n, args.warmup
     phases: dict[str, list[float]] = {name: [] for name in PHASES}

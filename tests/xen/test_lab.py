@@ -162,8 +162,9 @@ def test_c_anchor_evtchn_loopback_prints_percentiles() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     assert result["bench"] == "evtchn-loopback-roundtrip" and result["n"] == 50
-    assert 0 <= result["min"] <= result["p50"] <= result["p99"] <= result["max"]
-    assert result["p50"] > 0
+    # A sample the clock held at 0 is taken again, so even the fastest one took time.
+    assert 0 < result["min"] <= result["p50"] <= result["p99"] <= result["max"]
+    assert 0 <= result["retaken"] <= 10 * 50
 
 
 def test_c_anchor_gnt_selfmap_prints_percentiles() -> None:
@@ -171,7 +172,8 @@ def test_c_anchor_gnt_selfmap_prints_percentiles() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     assert result["bench"] == "gnt-selfmap-map-unmap" and result["n"] == 30
-    assert 0 <= result["min"] <= result["p50"] <= result["max"] and result["p50"] > 0
+    assert 0 < result["min"] <= result["p50"] <= result["p99"] <= result["max"]
+    assert 0 <= result["retaken"] <= 10 * 30
 
 
 def test_leak_check_sees_a_bound_port_and_its_fd() -> None:
