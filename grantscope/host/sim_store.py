@@ -50,12 +50,14 @@ class SimStoreView:
         self._host._advance()
         return list(self._host.store.walk(root, perms=perms))
 
-    def walk_many(
-        self, roots: Sequence[str], *, reads: Sequence[str] = ()
-    ) -> tuple[dict[str, builtins.list[XsNode]], dict[str, bytes | None]]:
-        """Several subtrees and values at once (the simulated store's ``walk_many``)."""
+    def list_many(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
+        """Several directories at once (the simulated store's ``list_many``)."""
         self._host._advance()
-        return self._host.store.walk_many(roots, reads=reads)
+        return self._host.store.list_many(paths)
+
+    def read_many(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Several values at once (the simulated store's ``read_many``)."""
+        return {path: self._host.read(path) for path in paths}
 
     def watch(self, path: str) -> AdvancingWatch:
         """A watch on ``path`` that fires on the simulated guests' heartbeats."""

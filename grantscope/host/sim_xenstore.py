@@ -185,14 +185,16 @@ class SimXenStore:
                 stack.extend(_join(p, c) for c in reversed(self._children[p]))
             return out
 
-    def walk_many(
-        self, roots: Sequence[str], *, reads: Sequence[str] = ()
-    ) -> tuple[dict[str, builtins.list[XsNode]], dict[str, bytes | None]]:
-        """:meth:`grantscope.xen.xenstore.XenStore.walk_many`: the subtrees of the roots that
-        exist (each without its root, as the real walk) and the values of ``reads``."""
-        trees = {r: [n for n in self.walk(r) if n.path != r]
-                 for r in roots if self.exists(r)}
-        return trees, {path: self.read_or_none(path) for path in reads}
+    def list_many(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
+        """:meth:`grantscope.xen.xenstore.XenStore.list_many`: the children of each path that
+        exists (a missing one is left out)."""
+        with self._lock:
+            return {p: list(self._children[p]) for p in paths if p in self._children}
+
+    def read_many(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """:meth:`grantscope.xen.xenstore.XenStore.read_many`: each value, None if missing."""
+        with self._lock:
+            return {p: self._values.get(p) for p in paths}
 
     def watch(self, path: str) -> SimWatch:
         """Watch ``path`` and its subtree."""

@@ -1,7 +1,7 @@
 """One scrape of the real host: cheap, side-effect-free sources only.
 
 Read, in order, all in this process: XenStore (the domain list, each domain's name, and only
-its ``device`` and ``backend`` subtrees, in one pipeline: never the whole tree), grant frames
+the few keys of each device's two ends, pipelined: never the whole tree), grant frames
 per domain (``GNTTABOP_query_size`` through privcmd), XenStore quota per domain (CONTROL
 ``quota`` over a XenStore connection), the xenbus sysfs counters, the Xen rows of
 ``/proc/interrupts`` and the processes holding gntdev, gntalloc or evtchn.  No debug key is
@@ -27,33 +27,47 @@ __all__ = ["collect_reading", "read_domains_xenstore"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-_SUBTREES = ("device", "backend")
+# The keys the device join and the findings a scrape supports read on each end of a device.
+_FRONTEND_KEYS = ("backend", "backend-id", "state")
+_BACKEND_KEYS = ("frontend", "state")
+
+
+def _directories_at(store: Any, roots: list[str], depth: int) -> list[str]:
+    """The directories ``depth`` levels below ``roots`` (one pipelined DIRECTORY per level)."""
+    level = roots
+    for _ in range(depth):
+        listed = store.list_many(level)
+        level = [f"{path}/{child}" for path, children in listed.items() for child in children]
+    return level
 
 
 def read_domains_xenstore(store: Any) -> tuple[dict[int, str], dict[str, bytes | None]]:
-    """Domain names and a partial snapshot: each home, its ``name`` and its device subtrees.
+    """Domain names and a partial snapshot: each home, its ``name`` and its devices' ends.
 
     The snapshot holds what :func:`~grantscope.model.devices_join.join_devices` and the
-    stale-backend check need: one listing of ``/local/domain``, then every domain's ``name``
-    and ``device``/``backend`` subtrees in one pipeline (a few round trips for the whole host,
-    not a few per domain: a dom0 under emulation answers each in milliseconds).
+    stale-backend check need, and nothing more: every frontend ``device/KIND/ID`` with its
+    ``backend``, ``backend-id`` and ``state``, every backend ``backend/KIND/FE/ID`` with its
+    ``frontend`` and ``state``.  A device's other keys (a vif backend has about twenty) are
+    never read: a scrape's cost grows with devices, not with keys.  Each level is one
+    pipeline for the whole host (a dom0 under emulation answers each request in milliseconds).
+    Grant-ref and port keys are not read, so the checks on their values are ``report``'s.
     """
     domids = sorted(int(c) for c in store.list("/local/domain") if c.isdigit())
     homes = {d: f"/local/domain/{d}" for d in domids}
-    trees, names = store.walk_many(
-        [f"{home}/{sub}" for home in homes.values() for sub in _SUBTREES],
-        reads=[f"{home}/name" for home in homes.values()])
-    domains: dict[int, str] = {}
+    fronts = _directories_at(store, [f"{h}/device" for h in homes.values()], 2)
+    backs = _directories_at(store, [f"{h}/backend" for h in homes.values()], 3)
+    values = store.read_many(
+        [f"{h}/name" for h in homes.values()]
+        + [f"{d}/{k}" for d in fronts for k in _FRONTEND_KEYS]
+        + [f"{d}/{k}" for d in backs for k in _BACKEND_KEYS])
     snapshot: dict[str, bytes | None] = {"/local/domain": None}
+    snapshot.update((home, None) for home in homes.values())
+    snapshot.update((d, None) for d in (*fronts, *backs))  # directories: value not read
+    snapshot.update((path, v) for path, v in values.items() if v is not None)
+    domains: dict[int, str] = {}
     for domid, home in homes.items():
-        snapshot[home] = None
-        raw = names.get(f"{home}/name")
-        if raw is not None:
-            snapshot[f"{home}/name"] = raw
+        raw = values.get(f"{home}/name")
         domains[domid] = raw.decode("utf-8", "replace") if raw is not None else ""
-    for root, nodes in trees.items():
-        snapshot[root] = None
-        snapshot.update((n.path, n.value) for n in nodes)
     return domains, snapshot
 
 

@@ -37,7 +37,6 @@ from grantscope.xen.xs_escape import escape_value, unescape_value
 from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
 from grantscope.xen.xs_walk import DEFAULT_WINDOW, format_ls_line
 from grantscope.xen.xs_walk import walk as _walk
-from grantscope.xen.xs_walk import walk_many as _walk_many
 from grantscope.xen.xs_watch import XsWatch
 from grantscope.xen.xs_wire import PAYLOAD_MAX, Op, join_args, op_name, split_strings
 from grantscope.xen.xs_wire import encode_path as _encode_path
@@ -57,6 +56,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Requests that change the store (or another domain's connection): refused under --readonly.
+_ABSENT = frozenset({"ENOENT", "EACCES"})  # a node that is not there, or not for us to see
+
 MUTATING_OPS: frozenset[Op] = frozenset({
     Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS, Op.INTRODUCE, Op.RELEASE, Op.RESUME,
     Op.SET_TARGET, Op.CONTROL,
@@ -318,28 +319,82 @@ class XenStore:
 
     def introduced(self, domids: Sequence[int]) -> dict[int, bool]:
         """:meth:`is_introduced` for many domains, all asked in one pipeline."""
+        wanted = [int(d) for d in domids]
+        answers: dict[int, bool] = {}
+        for domid, reply in zip(wanted, self._pipeline(
+                Op.IS_DOMAIN_INTRODUCED, [join_args(str(d).encode()) for d in wanted]),
+                strict=True):
+            if isinstance(reply, XenStoreError):
+                raise reply
+            answers[domid] = reply.rstrip(b"\0") == b"T"
+        return answers
+
+    def quotas(self, domids: Sequence[int]) -> dict[int, str | XenStoreError]:
+        """:meth:`quota` of many domains in one pipeline: each one's usage text, or the
+        error xenstored answered for it (a domain it does not know, for one)."""
+        wanted = [int(d) for d in domids]
+        replies = self._pipeline(Op.CONTROL, [join_args(b"quota", str(d).encode())
+                                              for d in wanted], reads_only=True)
+        return {d: r if isinstance(r, XenStoreError) else r.rstrip(b"\0").decode("utf-8", "replace")
+                for d, r in zip(wanted, replies, strict=True)}
+
+    def list_many(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
+        """:meth:`list` of many directories in one pipeline: ``{path: children}`` for those
+        that exist and may be read (a missing or forbidden one is left out)."""
+        out: dict[str, builtins.list[str]] = {}
+        for path, reply in zip(paths, self._pipeline(
+                Op.DIRECTORY, [join_args(_encode_path(p)) for p in paths], paths), strict=True):
+            if isinstance(reply, XenStoreError):
+                if reply.errno_name == "E2BIG":
+                    out[path] = self.list(path)  # too big for one reply: in parts
+                elif reply.errno_name not in _ABSENT:
+                    raise reply
+                continue
+            out[path] = [n.decode("utf-8", "surrogateescape") for n in split_strings(reply)]
+        return out
+
+    def read_many(self, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """:meth:`read_or_none` of many nodes in one pipeline (None also for a node this
+        connection may not read)."""
+        out: dict[str, bytes | None] = {}
+        for path, reply in zip(paths, self._pipeline(
+                Op.READ, [join_args(_encode_path(p)) for p in paths], paths), strict=True):
+            if isinstance(reply, XenStoreError):
+                if reply.errno_name not in _ABSENT:
+                    raise reply
+                out[path] = None
+            else:
+                out[path] = reply
+        return out
+
+    def _pipeline(self, op: Op, payloads: Sequence[bytes], paths: Sequence[str] = (), *,
+                  reads_only: bool = False) -> builtins.list[bytes | XenStoreError]:
+        """Send ``op`` once per payload, all in flight together; each reply's payload or the
+        error xenstored answered (naming ``paths[i]`` when given), in order.  Raises only when
+        replies stop coming (timeout: the connection is then closed, as for one request)."""
+        if op in MUTATING_OPS and not reads_only:
+            refuse_if_readonly(f"XenStore {op.name}")
         conn = self._connection() if self._parent is None else self._conn
         deadline = time.monotonic() + self.timeout
-        wanted = [int(d) for d in domids]
-        ids = conn.submit([(int(Op.IS_DOMAIN_INTRODUCED), self.tx_id,
-                            join_args(str(d).encode())) for d in wanted], deadline)
-        of = dict(zip(ids, wanted, strict=True))
-        pending, answers = set(ids), {}
+        ids = conn.submit([(int(op), self.tx_id, p) for p in payloads], deadline)
+        path_of = dict(zip(ids, paths, strict=False))
+        pending = set(ids)
+        replies: dict[int, bytes | XenStoreError] = {}
         while pending:
             got = conn.collect(pending, deadline)
             if not got:
                 conn.forget(pending)
-                raise XenStoreError(
-                    f"XenStore IS_DOMAIN_INTRODUCED: no reply within {self.timeout:g} s",
-                    errno_name="ETIMEDOUT", op="IS_DOMAIN_INTRODUCED", path=None)
+                raise XenStoreError(f"XenStore {op.name}: no reply within {self.timeout:g} s",
+                                    errno_name="ETIMEDOUT", op=op.name, path=None)
             for req_id, packet in got.items():
                 if packet.op == Op.ERROR:
-                    conn.forget(pending)  # the rest's replies are not wanted any more
                     parts = split_strings(packet.payload)
                     name = parts[0].decode("ascii", "replace") if parts else "EINVAL"
-                    raise XenStoreError.from_reply(name, "IS_DOMAIN_INTRODUCED", None)
-                answers[of[req_id]] = packet.payload.rstrip(b"\0") == b"T"
-        return answers
+                    replies[req_id] = XenStoreError.from_reply(name, op.name,
+                                                               path_of.get(req_id))
+                else:
+                    replies[req_id] = packet.payload
+        return [replies[i] for i in ids]
 
     def get_domain_path(self, domid: int) -> str:
         """The domain's home path (``/local/domain/<domid>``), as xenstored says."""
@@ -359,14 +414,6 @@ class XenStore:
         return _walk(
             conn, root, perms=perms, tx_id=self.tx_id, timeout=self.timeout, window=window
         )
-
-    def walk_many(
-        self, roots: Sequence[str], *, reads: Sequence[str] = ()
-    ) -> tuple[dict[str, builtins.list[XsNode]], dict[str, bytes | None]]:
-        """Several subtrees and single values in one pipeline (see :func:`xs_walk.walk_many`):
-        ``{root: nodes}`` for the roots that exist, ``{path: value or None}`` for ``reads``."""
-        conn = self._connection() if self._parent is None else self._conn
-        return _walk_many(conn, roots, reads=reads, tx_id=self.tx_id, timeout=self.timeout)
 
     def watch(self, path: str) -> XsWatch:
         """Watch ``path`` and everything below it (socket and xenbus alike)."""

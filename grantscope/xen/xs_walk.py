@@ -157,15 +157,9 @@ class _Parts:
 class _Walk:
     def __init__(
         self, conn: _Requester, root: str, perms: bool, tx_id: int, timeout: float, window: int,
-        *, roots: Sequence[str] = (), reads: Sequence[str] = (),
     ):
         self.conn = conn
         self.root = root
-        # walk_many: more roots (one that does not exist is left out, not an error) and plain
-        # READs, all in the same pipeline.
-        self.roots = tuple(roots)
-        self.reads = tuple(reads)
-        self.missing: set[str] = set()
         self.perms = perms
         self.tx_id = tx_id
         self.timeout = timeout
@@ -178,11 +172,7 @@ class _Walk:
         self.parts: dict[str, _Parts] = {}
 
     def run(self) -> list[XsNode]:
-        if self.roots or self.reads:
-            self.todo.extend((Op.DIRECTORY, r, 0) for r in self.roots)
-            self.todo.extend((Op.READ, r, 0) for r in self.reads)
-        else:
-            self.todo.append((Op.DIRECTORY, self.root, 0))
+        self.todo.append((Op.DIRECTORY, self.root, 0))
         pending: set[int] = set()
         while self.todo or pending:
             room = self.window - len(pending)
@@ -262,9 +252,7 @@ class _Walk:
                 # (oxenstored over xenbus): its children cannot be listed.  Hiding them would
                 # make the walk silently incomplete, so fail like xenstore-ls does.
                 raise XenStoreError.too_big_without_parts(path)
-            if path in self.roots:
-                self.missing.add(path)  # gone meanwhile, or not there: left out
-            elif path == self.root:
+            if path == self.root:
                 raise XenStoreError.from_reply(name, op_name(op), path)
             # Below the root: a node that vanished (ENOENT) or that we may not list (EACCES)
             # has no children we can see; xenstore-ls skips vanished ones silently too.
@@ -301,9 +289,9 @@ class _Walk:
                 todo.append((Op.GET_PERMS, kid, 0))
             todo.append((Op.DIRECTORY, kid, 0))
 
-    def _ordered(self, root: str | None = None) -> list[XsNode]:
+    def _ordered(self) -> list[XsNode]:
         out: list[XsNode] = []
-        stack = list(reversed(self.children.get(self.root if root is None else root, [])))
+        stack = list(reversed(self.children.get(self.root, [])))
         children, values, perm_of, with_perms = self.children, self.values, self.perm_of, self.perms
         while stack:
             path = stack.pop()
@@ -334,27 +322,6 @@ def walk(
         finally:
             pool.close()
     return _Walk(conn, root, perms, tx_id, timeout, window).run()
-
-
-def walk_many(
-    conn: XsConnection,
-    roots: Sequence[str],
-    *,
-    reads: Sequence[str] = (),
-    tx_id: int = 0,
-    timeout: float = 5.0,
-    window: int = DEFAULT_WINDOW,
-) -> tuple[dict[str, list[XsNode]], dict[str, bytes | None]]:
-    """Every node below each of ``roots``, and the value of each of ``reads``, in one pipeline
-    (a few round trips in all, not a few per root).
-
-    Returns ``{root: nodes}`` for the roots that exist (a missing root is left out) and
-    ``{path: value}`` for ``reads`` (None for a node that does not exist or may not be read).
-    """
-    w = _Walk(conn, "", False, tx_id, timeout, window, roots=roots, reads=reads)
-    w.run()
-    trees = {r: w._ordered(r) for r in w.roots if r not in w.missing}
-    return trees, {r: w.values.get(r) for r in w.reads}
 
 
 def format_ls_line(node: XsNode, *, with_perms: bool = False) -> str:

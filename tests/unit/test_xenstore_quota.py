@@ -56,3 +56,20 @@ def test_is_introduced_and_the_homes_left_behind(xsd: XsdDouble) -> None:
         assert gone_domains(store, snapshot, 3) is None  # a domU may not ask
         xsd.introduced = None  # a xenstored that does not answer: unknown, not "all gone"
         assert gone_domains(store, snapshot, 0) is None
+
+
+def test_every_domains_quota_is_asked_in_one_pipeline(
+        xsd: XsdDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    from grantscope.sources.quota import read_quota
+
+    for d in range(10, 70):
+        xsd.control[("quota", str(d))] = f"Domain {d}:\nnodes : {d}\n".encode()
+    monkeypatch.setenv("XENSTORED_PATH", xsd.socket_path)
+    with readonly_session(True):  # only reads: allowed under --readonly
+        snap = read_quota([5, 9, *range(10, 70)], daemon="xenstored")
+    expected = {5: 7, **{d: d for d in range(10, 70)}}
+    assert {u.domid: u.usage["nodes"] for u in snap.usage} == expected
+    assert [p for p in snap.unavailable if "d9" in p] and len(snap.unavailable) == 1
+    assert xsd.max_batch >= 60, xsd.max_batch  # not one round trip per domain
+    # Each domain was asked once: the pipeline's answers are used, not asked again.
+    assert len([r for r in xsd.requests if r[0] == CONTROL]) == 1 + 62
