@@ -7,7 +7,9 @@ Run inside the lab's dom0::
 
 The lab cannot hold 100 guests, so the 100 domains are XenStore homes written for the run
 (``/local/domain/2000`` ... ``2099``, each with a name and a vif whose dom0 backend directory
-exists too): the scrape lists, reads and walks them exactly as real homes, and asks Xen (one
+exists too, with the keys a real vif has on each end: 10 more in the frontend, 17 more in
+the backend, as the lab's PV guests have them): the scrape lists and reads them exactly as
+real homes, and asks Xen (one
 ``GNTTABOP_query_size`` hypercall each) and xenstored (one ``quota DOMID`` request each) about
 every one of them; Xen and xenstored answer "no such domain" instead of a size, which costs
 the same round trip.  Plus the 10,100-node ``/bench`` tree of bench_xenstore.py, which a
@@ -30,19 +32,30 @@ from grantscope.xen.xenstore import XenStore
 FIRST_FAKE = 2000
 
 
+# The other keys of a connected vif, as a lab PV guest and its dom0 netback write them.
+FRONTEND_EXTRA = ("handle", "mac", "mtu", "tx-ring-ref", "rx-ring-ref", "event-channel",
+                  "request-rx-copy", "feature-rx-notify", "feature-sg", "feature-gso-tcpv4")
+BACKEND_EXTRA = ("handle", "mac", "bridge", "script", "type", "online", "hotplug-status",
+                 "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6", "feature-rx-copy",
+                 "feature-rx-flip", "feature-multicast-control", "feature-split-event-channels",
+                 "multi-queue-max-queues", "feature-ctrl-ring", "feature-ipv6-csum-offload")
+
+
 def write_homes(store: XenStore, count: int) -> list[str]:
-    """``count`` domain homes with a name and a vif (both ends); returns the roots to remove."""
+    """``count`` domain homes with a name and a vif (both ends, each with a real vif's keys);
+    returns the roots to remove."""
     roots: list[str] = []
     for i in range(count):
         domid = FIRST_FAKE + i
         home, be = f"/local/domain/{domid}", f"/local/domain/0/backend/vif/{domid}/0"
+        fe = f"{home}/device/vif/0"
         for path, value in ((f"{home}/name", f"bench-{i:03d}"),
-                            (f"{home}/device/vif/0/backend", be),
-                            (f"{home}/device/vif/0/backend-id", "0"),
-                            (f"{home}/device/vif/0/state", "4"),
-                            (f"{be}/frontend", f"{home}/device/vif/0"),
-                            (f"{be}/frontend-id", str(domid)),
-                            (f"{be}/state", "4")):
+                            (f"{fe}/backend", be), (f"{fe}/backend-id", "0"),
+                            (f"{fe}/state", "4"),
+                            (f"{be}/frontend", fe), (f"{be}/frontend-id", str(domid)),
+                            (f"{be}/state", "4"),
+                            *((f"{fe}/{k}", "1") for k in FRONTEND_EXTRA),
+                            *((f"{be}/{k}", "1") for k in BACKEND_EXTRA)):
             store.write(path, value.encode())
         roots += [home, f"/local/domain/0/backend/vif/{domid}"]
     return roots

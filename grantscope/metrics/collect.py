@@ -13,6 +13,7 @@ A source that fails is marked down with the reason; the others are still reporte
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,9 +28,8 @@ __all__ = ["collect_reading", "read_domains_xenstore"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-# The keys the device join and the findings a scrape supports read on each end of a device.
-_FRONTEND_KEYS = ("backend", "backend-id", "state")
-_BACKEND_KEYS = ("frontend", "state")
+_DEVICE_DIR = re.compile(r"^/local/domain/(\d+)/(?:device/([^/]+)/([^/]+)"
+                         r"|backend/([^/]+)/(\d+)/([^/]+))$")
 
 
 def _directories_at(store: Any, roots: list[str], depth: int) -> list[str]:
@@ -41,25 +41,41 @@ def _directories_at(store: Any, roots: list[str], depth: int) -> list[str]:
     return level
 
 
+def _device_id(path: str) -> tuple[str, int, str] | None:
+    """``(kind, frontend domid, devid)`` of a frontend or backend device directory (None for
+    a directory that is not one, such as ``backend/vif/notanumber/0``)."""
+    m = _DEVICE_DIR.match(path)
+    if m is None:
+        return None
+    if m.group(2) is not None:
+        return m.group(2), int(m.group(1)), m.group(3)
+    return m.group(4), int(m.group(5)), m.group(6)
+
+
 def read_domains_xenstore(store: Any) -> tuple[dict[int, str], dict[str, bytes | None]]:
     """Domain names and a partial snapshot: each home, its ``name`` and its devices' ends.
 
     The snapshot holds what :func:`~grantscope.model.devices_join.join_devices` and the
-    stale-backend check need, and nothing more: every frontend ``device/KIND/ID`` with its
-    ``backend``, ``backend-id`` and ``state``, every backend ``backend/KIND/FE/ID`` with its
-    ``frontend`` and ``state``.  A device's other keys (a vif backend has about twenty) are
-    never read: a scrape's cost grows with devices, not with keys.  Each level is one
-    pipeline for the whole host (a dom0 under emulation answers each request in milliseconds).
-    Grant-ref and port keys are not read, so the checks on their values are ``report``'s.
+    stale-backend check need, and nothing more: every frontend ``device/KIND/ID`` and backend
+    ``backend/KIND/FE/ID`` directory with its ``state``; a frontend's ``backend`` and
+    ``backend-id`` only when no backend directory answers for it, a backend's ``frontend``
+    only when no frontend does (the join reads them only then).  A device's other keys (a vif
+    backend has about twenty) are never read: a scrape's cost grows with devices, not keys.
+    Each level is one pipeline for the whole host (a dom0 under emulation answers each request
+    in milliseconds).  Grant-ref and port keys are not read, so their checks are ``report``'s.
     """
     domids = sorted(int(c) for c in store.list("/local/domain") if c.isdigit())
     homes = {d: f"/local/domain/{d}" for d in domids}
     fronts = _directories_at(store, [f"{h}/device" for h in homes.values()], 2)
     backs = _directories_at(store, [f"{h}/backend" for h in homes.values()], 3)
-    values = store.read_many(
-        [f"{h}/name" for h in homes.values()]
-        + [f"{d}/{k}" for d in fronts for k in _FRONTEND_KEYS]
-        + [f"{d}/{k}" for d in backs for k in _BACKEND_KEYS])
+    values = store.read_many([f"{h}/name" for h in homes.values()]
+                             + [f"{d}/state" for d in (*fronts, *backs)])
+    front_ids, back_ids = {_device_id(d) for d in fronts}, {_device_id(d) for d in backs}
+    one_ended = ([f"{d}/{k}" for d in fronts if _device_id(d) not in back_ids
+                  for k in ("backend", "backend-id")]
+                 + [f"{d}/frontend" for d in backs if _device_id(d) not in front_ids])
+    if one_ended:
+        values.update(store.read_many(one_ended))
     snapshot: dict[str, bytes | None] = {"/local/domain": None}
     snapshot.update((home, None) for home in homes.values())
     snapshot.update((d, None) for d in (*fronts, *backs))  # directories: value not read
@@ -107,19 +123,16 @@ def collect_reading(maptrack: MaptrackReader | None = None) -> Reading:
     from grantscope.xen.xenstore import XenStore
 
     statuses: list[SourceStatus] = []
-    store_holder: list[Any] = []
 
-    def xenstore() -> tuple[dict[int, str], dict[str, bytes | None]]:
-        store = XenStore.open()
-        store_holder.append(store)
-        return read_domains_xenstore(store)
+    def xenstore() -> tuple[dict[int, str], dict[str, bytes | None], int | None,
+                            frozenset[int] | None]:
+        with XenStore.open() as store:
+            domains, snapshot = read_domains_xenstore(store)
+            local = local_domid(store)
+            return domains, snapshot, local, gone_domains(store, snapshot, local)
 
     xs = _timed("xenstore", statuses, xenstore, lambda _got: "")
-    local = local_domid(store_holder[0] if store_holder else None)
-    domains, snapshot = xs if xs is not None else ({}, None)
-    gone = gone_domains(store_holder[0], snapshot, local) if store_holder else None
-    for store in store_holder:
-        store.close()
+    domains, snapshot, local, gone = xs if xs is not None else ({}, None, local_domid(None), None)
     domids = sorted(domains) or ([local] if local is not None else [])
 
     sizes_read = _timed("grant_frames", statuses, lambda: read_grant_frames(domids),

@@ -17,6 +17,7 @@ empty: "unknown" and "none" are different answers).
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -251,11 +252,16 @@ def find_devices(store: Mapping[str, bytes | None]) -> list[tuple[str, int, str,
     ]
 
 
-def _subkeys(store: Mapping[str, bytes | None], base: str) -> Iterable[tuple[str, bytes | None]]:
+def _subkeys(store: Mapping[str, bytes | None], paths: list[str],
+             base: str) -> Iterable[tuple[str, bytes | None]]:
+    """The nodes below ``base`` as ``(relative path, value)``, in path order; ``paths`` is
+    ``sorted(store)``, so each device costs a binary search, not a pass over the snapshot
+    (a host's snapshot has tens of thousands of nodes and hundreds of devices)."""
     prefix = base + "/"
-    for path, value in store.items():
-        if path.startswith(prefix):
-            yield path[len(prefix) :], value
+    for path in paths[bisect.bisect_left(paths, prefix):]:
+        if not path.startswith(prefix):
+            break
+        yield path[len(prefix) :], store[path]
 
 
 def _irq_links(
@@ -297,6 +303,7 @@ def join_devices(
     attributed only to devices with an end in that domain (else ``irqs`` is None).
     """
     devices = find_devices(store)
+    sorted_paths = sorted(store)
     counters = tuple(counters)
     local_kinds: dict[str, int] = {}
     for kind, fe, _devid, be, _fp, _bp in devices:
@@ -322,7 +329,7 @@ def join_devices(
             if port is not None:
                 plinks.append(_port_link("port", fe, port, events))
         elif fe_path is not None:
-            for rel, value in sorted(_subkeys(store, fe_path)):
+            for rel, value in _subkeys(store, sorted_paths, fe_path):
                 leaf = rel.rsplit("/", 1)[-1]
                 if _REF_KEY_RE.match(leaf):
                     ref = decimal_value(value)

@@ -129,6 +129,37 @@ def test_xenstore_read_is_per_domain_and_never_the_whole_tree(xsd: XsdDouble) ->
     assert snap["/local/domain/0/backend/vif/7/0/state"] == b"4"
 
 
+def test_only_the_keys_the_join_uses_are_read_and_the_devices_join_as_from_a_full_walk(
+        xsd: XsdDouble) -> None:
+    from grantscope.model.devices_join import join_devices
+
+    for k in ("mac", "bridge", "script", "hotplug-status"):  # keys a scrape has no use for
+        xsd.put(f"/local/domain/0/backend/vif/7/0/{k}", b"x")
+    xsd.put("/local/domain/7/device/vbd/768/state", b"3")   # a frontend with no backend dir
+    xsd.put("/local/domain/7/device/vbd/768/backend", b"/local/domain/0/backend/vbd/7/768")
+    xsd.put("/local/domain/0/backend/qdisk/9/51712/state", b"5")  # a backend with no frontend
+    xsd.put("/local/domain/0/backend/qdisk/9/51712/frontend",
+            b"/local/domain/9/device/vbd/51712")
+    with XenStore.open() as store:
+        _domains, snap = read_domains_xenstore(store)
+        asked = {path for _op, path in xsd.requests}
+        full = {n.path: n.value for n in store.walk("/local/domain")}  # to compare with
+    assert not any(p.endswith(("/mac", "/bridge", "/script", "/hotplug-status")) for p in asked)
+    # Both ends there: neither end's pointer to the other is read.
+    assert "/local/domain/7/device/vif/0/backend" not in asked
+    assert "/local/domain/0/backend/vif/7/0/frontend" not in asked
+    # One end only: its pointer is read, as the join needs it.
+    assert "/local/domain/7/device/vbd/768/backend" in asked
+    assert "/local/domain/0/backend/qdisk/9/51712/frontend" in asked
+    rows = join_devices(snap, None, None)
+    full_rows = join_devices(full, None, None)
+    assert [(r.kind, r.frontend_domid, r.devid, r.backend_domid, r.frontend_path,
+             r.backend_path, r.frontend_state, r.backend_state) for r in rows] == [
+        (r.kind, r.frontend_domid, r.devid, r.backend_domid, r.frontend_path, r.backend_path,
+         r.frontend_state, r.backend_state) for r in full_rows]
+    assert len(rows) == 3
+
+
 def test_the_domains_are_read_in_one_pipeline_not_one_round_trip_each(
         xsd: XsdDouble) -> None:
     for d in range(100, 160):  # 60 more homes, each with a device
