@@ -10,7 +10,9 @@ forms: the C anchor (``xenpeer``), grantscope's API, and the leanest Python ther
 ``mmap``/``munmap`` through cffi: no objects, no checks).  The lean loop is the floor any
 binding written in Python can reach; the gap between it and the API is what grantscope's own
 code costs.  The lean map loop also times each phase (MAP ioctl, mmap, touch, munmap,
-UNMAP ioctl).  Nothing is asserted.
+UNMAP ioctl).  The event-channel table also has ``pingpong``'s own loops (issue 19: within
+1.1x of C): the compiled C loop (``grantscope.xen.evtloop``) and its pure-Python fallback, on
+the same loopback pair as the C anchor.  Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import statistics
 import struct
 import sys
 import time
+from typing import Any
 
 from bench_devices import c_anchor, percentiles, pin_to_a_steady_cpu, py_evtchn, py_map_shared_fd
 
 from grantscope.lab.build import current_build
+from grantscope.probing import steps
 from grantscope.xen import abi
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
@@ -59,6 +63,32 @@ def lean_evtchn(n: int, warmup: int) -> dict[str, float]:
             if i >= warmup:
                 samples.append((clock() - t0) / 1000)
     return percentiles(samples)
+
+
+class _NoCancel:
+    """The StepContext part the round-trip loops use: nothing ever cancels a bench."""
+
+    def check_cancelled(self) -> None:
+        return None
+
+
+def pingpong_loop(n: int, warmup: int, *, c_loop: bool) -> dict[str, float]:
+    """pingpong's loop on the anchor's pair: notify B, A answers in-process, wait on B."""
+    with EventChannel() as a_side, EventChannel() as b_side:
+        a = a_side.bind_unbound(0)
+        b = b_side.bind_interdomain(0, a)
+        a_side.drain()
+        b_side.drain()
+        ctx: Any = _NoCancel()
+        if c_loop:
+            timed = steps.round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0, warmup)
+            if timed.loop != "c":
+                raise SystemExit(f"the C loop did not run: {timed.loop_note}")
+            samples = timed.samples
+        else:
+            samples = steps._python_round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0,
+                                                warmup)
+    return percentiles([s * 1e6 for s in samples])
 
 
 def lean_map(n: int, warmup: int, phases: dict[str, list[float]]) -> dict[str, float]:
@@ -105,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     loops = {
         "evtchn": {"C": lambda: c_anchor(peer, "bench-evtchn", n, w),
                    "Python, lean": lambda: lean_evtchn(n, w),
-                   "Python, EventChannel": lambda: py_evtchn(n, w)},
+                   "Python, EventChannel": lambda: py_evtchn(n, w),
+                   "pingpong, C loop": lambda: pingpong_loop(n, w, c_loop=True),
+                   "pingpong, Python loop": lambda: pingpong_loop(n, w, c_loop=False)},
         "map": {"C": lambda: c_anchor(peer, "bench-gnt", n, w),
                 "Python, lean": lambda: lean_map(n, w, phases),
                 "Python, Gntdev.map": lambda: py_map_shared_fd(n, w)},
