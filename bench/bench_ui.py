@@ -6,7 +6,8 @@
 Figures printed (goals from the project's issue; nothing is asserted, tests never time):
 - first paint of ``grantscope --demo`` against a bare Textual app's first paint, each in a fresh
   interpreter (median of N), as a ratio (goal <= 1.5x): the first frame handed to the driver,
-  and when the first refresh's callbacks are done;
+  and when the first refresh's callbacks are done; and, as Textual's floor, an app of the same
+  widgets as grantscope's first screen without grantscope;
 - expanding a XenStore node with 10,000 children: from the expand to the chunk on screen
   (goal <= 200 ms);
 - the Page view live at 30 Hz: CPU time of the whole process over wall time (goal <= 15 % of
@@ -37,6 +38,33 @@ if kind == "bare":
     class Base(App):
         def compose(self):
             yield Static("hello")
+    args = ()
+elif kind == "widgets":
+    # the Textual widgets of grantscope's first screen, without grantscope: Textual's floor
+    from textual.app import App
+    from textual.binding import Binding
+    from textual.containers import Horizontal, Vertical
+    from textual.widgets import Footer, Input, OptionList, Static, TabbedContent, TabPane, Tree
+    class Base(App):
+        BINDINGS = [Binding("q", "quit", "Quit"), Binding("f1", "help", "Help"),
+                    *(Binding(str(i), "noop", str(i), show=False) for i in range(1, 7))]
+        def compose(self):
+            yield Static("host bar")
+            with TabbedContent(initial="t1"):
+                for i in range(1, 7):
+                    with TabPane(f"{i} Tab", id=f"t{i}"):
+                        if i == 1:
+                            yield Input()
+                            with Horizontal():
+                                tree = Tree("/")
+                                for name in ("local", "tool", "vm", "libxl"):
+                                    tree.root.add(name)
+                                tree.root.expand()
+                                yield tree
+                                with Vertical():
+                                    yield Static("details")
+                                    yield OptionList()
+            yield Footer()
     args = ()
 else:
     from grantscope.host.sim import SimHost
@@ -72,9 +100,10 @@ def bench_paint(runs: int) -> None:
     before 2026-12-03, which also counts what the app queues to run after its first frame).
     """
     keys = ("imports", "frame", "settled")
-    times: dict[str, dict[str, list[float]]] = {k: {"bare": [], "demo": []} for k in keys}
+    kinds = ("bare", "widgets", "demo")
+    times: dict[str, dict[str, list[float]]] = {k: {kind: [] for kind in kinds} for k in keys}
     for _ in range(runs):
-        for kind in ("bare", "demo"):
+        for kind in kinds:
             out = subprocess.run([sys.executable, "-c", PAINT_SCRIPT, kind], capture_output=True,
                                  text=True, timeout=120)
             lines = out.stdout.strip().splitlines()
@@ -92,6 +121,9 @@ def bench_paint(runs: int) -> None:
           f"ms; settled: bare {med['settled']['bare']:.0f} ms, demo "
           f"{med['settled']['demo']:.0f} ms "
           f"({med['settled']['demo'] / med['settled']['bare']:.2f}x)")
+    print(f"  Textual's floor: the same widgets as grantscope's first screen, no grantscope code: "
+          f"first frame {med['frame']['widgets']:.0f} ms "
+          f"({med['frame']['widgets'] / med['frame']['bare']:.2f}x bare)")
 
 
 async def _expand(children: int) -> float:
