@@ -30,7 +30,7 @@ from typing import Any
 from bench_devices import c_anchor, percentiles, pin_to_a_steady_cpu, py_evtchn, py_map_shared_fd
 
 from grantscope.lab.build import current_build
-from grantscope.probing import steps
+from grantscope.probing import roundtrips
 from grantscope.xen import abi
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
@@ -81,12 +81,12 @@ def pingpong_loop(n: int, warmup: int, *, c_loop: bool) -> dict[str, float]:
         b_side.drain()
         ctx: Any = _NoCancel()
         if c_loop:
-            timed = steps.round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0, warmup)
+            timed = roundtrips.round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0, warmup)
             if timed.loop != "c":
                 raise SystemExit(f"the C loop did not run: {timed.loop_note}")
             samples = timed.samples
         else:
-            samples = steps._python_round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0,
+            samples = roundtrips.python_round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0,
                                                 warmup)
     return percentiles([s * 1e6 for s in samples])
 

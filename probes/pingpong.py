@@ -7,14 +7,13 @@ from typing import Any
 from grantscope.errors import UsageError
 from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
+from grantscope.probing.roundtrips import loop_text, round_trips
 from grantscope.probing.steps import (
     NoAnswer,
     bind_interdomain_step,
     bind_unbound_step,
     drain_step,
     get,
-    loop_text,
-    round_trips,
     stats_us,
     uses_self,
 )

@@ -146,7 +146,7 @@ def run_notify(args: argparse.Namespace) -> int:
 def run_pingpong(args: argparse.Namespace) -> int:
     """Time COUNT notify/echo round trips (the pingpong probe against a peer)."""
     from grantscope.probes.pingpong import PROBE
-    from grantscope.probing.steps import loop_text
+    from grantscope.probing.roundtrips import loop_text
 
     devices, simulated, domid, remote_port = _resolve(args, "binding an event channel")
     done = run_probe(PROBE, {"domid": domid, "port": remote_port, "count": args.count,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 import termios
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from grantscope.probing import steps
+from grantscope.probing import roundtrips, steps
 from grantscope.probing.steps import NoAnswer
 from grantscope.xen import abi, evtloop
 from grantscope.xen.evtchn import EventChannel
@@ -60,7 +61,7 @@ def _force_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if the compiled module were missing: its import fails."""
     monkeypatch.setattr(evtloop, "_loaded", None)
     monkeypatch.setattr(evtloop, "_reason", None)
-    monkeypatch.setitem(__import__("sys").modules, "grantscope.xen._evtloop", None)
+    monkeypatch.setitem(sys.modules, "grantscope.xen._evtloop", None)
 
 
 def test_the_install_built_the_c_loop() -> None:
@@ -79,7 +80,7 @@ def test_both_loops_give_the_same_shape(fifo_channel: Any, monkeypatch: pytest.M
         recv = fifo_channel(17)
         echo = fifo_channel(9) if loopback else None
         ctx = _Ctx()
-        timed = steps.round_trips(ctx, recv, 17, recv, 17, echo, 9 if loopback else None,  # type: ignore[arg-type]
+        timed = roundtrips.round_trips(ctx, recv, 17, recv, 17, echo, 9 if loopback else None,  # type: ignore[arg-type]
                                   count=200, timeout=1.0, warmup=3)
         assert timed.loop == loop
         assert len(timed.samples) == 200 and all(0 < s < 1.0 for s in timed.samples)
@@ -103,7 +104,7 @@ def test_no_answer_is_the_same_failure(fifo_channel: Any, monkeypatch: pytest.Mo
     recv = fifo_channel(18)
     echo, echo_port = (fifo_channel(9), 9) if loopback else (None, None)
     with pytest.raises(NoAnswer) as err:
-        steps.round_trips(_Ctx(), recv, 17, recv, 17, echo, echo_port,  # type: ignore[arg-type]
+        roundtrips.round_trips(_Ctx(), recv, 17, recv, 17, echo, echo_port,  # type: ignore[arg-type]
                           count=5, timeout=0.05, warmup=0)
     assert err.value.timed == 0
     assert "round trip 1: no answer on port 17 within 0.05 s" in err.value.message
