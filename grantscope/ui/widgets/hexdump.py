@@ -108,6 +108,9 @@ class HexDump(ScrollView, can_focus=True):
         rows = self.tracker.update(data, now)
         # Only the rows on screen, each on its own: a whole-widget refresh would re-render
         # every visible line through Textual's styles cache, changed or not.
+        if not self.size.height or len(rows) >= self.tracker.size // ROW_BYTES:
+            self.refresh()  # not laid out yet, or a first sight: every line is new
+            return rows
         top = int(self.scroll_offset.y)
         bottom = top + self.size.height
         for row in rows:
