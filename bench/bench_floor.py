@@ -10,7 +10,9 @@ forms: the C anchor (``xenpeer``), grantscope's API, and the leanest Python ther
 ``mmap``/``munmap`` through cffi: no objects, no checks).  The lean loop is the floor any
 binding written in Python can reach; the gap between it and the API is what grantscope's own
 code costs.  The lean map loop also times each phase (MAP ioctl, mmap, touch, munmap,
-UNMAP ioctl).  Nothing is asserted.
+UNMAP ioctl).  The event-channel table also has ``pingpong``'s own loops (issue 19: within
+1.1x of C): the compiled C loop (``grantscope.xen.evtloop``) and its pure-Python fallback, on
+the same loopback pair as the C anchor.  Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import statistics
 import struct
 import sys
 import time
+from typing import Any
 
 from bench_devices import c_anchor, percentiles, pin_to_a_steady_cpu, py_evtchn, py_map_shared_fd
 
 from grantscope.lab.build import current_build
+from grantscope.probing import roundtrips
 from grantscope.xen import abi
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
@@ -59,6 +63,32 @@ def lean_evtchn(n: int, warmup: int) -> dict[str, float]:
             if i >= warmup:
                 samples.append((clock() - t0) / 1000)
     return percentiles(samples)
+
+
+class _NoCancel:
+    """The StepContext part the round-trip loops use: nothing ever cancels a bench."""
+
+    def check_cancelled(self) -> None:
+        return None
+
+
+def pingpong_loop(n: int, warmup: int, *, c_loop: bool) -> dict[str, float]:
+    """pingpong's loop on the anchor's pair: notify B, A answers in-process, wait on B."""
+    with EventChannel() as a_side, EventChannel() as b_side:
+        a = a_side.bind_unbound(0)
+        b = b_side.bind_interdomain(0, a)
+        a_side.drain()
+        b_side.drain()
+        ctx: Any = _NoCancel()
+        if c_loop:
+            timed = roundtrips.round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0, warmup)
+            if timed.loop != "c":
+                raise SystemExit(f"the C loop did not run: {timed.loop_note}")
+            samples = timed.samples
+        else:
+            samples = roundtrips.python_round_trips(ctx, b_side, b, b_side, b, a_side, a, n, 5.0,
+                                                warmup)
+    return percentiles([s * 1e6 for s in samples])
 
 
 def lean_map(n: int, warmup: int, phases: dict[str, list[float]]) -> dict[str, float]:
@@ -97,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=("evtchn", "map"), help="one of the two loops")
     args = parser.parse_args(argv)
     pin_to_a_steady_cpu()
     peer = str(current_build().peer)
@@ -105,12 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     loops = {
         "evtchn": {"C": lambda: c_anchor(peer, "bench-evtchn", n, w),
                    "Python, lean": lambda: lean_evtchn(n, w),
-                   "Python, EventChannel": lambda: py_evtchn(n, w)},
+                   "Python, EventChannel": lambda: py_evtchn(n, w),
+                   "pingpong, C loop": lambda: pingpong_loop(n, w, c_loop=True),
+                   "pingpong, Python loop": lambda: pingpong_loop(n, w, c_loop=False)},
         "map": {"C": lambda: c_anchor(peer, "bench-gnt", n, w),
                 "Python, lean": lambda: lean_map(n, w, phases),
                 "Python, Gntdev.map": lambda: py_map_shared_fd(n, w)},
     }
     for loop, contenders in loops.items():
+        if args.only and loop != args.only:
+            continue
         p50s: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(args.runs):
             for name, run in contenders.items():
@@ -122,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             med = statistics.median(values)
             per_run = ", ".join(f"{v:.0f}" for v in values)
             print(f"| {name} | {per_run} | **{med:.0f}** | {med / base:.2f} |")
-    print("\nlean map+unmap, p50 of each phase over all runs, µs: " + ", ".join(
-        f"{name} {statistics.median(v):.0f}" for name, v in phases.items()))
+    if args.only != "evtchn":
+        print("\nlean map+unmap, p50 of each phase over all runs, µs: " + ", ".join(
+            f"{name} {statistics.median(v):.0f}" for name, v in phases.items()))
     return 0
 
 

@@ -7,13 +7,13 @@ from typing import Any
 from grantscope.errors import UsageError
 from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
+from grantscope.probing.roundtrips import loop_text, round_trips
 from grantscope.probing.steps import (
     NoAnswer,
     bind_interdomain_step,
     bind_unbound_step,
     drain_step,
     get,
-    round_trips,
     stats_us,
     uses_self,
 )
@@ -30,17 +30,23 @@ def _pingpong_step(loopback: bool) -> Step:
         if loopback:
             # The unbound end (its own fd) answers each ping in this process.
             echo, echo_port = ctx.state["echo"], int(get(ctx, "echo_port"))
-            samples = round_trips(ctx, channel, local, channel, local, echo, echo_port,
-                                  count, timeout, warmup)
+            timed = round_trips(ctx, channel, local, channel, local, echo, echo_port,
+                                count, timeout, warmup)
         else:
             try:
-                samples = round_trips(ctx, channel, local, channel, local, None, None,
-                                      count, timeout, warmup)
+                timed = round_trips(ctx, channel, local, channel, local, None, None,
+                                    count, timeout, warmup)
             except NoAnswer as err:
                 raise _silent_peer(ctx, err, timeout) from err
-        result = stats_us(samples)
+        result = stats_us(timed.samples)
+        # Which loop timed them: C measures the channel, Python adds the interpreter's time.
+        result["loop"] = timed.loop
+        if timed.loop_note:
+            result["loop_note"] = timed.loop_note
         ctx.state["samples_us"] = result["samples_us"]
-        ctx.explain(f"{count} round trips, median {result['median_us']:.0f} µs")
+        ctx.state["loop"], ctx.state["loop_note"] = timed.loop, timed.loop_note
+        ctx.explain(f"{count} round trips, median {result['median_us']:.0f} µs "
+                    f"({loop_text(timed.loop, timed.loop_note)})")
         return result
 
     return Step("ping-pong", "evtchn NOTIFY, then poll + read the answer", action, mutating=True)

@@ -146,6 +146,7 @@ def run_notify(args: argparse.Namespace) -> int:
 def run_pingpong(args: argparse.Namespace) -> int:
     """Time COUNT notify/echo round trips (the pingpong probe against a peer)."""
     from grantscope.probes.pingpong import PROBE
+    from grantscope.probing.roundtrips import loop_text
 
     devices, simulated, domid, remote_port = _resolve(args, "binding an event channel")
     done = run_probe(PROBE, {"domid": domid, "port": remote_port, "count": args.count,
@@ -157,8 +158,11 @@ def run_pingpong(args: argparse.Namespace) -> int:
     samples: list[float] = done.run.state["samples_us"]
     local = int(done.run.state["local_port"])
     stats = summarize(samples)
+    loop, note = done.run.state["loop"], done.run.state["loop_note"]
     result: dict[str, Any] = {"ok": True, "domid": domid, "remote_port": remote_port,
-                              "local_port": local, **stats}
+                              "local_port": local, **stats, "loop": loop}
+    if note:
+        result["loop_note"] = note
     if simulated:
         result["simulated"] = True
     if args.json:
@@ -167,7 +171,8 @@ def run_pingpong(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"{stats['count']} round trips with domain {domid} port {remote_port}: "
             f"min {stats['min_us']:.0f} µs, p50 {stats['p50_us']:.0f} µs, "
-            f"p99 {stats['p99_us']:.0f} µs, max {stats['max_us']:.0f} µs\n")
+            f"p99 {stats['p99_us']:.0f} µs, max {stats['max_us']:.0f} µs\n"
+            f"  {loop_text(loop, note)}\n")
         from grantscope.model.histogram import histogram
 
         sys.stdout.writelines(f"  {line}\n" for line in histogram(samples))

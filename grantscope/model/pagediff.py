@@ -6,18 +6,26 @@ repaint and a small fade bucket per byte, so its strip cache stays keyed on a fe
 
 from __future__ import annotations
 
+import re
 from array import array
 from dataclasses import dataclass
 
 ROW_BYTES = 16
 FADE_SECONDS = 1.5
 FADE_BUCKETS = 3  # 3 = just changed, 1 = almost faded, 0 = not highlighted
+_NONZERO = re.compile(rb"[^\x00]")
 
 
 def changed_offsets(old: bytes, new: bytes) -> list[int]:
     """Offsets where ``old`` and ``new`` differ; extra bytes of the longer one count as changed."""
     common = min(len(old), len(new))
-    out = [i for i in range(common) if old[i] != new[i]]
+    if old[:common] == new[:common]:
+        out: list[int] = []
+    else:
+        # the XOR of the two as one integer is zero exactly where they agree: the scan for
+        # non-zero bytes runs in C (a page that moves a little costs no 4096-step loop)
+        diff = (int.from_bytes(old[:common], "big") ^ int.from_bytes(new[:common], "big"))
+        out = [m.start() for m in _NONZERO.finditer(diff.to_bytes(common, "big"))]
     out.extend(range(common, max(len(old), len(new))))
     return out
 
@@ -47,10 +55,13 @@ class ChangeTracker:
         # per row, the latest change of any of its bytes: fading_rows scans 256 rows, not 4096 bytes
         self._row_changed_at = array("d", [float("-inf")]) * (self.size // ROW_BYTES)
         self._primed = False
+        self._now = float("-inf")  # the time of the previous update
         self.seq = 0
 
     def update(self, new: bytes, now: float) -> list[int]:
-        """Take the page's current bytes; return the rows whose look changed (bytes or fade).
+        """Take the page's current bytes; return the rows whose look changed since the
+        previous update: their bytes, or the fade bucket of one of them (a row that fades
+        is repainted when a bucket steps down, not at every update).
 
         The first update only primes the tracker: nothing counts as changed on first sight.
         """
@@ -60,13 +71,14 @@ class ChangeTracker:
             self._primed = True
             self.seq += 1
             return list(range(self.size // ROW_BYTES))
+        prev, self._now = self._now, now
         offsets = changed_offsets(self.data, new) if new != self.data else []
         rows = set(changed_rows(offsets))
+        rows.update(self._refaded_rows(prev, now))
         for off in offsets:
             # the fade of a byte that was already highlighted restarts
             self._changed_at[off] = now
             self._row_changed_at[off // ROW_BYTES] = now
-        rows.update(self.fading_rows(now))
         self.data = new
         if offsets:
             self.seq += 1
@@ -80,6 +92,19 @@ class ChangeTracker:
         """Fade buckets of the 16 bytes of ``row``."""
         start = row * ROW_BYTES
         return tuple(self.bucket(i, now) for i in range(start, min(start + ROW_BYTES, self.size)))
+
+    def _refaded_rows(self, prev: float, now: float) -> list[int]:
+        """Rows where a byte's fade bucket at ``now`` differs from the one at ``prev``."""
+        out = []
+        fade, changed_at = self.fade, self._changed_at
+        for row in self.fading_rows(prev):
+            start = row * ROW_BYTES
+            # the bytes of a row mostly changed together: a few distinct times to check
+            for at in set(changed_at[start:start + ROW_BYTES]):
+                if fade_bucket(prev - at, fade) != fade_bucket(now - at, fade):
+                    out.append(row)
+                    break
+        return out
 
     def fading_rows(self, now: float) -> list[int]:
         """Rows with a byte still highlighted at ``now`` (they need repainting as they fade)."""

@@ -341,43 +341,6 @@ class NoAnswer(StepFailed):
         self.timed = timed
 
 
-def round_trips(ctx: StepContext, send: Any, send_port: int, recv: Any, recv_port: int,
-                echo: Any | None, echo_port: int | None, count: int, timeout: float,
-                warmup: int = 0) -> list[float]:
-    """Time ``count`` notify/answer round trips after ``warmup`` untimed ones; ``echo``
-    answers in-process when given.  Returns the timed samples in seconds; no answer within
-    ``timeout`` raises :class:`NoAnswer`."""
-    samples: list[float] = []
-    clock = time.perf_counter
-    for i in range(warmup + count):
-        ctx.check_cancelled()
-        started = clock()
-        send.notify(send_port)
-        if echo is not None and echo_port is not None:
-            if not wait_for_port(None, echo, None, started + timeout):
-                raise _no_answer(f"round trip {i + 1}: the loopback end got nothing",
-                                 timeout, len(samples))
-            echo.notify(echo_port)
-        # The usual answer is exactly [recv_port]: no second call on the fast path.
-        fired = recv.wait(timeout)
-        if recv_port not in fired and not wait_for_port(None, recv, recv_port,
-                                                        started + timeout):
-            raise _no_answer(f"round trip {i + 1}: no answer on port {recv_port}",
-                             timeout, len(samples))
-        if i >= warmup:
-            samples.append(clock() - started)
-    return samples
-
-
-def _no_answer(failure: str, timeout: float, timed: int) -> NoAnswer:
-    return NoAnswer(
-        failure,
-        "The peer must answer each notification by notifying back (the lab's domU peer "
-        "does, and so does 'grantscope offer --to MYDOMID --echo --wait 60').",
-        timed, timeout,
-    )
-
-
 #: The key of a step result holding every round trip in µs (the latency histogram's input).
 SAMPLES_KEY = "samples_us"
 

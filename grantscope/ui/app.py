@@ -8,12 +8,11 @@ or watch, so a frozen simulated host gives identical screens.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.lazy import Lazy
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
@@ -21,15 +20,13 @@ from grantscope.ui.commands import GrantscopeCommands
 from grantscope.ui.domains import name_domids, read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
 from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
-from grantscope.ui.panes.findings import FindingsPane
-from grantscope.ui.panes.page import PagePane
-from grantscope.ui.panes.probes import ProbesPane
-from grantscope.ui.panes.xenstore import XenStorePane
-from grantscope.ui.screens.help import HelpScreen
 from grantscope.ui.settings import save_theme, saved_theme
-from grantscope.ui.tabs import FIRST, TABS, FocusingTabPane, SteadyTabbedContent
+from grantscope.ui.tabs import FIRST, TABS, FocusingTabPane, LazyPane, SteadyTabbedContent
 from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
+
+if TYPE_CHECKING:
+    from grantscope.ui.panes.probes import ProbesPane
 
 DOMAIN_NAMES_SECONDS = 5.0
 
@@ -78,9 +75,8 @@ class GrantscopeApp(App[int]):
         with SteadyTabbedContent(id="tabs", initial=FIRST.id):
             for spec in TABS:
                 with FocusingTabPane(spec):
-                    pane = spec.pane.for_app(self)
-                    # the other tabs mount after the first paint (Lazy): the first shows sooner
-                    yield pane if spec is FIRST else Lazy(pane)
+                    # the other tabs are imported, built and mounted after the first paint
+                    yield spec.pane.for_app(self) if spec is FIRST else LazyPane(spec)
         yield Footer()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -100,6 +96,11 @@ class GrantscopeApp(App[int]):
         if self.theme_problems:
             self.notify("; ".join(self.theme_problems), title="theme files skipped",
                         severity="warning")
+        # after the first paint: the binding ids come from every pane, and importing the
+        # panes not shown is what the first paint skips
+        self.call_after_refresh(self._load_keymap)
+
+    def _load_keymap(self) -> None:
         keymap = load_keymap(keymap_path(), binding_ids())
         if keymap.keys:
             self.set_keymap(keymap.keys)
@@ -141,6 +142,8 @@ class GrantscopeApp(App[int]):
         """Show every binding and its id."""
         groups: list[tuple[str, list[Binding]]] = [("anywhere", _bindings(GrantscopeApp))]
         groups.extend((t.title, _bindings(t.pane)) for t in TABS)
+        from grantscope.ui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen(groups))
 
     def on_probes_mounted(self, message: ProbesMounted) -> None:
@@ -149,6 +152,8 @@ class GrantscopeApp(App[int]):
     def probes_pane(self) -> ProbesPane | None:
         """The Probes pane once mounted (it mounts lazily, after the first paint)."""
         if self._probes_pane is None:
+            from grantscope.ui.panes.probes import ProbesPane
+
             found = self.query(ProbesPane)
             # kept so cleanup on quit needs no DOM query while widgets are being removed
             self._probes_pane = found.first() if found else None
@@ -168,6 +173,8 @@ class GrantscopeApp(App[int]):
 
     def analyze_findings(self, tries: int = 0) -> None:
         """Show the Findings tab and run an analysis (the pane mounts lazily: wait for it)."""
+        from grantscope.ui.panes.findings import FindingsPane
+
         self.action_show_tab("findings")
         found = self.query(FindingsPane)
         if found:
@@ -177,10 +184,14 @@ class GrantscopeApp(App[int]):
 
     async def jump_to(self, path: str) -> None:
         """Show the XenStore tab at ``path``."""
+        from grantscope.ui.panes.xenstore import XenStorePane
+
         self.action_show_tab("xenstore")
         await self.query_one(XenStorePane).jump(path)
 
     def on_open_page(self, message: OpenPage) -> None:
+        from grantscope.ui.panes.page import PagePane
+
         pane = self.query_one(PagePane)
         if message.source is not None:
             src = message.source
@@ -193,10 +204,14 @@ class GrantscopeApp(App[int]):
 
     def open_page(self, key: str) -> None:
         """Show the page ``key`` (already offered to the Page view)."""
+        from grantscope.ui.panes.page import PagePane
+
         self.action_show_tab("page")
         self.query_one(PagePane).open(key)
 
     def on_page_released(self, message: PageReleased) -> None:
+        from grantscope.ui.panes.page import PagePane
+
         self.query_one(PagePane).remove_source(message.key)
 
     def cleanup_probes(self) -> None:

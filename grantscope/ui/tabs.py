@@ -7,31 +7,65 @@ snapshot tests all read :data:`TABS`; a new tab is one row here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual.dom import NoScreen
+from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
 
 from grantscope.ui.panes.base import PaneShown, TabBody
-from grantscope.ui.panes.events import EventsPane
-from grantscope.ui.panes.findings import FindingsPane
-from grantscope.ui.panes.grants import GrantsPane
-from grantscope.ui.panes.page import PagePane
-from grantscope.ui.panes.probes import ProbesPane
-from grantscope.ui.panes.xenstore import XenStorePane
+
+
+# Each pane's module is imported when its tab is first built: the first paint imports only
+# the first tab's.
+def _xenstore() -> type[TabBody]:
+    from grantscope.ui.panes.xenstore import XenStorePane
+    return XenStorePane
+
+
+def _grants() -> type[TabBody]:
+    from grantscope.ui.panes.grants import GrantsPane
+    return GrantsPane
+
+
+def _events() -> type[TabBody]:
+    from grantscope.ui.panes.events import EventsPane
+    return EventsPane
+
+
+def _page() -> type[TabBody]:
+    from grantscope.ui.panes.page import PagePane
+    return PagePane
+
+
+def _probes() -> type[TabBody]:
+    from grantscope.ui.panes.probes import ProbesPane
+    return ProbesPane
+
+
+def _findings() -> type[TabBody]:
+    from grantscope.ui.panes.findings import FindingsPane
+    return FindingsPane
 
 
 @dataclass(frozen=True, slots=True)
 class TabSpec:
-    """One tab: its id, the key that shows it, its title, its pane, the widget that takes
-    the focus when it shows (so the pane's keys reach it) and one line for the palette."""
+    """One tab: its id, the key that shows it, its title, its pane (imported on first use
+    through ``load``), the widget that takes the focus when it shows (so the pane's keys
+    reach it) and one line for the palette."""
 
     id: str
     key: str
     title: str
-    pane: type[TabBody]
+    load: Callable[[], type[TabBody]]
     focus: str
     help: str
+
+    @property
+    def pane(self) -> type[TabBody]:
+        """The pane's class (its module is imported the first time)."""
+        return self.load()
 
     @property
     def label(self) -> str:
@@ -45,22 +79,44 @@ class TabSpec:
 
 
 TABS: tuple[TabSpec, ...] = (
-    TabSpec("xenstore", "1", "XenStore", XenStorePane, "#xs-tree",
+    TabSpec("xenstore", "1", "XenStore", _xenstore, "#xs-tree",
             "browse the store: values, permissions, watches"),
-    TabSpec("grants", "2", "Grants", GrantsPane, "#own-grants",
+    TabSpec("grants", "2", "Grants", _grants, "#own-grants",
             "own maps and offers, gntdev holders, hypervisor table, table use per domain"),
-    TabSpec("events", "3", "Events", EventsPane, "#irqs",
+    TabSpec("events", "3", "Events", _events, "#irqs",
             "interrupt counters, rates and own ports"),
-    TabSpec("page", "4", "Page", PagePane, "#hexdump",
+    TabSpec("page", "4", "Page", _page, "#hexdump",
             "hexdump of a mapped or offered page, ring header"),
-    TabSpec("probes", "5", "Probes", ProbesPane, "#probe-list",
+    TabSpec("probes", "5", "Probes", _probes, "#probe-list",
             "run probes step by step"),
-    TabSpec("findings", "6", "Findings", FindingsPane, "#findings-table",
+    TabSpec("findings", "6", "Findings", _findings, "#findings-table",
             "what is wrong on this host: findings, evidence, what to do"),
 )
 
 #: The tab shown first (its pane mounts with the app; the others after the first paint).
 FIRST = TABS[0]
+
+
+class LazyPane(Widget):
+    """Stands in for a tab's pane until the first paint is done, then imports, builds and
+    mounts the pane in its place (Textual's ``Lazy`` needs the pane built, and so imported,
+    before the first paint)."""
+
+    DEFAULT_CSS = "LazyPane { display: none; }"
+
+    def __init__(self, spec: TabSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._replace)
+
+    async def _replace(self) -> None:
+        parent = self.parent
+        if not isinstance(parent, Widget):
+            return
+        await parent.mount(self.spec.pane.for_app(self.app), after=self)
+        await self.remove()
 
 
 BY_ID: dict[str, TabSpec] = {t.id: t for t in TABS}

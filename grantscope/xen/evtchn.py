@@ -67,6 +67,11 @@ class EventChannel:
         return frozenset(self._ports)
 
     @property
+    def has_pending(self) -> bool:
+        """True when ports fired that :meth:`wait` has not reported yet."""
+        return bool(self._pending)
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` ran."""
         return self._fd < 0

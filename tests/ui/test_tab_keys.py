@@ -62,7 +62,7 @@ class SlowGrants(GrantsPane):
 @contextlib.contextmanager
 def _slow_grants_tab() -> Iterator[None]:
     """The app's Grants tab shows SlowGrants (a pane that mounts late) while inside."""
-    slow = dataclasses.replace(tabs.BY_ID["grants"], pane=SlowGrants)
+    slow = dataclasses.replace(tabs.BY_ID["grants"], load=lambda: SlowGrants)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(app_module, "TABS", tuple(slow if t.id == "grants" else t
                                              for t in tabs.TABS))

@@ -13,6 +13,7 @@ and running ``grantscope --demo doctor --json`` from that environment's own scri
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 import sys
@@ -52,6 +53,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (path,) = out.glob("grantscope-*.whl")
     return path
+
+
+@pytest.fixture(scope="module")
+def wheel_without_compiler(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The wheel built where the C compiler fails (CC=false); and what the build said."""
+    out = tmp_path_factory.mktemp("dist-nocc")
+    env = {**os.environ, "CC": "false", "LDSHARED": "false"}
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (path,) = out.glob("grantscope-*.whl")
+    return path, done.stdout + done.stderr
 
 
 def _check(python: Path, cwd: Path) -> dict[str, object]:
@@ -145,6 +160,29 @@ def test_wheel_install_with_its_deps_runs_the_demo_doctor(wheel: Path, tmp_path:
     assert deps.returncode == 0, deps.stderr[-2000:]
     assert sorted(n.lower().replace("-", "_") for n in json.loads(deps.stdout)) == [
         "cffi", "prometheus_client", "psutil", "pyxs", "shtab", "textual"]
+    # The build compiled pingpong's C loop into the wheel (this machine has a compiler).
+    assert _loop_reason(bin_dir, tmp_path) == "None"
+    assert "cp3" in wheel.name and "linux" in wheel.name, wheel.name
+
+
+LOOP_REASON = "from grantscope.xen import evtloop; print(evtloop.unavailable_reason())"
+
+
+def _loop_reason(bin_dir: Path, cwd: Path) -> str:
+    done = subprocess.run([str(bin_dir / "python"), "-c", LOOP_REASON], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_without_a_compiler_the_wheel_is_pure_and_pingpong_says_so(
+        wheel_without_compiler: tuple[Path, str], tmp_path: Path) -> None:
+    wheel, said = wheel_without_compiler
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    assert "pingpong will use its Python loop" in said
+    assert not any("_evtloop." in n for n in zipfile.ZipFile(wheel).namelist())
+    bin_dir = _pipx_like_env(wheel, tmp_path / "venv")
+    assert _loop_reason(bin_dir, tmp_path).startswith("the C loop is not built")
 
 
 DEPS_CHECK = """

@@ -33,10 +33,24 @@ def test_tracker_highlights_changed_bytes_then_fades() -> None:
     assert t.bucket(33, 10.0) == 3
     assert t.bucket(32, 10.0) == 0
     assert t.row_buckets(2, 10.0)[1] == 3
-    # unchanged bytes: the row is still repainted while it fades, then no more
+    # unchanged bytes: the row is repainted when its fade steps down (3 -> 2 at 0.5 s), not
+    # in between, and once more when the highlight is gone; then no more
+    assert t.update(bytes(page), now=10.4) == []
     assert t.update(bytes(page), now=10.5) == [2]
-    assert t.update(bytes(page), now=12.0) == []
+    assert t.update(bytes(page), now=10.6) == []
+    assert t.update(bytes(page), now=12.0) == [2]
     assert t.bucket(33, 12.0) == 0
+    assert t.update(bytes(page), now=12.5) == []
+
+
+def test_changed_offsets_at_the_edges_of_a_page() -> None:
+    old = bytes(4096)
+    for where in ([0], [4095], [0, 1, 2, 4095], list(range(0, 4096, 7))):
+        new = bytearray(old)
+        for i in where:
+            new[i] = 0x80
+        assert changed_offsets(old, bytes(new)) == where
+    assert changed_offsets(old, old) == []
 
 
 def test_seq_moves_only_on_change() -> None:

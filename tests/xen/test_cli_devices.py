@@ -167,6 +167,11 @@ def test_pingpong_against_offer_echo_then_sigterm_cleans_up(store: XenStore) -> 
                        "--count", "30")
         assert data["ok"] is True and data["count"] == 30
         assert 0 < data["min_us"] <= data["p50_us"] <= data["p99_us"] <= data["max_us"]
+        # The install compiled the C loop: it times the round trips, and the output says so.
+        assert data["loop"] == "c" and "loop_note" not in data, data
+        text = gs("pingpong", "--domid", "0", "--port", f"xs:{path}/port", "--count", "5")
+        assert text.returncode == 0, text.stderr
+        assert text.stdout.splitlines()[1] == "  timed by the C loop", text.stdout
         offer.send_signal(signal.SIGTERM)
         out, err = offer.communicate(timeout=60)
     finally:

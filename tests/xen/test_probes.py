@@ -114,6 +114,7 @@ def test_pingpong_loopback() -> None:
     assert run.ok, _failures(run)
     stats = steps[-1].result
     assert stats["round_trips"] == 20 and 0 < stats["min_us"] <= stats["max_us"]
+    assert stats["loop"] == "c" and "loop_note" not in stats  # the compiled loop timed them
     echo = _by_name(steps, "bind an unbound port").result["port"]
     assert echo not in _dom0_ports()
 
@@ -249,7 +250,7 @@ def test_notify_and_pingpong_with_a_domu(offering_domu: DomU) -> None:
     run, steps = _run("pingpong", {"domid": domid, "port": f"xs:{home}/data/port",
                                    "count": "5", "timeout": "10"})
     assert run.ok, _failures(run)
-    assert steps[-1].result["round_trips"] == 5
+    assert steps[-1].result["round_trips"] == 5 and steps[-1].result["loop"] == "c"
     offering_domu.wait_value("data/notifications", "6", timeout=60)
 
 

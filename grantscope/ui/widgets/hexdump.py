@@ -9,7 +9,7 @@ only those lines.  Strips are cached by (row bytes, fade buckets, theme generati
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
@@ -38,6 +38,17 @@ class LatestSlot:
         """The newest sample or None."""
         with self._lock:
             return self._value
+
+
+class _RowStyles(NamedTuple):
+    """The resolved styles a row is drawn with."""
+
+    base: Style
+    offset: Style
+    byte: Style
+    zero: Style
+    ascii: Style
+    changed: tuple[Style, ...]
 
 
 def _printable(b: int) -> str:
@@ -73,6 +84,7 @@ class HexDump(ScrollView, can_focus=True):
         self.tracker = ChangeTracker(size=size)
         self.now = 0.0
         self._cache: dict[tuple[int, bytes, tuple[int, ...]], Strip] = {}
+        self._styles: _RowStyles | None = None
         self._last_seq = -1
         self.frozen = False
         self.virtual_size = Size(LINE_WIDTH, size // ROW_BYTES)
@@ -94,13 +106,16 @@ class HexDump(ScrollView, can_focus=True):
         """Take new bytes at time ``now``; repaint the rows that changed or fade; return them."""
         self.now = now
         rows = self.tracker.update(data, now)
-        if len(rows) > 64:
-            self.refresh()
-        else:
-            top = int(self.scroll_offset.y)
-            for row in rows:
-                if top <= row < top + self.size.height:
-                    self.refresh_line(row)  # virtual line number: ScrollView subtracts the scroll
+        # Only the rows on screen, each on its own: a whole-widget refresh would re-render
+        # every visible line through Textual's styles cache, changed or not.
+        if not self.size.height or len(rows) >= self.tracker.size // ROW_BYTES:
+            self.refresh()  # not laid out yet, or a first sight: every line is new
+            return rows
+        top = int(self.scroll_offset.y)
+        bottom = top + self.size.height
+        for row in rows:
+            if top <= row < bottom:
+                self.refresh_line(row)  # virtual line number: ScrollView subtracts the scroll
         return rows
 
     def take(self, slot: LatestSlot) -> bool:
@@ -121,6 +136,7 @@ class HexDump(ScrollView, can_focus=True):
         """Theme changed: cached strips hold old colours."""
         super().notify_style_update()
         self._cache.clear()
+        self._styles = None
 
     def render_line(self, y: int) -> Strip:
         """One row: offset, 16 bytes in hex with change highlight, and their ASCII."""
@@ -139,19 +155,28 @@ class HexDump(ScrollView, can_focus=True):
             self._cache[key] = strip
         return strip.crop(int(self.scroll_offset.x), int(self.scroll_offset.x) + self.size.width)
 
+    def _row_styles(self) -> _RowStyles:
+        """The styles of a row, resolved once per theme (resolving them costs more than a row)."""
+        if self._styles is None:
+            style = self.get_component_rich_style
+            base: Style = self.rich_style
+            self._styles = _RowStyles(
+                base=base, offset=base + style("hexdump--offset"),
+                byte=base + style("hexdump--byte"), zero=base + style("hexdump--zero"),
+                ascii=base + style("hexdump--ascii"),
+                changed=tuple(base + style(f"hexdump--changed-{n}") for n in (1, 2, 3)))
+        return self._styles
+
     def _render_row(self, start: int, chunk: bytes, buckets: tuple[int, ...]) -> Strip:
-        style = self.get_component_rich_style
-        base: Style = self.rich_style
-        byte_style = base + style("hexdump--byte")
-        zero_style = base + style("hexdump--zero")
-        changed = [base + style(f"hexdump--changed-{n}") for n in (1, 2, 3)]
-        segs = [Segment(f"{start:06x}  ", base + style("hexdump--offset"))]
+        styles = self._row_styles()
+        base, byte_style, zero_style = styles.base, styles.byte, styles.zero
+        changed, ascii_style = styles.changed, styles.ascii
+        segs = [Segment(f"{start:06x}  ", styles.offset)]
         for i, b in enumerate(chunk):
             bucket = buckets[i] if i < len(buckets) else 0
             st = changed[bucket - 1] if bucket else (zero_style if b == 0 else byte_style)
             segs.append(Segment(f"{b:02x}", st))
             segs.append(Segment("  " if i == 7 else " ", base))
-        ascii_style = base + style("hexdump--ascii")
         segs.append(Segment(" ", base))
         for i, b in enumerate(chunk):
             bucket = buckets[i] if i < len(buckets) else 0
