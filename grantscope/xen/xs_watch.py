@@ -61,6 +61,16 @@ class XsWatch:
             "again: changes made while disconnected were not seen"
         )
 
+    @property
+    def connected(self) -> bool:
+        """False from the moment its connection is lost until it is registered again."""
+        return self._registered and not self._conn.closed
+
+    @property
+    def lost_reason(self) -> str | None:
+        """Why the connection it was on was lost (None while connected)."""
+        return None if self.connected else (self._conn.lost_reason or "lost")
+
     def take_notice(self) -> str | None:
         """A sentence about a disconnection since the last call, or None."""
         return self._notices.pop(0) if self._notices else None

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from grantscope.lab import guest as lab_guest
 from grantscope.lab import tier_time
 from grantscope.lab.domu import DomU
 from grantscope.lab.leaks import holdings, leaks_since
+from grantscope.sources import xsdaemon
 
 
 def in_dom0() -> bool:
@@ -152,3 +154,15 @@ def offer_domu() -> Iterator[DomU]:
     with DomU("offer", {"text": "hello from the offer peer"}) as peer:
         peer.wait_key("data/port")
         yield peer
+
+
+@pytest.fixture
+def paused_daemon() -> Iterator[int]:
+    """The XenStore daemon's pid, for a test that stops it; it is sent SIGCONT at the end
+    whatever happens, so a failing test never leaves xenstored stopped for the next ones."""
+    daemon = xsdaemon.detect()
+    assert daemon.pid is not None, daemon
+    try:
+        yield daemon.pid
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)

@@ -356,18 +356,7 @@ def test_cli_as_a_process(store: XenStore, base: str) -> None:
     assert done.returncode == 2 and b"--allow-write" in done.stderr
 
 
-# -- xenstored pausing (issue 13 item 5) ------------------------------------------------------
-
-
-@pytest.fixture
-def paused_daemon() -> Iterator[int]:
-    """The XenStore daemon's pid; it is sent SIGCONT at the end whatever happens."""
-    daemon = xsdaemon.detect()
-    assert daemon.pid is not None, daemon
-    try:
-        yield daemon.pid
-    finally:
-        os.kill(daemon.pid, signal.SIGCONT)
+# -- xenstored pausing (issue 13 item 5; the paused_daemon fixture is in conftest.py) ---------
 
 
 def test_a_request_timed_out_while_xenstored_is_paused_reconnects_after(

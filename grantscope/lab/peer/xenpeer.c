@@ -11,6 +11,10 @@
  *   xenpeer scenario NAME [k=v ...]   the same scenario, parameters from argv (e.g. in dom0)
  *   xenpeer bench-evtchn N [WARMUP]   C anchor: event-channel loopback round trips, JSON line
  *   xenpeer bench-gnt N [WARMUP]      C anchor: gntalloc self-grant map+touch+unmap, JSON line
+ *   xenpeer storm SECONDS             an event storm in dom0: a sender notifies one port as fast
+ *                                     as it can for SECONDS while a forked receiver unmasks it;
+ *                                     JSON lines "ready" (the ports), then the rate reached
+ *                                     (also when ended early by SIGTERM)
  *
  * Scenarios (all write data/status and log lines "xenpeer: ..." to the console):
  *   offer  grant a writable page and offer an unbound port to gs_remote (default 0), write
@@ -36,6 +40,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +48,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -764,6 +771,74 @@ static int bench_gnt(long n, long warmup)
     return 0;
 }
 
+/* An event storm on one port: dom0 loopback, the sender (this process) notifies PB as fast as it
+ * can, a forked receiver unmasks PA after each event so the next notification can fire.  Xen
+ * coalesces notifications that arrive while PA is pending, so the receiver sees fewer events
+ * (and /proc/interrupts counts fewer interrupts) than were sent.  SIGTERM ends it early, still
+ * reporting what it reached. */
+static volatile sig_atomic_t storm_stop;
+
+static void storm_on_term(int sig)
+{
+    (void)sig;
+    storm_stop = 1;
+}
+
+static int storm(long seconds)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = storm_on_term;      /* no SA_RESTART: a waiting poll() returns at once */
+    sigaction(SIGTERM, &sa, NULL);
+    int a = evtchn_open(), b = evtchn_open();
+    int pa = bind_unbound(a, 0);
+    int pb = bind_interdomain(b, 0, (unsigned)pa);
+    drain(a, 50);
+    drain(b, 50);
+    int pipefd[2];
+    if (pipe(pipefd) < 0)
+        die("pipe: %s", strerror(errno));
+    double start = now_s();
+    pid_t sender = getpid();
+    pid_t child = fork();
+    if (child < 0)
+        die("fork: %s", strerror(errno));
+    if (child == 0) {                       /* the receiver: unmask until the sender is done */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* a killed sender takes its receiver (and port) along */
+        if (getppid() != sender)            /* it died before prctl() took effect */
+            _exit(0);
+        close(b);
+        close(pipefd[0]);
+        long received = 0;
+        while (!storm_stop && now_s() < start + (double)seconds + 0.5)
+            if (wait_event(a, 100) >= 0)
+                received++;
+        if (write(pipefd[1], &received, sizeof(received)) != sizeof(received))
+            die("storm: reporting the receiver's count: %s", strerror(errno));
+        _exit(0);
+    }
+    close(pipefd[1]);
+    printf("{\"ready\": true, \"receiver_port\": %d, \"sender_port\": %d, "
+           "\"receiver_pid\": %d}\n", pa, pb, (int)child);
+    fflush(stdout);
+    long sent = 0;
+    double end = start + (double)seconds;
+    while (!storm_stop && now_s() < end) {
+        notify(b, pb);
+        sent++;
+    }
+    double took = now_s() - start;
+    kill(child, SIGTERM);
+    long received = -1;
+    if (read(pipefd[0], &received, sizeof(received)) != sizeof(received))
+        received = -1;
+    waitpid(child, NULL, 0);
+    printf("{\"storm\": \"evtchn-notify\", \"seconds\": %.2f, \"notifies\": %ld, "
+           "\"notify_rate\": %.1f, \"received\": %ld}\n", took, sent, sent / took, received);
+    fflush(stdout);
+    return 0;
+}
+
 static long count_arg(const char *s, const char *what, long min)
 {
     char *end;
@@ -798,10 +873,13 @@ int main(int argc, char **argv)
         long warmup = argc >= 4 ? count_arg(argv[3], "WARMUP", 0) : 10;
         return !strcmp(argv[1], "bench-evtchn") ? bench_evtchn(n, warmup) : bench_gnt(n, warmup);
     }
+    if (!strcmp(argv[1], "storm") && argc == 3)
+        return storm(count_arg(argv[2], "SECONDS", 1));
     fprintf(stderr,
             "usage: xenpeer                          (domU: gs_scenario=... from /proc/cmdline)\n"
             "       xenpeer scenario offer|map|echo [key=value ...]\n"
             "       xenpeer bench-evtchn N [WARMUP]\n"
-            "       xenpeer bench-gnt N [WARMUP]\n");
+            "       xenpeer bench-gnt N [WARMUP]\n"
+            "       xenpeer storm SECONDS\n");
     return 2;
 }

@@ -58,6 +58,7 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
     ]
     DEFAULT_CSS = """
     EventsPane Label { padding: 0 1; color: $text-muted; text-style: bold; }
+    EventsPane #irqs-label { width: 1fr; height: 1; }
     EventsPane #irqs { height: 1fr; }
     EventsPane #ports { height: auto; max-height: 8; }
     EventsPane #hv-ports { height: 1fr; }
@@ -68,6 +69,9 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
         self.rates = RateTracker()
         self._shown_ports: tuple[OwnPort, ...] | None = None
         self._shown_hv: tuple[HvPort, ...] | bool | None = False  # False: nothing shown yet
+        # what each interrupts row and the heading show: a poll repaints only what changed
+        self._shown_cells: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._shown_label = ""
 
     def compose(self) -> ComposeResult:
         yield Label(scale_label(0.0), id="irqs-label")
@@ -107,7 +111,11 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
         states = [(row, self.rates.update(row.irq, row.total, now)) for row in snap.interrupts]
         top = shared_top([list(st.history) for _, st in states])
         with self.app.batch_update():
-            self.query_one("#irqs-label", Label).update(scale_label(top))
+            label = scale_label(top)
+            if label != self._shown_label:
+                self._shown_label = label
+                # one line of fixed width: no re-layout of the whole screen every poll
+                self.query_one("#irqs-label", Label).update(label, layout=False)
             for row, st in states:
                 key = str(row.irq)
                 present.add(row.irq)
@@ -118,13 +126,21 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
                          Text(sparkline(list(st.history), top=top),
                               style=hot if bucket else "green"),
                          Text(f"{row.total:,}", justify="right"), Text(row.chip, style="dim"))
+                # Most rows show the same text poll after poll, and every update_cell makes the
+                # whole table render again (profiled in the lab during an event storm: that
+                # repaint is what delays keys under TCG), so an unchanged row is left alone.
+                shown = tuple((c.plain, str(c.style)) for c in cells[2:5])
                 if key in irqs.rows:
-                    for col, cell in zip(("rate/s", "history", "count"), cells[2:5], strict=True):
-                        irqs.update_cell(key, col, cell)
+                    if self._shown_cells.get(key) != shown:
+                        for col, cell in zip(("rate/s", "history", "count"), cells[2:5],
+                                             strict=True):
+                            irqs.update_cell(key, col, cell)
                 else:
                     irqs.add_row(*cells, key=key)
+                self._shown_cells[key] = shown
             for row_key in [k for k in irqs.rows if int(str(k.value)) not in present]:
                 irqs.remove_row(row_key)
+                self._shown_cells.pop(str(row_key.value), None)
             self.rates.forget_missing(set(present))
             # clear() re-lays out the screen: the port tables are rebuilt only when they changed
             if self._shown_ports != snap.ports:

@@ -51,6 +51,8 @@ class XenStorePane(TabBody, Vertical):
     XenStorePane #xs-input.visible { display: block; }
     XenStorePane #xs-side { width: 1fr; min-width: 40; padding: 0 1; }
     XenStorePane #xs-details { height: auto; }
+    XenStorePane #xs-status { display: none; height: auto; color: $warning; }
+    XenStorePane #xs-status.visible { display: block; }
     XenStorePane #xs-results { display: none; height: 1fr; }
     XenStorePane #xs-results.visible { display: block; }
     """
@@ -65,6 +67,7 @@ class XenStorePane(TabBody, Vertical):
         with Horizontal():
             yield XsTree(self.host, id="xs-tree")
             with Vertical(id="xs-side"):
+                yield Static(id="xs-status")
                 yield Static(id="xs-details")
                 yield OptionList(id="xs-results")
 
@@ -204,18 +207,44 @@ class XenStorePane(TabBody, Vertical):
             await self.jump(event.option.id)
 
     # -- watches ------------------------------------------------------------------------------
+    def show_status(self, text: str) -> None:
+        """The line above the details that says the watch was (or is) disconnected."""
+        found = self.query("#xs-status")  # the app may be closing (called from the watch thread)
+        if found:
+            status = found.first(Static)
+            status.update(Text(text))
+            status.set_class(bool(text), "visible")
+
     @work(thread=True, exclusive=True, group="xs-watch", exit_on_error=False)
     def watch_store(self) -> None:
-        """Follow the whole store: batch changed paths, read them, post at most 10 times/s."""
+        """Follow the whole store: batch changed paths, read them, post at most 10 times/s.
+
+        A lost connection (xenstored restarted, or paused so that a request timed out) is
+        shown above the details while it lasts; once the watch is registered again on a new
+        connection the line says when it was lost and that changes made meanwhile were missed.
+        """
         worker = get_current_worker()
         watch = self.host.watch("/")
+        lost_at: str | None = None  # wall-clock time the loss was seen, while disconnected
         try:
             pending: dict[str, None] = {}
             deadline = time.monotonic() + 0.1
             while not worker.is_cancelled:
+                # checked before get(): get() itself blocks while it tries to reconnect
+                if lost_at is None and not getattr(watch, "connected", True):
+                    lost_at = time.strftime("%H:%M:%S")
+                    why = getattr(watch, "lost_reason", None) or "lost"
+                    self.app.call_from_thread(
+                        self.show_status, f"XenStore disconnected at {lost_at} ({why}); "
+                        "reconnecting… changes are not seen meanwhile")
                 path = watch.get(0.1)
                 notice = getattr(watch, "take_notice", lambda: None)()
                 if notice is not None:  # reconnected: say so on screen
+                    since = f"disconnected at {lost_at}, " if lost_at else ""
+                    lost_at = None
+                    self.app.call_from_thread(
+                        self.show_status, f"XenStore {since}reconnected at "
+                        f"{time.strftime('%H:%M:%S')}: {notice}")
                     self.app.call_from_thread(self.notify, notice, title="XenStore",
                                               severity="warning")
                 if path is not None and path != "/":
