@@ -91,8 +91,12 @@ def get(name: str | None) -> LabConfig:
                          f"Known configurations: {known}.") from None
 
 
-def record(config: LabConfig, results: Path) -> Path:
-    """Write ``config`` into the run's results directory; returns the file written."""
+def record(config: LabConfig, results: Path, booted: Mapping[str, str] | None = None) -> Path:
+    """Write ``config`` (and ``booted``: the exact packages and root the run boots) into the
+    run's results directory; returns the file written."""
     path = results / RECORD_NAME
-    path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    data = config.to_json()
+    if booted is not None:
+        data["booted"] = dict(booted)
+    path.write_text(json.dumps(data, indent=2) + "\n")
     return path

@@ -254,6 +254,7 @@ def run(
     workdir = (cwd or Path.cwd()).resolve()
     job_env = f"GS_RESULTS={shlex.quote(str(results))}\n"
     root_words = ""
+    root = Path("/")
     if lab_config.release is not None:
         # dom0 runs from the release's root: the job gets that root's venv, and sees this
         # checkout, the lab directory and its working directory at their host paths.
@@ -265,7 +266,11 @@ def run(
         root_words = " " + format_words({"gs_root": str(root)})
     (results / "lab-job.sh").write_text(job_script(command, cwd=workdir, env=env))
     (results / "lab-job.env").write_text(job_env)
-    configs.record(lab_config, results)
+    configs.record(lab_config, results, booted={
+        "xen_package_version": build.xen_version, "kernel_package": build.kernel_package,
+        "kernel_package_version": build.kernel_package_version,
+        "kernel_release": build.kernel_release, "build": str(build.directory),
+        "dom0_root": str(root)})
 
     nonce = secrets.token_hex(8)
     words = dom0_words(nonce, interactive=interactive, config=lab_config) + root_words
