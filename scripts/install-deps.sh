@@ -11,6 +11,8 @@
 # example alert rules (tests/unit/test_metrics_promtool.py), and whose server the real-Xen tier
 # runs in dom0 to scrape `grantscope metrics --listen`; prometheus-node-exporter, whose textfile
 # collector the same test points at `grantscope metrics --output` (tests/xen/test_metrics.py).
+# mmdebstrap (and the archive keyring) build the Debian 13 dom0 root of the lab's trixie
+# configuration (grantscope/lab/release.py).
 # Idempotent: apt-get skips what is already installed.
 set -euo pipefail
 
@@ -23,6 +25,7 @@ PACKAGES=(
     tmux
     strace
     prometheus prometheus-node-exporter
+    mmdebstrap debian-archive-keyring
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -8,7 +8,9 @@
 #   5. the lab: grantscope lab build --install-deps (Xen + Debian kernel under QEMU)
 #   6. the real-Xen tier INSIDE dom0: grantscope lab run -- pytest -m xen tests/xen, in two
 #      lab boots side by side (the PVH/HVM guest types in one, everything else in the other),
-#      then the XenStore tests once more in a lab whose dom0 runs oxenstored
+#      then the XenStore tests once more in a lab whose dom0 runs oxenstored, then a core
+#      suite in a Debian 13 lab (--config trixie: Xen 4.20, Linux 6.12, Python 3.13; its own
+#      tier line), whose Xen, kernel and dom0 root step 5 builds too
 #
 # Then the summary (python scripts/junit_summary.py summary): a count line per tier ("real-Xen
 # tier: N passed, N failed, N skipped", with the reason if it FAILED), one per guest type, each
@@ -33,6 +35,8 @@
 #                                   (default: tests/xen/test_guest_types.py)
 #   GRANTSCOPE_TEST_XEN_OXENSTORED="ARGS"  pytest arguments of step 6's oxenstored part
 #                                   (default: the two XenStore test modules)
+#   GRANTSCOPE_TEST_XEN_TRIXIE="ARGS"  pytest arguments of step 6's trixie part (default: the
+#                                   core suite: XenStore, the device CLI, the devices in dom0)
 #   GRANTSCOPE_MAIN_LAB_CPUS=N, GRANTSCOPE_GUEST_LAB_CPUS=N  emulated CPUs of step 6's two
 #                                   lab boots (default 2 and 1)
 #   GRANTSCOPE_XEN_TIER_TIMEOUT=S   the real-Xen tier's bound in seconds, boot included
@@ -60,6 +64,7 @@ failed() {
 read -ra UNIT_ARGS <<< "${GRANTSCOPE_TEST_UNIT:-tests/unit tests/ui}"
 read -ra XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN:-tests/xen}"
 read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py}"
+read -ra TRIXIE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TRIXIE:-tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py}"
 read -ra OX_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_OXENSTORED:-tests/xen/test_xenstore.py tests/xen/test_xenstore_domu_view.py}"
 # Emulated CPUs of the two lab boots of step 6.
 MAIN_LAB_CPUS="${GRANTSCOPE_MAIN_LAB_CPUS:-2}"
@@ -99,12 +104,18 @@ if [ "$ENV_OK" -eq 1 ]; then
     INSTALL_DEPS=(--install-deps)
     [ "${GRANTSCOPE_TEST_NO_APT:-0}" = 1 ] && INSTALL_DEPS=()
     .venv/bin/grantscope lab build "${INSTALL_DEPS[@]}" || { failed "lab build"; LAB_OK=0; }
+    # Debian 13's Xen, kernel and dom0 root (apt/trixie, mmdebstrap; cached in the lab dir).
+    TRIXIE_OK=1
+    TRIXIE_BUILD_STARTED=$(date +%s)
+    .venv/bin/grantscope lab build --config trixie || { failed "lab build --config trixie"; TRIXIE_OK=0; }
+    echo "test-all: lab build --config trixie took $(( $(date +%s) - TRIXIE_BUILD_STARTED ))s"
 
     step "6. real-Xen tier, inside dom0"
     XEN_RESULTS="$RESULTS/xen"
     GUEST_RESULTS="$RESULTS/xen-guests"
     OX_RESULTS="$RESULTS/xen-oxenstored"
-    mkdir -p "$XEN_RESULTS" "$GUEST_RESULTS" "$OX_RESULTS"
+    TRIXIE_RESULTS="$RESULTS/xen-trixie"
+    mkdir -p "$XEN_RESULTS" "$GUEST_RESULTS" "$OX_RESULTS" "$TRIXIE_RESULTS"
     if [ "$LAB_OK" -eq 1 ]; then
         XEN_STARTED=$(date +%s)
         DEADLINE=$(( XEN_STARTED + XEN_TIER_TIMEOUT ))
@@ -144,6 +155,23 @@ if [ "$ENV_OK" -eq 1 ]; then
             failed "lab run --config bookworm-oxenstored (exit $ox_rc; console: $OX_RESULTS/console.log)"
         fi
         SUMMARY_ARGS+=(--report "xen=$OX_RESULTS/junit-xen.xml:$ox_rc")
+        # The core suite on Debian 13 (issue 15; docs/COMPATIBILITY.md), the same way, in its
+        # own boot and with its own count line.
+        if [ "$TRIXIE_OK" -eq 1 ]; then
+            TRIXIE_STARTED=$(date +%s)
+            GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
+            .venv/bin/grantscope lab run --config trixie --results "$TRIXIE_RESULTS" \
+                --timeout "$(( DEADLINE - $(date +%s) ))" -- \
+                .venv/bin/pytest -m xen "${TRIXIE_XEN_ARGS[@]}" -p no:cacheprovider -v \
+                --timeout=900 --junitxml="$TRIXIE_RESULTS/junit-xen.xml"
+            trixie_rc=$?
+            echo "test-all: trixie core suite took $(( $(date +%s) - TRIXIE_STARTED ))s" \
+                 "(lab run exit $trixie_rc)"
+            if [ "$trixie_rc" -ne 0 ]; then
+                failed "lab run --config trixie (exit $trixie_rc; console: $TRIXIE_RESULTS/console.log)"
+            fi
+            SUMMARY_ARGS+=(--report "xen-trixie=$TRIXIE_RESULTS/junit-xen.xml:$trixie_rc")
+        fi
         wait "$GUEST_PID"
         guest_rc=$?
         echo

@@ -85,14 +85,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from grantscope.lab import configs
     from grantscope.lab.build import build
 
-    configs.get(args.config)    # every configuration boots the same build today
+    config = configs.get(args.config)
     with Progress("lab build", enabled=None if not args.json else False) as progress:
         def step(message: str) -> None:  # on a terminal: the step beside a spinner, and kept
             progress.note(f"lab build: {message}")
             progress.update(message)
 
         result = build(install_deps=args.install_deps,
-                       on_step=step if progress.enabled else None)
+                       on_step=step if progress.enabled else None, config=config)
     if args.json:
         print(json.dumps({"ok": True, **result.to_json()}, indent=2))
     else:

@@ -6,6 +6,9 @@ Everything lands in the lab directory (:func:`grantscope.lab.paths.lab_dir`)::
     pkgs/<pkg>_<version>/             their unpacked trees (dpkg-deb -x; depmod -b for the kernel)
     builds/<key>/                     xen, vmlinuz, dom0/domu.cpio.gz, xenpeer, manifest.json
     current -> builds/<key>           the build 'lab run' boots
+    current-<config> -> builds/<key>  the build of a configuration with its own Debian release
+                                      (its packages come through apt/<suite>, and its dom0 root
+                                      is built by grantscope/lab/release.py)
 
 ``key`` hashes the package versions and the init/peer sources, so a changed script or a new
 kernel gives a new build while an unchanged one is reused as is.  A build is complete when its
@@ -25,13 +28,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from grantscope.lab import deps, modules, paths
+from grantscope.lab import configs, deps, modules, paths, release
 from grantscope.lab.cpio import InitramfsBuilder
 from grantscope.lab.errors import LabError
 
@@ -99,8 +102,8 @@ def _run(argv: list[str], *, cwd: Path | None = None, what: str) -> str:
     return proc.stdout
 
 
-def _candidate_version(package: str) -> str:
-    out = _run(["apt-cache", "policy", package], what=f"look up package {package}")
+def _candidate_version(package: str, apt: Sequence[str] = ()) -> str:
+    out = _run(["apt-cache", *apt, "policy", package], what=f"look up package {package}")
     match = re.search(r"^\s*Candidate:\s*(\S+)", out, re.M)
     if not match or match.group(1) == "(none)":
         raise LabError(
@@ -122,16 +125,18 @@ def parse_kernel_dependency(depends_output: str) -> str:
     )
 
 
-def resolve_versions() -> dict[str, str]:
-    """The package versions a build is made of (from apt's lists; no download)."""
+def resolve_versions(apt: Sequence[str] = (), xen_package: str = XEN_PACKAGE,
+                     kernel_meta: str = KERNEL_META_PACKAGE) -> dict[str, str]:
+    """The package versions a build is made of (from apt's lists; no download).  ``apt``:
+    options that point apt at another release's lists (grantscope.lab.release)."""
     kernel_pkg = parse_kernel_dependency(
-        _run(["apt-cache", "depends", KERNEL_META_PACKAGE], what="resolve the Debian kernel")
+        _run(["apt-cache", *apt, "depends", kernel_meta], what="resolve the Debian kernel")
     )
     return {
-        "xen_package": XEN_PACKAGE,
-        "xen_version": _candidate_version(XEN_PACKAGE),
+        "xen_package": xen_package,
+        "xen_version": _candidate_version(xen_package, apt),
         "kernel_package": kernel_pkg,
-        "kernel_package_version": _candidate_version(kernel_pkg),
+        "kernel_package_version": _candidate_version(kernel_pkg, apt),
     }
 
 
@@ -183,8 +188,11 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def fetch_package(root: Path, package: str, version: str) -> Path:
-    """Download (once) and unpack (once) ``package=version``; return the unpacked tree."""
+def fetch_package(root: Path, package: str, version: str, apt: Sequence[str] = ()) -> Path:
+    """Download (once) and unpack (once) ``package=version``; return the unpacked tree.
+
+    A kernel package that ships its modules under usr/lib/modules (Debian 13) gets a ``lib``
+    link to ``usr/lib``, so the tree looks like a root to depmod and modprobe either way."""
     tree = root / "pkgs" / f"{package}_{version}"
     if (tree / ".unpacked").exists():
         return tree
@@ -193,7 +201,7 @@ def fetch_package(root: Path, package: str, version: str) -> Path:
     debs = sorted(debdir.glob("*.deb"))
     if not debs:
         _say(f"apt-get download {package}={version}")
-        _run(["apt-get", "download", f"{package}={version}"], cwd=debdir,
+        _run(["apt-get", *apt, "download", f"{package}={version}"], cwd=debdir,
              what=f"download {package}")
         debs = sorted(debdir.glob("*.deb"))
         if not debs:
@@ -203,6 +211,8 @@ def fetch_package(root: Path, package: str, version: str) -> Path:
     tree.mkdir(parents=True)
     _say(f"unpacking {debs[0].name}")
     _run(["dpkg-deb", "-x", str(debs[0]), str(tree)], what=f"unpack {debs[0].name}")
+    if (tree / "usr" / "lib" / "modules").is_dir() and not (tree / "lib").exists():
+        (tree / "lib").symlink_to("usr/lib")
     (tree / ".unpacked").write_text(version + "\n")
     return tree
 
@@ -266,10 +276,11 @@ def build_peer(output: Path) -> None:
          what="build the domU peer (gcc -static)")
 
 
-def _build(root: Path, target: Path, versions: dict[str, str], key: str) -> LabBuild:
-    xen_tree = fetch_package(root, versions["xen_package"], versions["xen_version"])
+def _build(root: Path, target: Path, versions: dict[str, str], key: str, *,
+           xen_image: str = XEN_IMAGE, apt: Sequence[str] = ()) -> LabBuild:
+    xen_tree = fetch_package(root, versions["xen_package"], versions["xen_version"], apt)
     kpkg, kver = versions["kernel_package"], versions["kernel_package_version"]
-    ktree = fetch_package(root, kpkg, kver)
+    ktree = fetch_package(root, kpkg, kver, apt)
     release = kernel_release(ktree)
     if not (ktree / "lib" / "modules" / release / "modules.dep").exists():
         _say(f"depmod -b {ktree} {release}")
@@ -279,7 +290,7 @@ def _build(root: Path, target: Path, versions: dict[str, str], key: str) -> LabB
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    with gzip.open(xen_tree / XEN_IMAGE, "rb") as src, open(tmp / "xen", "wb") as dst:
+    with gzip.open(xen_tree / xen_image, "rb") as src, open(tmp / "xen", "wb") as dst:
         shutil.copyfileobj(src, dst)
     shutil.copyfile(ktree / "boot" / f"vmlinuz-{release}", tmp / "vmlinuz")
 
@@ -340,8 +351,15 @@ def is_stale(built: LabBuild) -> bool:
     return build_key(versions, source_hash()) != built.key
 
 
-def _point_current(root: Path, target: Path) -> None:
-    link = root / "current"
+def current_link(config: configs.LabConfig | None = None) -> str:
+    """The name of the link to the build that ``config`` boots (``current`` for the host's)."""
+    if config is None or config.release is None:
+        return "current"
+    return f"current-{config.name}"
+
+
+def _point_current(root: Path, target: Path, link_name: str = "current") -> None:
+    link = root / link_name
     tmp = root / f".current.tmp{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
@@ -349,24 +367,74 @@ def _point_current(root: Path, target: Path) -> None:
     tmp.replace(link)
 
 
-def current_build(root: Path | None = None) -> LabBuild:
-    """The build 'lab run' boots: $GRANTSCOPE_LAB_BUILD if set (inside dom0), else current."""
+def current_build(root: Path | None = None,
+                  config: configs.LabConfig | None = None) -> LabBuild:
+    """The build 'lab run' boots: $GRANTSCOPE_LAB_BUILD if set (inside dom0), else the
+    configuration's link (``current`` for the host's)."""
     override = os.environ.get(paths.LAB_BUILD_ENV)
     if override:
         return load_build(Path(override))
     root = paths.lab_dir() if root is None else root
-    return load_build((root / "current").resolve())
+    return load_build((root / current_link(config)).resolve())
+
+
+def checkout_dir() -> Path:
+    """The source checkout grantscope runs from (a release root's venv installs it)."""
+    checkout = paths.PACKAGE_DIR.parent.parent
+    if not (checkout / "pyproject.toml").exists():
+        raise LabError(f"grantscope is not running from a source checkout ({checkout})",
+                       "A release configuration installs this checkout into its dom0 root: "
+                       "run grantscope from the checkout's venv (pip install -e).")
+    return checkout
+
+
+def release_root(config: configs.LabConfig, root: Path | None = None) -> Path:
+    """The dom0 root of a release configuration, built (mmdebstrap) if not there yet."""
+    assert config.release is not None
+    return release.ensure_root(paths.lab_dir() if root is None else root, config.release,
+                               checkout_dir(), say=_say)
 
 
 def build(root: Path | None = None, *, install_deps: bool = False,
-          on_step: Callable[[str], None] | None = None) -> LabBuild:
+          on_step: Callable[[str], None] | None = None,
+          config: configs.LabConfig | None = None) -> LabBuild:
     """Build (or reuse) the lab in ``root``; return the build.  ``on_step`` hears each step
-    ("apt-get download ...", "building dom0.cpio.gz") instead of stderr."""
+    ("apt-get download ...", "building dom0.cpio.gz") instead of stderr.  A ``config`` with
+    its own Debian release gets that release's Xen and kernel, and its dom0 root."""
     token = _listener.set(on_step)
     try:
-        return _build_or_reuse(paths.lab_dir() if root is None else root, install_deps)
+        lab_root = paths.lab_dir() if root is None else root
+        if config is None or config.release is None:
+            return _build_or_reuse(lab_root, install_deps)
+        result = _build_release(lab_root, install_deps, config)
+        release_root(config, lab_root)
+        return result
     finally:
         _listener.reset(token)
+
+
+def _build_release(root: Path, install_deps: bool, config: configs.LabConfig) -> LabBuild:
+    rel = config.release
+    assert rel is not None
+    if install_deps:
+        deps.install_packages((*deps.INSTALL_PACKAGES, *deps.RELEASE_PACKAGES))
+    deps.require((*deps.BUILD_TOOLS, *deps.RELEASE_TOOLS))
+    release.update_lists(root, rel, force=install_deps)
+    apt = release.apt_options(root, rel)
+    versions = resolve_versions(apt, rel.xen_package, rel.kernel_meta_package)
+    key = build_key(versions, source_hash())
+    target = root / "builds" / key
+    with _build_lock(root):
+        if (target / "manifest.json").exists():
+            _say(f"up to date: {target}")
+            result = load_build(target)
+        else:
+            _say(f"building {key} for {config.name} (Xen {versions['xen_version']}, "
+                 f"{versions['kernel_package']} {versions['kernel_package_version']})")
+            result = _build(root, target, versions, key, xen_image=rel.xen_image, apt=apt)
+            _say(f"done: {target}")
+        _point_current(root, target, current_link(config))
+    return result
 
 
 def _build_or_reuse(root: Path, install_deps: bool) -> LabBuild:

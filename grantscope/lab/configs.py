@@ -1,10 +1,12 @@
 """The lab's configurations: which host a ``lab run --config NAME`` boots (issue 15).
 
 Each configuration names what it changes from the lab's base host (Debian 12: Xen 4.17,
-Linux 6.1, Python 3.11, C xenstored).  Today every configuration boots the same build; what
-differs travels to dom0's init as ``gs_*`` words on its kernel command line
-(grantscope/lab/init/dom0-stage2 reads them), and each run writes its configuration into the
-results directory (:data:`RECORD_NAME`).
+Linux 6.1, Python 3.11, C xenstored).  The host's configurations boot the host's build and run
+dom0 from the host's ``/``; one with a :class:`~grantscope.lab.release.Release` (``trixie``)
+boots that release's Xen and kernel and runs dom0 from a root of that release
+(grantscope/lab/release.py).  What differs travels to dom0's init as ``gs_*`` words on its kernel
+command line (grantscope/lab/init/dom0-init and dom0-stage2 read them), and each run writes its
+configuration into the results directory (:data:`RECORD_NAME`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from grantscope.errors import UsageError
+from grantscope.lab.release import Release
 
 DEFAULT = "bookworm"
 RECORD_NAME = "lab-config.json"
@@ -37,16 +40,22 @@ class LabConfig:
     python: str = "3.11"
     xenstored: str = C_XENSTORED
     changes: tuple[str, ...] = field(default_factory=tuple)   # what differs from the base
+    release: Release | None = None      # None: the host's own Xen, kernel and root
 
     def dom0_words(self) -> dict[str, str]:
-        """The ``gs_*`` kernel words dom0's init reads for this configuration."""
-        return {"gs_config": self.name, "gs_xenstored": self.xenstored}
+        """The ``gs_*`` kernel words dom0's init reads for this configuration (a release
+        configuration's root path is added by the runner, which knows where it was built)."""
+        words = {"gs_config": self.name, "gs_xenstored": self.xenstored}
+        if self.release is not None:
+            words["gs_xen"] = self.xen
+        return words
 
     def to_json(self) -> dict[str, Any]:
         """What a run records about its configuration."""
         return {"name": self.name, "summary": self.summary, "xen": self.xen,
                 "kernel": self.kernel, "python": self.python, "xenstored": self.xenstored,
-                "changes": list(self.changes)}
+                "changes": list(self.changes),
+                "release": None if self.release is None else self.release.suite}
 
 
 CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
@@ -57,6 +66,16 @@ CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
                   xenstored=OXENSTORED,
                   changes=("dom0's XenStore daemon is /usr/lib/xen-4.17/bin/oxenstored "
                            "(/etc/xen/oxenstored.conf) instead of the C xenstored",)),
+        LabConfig("trixie", "Debian 13: Xen 4.20, Linux 6.12, Python 3.13, C xenstored",
+                  xen="4.20", kernel="6.12", python="3.13",
+                  changes=("Xen 4.20 and Linux 6.12 from Debian 13 (trixie)",
+                           "dom0 runs from a Debian 13 root (mmdebstrap) with xen-utils-4.20 "
+                           "and Python 3.13, grantscope in a venv there",),
+                  release=Release(
+                      "trixie", "xen-hypervisor-4.20-amd64", "boot/xen-4.20-amd64.gz",
+                      root_packages=("python3", "python3-venv", "xen-utils-4.20",
+                                     "xenstore-utils", "procps", "kmod", "iproute2",
+                                     "strace"))),
     )
 })
 
@@ -72,8 +91,12 @@ def get(name: str | None) -> LabConfig:
                          f"Known configurations: {known}.") from None
 
 
-def record(config: LabConfig, results: Path) -> Path:
-    """Write ``config`` into the run's results directory; returns the file written."""
+def record(config: LabConfig, results: Path, booted: Mapping[str, str] | None = None) -> Path:
+    """Write ``config`` (and ``booted``: the exact packages and root the run boots) into the
+    run's results directory; returns the file written."""
     path = results / RECORD_NAME
-    path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    data = config.to_json()
+    if booted is not None:
+        data["booted"] = dict(booted)
+    path.write_text(json.dumps(data, indent=2) + "\n")
     return path

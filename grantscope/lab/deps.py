@@ -40,6 +40,13 @@ RUN_TOOLS = (
     Tool("/usr/libexec/xen-qemu-system-i386", "qemu-system-xen",
          "the device model of HVM guests (dom0 runs it from the host's files)"),
 )
+# What a configuration with its own Debian release (grantscope/lab/release.py) needs besides.
+RELEASE_TOOLS = (
+    Tool("mmdebstrap", "mmdebstrap", "build the release's dom0 root"),
+    Tool("/usr/share/keyrings/debian-archive-keyring.gpg", "debian-archive-keyring",
+         "check the release's packages"),
+)
+RELEASE_PACKAGES = ("mmdebstrap", "debian-archive-keyring")
 # Everything --install-deps installs: the tools above plus cpio (kept for manual initramfs work).
 INSTALL_PACKAGES = (
     "qemu-system-x86", "xen-utils-4.17", "xenstore-utils", "busybox-static",

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-LSEVTCHN = "/usr/lib/xen-4.17/bin/lsevtchn"
+from grantscope.sources.lsevtchn import find_lsevtchn
+
 # Devices whose fds hold grants or ports; an xenbus/privcmd fd holds neither.
 LEAK_DEVICES = ("/dev/xen/gntdev", "/dev/xen/gntalloc", "/dev/xen/evtchn")
 # How long to wait for the kernel and the daemons to settle (a killed child's port, the
@@ -73,7 +74,11 @@ def parse_lsevtchn(text: str) -> frozenset[str]:
 
 def dom0_ports() -> frozenset[str]:
     """dom0's bound event-channel ports, from ``lsevtchn 0``."""
-    proc = subprocess.run([LSEVTCHN, "0"], capture_output=True, text=True, timeout=60,
+    # The Xen release's own tool (/usr/lib/xen-4.17/bin or xen-4.20 on a trixie root).
+    tool = find_lsevtchn()
+    if tool is None:
+        raise RuntimeError("lsevtchn not found (it ships with the Xen tools)")
+    proc = subprocess.run([tool, "0"], capture_output=True, text=True, timeout=60,
                           check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"lsevtchn 0 failed: {proc.stderr.strip()}")

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from grantscope.lab import configs, deps, paths, pyguest
-from grantscope.lab.build import LabBuild, current_build, is_stale
+from grantscope.lab import configs, deps, paths, pyguest, release
+from grantscope.lab.build import LabBuild, checkout_dir, current_build, is_stale, release_root
 from grantscope.lab.build import build as build_lab
 from grantscope.lab.console import ConsoleStream
 from grantscope.lab.errors import LabError
@@ -96,6 +96,30 @@ def job_environment(environ: Mapping[str, str], *, results: Path, build: LabBuil
     env[paths.LAB_BUILD_ENV] = str(build.directory)
     env[paths.LAB_RESULTS_ENV] = str(results)
     return env
+
+
+def caller_venv(environ: Mapping[str, str]) -> str | None:
+    """The venv the caller runs grantscope from: $VIRTUAL_ENV, else this Python's own venv."""
+    if environ.get("VIRTUAL_ENV"):
+        return environ["VIRTUAL_ENV"]
+    return sys.prefix if sys.prefix != sys.base_prefix else None
+
+
+def release_job_env(environ: Mapping[str, str], env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """What ``lab-job.env`` adds on a release root, and the job's environment there.
+
+    dom0 shows the root's venv (grantscope installed with the root's Python) at the caller's
+    venv path, so ``.venv/bin/pytest``, ``sys.executable`` and scripts that name the venv all
+    run the release's Python; with no caller venv, the root's venv leads PATH instead.
+    """
+    venv = caller_venv(environ)
+    out = dict(env)
+    if venv is None:
+        out["PATH"] = f"{release.ROOT_VENV}/bin:{out.get('PATH', '')}"
+        out["VIRTUAL_ENV"] = release.ROOT_VENV
+        return f"GS_VENV_FROM={release.ROOT_VENV}\n", out
+    return (f"GS_VENV_FROM={release.ROOT_VENV}\nGS_VENV={shlex.quote(str(Path(venv)))}\n",
+            out)
 
 
 def job_script(command: Sequence[str] | None, *, cwd: Path, env: Mapping[str, str]) -> str:
@@ -201,12 +225,18 @@ def run(
     """
     lab_config = config or configs.get(None)
     deps.require(deps.RUN_TOOLS)
-    build = current_build()
+    try:
+        build = current_build(config=lab_config)
+    except LabError:
+        if lab_config.release is None:
+            raise
+        _say(f"no build of the {lab_config.name} configuration yet: building it")
+        build = build_lab(config=lab_config)
     if os.environ.get(paths.LAB_BUILD_ENV) is None and is_stale(build):
         # A changed init script or peer would otherwise boot silently with the old ones.
         _say(f"the lab build {build.key} was made from other init scripts, peer or module "
              "lists than this checkout's: building again")
-        build = build_lab()
+        build = build_lab(config=lab_config)
     lab_root = paths.lab_dir()
     results = (results_dir or new_results_dir(lab_root)).resolve()
     results.mkdir(parents=True, exist_ok=True)
@@ -222,12 +252,28 @@ def run(
     # (a hash of file stats when nothing changed; about a second to rebuild).
     env[paths.PYGUEST_ENV] = str(pyguest.ensure_image(build, lab_root))
     workdir = (cwd or Path.cwd()).resolve()
+    job_env = f"GS_RESULTS={shlex.quote(str(results))}\n"
+    root_words = ""
+    root = Path("/")
+    if lab_config.release is not None:
+        # dom0 runs from the release's root: the job gets that root's venv, and sees this
+        # checkout, the lab directory and its working directory at their host paths.
+        root = release_root(lab_config, lab_root)
+        release.compile_checkout(root, checkout_dir())
+        venv_lines, env = release_job_env(os.environ if environ is None else environ, env)
+        binds = sorted({str(workdir), str(checkout_dir()), str(lab_root)}, key=len)
+        job_env += f"GS_BINDS={shlex.quote(' '.join(binds))}\n" + venv_lines
+        root_words = " " + format_words({"gs_root": str(root)})
     (results / "lab-job.sh").write_text(job_script(command, cwd=workdir, env=env))
-    (results / "lab-job.env").write_text(f"GS_RESULTS={shlex.quote(str(results))}\n")
-    configs.record(lab_config, results)
+    (results / "lab-job.env").write_text(job_env)
+    configs.record(lab_config, results, booted={
+        "xen_package_version": build.xen_version, "kernel_package": build.kernel_package,
+        "kernel_package_version": build.kernel_package_version,
+        "kernel_release": build.kernel_release, "build": str(build.directory),
+        "dom0_root": str(root)})
 
     nonce = secrets.token_hex(8)
-    words = dom0_words(nonce, interactive=interactive, config=lab_config)
+    words = dom0_words(nonce, interactive=interactive, config=lab_config) + root_words
     knobs = environ or os.environ
     spec = BootSpec(build.xen, build.kernel, build.dom0_initrd, results, dom0_words=words,
                     cpus=int(knobs.get(CPUS_ENV) or cpus), memory_mb=memory_mb,

@@ -2,14 +2,17 @@
 
 Checks: the hypervisor, the /dev/xen nodes (present, a character device, openable by
 us), the driver modules, root, XenStore reachability, our own domid, dom0 or domU,
-the guest type and the Xen version.  Opening a device node and closing it again is
-the only "action" taken: nothing is bound, granted or written.
+the guest type, the Xen version, the kernel and the Python running grantscope.  Opening a
+device node and closing it again is the only "action" taken: nothing is bound, granted or
+written.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +171,11 @@ def run_doctor(
     version = _version(root)
     checks.append(Check("xen version", INFO if version else WARN,
                         version or "unknown (/sys/hypervisor/version unreadable)"))
+    # The dom0/domU kernel and this Python: what differs across releases (docs/COMPATIBILITY.md).
+    kernel = _host.read_text("/proc/sys/kernel/osrelease", root)
+    checks.append(Check("kernel", INFO if kernel else WARN,
+                        f"Linux {kernel}" if kernel else "unknown (/proc/sys/kernel/osrelease)"))
+    checks.append(Check("python", INFO, f"Python {platform.python_version()}", sys.executable))
     guest_type = _host.read_text("/sys/hypervisor/guest_type", root)
     checks.append(Check("guest type", INFO if guest_type else WARN,
                         guest_type or "unknown (/sys/hypervisor/guest_type absent)"))

@@ -165,3 +165,26 @@ def test_empty_and_unrelated_text() -> None:
     r = parse_console("hello\nworld\n(XEN) Xen version 4.17\n")
     assert r.grant_dumps == () and r.event_dumps == () and r.unparsed == ()
     assert r.other_lines == 3
+
+
+def test_xen_420_lab_dumps_parse_like_417() -> None:
+    # Recorded in the lab's trixie configuration (Xen 4.20, lab-xen-4.20/README.md): the same
+    # holdings as lab-xen-4.17 give the same tables.
+    g = parse_console(read("lab-xen-4.20/xl-dmesg-g.txt"))
+    assert g.unparsed == () and g.problems == ()
+    assert g.grants is not None and g.grants.complete
+    (table,) = g.grants.tables
+    assert (table.domid, table.version, table.frames, table.max_frames) == (0, 1, 1, 64)
+    assert (table.maptrack_frames, table.max_maptrack_frames) == (1, 1024)
+    assert [e.ref for e in table.entries] == [8, 9]
+    assert all(e.mapper == 0 and e.pin == 2 and e.flags == 0x19 for e in table.entries)
+    e = parse_console(read("lab-xen-4.20/xl-dmesg-e.txt"))
+    assert e.unparsed == () and e.problems == ()
+    assert e.events is not None
+    (dom,) = e.events.domains
+    by_port = {p.port: p for p in dom.ports}
+    assert len(by_port) == 28
+    assert (by_port[27].state_name, by_port[27].remote_domid, by_port[27].remote_port) == (
+        "interdomain", 0, 28)
+    assert (by_port[28].remote_domid, by_port[28].remote_port) == (0, 27)
+    assert by_port[15].state_name == "pirq"

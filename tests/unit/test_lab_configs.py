@@ -72,3 +72,12 @@ def test_a_run_records_its_configuration(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["name"] == "bookworm-oxenstored" and data["xenstored"] == "oxenstored"
     assert data["xen"] == "4.17" and data["changes"]
+
+
+def test_a_run_records_what_it_booted(tmp_path: Path) -> None:
+    booted = {"xen_package_version": "4.20.4+63", "kernel_release": "6.12.117+deb13-amd64",
+              "dom0_root": "/lab/roots/trixie-0123"}
+    path = configs.record(configs.get("trixie"), tmp_path, booted=booted)
+    data = json.loads(path.read_text())
+    assert data["name"] == "trixie" and data["release"] == "trixie"
+    assert data["booted"] == booted

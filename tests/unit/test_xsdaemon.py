@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,22 @@ def test_doctor_reports_the_daemon_and_its_differences(
     assert check.summary == summary
     assert report.xenstored == flavour and report.to_json()["xenstored"] == flavour
     assert ("xenstore-control quota" in check.detail) == (flavour == "oxenstored")
+
+
+def test_doctor_names_the_kernel_and_the_python_it_runs_on(tmp_path: Path) -> None:
+    # What differs across the lab's releases (docs/COMPATIBILITY.md): Linux 6.1 vs 6.12,
+    # Python 3.11 vs 3.13.
+    root = tmp_path / "root"
+    (root / "sys/hypervisor").mkdir(parents=True)
+    (root / "sys/hypervisor/type").write_text("xen\n")
+    (root / "proc/sys/kernel").mkdir(parents=True)
+    (root / "proc/sys/kernel/osrelease").write_text("6.12.117+deb13-amd64\n")
+    report = doctor.run_doctor(str(root), dev_dir=str(tmp_path / "dev"), open_store=_Store)
+    checks = {c.name: c for c in report.checks}
+    assert checks["kernel"].summary == "Linux 6.12.117+deb13-amd64"
+    assert checks["python"].summary == f"Python {platform.python_version()}"
+    assert checks["python"].detail == sys.executable
+    (root / "proc/sys/kernel/osrelease").unlink()
+    report = doctor.run_doctor(str(root), dev_dir=str(tmp_path / "dev"), open_store=_Store)
+    (kernel,) = [c for c in report.checks if c.name == "kernel"]
+    assert kernel.status == doctor.WARN and "unknown" in kernel.summary

@@ -29,6 +29,7 @@ from grantscope.lab.domu import DomU
 from grantscope.probing.devices import RealDevices
 from grantscope.probing.engine import ProbeRun, StepRecord
 from grantscope.probing.registry import find_probe
+from grantscope.sources.lsevtchn import find_lsevtchn
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
 from grantscope.xen.gntdev import probe_grant_status
@@ -36,7 +37,7 @@ from grantscope.xen.xenstore import XenStore
 
 pytestmark = pytest.mark.xen
 
-LSEVTCHN = "/usr/lib/xen-4.17/bin/lsevtchn"
+LSEVTCHN = find_lsevtchn() or "lsevtchn"     # the booted Xen release's own tool
 ROOT = Path(__file__).resolve().parents[2]
 DOMID_SELF = 0x7FF0
 
