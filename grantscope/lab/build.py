@@ -422,19 +422,8 @@ def _build_release(root: Path, install_deps: bool, config: configs.LabConfig) ->
     release.update_lists(root, rel, force=install_deps)
     apt = release.apt_options(root, rel)
     versions = resolve_versions(apt, rel.xen_package, rel.kernel_meta_package)
-    key = build_key(versions, source_hash())
-    target = root / "builds" / key
-    with _build_lock(root):
-        if (target / "manifest.json").exists():
-            _say(f"up to date: {target}")
-            result = load_build(target)
-        else:
-            _say(f"building {key} for {config.name} (Xen {versions['xen_version']}, "
-                 f"{versions['kernel_package']} {versions['kernel_package_version']})")
-            result = _build(root, target, versions, key, xen_image=rel.xen_image, apt=apt)
-            _say(f"done: {target}")
-        _point_current(root, target, current_link(config))
-    return result
+    return _build_once(root, versions, current_link(config), f" for {config.name}",
+                       xen_image=rel.xen_image, apt=apt)
 
 
 def _build_or_reuse(root: Path, install_deps: bool) -> LabBuild:
@@ -451,6 +440,13 @@ def _build_or_reuse(root: Path, install_deps: bool) -> LabBuild:
             raise err from None
         _say(f"{err.message}; reusing the existing build {existing.key}")
         return existing
+    return _build_once(root, versions, current_link(), "")
+
+
+def _build_once(root: Path, versions: dict[str, str], link_name: str, what: str, *,
+                xen_image: str = XEN_IMAGE, apt: Sequence[str] = ()) -> LabBuild:
+    """The build of these versions and sources: reused when complete, else built (under the
+    lock); ``link_name`` then points at it."""
     key = build_key(versions, source_hash())
     target = root / "builds" / key
     with _build_lock(root):
@@ -458,9 +454,9 @@ def _build_or_reuse(root: Path, install_deps: bool) -> LabBuild:
             _say(f"up to date: {target}")
             result = load_build(target)
         else:
-            _say(f"building {key} (Xen {versions['xen_version']}, "
+            _say(f"building {key}{what} (Xen {versions['xen_version']}, "
                  f"{versions['kernel_package']} {versions['kernel_package_version']})")
-            result = _build(root, target, versions, key)
+            result = _build(root, target, versions, key, xen_image=xen_image, apt=apt)
             _say(f"done: {target}")
-        _point_current(root, target)
+        _point_current(root, target, link_name)
     return result
