@@ -73,9 +73,11 @@ CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
                            "and Python 3.13, grantscope in a venv there",),
                   release=Release(
                       "trixie", "xen-hypervisor-4.20-amd64", "boot/xen-4.20-amd64.gz",
-                      root_packages=("python3", "python3-venv", "xen-utils-4.20",
-                                     "xenstore-utils", "procps", "kmod", "iproute2",
-                                     "strace"))),
+                      # gcc and python3-dev: the install compiles pingpong's C loop, as on
+                      # the host (the core suite checks the C loop ran).
+                      root_packages=("python3", "python3-venv", "python3-dev", "gcc",
+                                     "libc6-dev", "xen-utils-4.20", "xenstore-utils",
+                                     "procps", "kmod", "iproute2", "strace"))),
     )
 })
 
