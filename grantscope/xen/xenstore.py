@@ -132,7 +132,7 @@ class XenStore:
                 return False
             if watch._conn is not self._conn or not watch._registered:
                 try:
-                    watch._reregister(self._conn, watch._conn.lost_reason or "lost")
+                    watch._reregister(self._conn, watch._why_lost())
                 except XenStoreError:  # xenstored paused: the next get() tries again
                     return False
             return True

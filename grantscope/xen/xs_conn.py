@@ -40,6 +40,7 @@ DEFAULT_RUNDIR = "/var/run/xenstored"
 XENBUS_DEVICES = ("/dev/xen/xenbus", "/proc/xen/xenbus")
 _READ_SIZE = 1 << 18
 _REQ_ID_MOD = 1 << 32
+_READ_SLICE = 0.1  # longest one poll() waits; see _wait
 
 
 def candidate_paths(env: dict[str, str] | None = None) -> list[str]:
@@ -108,6 +109,7 @@ class XsConnection:
         self._replies: dict[int, Packet] = {}
         self._events: dict[bytes, collections.deque[bytes]] = {}
         self._dead: str | None = None
+        self._fd_closed = False  # close() ran (the fd is gone), whatever ended the stream
         self._next_id = 1
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
@@ -281,7 +283,9 @@ class XsConnection:
                     cond.wait(remaining)
             packets: list[Packet] = []
             try:
-                packets = self._read_some(remaining)
+                # In slices: another thread may end the connection (its request timed out)
+                # while this one reads, and this one's waiter must hear of it soon.
+                packets = self._read_some(min(remaining, _READ_SLICE))
             finally:
                 with cond:
                     self._reading = False
@@ -376,11 +380,10 @@ class XsConnection:
     def close(self) -> None:
         """Close the fd (idempotent); waiters get a "connection lost" error."""
         with self._wlock:
-            if self._dead == "closed":
+            if self._fd_closed:
                 return
-            self._kill("closed")
-            with self._cond:
-                self._dead = "closed"
+            self._fd_closed = True
+            self._kill("closed")  # a connection lost before keeps its reason
             with contextlib.suppress(KeyError, ValueError):
                 self._poll.unregister(self._fd)
             try:

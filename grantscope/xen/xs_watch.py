@@ -36,11 +36,15 @@ class XsWatch:
         self._notices: list[str] = []
         self.reconnects = 0
         self._registered = False
+        self._lost_before: str | None = None  # why the connection before this one ended
         self._conn = store._connection()
         self._register(self._conn)
         store._watches.add(self)
 
     def _register(self, conn: XsConnection) -> None:
+        if conn is not self._conn and self._conn.lost_reason:
+            # kept: while registering again fails, the reason is still the first loss's
+            self._lost_before = self._conn.lost_reason
         self._conn = conn
         self._registered = False
         conn.add_watch_queue(self.token)  # before WATCH: the first event may come at once
@@ -69,32 +73,37 @@ class XsWatch:
     @property
     def lost_reason(self) -> str | None:
         """Why the connection it was on was lost (None while connected)."""
-        return None if self.connected else (self._conn.lost_reason or "lost")
+        return None if self.connected else self._why_lost()
+
+    def _why_lost(self) -> str:
+        return self._conn.lost_reason or self._lost_before or "lost"
 
     def take_notice(self) -> str | None:
         """A sentence about a disconnection since the last call, or None."""
         return self._notices.pop(0) if self._notices else None
 
     def get(self, timeout: float | None = None) -> str | None:
-        """The next changed path, or None if none came within ``timeout`` seconds."""
+        """The next changed path, or None if none came within ``timeout`` seconds.
+
+        Also None, early, when the connection is lost meanwhile; the next call reconnects.
+        """
         if self._closed:
             return None
         limit = self._store.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
-        while True:
-            if (not self._registered or self._conn.closed) \
-                    and not self._store._reconnect_for(self):
-                # xenstored not reachable (or paused) yet: try again on the next get().
-                time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
-                return None
-            try:
-                raw = self._conn.next_event(self.token, deadline)
-                break
-            except XenStoreError as err:
-                if err.errno_name != "ECONNRESET" or self._closed:
-                    raise
-                if time.monotonic() >= deadline:
-                    return None
+        if (not self._registered or self._conn.closed) and not self._store._reconnect_for(self):
+            # xenstored not reachable (or paused) yet: try again on the next get().
+            time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+            return None
+        try:
+            raw = self._conn.next_event(self.token, deadline)
+        except XenStoreError as err:
+            if err.errno_name != "ECONNRESET" or self._closed:
+                raise
+            # Lost while waiting: return at once so the caller sees ``connected`` False (and
+            # can say so) now; reconnecting may block for the store's timeout while xenstored
+            # is paused, so it waits for the next get().
+            return None
         return None if raw is None else raw.decode("utf-8", "surrogateescape")
 
     def __iter__(self) -> Iterator[str]:

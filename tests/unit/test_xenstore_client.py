@@ -247,6 +247,41 @@ def test_watch_waits_out_a_xenstored_that_does_not_answer(xsd: XsdDouble) -> Non
         assert watch.get(1.0) == "/w/after"
 
 
+def test_a_waiting_get_returns_when_another_request_ends_the_connection(
+        xsd: XsdDouble) -> None:
+    """The TUI's watch thread waits in get(); the details read times out and ends the shared
+    connection.  get() must return then, not after trying to register again (which takes the
+    store's timeout while xenstored is paused), so the pane can say "disconnected" at once."""
+    xsd.put("/w", b"")
+    xsd.put("/slow", b"1")
+    xsd.drop.add((READ, "/slow"))
+    with XenStore.open(xsd.socket_path, timeout=0.5) as s, s.watch("/w") as watch:
+        assert watch.get(1.0) == "/w"
+        xsd.drop.add((WATCH, "/w"))  # paused, as far as registering again goes
+        returned: list[float] = []
+
+        def wait() -> None:
+            watch.get(10.0)
+            returned.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        with pytest.raises(XenStoreError):
+            s.read("/slow")
+        lost = time.monotonic()
+        waiter.join(5.0)
+        assert returned, "get() still waiting after the connection was lost"
+        assert returned[0] - lost < 0.3, returned[0] - lost  # not the 0.5 s re-registration
+        assert not watch.connected and "timed out" in (watch.lost_reason or ""), watch.lost_reason
+        assert [path for op, path in xsd.requests if op == WATCH] == ["/w"]
+        assert watch.get(0.2) is None  # registering again times out: the reason stays the first
+        assert not watch.connected and "timed out" in (watch.lost_reason or ""), watch.lost_reason
+        xsd.drop.discard((WATCH, "/w"))
+        got = [watch.get(1.0) for _ in range(3)]
+        assert "/w" in got and watch.connected and watch.lost_reason is None
+        assert "timed out" in (watch.take_notice() or "")
+
+
 def test_watch_survives_xenstored_restarting(xsd: XsdDouble) -> None:
     xsd.put("/w", b"")
     directory = os.path.dirname(xsd.socket_path)

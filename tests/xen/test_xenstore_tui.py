@@ -67,12 +67,15 @@ async def test_the_xenstore_pane_survives_xenstored_paused_and_says_so(
                     pilot, lambda: "disconnected at" in says(),
                     max(0.0, PAUSE - 0.3 - (time.monotonic() - stopped)))
                 said_while_paused = says()
+                seen_after = time.monotonic() - stopped
                 await pilot.pause(max(0.0, PAUSE - (time.monotonic() - stopped)))
             finally:
                 os.kill(paused_daemon, signal.SIGCONT)
-            print(f"while paused the pane said: {said_while_paused!r}", flush=True)
+            print(f"while paused the pane said ({seen_after:.1f} s after SIGSTOP): "
+                  f"{said_while_paused!r}", flush=True)
             assert seen_while_paused, said_while_paused
             assert "reconnected" not in said_while_paused
+            assert "timed out" in said_while_paused  # why it was lost, not just "lost"
             # continued: the watch is registered again and the pane says so (it stays said)
             assert await wait_for(pilot, lambda: "reconnected at" in says(), 300), says()
             print(f"after SIGCONT the pane says: {says()!r}", flush=True)
