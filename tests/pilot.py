@@ -57,3 +57,41 @@ def focus_within(app: Any, widget: Any) -> bool:
     """True when the app's focused widget is ``widget`` or inside it (so its keys reach it)."""
     focused = app.focused
     return focused is not None and (focused is widget or widget in focused.ancestors)
+
+
+async def key_gaps(app: Any, table: Any, end: float, every: float,
+                   liveness: float) -> list[float]:
+    """Press down/up on ``table`` (a focused DataTable) every ``every`` s until ``end`` (a
+    ``time.monotonic()`` value); how long each key took to reach the screen, in s.
+
+    A gap runs from the moment the key event is posted to the app (what the terminal driver's
+    thread does with a key it read) to the end of the first screen refresh that shows its
+    effect: we wait until the table's cursor has moved (looking every 2 ms, so a gap is over-,
+    never under-estimated by up to that), then ask the screen for a callback after its next
+    refresh (``call_after_refresh``: Textual runs it once the compositor has rendered the dirty
+    widgets, the moved cursor row among them, and sent the frame to the driver).  A key not on
+    screen within ``liveness`` s fails: the UI stopped answering.  Used by the storm test in
+    the lab and by bench/bench_ui.py on this machine.
+    """
+    import time
+
+    from textual import events
+
+    gaps: list[float] = []
+    while time.monotonic() < end:
+        row = table.cursor_row
+        key, want = ("down", row + 1) if row == 0 else ("up", row - 1)
+        painted = asyncio.Event()
+        sent = time.monotonic()
+        event = events.Key(key, None)
+        event.set_sender(app)
+        app.post_message(event)
+        while table.cursor_row != want:
+            assert time.monotonic() - sent < liveness, \
+                f"{key} did not move the cursor in {liveness:g} s"
+            await asyncio.sleep(0.002)
+        app.screen.call_after_refresh(painted.set)
+        await asyncio.wait_for(painted.wait(), liveness)
+        gaps.append(time.monotonic() - sent)
+        await asyncio.sleep(max(0.0, every - (time.monotonic() - sent)))
+    return gaps

@@ -7,6 +7,7 @@ proven on real Xen in the lab tier, never on the simulated host.
 
 from __future__ import annotations
 
+import collections
 import socket
 import threading
 from collections.abc import Sequence
@@ -37,6 +38,9 @@ from grantscope.host.base import (
 #: Seconds between the two counter samples of an analysis from the TUI (storms, spurious
 #: events): short, as the user waits for it, long enough for a storm to show a rate.
 ANALYZE_INTERVAL = 1.0
+#: Seconds of the Events view's own polls an analysis judges IRQ rates over, when it has
+#: them: one second of a storm that comes in bursts can fall below the threshold.
+STORM_WINDOW = 10.0
 
 
 class TrackingDevices:
@@ -105,6 +109,9 @@ class XenHost(Host):
         self._grant_dump: Any = None  # the last 'g' dump: the only source of maptrack sizes
         self._hv_ports: tuple[HvPort, ...] | None = None
         self._findings: FindingsSnapshot | None = None
+        # (monotonic time, interrupts) of recent events() polls, oldest first
+        self._irq_polls: collections.deque[tuple[float, Any]] = collections.deque(maxlen=64)
+        self._irq_lock = threading.Lock()
 
     # -- XenStore ------------------------------------------------------------------------
     def store(self) -> Any:
@@ -277,7 +284,7 @@ class XenHost(Host):
         # dumps the console ring already holds (the findings say which checks that leaves).
         capture = not is_readonly()
         obs, _extra, _capture = collect_observation(interval=ANALYZE_INTERVAL, dumps=True,
-                                                    capture=capture)
+                                                    capture=capture, earlier=self._irq_since())
         result = analyze(obs)
         self._keep_grants(obs.console)
         if obs.console is not None and obs.console.events is not None:
@@ -288,6 +295,15 @@ class XenHost(Host):
                                           self.clock())
         return self._findings
 
+    def _irq_since(self) -> Any:
+        """The oldest interrupts poll of the last STORM_WINDOW seconds, as a Sample (or None)."""
+        from grantscope.sources.observation import Sample
+
+        now = self.clock()  # time.monotonic, the collection's Sample clock too
+        with self._irq_lock:
+            recent = [(at, got) for at, got in self._irq_polls if now - at <= STORM_WINDOW]
+        return Sample(recent[0][1], None, recent[0][0]) if recent else None
+
     def events(self) -> EventsSnapshot:
         """Xen rows of /proc/interrupts, our own evtchn ports, the last ``e`` dump's table."""
         from grantscope.sources.procfs import read_interrupts
@@ -295,6 +311,8 @@ class XenHost(Host):
         parsed = read_interrupts()
         rows: tuple[EventCounter, ...] = ()
         if not isinstance(parsed, str):
+            with self._irq_lock:
+                self._irq_polls.append((self.clock(), parsed))
             rows = tuple(EventCounter(r.irq, r.counts, f"{r.chip}-{r.handler}".strip("-"),
                                       r.action) for r in parsed.rows)
         ports: list[OwnPort] = []

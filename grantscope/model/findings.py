@@ -143,13 +143,14 @@ def _storms(obs: Observation, devices: tuple[DeviceRow, ...], th: Thresholds) ->
                     )
                 )
     a, b2 = obs.interrupts_before, obs.interrupts_after
-    if a is not None and b2 is not None and obs.interval > 0:
+    window = round(obs.irq_interval, 1)
+    if a is not None and b2 is not None and obs.irq_interval > 0:
         prev = a.by_irq()
         for row in b2.rows:
             old = prev.get(row.irq)
             if old is None or old.action != row.action or row.chip == "xen-percpu":
                 continue  # per-CPU timers and IPIs are busy by design
-            rate = (row.total - old.total) / obs.interval
+            rate = (row.total - old.total) / obs.irq_interval
             if rate >= th.storm_rate:
                 dev = next(
                     (d.name for d in devices if d.irqs and any(i.irq == row.irq for i in d.irqs)),
@@ -162,7 +163,7 @@ def _storms(obs: Observation, devices: tuple[DeviceRow, ...], th: Thresholds) ->
                         title=f"irq {row.irq} ({row.action}) fires {rate:.0f} times a second",
                         evidence=(
                             f"/proc/interrupts: irq {row.irq} {row.chip}-{row.handler} "
-                            f"{row.action}: {old.total} -> {row.total} in {obs.interval:g} s",
+                            f"{row.action}: {old.total} -> {row.total} in {window:g} s",
                             f"threshold: {th.storm_rate:g}/s"
                             + (f"; device: {dev}" if dev else ""),
                         ),
@@ -373,7 +374,7 @@ def analyze(obs: Observation, thresholds: Thresholds | None = None) -> Analysis:
         )
     if obs.counters_before is None or obs.counters_after is None:
         missing("spurious events on xenbus devices", "xenbus counters")
-    if obs.interrupts_before is None or obs.interrupts_after is None or obs.interval <= 0:
+    if obs.interrupts_before is None or obs.interrupts_after is None or obs.irq_interval <= 0:
         missing("event storms", "interrupts")
     if obs.quota is None:
         missing("XenStore quota", "quota")

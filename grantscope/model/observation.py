@@ -70,6 +70,9 @@ class Observation:
     counters_before: tuple[XenbusCounters, ...] | None = None
     counters_after: tuple[XenbusCounters, ...] | None = None
     interval: float = 0.0
+    # Seconds between the two interrupts samples when the first is older than the counters'
+    # (the host's own earlier poll: a storm judged over what the user watched); 0: ``interval``.
+    interrupts_interval: float = 0.0
     quota: QuotaSnapshot | None = None
     holders: tuple[DeviceHolder, ...] | None = None
     local_domid: int | None = None
@@ -81,6 +84,11 @@ class Observation:
     # XenStore nodes grantscope processes that no longer run created and never removed (their
     # journals, grantscope.xen.xs_journal); None when the journals were not read.
     leftovers: tuple[XsLeftover, ...] | None = None
+
+    @property
+    def irq_interval(self) -> float:
+        """Seconds between ``interrupts_before`` and ``interrupts_after``."""
+        return self.interrupts_interval or self.interval
 
 
 @dataclass(frozen=True, slots=True)

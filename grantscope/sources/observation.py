@@ -63,6 +63,7 @@ def build_observation(
     grant_sizes: Sequence[GrantFrames] | None = None,
     gone_domids: frozenset[int] | None = None,
     leftovers: Sequence[XsLeftover] | None = None,
+    interrupts_from: Sample | None = None,
 ) -> Observation:
     """An Observation of the parts given (see the module doc).
 
@@ -70,13 +71,19 @@ def build_observation(
     between them; either may be missing: one sample gives levels, not rates).  A ``quota``
     without usage counts as absent.  ``grant_sizes`` stand in for a missing ``g`` dump.
     ``unavailable`` says why parts could not be read; with ``missing`` every absent part
-    that has no reason yet gets that one.
+    that has no reason yet gets that one.  ``interrupts_from``, an earlier sample of the
+    interrupts than ``first`` (what the host polled before), stands in for ``first``'s: IRQ
+    rates are then judged over the longer window.
     """
     why = dict(unavailable or {})
     if quota is not None and not quota.usage:
         why.setdefault("quota", "; ".join(quota.unavailable) or "no domain to ask about")
         quota = None
     interval = second.at - first.at if first is not None and second is not None else 0.0
+    irq_first = first
+    if (interrupts_from is not None and interrupts_from.interrupts is not None
+            and second is not None and first is not None and interrupts_from.at < first.at):
+        irq_first = interrupts_from
     if missing:
         present = {
             "xenstore": xenstore is not None,
@@ -91,12 +98,14 @@ def build_observation(
     return Observation(
         xenstore=xenstore,
         console=console,
-        interrupts_before=first.interrupts if first is not None else None,
+        interrupts_before=irq_first.interrupts if irq_first is not None else None,
         interrupts_after=second.interrupts if second is not None else None,
         counters_before=tuple(first.counters) if first and first.counters is not None else None,
         counters_after=tuple(second.counters) if second and second.counters is not None
         else None,
         interval=interval,
+        interrupts_interval=(second.at - irq_first.at
+                             if irq_first is not first and irq_first and second else 0.0),
         quota=quota,
         holders=tuple(holders) if holders is not None else None,
         local_domid=local_domid,
@@ -213,7 +222,7 @@ def gone_domains(store: Any, snapshot: Mapping[str, bytes | None] | None,
 
 def collect_observation(
     *, interval: float = 2.0, dumps: bool = True, capture: bool = False,
-    step: Callable[[str], None] | None = None,
+    step: Callable[[str], None] | None = None, earlier: Sample | None = None,
 ) -> tuple[Observation, dict[str, Any], Any]:
     """Read everything ``report`` needs from this host (see :mod:`grantscope.cli.report`).
 
@@ -224,6 +233,8 @@ def collect_observation(
     interrupt rows, device holders, what was unavailable) and the dump capture (or None).
     Never raises for a source that cannot be read: it is listed in ``unavailable``.
     ``step`` is called with the name of each of the :data:`COLLECT_STEPS` parts as it starts.
+    ``earlier``: this host's interrupts as polled before (the TUI's Events view); IRQ rates
+    are then judged from it to now, not over ``interval`` alone.
     """
     def starting(name: str) -> None:
         if step is not None:
@@ -297,7 +308,8 @@ def collect_observation(
         unavailable["lsevtchn"] = ls_why
     obs = build_observation(xenstore=snapshot, console=console, first=first, second=second,
                             quota=quota, holders=holders, local_domid=local,
-                            unavailable=unavailable, gone_domids=gone, leftovers=leftovers)
+                            unavailable=unavailable, gone_domids=gone, leftovers=leftovers,
+                            interrupts_from=earlier)
     unavailable = dict(obs.unavailable)
     extra: dict[str, Any] = {
         "host": {"local_domid": local, "hypervisor": read_hypervisor(), "pid": os.getpid()},

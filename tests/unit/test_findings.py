@@ -290,3 +290,37 @@ def test_without_xenstoreds_answer_a_home_counts_as_a_live_domain() -> None:
     for gone in (None, frozenset()):
         codes = {f.code for f in analyze(_left_behind(gone)).findings}
         assert "stale-backend" not in codes and "device-state" in codes
+
+
+def _storm_at(count: int) -> str:
+    """The lab's interrupts with irq 46 (an evtchn loop) at ``count`` on CPU1."""
+    text = (LAB / "interrupts-1.txt").read_text()
+    return text.replace(" 46:          0         50", f" 46:          0 {count:>10}")
+
+
+def test_a_bursty_storm_is_judged_over_the_earlier_poll_when_there_is_one() -> None:
+    """The TUI's analysis: its own 1 s sample caught a lull (300/s), but the Events view
+    polled 9 s before and the IRQ rose 9000 since: 900/s over the window is a storm."""
+    from grantscope.sources.observation import Sample, build_observation
+
+    earlier = Sample(parse_interrupts(_storm_at(1000)), None, at=100.0)
+    first = Sample(parse_interrupts(_storm_at(9700)), (), at=109.0)
+    second = Sample(parse_interrupts(_storm_at(10000)), (), at=110.0)
+    one_second = build_observation(first=first, second=second, local_domid=0)
+    assert one_second.irq_interval == 1.0
+    assert "irq-storm" not in {f.code for f in analyze(one_second).findings}
+
+    windowed = build_observation(first=first, second=second, local_domid=0,
+                                 interrupts_from=earlier)
+    assert windowed.interval == 1.0 and windowed.irq_interval == 10.0
+    storms = [f for f in analyze(windowed).findings if f.code == "irq-storm"]
+    assert [f.subject["irq"] for f in storms] == [46]
+    assert "fires 900 times a second" in storms[0].title
+    assert "1000 -> 10000 in 10 s" in storms[0].evidence[0]
+
+    # a poll newer than the first sample (or without interrupts) is not a longer window
+    later = Sample(parse_interrupts(_storm_at(9800)), None, at=109.5)
+    assert build_observation(first=first, second=second, interrupts_from=later).irq_interval \
+        == 1.0
+    assert build_observation(first=first, second=second,
+                             interrupts_from=Sample(None, None, 100.0)).irq_interval == 1.0

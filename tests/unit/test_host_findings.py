@@ -164,7 +164,8 @@ def test_xen_analyze_runs_the_report_collection_once(monkeypatch: pytest.MonkeyP
     host = xen_host.XenHost(readonly=True)
     assert host.findings() is None and calls == []  # nothing is captured until asked
     snap = host.analyze()
-    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True, "capture": True}]
+    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True, "capture": True,
+                      "earlier": None}]  # the Events view never polled: 1 s samples only
     expected = analyze(Observation(xenstore=store, console=console, local_domid=0))
     assert snap.findings == expected.findings
     assert sorted(f.code for f in snap.findings) == ["grant-unowned", "stale-backend"]
@@ -177,5 +178,42 @@ def test_xen_analyze_runs_the_report_collection_once(monkeypatch: pytest.MonkeyP
     calls.clear()
     with readonly_session():
         snap = host.analyze()
-    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True, "capture": False}]
+    assert calls == [{"interval": xen_host.ANALYZE_INTERVAL, "dumps": True, "capture": False,
+                      "earlier": None}]
     assert "no debug key sent" in snap.source
+
+
+def test_xen_analyze_judges_irq_rates_over_the_events_views_recent_polls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """'a' after the Events view polled: the oldest poll of the last STORM_WINDOW seconds is
+    handed to the collection (a bursty storm is judged over it, not one second)."""
+    import grantscope.sources.procfs as procfs
+    from grantscope.model.interrupts import parse_interrupts
+
+    monkeypatch.setattr("grantscope.xen._host.is_xen_host", lambda root="/": True)
+    lab = Path(__file__).parent / "fixtures" / "dumps" / "lab-xen-4.17"
+    polls = [parse_interrupts((lab / f"interrupts-{i}.txt").read_text()) for i in (1, 2)]
+    now = [1000.0]
+    calls: list[dict[str, Any]] = []
+
+    def collect(**kw: Any) -> tuple[Observation, dict[str, Any], None]:
+        calls.append(kw)
+        return Observation(local_domid=0), {}, None
+
+    monkeypatch.setattr(observation, "collect_observation", collect)
+    host = xen_host.XenHost()
+    monkeypatch.setattr(host, "clock", lambda: now[0])
+    for at, parsed in zip((1000.0, 1004.0), polls, strict=True):
+        now[0] = at
+        monkeypatch.setattr(procfs, "read_interrupts", lambda p=parsed: p)
+        host.events()
+    now[0] = 1008.0
+    host.analyze()
+    earlier = calls[-1]["earlier"]
+    assert earlier is not None and earlier.at == 1000.0 and earlier.interrupts is polls[0]
+    now[0] = 1000.0 + xen_host.STORM_WINDOW + 1  # the first poll is too old now
+    host.analyze()
+    assert calls[-1]["earlier"].interrupts is polls[1]
+    now[0] = 1004.0 + xen_host.STORM_WINDOW + 1  # and then both
+    host.analyze()
+    assert calls[-1]["earlier"] is None

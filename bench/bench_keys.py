@@ -1,0 +1,130 @@
+"""Benchmark: how long a key takes to reach the screen, in the lab's dom0, with and without a storm.
+
+Run inside the lab's dom0::
+
+    .venv/bin/grantscope lab run -- .venv/bin/python bench/bench_keys.py
+
+Issue 13 asks that the UI keep answering keys during an event storm, within 200 ms from a key
+to its repaint.  The storm test (tests/xen/test_storm_tui.py) proves that every key is
+answered and records the gaps; this bench says what they are made of, each for ``--seconds``
+of keys (down/up, every 0.5 s, measured as ``tests/pilot.py``'s ``key_gaps`` does):
+
+- ``bare``: a Textual app holding one DataTable of as many rows as dom0's Xen IRQs, nothing
+  else: Textual's floor on this emulated CPU;
+- ``events``: grantscope's Events view on the real host (it polls every second);
+- ``events+storm``: the same while ``xenpeer storm`` notifies a loopback port flat out.
+
+Nothing is asserted; medians and maxima are printed (and written with ``--json``).  Under QEMU
+TCG every figure is many times what the same code takes on hardware: compare the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from pilot import key_gaps  # the storm test's measurement
+
+EVERY = 0.5
+LIVENESS = 120.0
+
+
+async def _bare(seconds: float, rows: int) -> list[float]:
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            table: DataTable[str] = DataTable(cursor_type="row")
+            table.add_columns("irq", "count", "rate/s", "chip", "action")
+            for i in range(rows):
+                table.add_row(str(i), "0", "0.0", "xen-dyn-event", f"evtchn:{i}", key=str(i))
+            yield table
+
+    app = Bare()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(1.0)
+        table = app.query_one(DataTable)
+        table.focus()
+        await pilot.pause(0.5)
+        return await key_gaps(app, table, time.monotonic() + seconds, EVERY, LIVENESS)
+
+
+async def _events(seconds: float) -> list[float]:
+    from textual.widgets import DataTable
+
+    from grantscope.host.xen import XenHost
+    from grantscope.ui.app import GrantscopeApp
+    from grantscope.ui.panes.events import EventsPane
+
+    app = GrantscopeApp(XenHost(), live=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(2.0)
+        app.action_show_tab("events")
+        deadline = time.monotonic() + 120
+        while not app.query(EventsPane) and time.monotonic() < deadline:
+            await pilot.pause(0.2)
+        table = app.query_one(EventsPane).query_one("#irqs", DataTable)
+        while table.row_count == 0 and time.monotonic() < deadline:
+            await pilot.pause(0.2)
+        table.focus()
+        await pilot.pause(1.0)
+        return await key_gaps(app, table, time.monotonic() + seconds, EVERY, LIVENESS)
+
+
+def _xen_irq_rows() -> int:
+    lines = Path("/proc/interrupts").read_text().splitlines()
+    return sum(1 for line in lines if " xen-" in line)
+
+
+def _figures(gaps: list[float]) -> dict[str, Any]:
+    ms = sorted(g * 1000 for g in gaps)
+    return {"keys": len(ms), "median_ms": round(statistics.median(ms), 1),
+            "max_ms": round(ms[-1], 1), "under_200ms": sum(g < 200 for g in ms)}
+
+
+def main() -> int:
+    """Run the three cases and print their figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args()
+    from grantscope.lab.build import current_build
+
+    rows = _xen_irq_rows()
+    out: dict[str, Any] = {"xen_irq_rows": rows}
+    out["bare"] = _figures(asyncio.run(_bare(args.seconds, rows)))
+    out["events"] = _figures(asyncio.run(_events(args.seconds)))
+    storm = subprocess.Popen([str(current_build().peer), "storm", "600"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert storm.stdout is not None
+        storm.stdout.readline()  # ready: the port is bound and the sender runs
+        out["events+storm"] = _figures(asyncio.run(_events(args.seconds)))
+    finally:
+        storm.send_signal(signal.SIGTERM)
+        tail, _ = storm.communicate(timeout=120)
+    out["storm"] = next((json.loads(line) for line in tail.splitlines()
+                         if line.startswith("{")), None)
+    for name in ("bare", "events", "events+storm"):
+        f = out[name]
+        print(f"{name:>13}: key to screen median {f['median_ms']:.0f} ms, max "
+              f"{f['max_ms']:.0f} ms, {f['under_200ms']} of {f['keys']} under 200 ms")
+    print(f"storm: {out['storm']}; dom0 Xen IRQ rows: {rows}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
