@@ -61,11 +61,10 @@ async def _bare(seconds: float, rows: int) -> list[float]:
 
 
 async def _events(seconds: float) -> list[float]:
-    from textual.widgets import DataTable
-
     from grantscope.host.xen import XenHost
     from grantscope.ui.app import GrantscopeApp
     from grantscope.ui.panes.events import EventsPane
+    from grantscope.ui.widgets.row_table import RowTable
 
     app = GrantscopeApp(XenHost(), live=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -74,7 +73,7 @@ async def _events(seconds: float) -> list[float]:
         deadline = time.monotonic() + 120
         while not app.query(EventsPane) and time.monotonic() < deadline:
             await pilot.pause(0.2)
-        table = app.query_one(EventsPane).query_one("#irqs", DataTable)
+        table = app.query_one(EventsPane).query_one("#irqs", RowTable)
         while table.row_count == 0 and time.monotonic() < deadline:
             await pilot.pause(0.2)
         table.focus()

@@ -273,11 +273,10 @@ def bench_stall(block_s: float) -> None:
 
 
 async def _key_gaps(seconds: float) -> list[float]:
-    from textual.widgets import DataTable
-
     from grantscope.host.sim import SimHost
     from grantscope.ui.app import GrantscopeApp
     from grantscope.ui.panes.events import EventsPane
+    from grantscope.ui.widgets.row_table import RowTable
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from pilot import key_gaps  # the measurement the lab's storm test makes
@@ -287,7 +286,7 @@ async def _key_gaps(seconds: float) -> list[float]:
         await pilot.pause(0.5)
         app.action_show_tab("events")
         await pilot.pause(1.0)
-        table = app.query_one(EventsPane).query_one("#irqs", DataTable)
+        table = app.query_one(EventsPane).query_one("#irqs", RowTable)
         table.focus()
         await pilot.pause(0.5)
         return await key_gaps(app, table, time.monotonic() + seconds, 0.25, 60.0)

@@ -95,3 +95,16 @@ async def key_gaps(app: Any, table: Any, end: float, every: float,
         gaps.append(time.monotonic() - sent)
         await asyncio.sleep(max(0.0, every - (time.monotonic() - sent)))
     return gaps
+
+
+async def open_tab(pilot: Any, key: str, pane_type: type[Any], *, focused: bool = False,
+                   timeout: float = 120.0) -> Any:
+    """Press a tab's number key and return its pane once mounted (tabs mount lazily);
+    with ``focused``, also once the focus is inside it, so the pane's own keys reach it."""
+    app = pilot.app
+    await pilot.press(key)
+    assert await wait_for(pilot, lambda: bool(app.query(pane_type)), timeout), pane_type
+    pane = app.query_one(pane_type)
+    if focused:
+        assert await wait_for(pilot, lambda: focus_within(app, pane), timeout), app.focused
+    return pane

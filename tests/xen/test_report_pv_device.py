@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pilot import SIZE, async_test, focus_within, settle, wait_for
+from pilot import SIZE, async_test, open_tab, settle, wait_for
 
 from grantscope.cli.report import collect_observation
 from grantscope.lab.domu import lab_vif
@@ -228,10 +228,7 @@ async def test_findings_tab_lists_all_three_on_the_real_host(guest: PyGuest) -> 
             app = GrantscopeApp(XenHost(), live=False)
             async with app.run_test(size=SIZE) as pilot:
                 await settle(pilot)
-                await pilot.press("6")
-                assert await wait_for(pilot, lambda: bool(app.query(FindingsPane)), 120)
-                pane = app.query_one(FindingsPane)
-                assert await wait_for(pilot, lambda: focus_within(app, pane), 120)
+                pane = await open_tab(pilot, "6", FindingsPane, focused=True)
                 await pilot.press("a")
                 assert await wait_for(pilot, lambda: pane.snapshot is not None, 600)
                 snap = pane.snapshot

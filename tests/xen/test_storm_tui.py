@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pilot import SIZE, async_test, focus_within, key_gaps, settle, wait_for
+from pilot import SIZE, async_test, key_gaps, open_tab, settle, wait_for
 
 from grantscope.lab.build import current_build
 
@@ -134,17 +134,15 @@ async def test_an_event_storm_in_the_events_view_findings_and_keys(storm: Storm)
     from grantscope.ui.app import GrantscopeApp
     from grantscope.ui.panes.events import EventsPane
     from grantscope.ui.panes.findings import FindingsPane
+    from grantscope.ui.widgets.row_table import RowTable
 
     irq = storm_irq()
     app = GrantscopeApp(XenHost(), live=True)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("3")
-        assert await wait_for(pilot, lambda: bool(app.query(EventsPane)), 120)
-        events = app.query_one(EventsPane)
-        table = events.query_one("#irqs", DataTable)
+        events = await open_tab(pilot, "3", EventsPane, focused=True)
+        table = events.query_one("#irqs", RowTable)
         assert await wait_for(pilot, lambda: str(irq) in table.rows, 120), list(table.rows)
-        assert await wait_for(pilot, lambda: focus_within(app, events), 120), app.focused
 
         # Every poll the pane paints, as painted: a task that looks every 10 ms (a poll comes
         # once a second, so none is missed) and reads the storm row's cells.
@@ -214,10 +212,7 @@ async def test_an_event_storm_in_the_events_view_findings_and_keys(storm: Storm)
         figures["key_gaps_over_goal"] = sum(g > GAP_GOAL for g in gaps)
 
         # irq-storm: 'a' on the Findings tab analyses while the storm still runs.
-        await pilot.press("6")
-        assert await wait_for(pilot, lambda: bool(app.query(FindingsPane)), 120)
-        findings = app.query_one(FindingsPane)
-        assert await wait_for(pilot, lambda: focus_within(app, findings), 120), app.focused
+        findings = await open_tab(pilot, "6", FindingsPane, focused=True)
         await pilot.press("a")
         assert await wait_for(pilot, lambda: findings.snapshot is not None, 600)
         assert findings.snapshot is not None

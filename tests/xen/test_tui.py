@@ -8,7 +8,7 @@ Run it in the lab: ``grantscope lab run -- .venv/bin/pytest -m xen tests/xen/tes
 from __future__ import annotations
 
 import pytest
-from pilot import SIZE, async_test, focus_within, settle, wait_for
+from pilot import SIZE, async_test, focus_within, open_tab, settle, wait_for
 
 pytestmark = pytest.mark.xen
 
@@ -75,6 +75,7 @@ async def test_every_screen_shows_the_real_host() -> None:
     from grantscope.ui.panes.events import EventsPane
     from grantscope.ui.panes.findings import FindingsPane
     from grantscope.ui.panes.grants import GrantsPane
+    from grantscope.ui.widgets.row_table import RowTable
     from grantscope.ui.widgets.xs_tree import XsTree
     from grantscope.xen.evtchn import EventChannel
     from grantscope.xen.gntalloc import GrantOffer
@@ -91,9 +92,7 @@ async def test_every_screen_shows_the_real_host() -> None:
             tree = app.query_one(XsTree)
             assert "local" in [str(c.label) for c in tree.root.children]
 
-            await pilot.press("2")
-            assert await wait_for(pilot, lambda: bool(app.query(GrantsPane)), 120)
-            grants = app.query_one(GrantsPane)
+            grants = await open_tab(pilot, "2", GrantsPane)
             assert await wait_for(pilot, lambda: grants.snapshot is not None, 120)
             holders = {p.name for p in grants.snapshot.processes}
             assert holders & {"xenstored", "xenconsoled"}, holders
@@ -107,13 +106,11 @@ async def test_every_screen_shows_the_real_host() -> None:
             assert (0, offer.grefs[0], 0) in rows, rows
             assert grants.query_one("#hv-grants", DataTable).row_count == len(rows)
 
-            await pilot.press("3")
-            assert await wait_for(pilot, lambda: bool(app.query(EventsPane)), 120)
-            events = app.query_one(EventsPane)
+            events = await open_tab(pilot, "3", EventsPane)
             assert await wait_for(pilot, lambda: events.snapshot is not None, 120)
             chips = {row.chip for row in events.snapshot.interrupts}
             assert any(c.startswith("xen") for c in chips), chips
-            assert events.query_one("#irqs", DataTable).row_count == len(
+            assert events.query_one("#irqs", RowTable).row_count == len(
                 events.snapshot.interrupts)
             assert events.snapshot.hypervisor is None  # never captured without the key
             assert await wait_for(pilot, lambda: focus_within(app, events), 120), (
@@ -127,9 +124,7 @@ async def test_every_screen_shows_the_real_host() -> None:
             assert await wait_for(pilot, lambda: events.query_one(
                 "#hv-ports", DataTable).row_count == len(hv), 120)
 
-            await pilot.press("6")
-            assert await wait_for(pilot, lambda: bool(app.query(FindingsPane)), 120)
-            findings = app.query_one(FindingsPane)
+            findings = await open_tab(pilot, "6", FindingsPane)
             await settle(pilot)
             assert findings.snapshot is None and app.host.findings() is None
             assert await wait_for(pilot, lambda: focus_within(app, findings), 120), (

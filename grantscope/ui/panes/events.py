@@ -18,6 +18,7 @@ from grantscope.safetext import clean
 from grantscope.ui.domains import dom
 from grantscope.ui.panes.base import PolledPane
 from grantscope.ui.themes import theme_colour
+from grantscope.ui.widgets.row_table import RowTable
 
 POLL_SECONDS = 1.0
 FADE_SECONDS = 3.0
@@ -69,24 +70,24 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
         self.rates = RateTracker()
         self._shown_ports: tuple[OwnPort, ...] | None = None
         self._shown_hv: tuple[HvPort, ...] | bool | None = False  # False: nothing shown yet
-        # what each interrupts row and the heading show: a poll repaints only what changed
-        self._shown_cells: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._shown_label = ""
+        self._shown_label = ""  # the heading: a poll relabels it only when it changed
 
     def compose(self) -> ComposeResult:
         yield Label(scale_label(0.0), id="irqs-label")
-        yield DataTable(id="irqs", cursor_type="row")
+        # every poll changes some rows: a RowTable repaints those lines alone (a DataTable
+        # renders itself whole on any update, which under QEMU TCG delayed keys by seconds)
+        yield RowTable(id="irqs")
         yield Label("Own event-channel ports")
         yield DataTable(id="ports", cursor_type="row")
         yield Label("Hypervisor event channels", id="hv-ports-label")
         yield DataTable(id="hv-ports", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        irqs = self.query_one("#irqs", DataTable)
+        irqs = self.query_one("#irqs", RowTable)
         # rate and history first after the name: they fit in 80 columns, chip and count may not
         for label, width in (("irq", 4), ("name", 18), ("rate/s", 9), ("history", SPARK_WIDTH),
                              ("count", 12), ("chip", 22)):
-            irqs.add_column(label, width=width, key=label)
+            irqs.add_column(label, width=width)
         self.query_one("#ports", DataTable).add_columns(
             "port", "kind", "remote", "fired", "owner")
         self.query_one("#hv-ports", DataTable).add_columns(
@@ -106,7 +107,7 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
         now = snap.taken_at
         hot = theme_colour(self.app, "gs-changed", "yellow")
         warm = theme_colour(self.app, "gs-changed-dim", "yellow")
-        irqs = self.query_one("#irqs", DataTable)
+        irqs = self.query_one("#irqs", RowTable)
         present = set()
         states = [(row, self.rates.update(row.irq, row.total, now)) for row in snap.interrupts]
         top = shared_top([list(st.history) for _, st in states])
@@ -118,7 +119,7 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
                 self.query_one("#irqs-label", Label).update(label, layout=False)
             for row, st in states:
                 key = str(row.irq)
-                present.add(row.irq)
+                present.add(key)
                 bucket = fade_bucket(now - st.changed_at, FADE_SECONDS)
                 style = f"bold {hot}" if bucket >= 2 else (warm if bucket == 1 else "")
                 cells = (Text(str(row.irq)), Text(row.name),
@@ -126,22 +127,13 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
                          Text(sparkline(list(st.history), top=top),
                               style=hot if bucket else "green"),
                          Text(f"{row.total:,}", justify="right"), Text(row.chip, style="dim"))
-                # Most rows show the same text poll after poll, and every update_cell makes the
-                # whole table render again (profiled in the lab during an event storm: that
-                # repaint is what delays keys under TCG), so an unchanged row is left alone.
-                shown = tuple((c.plain, str(c.style)) for c in cells[2:5])
                 if key in irqs.rows:
-                    if self._shown_cells.get(key) != shown:
-                        for col, cell in zip(("rate/s", "history", "count"), cells[2:5],
-                                             strict=True):
-                            irqs.update_cell(key, col, cell)
+                    irqs.update_row(key, cells)  # repaints that line, if its text changed
                 else:
                     irqs.add_row(*cells, key=key)
-                self._shown_cells[key] = shown
-            for row_key in [k for k in irqs.rows if int(str(k.value)) not in present]:
-                irqs.remove_row(row_key)
-                self._shown_cells.pop(str(row_key.value), None)
-            self.rates.forget_missing(set(present))
+            for gone in [k for k in irqs.rows if k not in present]:
+                irqs.remove_row(gone)
+            self.rates.forget_missing({int(k) for k in present})
             # clear() re-lays out the screen: the port tables are rebuilt only when they changed
             if self._shown_ports != snap.ports:
                 self._shown_ports = snap.ports
