@@ -80,10 +80,10 @@ def build_observation(
         why.setdefault("quota", "; ".join(quota.unavailable) or "no domain to ask about")
         quota = None
     interval = second.at - first.at if first is not None and second is not None else 0.0
-    irq_first = first
+    irq_first, irq_interval = first, 0.0  # 0: the interrupts share the counters' interval
     if (interrupts_from is not None and interrupts_from.interrupts is not None
             and second is not None and first is not None and interrupts_from.at < first.at):
-        irq_first = interrupts_from
+        irq_first, irq_interval = interrupts_from, second.at - interrupts_from.at
     if missing:
         present = {
             "xenstore": xenstore is not None,
@@ -104,8 +104,7 @@ def build_observation(
         counters_after=tuple(second.counters) if second and second.counters is not None
         else None,
         interval=interval,
-        interrupts_interval=(second.at - irq_first.at
-                             if irq_first is not first and irq_first and second else 0.0),
+        interrupts_interval=irq_interval,
         quota=quota,
         holders=tuple(holders) if holders is not None else None,
         local_domid=local_domid,
