@@ -225,7 +225,10 @@ async def test_an_event_storm_in_the_events_view_findings_and_keys(storm: Storm)
         assert len(window) >= 2, figures  # a poll a second; a loaded TCG host stretches it
         assert low - rounding <= integrated <= high + rounding, figures
         # irq-storm is reported for the storm's IRQ, and shown
-        assert ours, figures
+        # (a loaded lab can make a storm below the threshold: the message then says so)
+        assert ours, (f"no irq-storm for irq {irq}: the kernel counted "
+                      f"{figures['kernel_rate_per_s']}/s over the window, the threshold is "
+                      f"500/s", figures)
         assert ours[0].subject["action"] == "evtchn:xenpeer", ours[0].to_json()
         ftable = findings.query_one("#findings-table", DataTable)
         assert await wait_for(pilot, lambda: ftable.row_count == len(snap.findings), 120)
