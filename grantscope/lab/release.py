@@ -34,7 +34,7 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Where the venv with grantscope lives inside a release root.
 ROOT_VENV = "/opt/grantscope-venv"
 # Bump when the layout of a root changes in a way the key does not see.
-ROOT_FORMAT = 1
+ROOT_FORMAT = 2
 # The host's CA bundle, copied into the root while pip runs there (a TLS-intercepting proxy's
 # CA is only in the host's bundle, not in pip's own).
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -112,6 +112,9 @@ def root_path(lab_root: Path, release: Release, checkout: Path) -> Path:
 def _hooks(checkout: Path) -> list[str]:
     """mmdebstrap customize hooks: a venv with grantscope[test] from ``checkout``, editable.
 
+    setuptools joins it because cffi compiles through it on Python 3.12+, and the C loop is
+    built again in that venv whenever a fresh clone lacks it (:func:`prepare_checkout`).
+
     The checkout is bind-mounted at its own path while pip runs, so the editable install points
     where dom0 will see it (the lab shows the checkout at the same path).  pip runs with a clean
     environment (the host's PIP_* settings name host paths) and the host's CA bundle.
@@ -128,7 +131,7 @@ def _hooks(checkout: Path) -> list[str]:
         f'chroot "$1" python3 -m venv {ROOT_VENV}',
         f'cp {shlex.quote(str(HOST_CA_BUNDLE))} "$1/tmp/gslab-ca.crt" || true',
         f'mkdir -p "$1"{ck} && mount --bind {ck} "$1"{ck} && '
-        f'{{ {pip} -e {ck}"[test]"; rc=$?; '
+        f'{{ {pip} -e {ck}"[test]" setuptools; rc=$?; '
         f'umount "$1"{ck}; exit $rc; }}',
         'rm -f "$1/tmp/gslab-ca.crt"',
     ]
@@ -179,16 +182,30 @@ def ensure_root(lab_root: Path, release: Release, checkout: Path,
     return target
 
 
-def compile_checkout(root: Path, checkout: Path) -> None:
-    """Byte-compile the checkout's grantscope for the root's Python, on the host.
+# Exits 0 when the checkout (argv[1]) holds a C loop for this Python no older than its builder.
+_LOOP_IS_CURRENT = (
+    "import sys, sysconfig, pathlib; x = pathlib.Path(sys.argv[1], 'grantscope', 'xen'); "
+    "so = x / ('_evtloop' + sysconfig.get_config_var('EXT_SUFFIX')); "
+    "sys.exit(0 if so.exists() and so.stat().st_mtime >= "
+    "(x / '_evtloop_build.py').stat().st_mtime else 1)")
+
+
+def prepare_checkout(root: Path, checkout: Path) -> None:
+    """Byte-compile the checkout's grantscope for the root's Python and build its C loop there.
 
     dom0 sees the checkout read-only, so without ``cpython-3NN.pyc`` files every grantscope
     process there would compile each module again under TCG (seconds per process).  compileall
-    skips what is up to date; the checkout is bind-mounted into the root in a private mount
-    namespace (unshare), so nothing stays mounted.
+    skips what is up to date.  The C loop of ``pingpong`` (``_evtloop.cpython-3NN-*.so``) is
+    built only by the install that made the root, so a root reused for a fresh clone of the
+    same path would find none and ``pingpong`` would fall back to its Python loop: it is built
+    here when missing or older than its builder.  The checkout is bind-mounted into the root
+    in a private mount namespace (unshare), so nothing stays mounted.
     """
     ck = shlex.quote(str(checkout))
+    python = f'chroot "$1" {ROOT_VENV}/bin/python'
     inner = (f'mkdir -p "$1"{ck} && mount --bind {ck} "$1"{ck} && '
-             f'chroot "$1" {ROOT_VENV}/bin/python -m compileall -q -j 0 {ck}/grantscope')
+             f'{python} -m compileall -q -j 0 {ck}/grantscope && '
+             f'{{ {python} -c {shlex.quote(_LOOP_IS_CURRENT)} {ck} || '
+             f'{python} {ck}/grantscope/xen/_evtloop_build.py; }}')
     _run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh", str(root)],
-         f"byte-compile {checkout}/grantscope for the {root.name} root")
+         f"byte-compile {checkout}/grantscope and build its C loop for the {root.name} root")

@@ -259,7 +259,7 @@ def run(
         # dom0 runs from the release's root: the job gets that root's venv, and sees this
         # checkout, the lab directory and its working directory at their host paths.
         root = release_root(lab_config, lab_root)
-        release.compile_checkout(root, checkout_dir())
+        release.prepare_checkout(root, checkout_dir())
         venv_lines, env = release_job_env(os.environ if environ is None else environ, env)
         binds = sorted({str(workdir), str(checkout_dir()), str(lab_root)}, key=len)
         job_env += f"GS_BINDS={shlex.quote(' '.join(binds))}\n" + venv_lines

@@ -118,3 +118,29 @@ def test_the_init_scripts_read_the_release_words() -> None:
     # Without the words, dom0 runs the host's Xen 4.17 tools as before.
     assert "GS_XEN=4.17\n" in stage2
     assert 'mount --bind "$GS_VENV_FROM" "$GS_VENV"' in stage2
+
+
+def test_the_c_loop_check_asks_for_a_build_when_missing_or_older_than_its_builder(
+        tmp_path: Path) -> None:
+    """A root reused for a fresh clone must build the clone's C loop (CI lost it once)."""
+    import os
+    import subprocess
+    import sysconfig
+
+    xen = tmp_path / "grantscope" / "xen"
+    xen.mkdir(parents=True)
+    builder = xen / "_evtloop_build.py"
+    builder.write_text("")
+
+    def current() -> bool:
+        proc = subprocess.run([sys.executable, "-c", release._LOOP_IS_CURRENT, str(tmp_path)],
+                              check=False)
+        return proc.returncode == 0
+
+    assert not current()
+    loop = xen / ("_evtloop" + str(sysconfig.get_config_var("EXT_SUFFIX")))
+    loop.write_bytes(b"")
+    os.utime(builder, (1_000, 1_000))
+    assert current()
+    os.utime(builder, (loop.stat().st_mtime + 10,) * 2)
+    assert not current()
