@@ -75,7 +75,7 @@ class OfferPage(Probe):
               "(0: hold the whole time)"),
         Param("echo", "bool", "false", "while holding, notify the peer back on every event "
               "(so the peer can run pingpong against this offer)"),
-        Param("pages", "int", "1", "how many pages to grant (the message goes in the first)"),
+        Param("pages", "int", "1", "how many pages to grant (the message starts in the first)"),
     )
     mutating = True
     needs = ("gntalloc", "evtchn")

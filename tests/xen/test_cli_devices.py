@@ -118,6 +118,82 @@ def test_offer_publish_then_map_notify_and_cleanup(store: XenStore) -> None:
     assert store.read_or_none(f"{path}/port") is None
 
 
+def test_offer_of_several_pages_grants_each_in_order(store: XenStore) -> None:
+    """``offer --pages 3``: three grefs published in page order, the text running on from one
+    page into the next, each page mappable by its own gref and all three as one mapping."""
+    path = f"{BASE}/pages"
+    text = "A" * 4090 + "second page"
+    offer = start_offer("--to", "0", "--pages", "3", "--text", text, "--publish", path,
+                        "--wait", "900", "--json")
+    try:
+        grefs = [int(g) for g in wait_node(store, f"{path}/gref").split()]
+        assert len(grefs) == 3 and len(set(grefs)) == 3, grefs
+        whole = gs_json("map", "--domid", "0", "--gref", f"xs:{path}/gref", "--ro")
+        assert whole["grefs"] == grefs
+        assert bytes.fromhex(whole["head"]) == b"A" * 64
+        second = gs_json("map", "--domid", "0", "--gref", str(grefs[1]), "--ro")
+        assert bytes.fromhex(second["head"]).startswith(b" page\0")
+        third = gs_json("map", "--domid", "0", "--gref", str(grefs[2]), "--ro")
+        assert bytes.fromhex(third["head"]) == b"\0" * 64  # granted, nothing written
+        gs_json("notify", "--domid", "0", "--port", f"xs:{path}/port")
+        out, err = offer.communicate(timeout=60)
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+    assert offer.returncode == 0, err
+    result = json.loads(out)
+    assert result["grefs"] == grefs and result["notified"] is True
+    assert store.read_or_none(path) is None
+
+
+def test_probe_run_step_by_step_stops_on_q_and_removes_what_it_published(
+        store: XenStore) -> None:
+    """``probe run --step``: one step per Enter; q after the publish step stops the probe, and
+    the cleanup removes the XenStore nodes it wrote (the grant and port go with it)."""
+    path = f"{BASE}/step"
+    proc = subprocess.Popen([*GRANTSCOPE, "probe", "run", "--step", "--json", "offer-page",
+                             "domid=0", f"publish={path}", "message=one step at a time"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    stderr = proc.stderr.fileno()
+    prompts = b""
+
+    def next_prompt(number: int) -> bytes:
+        """The prompts read so far, once the one for step ``number`` is there (stderr)."""
+        nonlocal prompts
+        deadline = time.monotonic() + 120
+        while f"next {number}/".encode() not in prompts:
+            assert time.monotonic() < deadline and proc.poll() is None, (prompts, proc.poll())
+            prompts += os.read(stderr, 4096)
+        return prompts
+
+    try:
+        assert b"next 1/5: grant a page (changes state)" in next_prompt(1)
+        for number in (1, 2, 3, 4):
+            assert store.read_or_none(path) is None  # nothing published before step 4 runs
+            proc.stdin.write(b"\n")  # Enter runs step `number`; then the next one is asked
+            proc.stdin.flush()
+            next_prompt(number + 1)
+        gref = int(wait_node(store, f"{path}/gref", timeout=5))  # step 4 published
+        mapped = gs_json("map", "--domid", "0", "--gref", str(gref), "--ro")
+        assert bytes.fromhex(mapped["head"]).startswith(b"one step at a time")
+        out, _ = proc.communicate(input=b"q\n", timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
+    assert proc.returncode == 1, prompts  # stopped before the end: not a completed run
+    data = json.loads(out)
+    assert data["outcome"] == "stopped"
+    assert [s["name"] for s in data["steps"]] == [
+        "grant a page", "write the message into the offered page", "bind an unbound port",
+        "publish in XenStore"]
+    assert data["not_run"] == ["read the offered page"]
+    assert data["cleanup"] and all(c["ok"] for c in data["cleanup"]), data["cleanup"]
+    assert store.read_or_none(path) is None
+
+
 def test_map_failure_json_names_the_grant_status() -> None:
     with GrantOffer(7, 1) as offer:
         data = gs_json("map", "--domid", "0", "--gref", str(offer.grefs[0]), code=1)

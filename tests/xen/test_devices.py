@@ -227,6 +227,24 @@ def test_evtchn_loopback_both_ways_and_no_spurious_reply() -> None:
         assert a.wait(5.0) == [port_a]
 
 
+def test_wait_without_a_timeout_blocks_until_the_port_fires() -> None:
+    """``wait(None)`` (the offer's hold without a deadline) sleeps in poll() until an event."""
+    import threading
+
+    with EventChannel() as a, EventChannel() as b:
+        port_a = a.bind_unbound(0)
+        port_b = b.bind_interdomain(0, port_a)
+        assert b.wait(0.3) == []  # the bind's own event, consumed
+        got: list[list[int]] = []
+        waiter = threading.Thread(target=lambda: got.append(b.wait(None)), daemon=True)
+        waiter.start()
+        waiter.join(1.0)
+        assert waiter.is_alive() and got == []  # nothing fired: still waiting, no timeout
+        a.notify(port_a)
+        waiter.join(10.0)
+        assert not waiter.is_alive() and got == [[port_b]]
+
+
 def test_evtchn_fd_is_pollable_and_drain_is_non_blocking() -> None:
     with EventChannel() as a, EventChannel() as b:
         port_a = a.bind_unbound(0)
