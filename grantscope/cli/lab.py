@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from grantscope.errors import UsageError
+from grantscope.lab.paths import ensure_lab_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,6 +87,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from grantscope.lab.build import build
 
     config = configs.get(args.config)
+    ensure_lab_dir()
     with Progress("lab build", enabled=None if not args.json else False) as progress:
         def step(message: str) -> None:  # on a terminal: the step beside a spinner, and kept
             progress.note(f"lab build: {message}")
@@ -103,6 +105,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from grantscope.lab.build import current_build
 
+    ensure_lab_dir()
     result = current_build()
     if args.json:
         print(json.dumps({"ok": True, **result.to_json()}, indent=2))
@@ -116,6 +119,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from grantscope.lab import configs, runner
 
     config = configs.get(args.config)
+    ensure_lab_dir()
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
@@ -163,6 +167,7 @@ def _cmd_shell(args: argparse.Namespace) -> int:
     from grantscope.lab import configs, runner
 
     config = configs.get(args.config)
+    ensure_lab_dir()
     if not sys.stdin.isatty():
         raise UsageError("lab shell needs a terminal on stdin",
                          "Use 'grantscope lab run -- CMD' to run a command without a terminal.")

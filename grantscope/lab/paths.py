@@ -31,3 +31,25 @@ def lab_dir(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
         return Path(override).expanduser().resolve()
     cache_home = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache_home).expanduser().resolve() / "grantscope" / "lab"
+
+
+def ensure_lab_dir(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
+    """The lab directory, created when missing; a LabError naming it when it cannot be used.
+
+    Every lab command starts here, so a GRANTSCOPE_LAB_DIR under a file or on a read-only
+    mount is one clear error, not a traceback from whichever step first writes there.
+    """
+    from grantscope.lab.errors import LabError
+
+    env = os.environ if environ is None else environ
+    where = lab_dir(env)
+    how = (f"Set {LAB_DIR_ENV} to a directory this user can write"
+           if env.get(LAB_DIR_ENV) else f"Free it, or set {LAB_DIR_ENV} to a writable directory")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LabError(f"the lab directory {where} cannot be created: {exc.strerror}",
+                       f"{how}.") from None
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise LabError(f"the lab directory {where} is not writable", f"{how}.")
+    return where

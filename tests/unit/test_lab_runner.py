@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from grantscope.lab.build import LabBuild
 from grantscope.lab.runner import job_environment, job_script, new_results_dir
@@ -53,3 +57,20 @@ def test_results_dirs_are_unique(tmp_path: Path) -> None:
     dirs = {new_results_dir(tmp_path) for _ in range(20)}
     assert len(dirs) == 20
     assert all(d.is_dir() and d.parent == tmp_path / "runs" for d in dirs)
+
+
+@pytest.mark.parametrize("command", [["build"], ["build", "--json"], ["info"],
+                                     ["run", "--", "true"]])
+def test_an_unusable_lab_directory_is_one_clear_error(command: list[str], tmp_path: Path) -> None:
+    """GRANTSCOPE_LAB_DIR under a file: every lab command names the directory and the variable
+    (a traceback from the first mkdir before)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {**os.environ, "GRANTSCOPE_LAB_DIR": str(blocker / "lab")}
+    proc = subprocess.run([sys.executable, "-m", "grantscope", "lab", *command],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    said = proc.stdout if "--json" in command else proc.stderr
+    assert f"the lab directory {blocker / 'lab'} cannot be created: Not a directory" in said
+    assert "Set GRANTSCOPE_LAB_DIR to a directory this user can write" in said
