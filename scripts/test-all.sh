@@ -122,7 +122,7 @@ if [ "$ENV_OK" -eq 1 ]; then
         # The lab's Python guest image is (re)built by 'lab run': once here, before two lab
         # boots run side by side.
         .venv/bin/grantscope lab run --timeout 900 -- true >/dev/null \
-            || failed "lab run (dom0 did not come up for the image build)"
+            || failed "building the Python guest image (its lab run: dom0 did not come up)"
         # Two lab boots at once: the PVH/HVM guest-type tests in one
         # (GUEST_LAB_CPUS, default 1: with one emulated CPU no PVH/HVM guest died, docs/LAB.md)
         # and everything else, with the PV guest type, in the other.  Each test's timeout is
