@@ -138,6 +138,7 @@ def bundle_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.mark.parametrize("argv", [
     ["probe", "list"], ["probe", "list", "--json"], ["dump", "analyze", str(DUMP)],
     ["bundle", "inspect", "BUNDLE"], ["probe", "run", "map-grant", "--help"], ["--help"],
+    ["--demo", "xs", "ls", "-r", "/"],
 ], ids=lambda argv: " ".join(Path(a).name for a in argv))
 def test_output_into_a_closed_pipe_is_quiet(argv: list[str], bundle_file: str) -> None:
     argv = [bundle_file if a == "BUNDLE" else a for a in argv]
