@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pilot import async_test, make_app, settle, wait_for
 from textual.widgets import Footer
 
@@ -170,3 +171,33 @@ async def test_xenstore_filter_results_show_their_cursor_at_80x24() -> None:
             await pilot.press("down")
             await settle(pilot, 1)
             assert results.highlighted == 1
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40), (160, 45)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+@async_test
+async def test_the_page_shows_whole_rows_and_the_whole_ring_header(
+        size: tuple[int, int]) -> None:
+    # At 80x24 the ring header wrapped (its last count fell off) and the hexdump lost its
+    # last byte and ASCII column behind a horizontal scrollbar (issue 16).
+    from grantscope.model.ring import decode_ring_header
+    from grantscope.ui.panes.page import PagePane, RingView
+
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        pane = app.query_one(PagePane)
+        dump = pane.hexdump
+        data = dump.data
+        assert any(data[:16]), "the demo's first page should be a ring with indices"
+        ascii_row = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data[:16])
+        first = dump.render_line(0).text.rstrip()
+        assert first.endswith(ascii_row), (size, first)
+        assert dump.virtual_size.width <= dump.scrollable_content_region.width, size
+        ring = app.query_one(RingView)
+        lines = [line for line in ring.render_lines(ring.region.reset_offset)]
+        shown = "\n".join(strip.text for strip in lines)
+        for name, value in decode_ring_header(data).as_dict().items():
+            assert f"{name} {value}" in shown, (size, shown)
