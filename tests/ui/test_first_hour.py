@@ -201,3 +201,35 @@ async def test_the_page_shows_whole_rows_and_the_whole_ring_header(
         shown = "\n".join(strip.text for strip in lines)
         for name, value in decode_ring_header(data).as_dict().items():
             assert f"{name} {value}" in shown, (size, shown)
+
+
+@async_test
+async def test_findings_at_80x24_keep_the_title_on_screen_and_the_subject_whole() -> None:
+    # At 80 columns the subject column cut the subject (issue 16): it gives way to the title,
+    # and the details below the table show each finding's subject in full.
+    from textual.widgets import DataTable, Static
+
+    from grantscope.ui.panes.findings import FindingsPane, subject_text
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        pane = app.query_one(FindingsPane)
+        table = app.query_one("#findings-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count > 0)
+        assert pane.snapshot is not None
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert "subject" not in labels and labels[-1] == "finding", labels
+        start = sum(c.get_render_width(table) for c in table.ordered_columns[:-1])
+        assert start + 20 < table.region.width  # the title starts well inside the screen
+        table.focus()
+        for row, finding in enumerate(pane.snapshot.findings):
+            table.move_cursor(row=row)
+            await settle(pilot, 1)
+            details = str(app.query_one("#finding-details", Static).render())
+            assert f"subject: {subject_text(finding.subject, app.domain_names)}" in details
+            assert finding.title in " ".join(details.split()), details
