@@ -7,6 +7,7 @@ or watch, so a frozen simulated host gives identical screens.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
+from grantscope.model.toolout import ProcessInfo
+from grantscope.sources.procfs import describe_process
 from grantscope.ui.commands import GrantscopeCommands
 from grantscope.ui.domains import name_domids, read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
@@ -144,7 +147,11 @@ class GrantscopeApp(App[int]):
         groups.extend((t.title, _bindings(t.pane)) for t in TABS)
         from grantscope.ui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen(groups))
+        self.push_screen(HelpScreen(groups, self.own_process()))
+
+    def own_process(self) -> ProcessInfo | None:
+        """This TUI's own process through psutil: the help screen shows what it costs."""
+        return describe_process(os.getpid())
 
     def on_probes_mounted(self, message: ProbesMounted) -> None:
         self._probes_pane = message.pane

@@ -233,3 +233,21 @@ async def test_findings_at_80x24_keep_the_title_on_screen_and_the_subject_whole(
             details = str(app.query_one("#finding-details", Static).render())
             assert f"subject: {subject_text(finding.subject, app.domain_names)}" in details
             assert finding.title in " ".join(details.split()), details
+
+
+@async_test
+async def test_help_shows_what_the_tui_itself_costs() -> None:
+    # psutil is for process metadata (issue 16): the TUI's own CPU and memory, on F1
+    import os
+
+    from textual.widgets import Static
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 1)
+        assert isinstance(app.screen, HelpScreen)
+        own = " ".join(str(app.screen.query_one("#help-own", Static).render()).split())
+        assert own.startswith(f"grantscope itself: {os.getpid()}: "), own
+        assert " CPU " in own and " MiB" in own and "RSS" in own
