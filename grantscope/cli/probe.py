@@ -32,6 +32,7 @@ from grantscope.host.target import target_for
 from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
 from grantscope.probing.params import SelfDomid, XsRef, split_assignments
 from grantscope.probing.registry import find_probe, load_builtin_probes
+from grantscope.probing.steps import SAMPLES_KEY
 
 
 def register(subparsers: Any) -> None:
@@ -185,6 +186,13 @@ def _print_record(record: StepRecord, total: int, out: TextIO) -> None:
         out.write(f"    result {_format_result(record.result)}\n")
     for line in record.explanation.splitlines():
         out.write(f"    {line}\n")
+    samples = record.result.get(SAMPLES_KEY) if record.result and record.ok else None
+    if isinstance(samples, list) and samples:
+        # pingpong's round trips: the histogram 'grantscope pingpong' and the TUI draw
+        from grantscope.model.histogram import histogram
+
+        out.write(f"    round trips ({len(samples)}):\n")
+        out.writelines(f"    {line}\n" for line in histogram([float(v) for v in samples]))
     out.flush()
 
 
