@@ -251,3 +251,41 @@ async def test_help_shows_what_the_tui_itself_costs() -> None:
         own = " ".join(str(app.screen.query_one("#help-own", Static).render()).split())
         assert own.startswith(f"grantscope itself: {os.getpid()}: "), own
         assert " CPU " in own and " MiB" in own and "RSS" in own
+
+
+def _shown_words(widget: object) -> str:
+    """The words a widget draws on screen, whatever the line breaks."""
+    lines = widget.render_lines(widget.region.reset_offset)  # type: ignore[attr-defined]
+    return " ".join(" ".join(strip.text for strip in lines).split())
+
+
+@async_test
+async def test_at_80x24_the_help_and_the_probes_intro_are_whole(tmp_path: Path) -> None:
+    # The help was 90 columns wide and the Probes tab's intro one line: at 80 columns both
+    # were cut at the right edge.
+    from textual.containers import VerticalScroll
+    from textual.widgets import Static
+
+    from grantscope.ui.screens.help import INTRO
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 1)
+        box = app.screen.query_one(VerticalScroll)
+        assert box.region.right <= SMALL[0], box.region
+        intro = app.screen.query(Static).first()
+        assert intro.region.right <= SMALL[0], intro.region
+        assert " ".join(INTRO.replace("\\[", "[").split()) in _shown_words(intro)
+    target = tmp_path / "b.tar.gz"
+    export_bundle(str(target), standard_collectors(ExportSources(host=SimHost(frozen_at=5.0))))
+    app = GrantscopeApp(ReplayHost(read_bundle(str(target))), live=False)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        pane = app.query_one(ProbesPane)
+        summary = pane.query_one("#probe-summary")
+        assert summary.region.right <= SMALL[0], summary.region
+        assert " ".join(pane._intro().split()) in _shown_words(summary)
