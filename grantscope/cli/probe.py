@@ -43,7 +43,11 @@ def register(subparsers: Any) -> None:
         description="Step-by-step scenarios against the grant and event-channel devices.",
     )
     sub = parser.add_subparsers(dest="probe_command", metavar="SUBCOMMAND")
-    listing = sub.add_parser("list", help="list the built-in probes and their parameters")
+    listing = sub.add_parser(
+        "list", help="list the built-in probes and their parameters",
+        description="Every built-in probe: what it does, whether it changes state "
+        "([mutating]), its KEY=VALUE parameters with their defaults (with --demo, also a "
+        "command that runs it on the demo host). Needs no Xen.")
     listing.add_argument("--json", action="store_true", help="print one JSON document")
     listing.set_defaults(run=run_list)
     run = sub.add_parser(
