@@ -197,9 +197,20 @@ class GrantscopeApp(App[int]):
         await self.query_one(XenStorePane).jump(path)
 
     def on_open_page(self, message: OpenPage) -> None:
+        self._open_page(message)
+
+    def _open_page(self, message: OpenPage, tries: int = 0) -> None:
+        """Offer a probe's page to the Page view (or show a host page there). The Page pane
+        mounts lazily after the first paint and goes while the app closes: a page asked for
+        then waits for the pane a little (a step can end in either moment), then is dropped."""
         from grantscope.ui.panes.page import PagePane
 
-        pane = self.query_one(PagePane)
+        found = self.query(PagePane)
+        if not found:
+            if tries < 40:
+                self.set_timer(0.05, lambda: self._open_page(message, tries + 1))
+            return
+        pane = found.first()
         if message.source is not None:
             src = message.source
             pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]
@@ -219,7 +230,8 @@ class GrantscopeApp(App[int]):
     def on_page_released(self, message: PageReleased) -> None:
         from grantscope.ui.panes.page import PagePane
 
-        self.query_one(PagePane).remove_source(message.key)
+        for pane in self.query(PagePane):  # none while the app closes (cleanup on quit)
+            pane.remove_source(message.key)
 
     def cleanup_probes(self) -> None:
         """Release every grant and port a probe run still holds (idempotent)."""
