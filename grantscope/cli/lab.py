@@ -24,7 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
     lab.set_defaults(run=lambda args: _usage(lab))
 
-    b = sub.add_parser("build", help="fetch packages and build the lab images (idempotent)")
+    b = sub.add_parser(
+        "build", help="fetch packages and build the lab images (idempotent)",
+        description="Download the Debian packages of Xen and a Linux kernel and build the "
+        "lab's boot images (dom0's and the domU's initramfs, the C peer) under "
+        "$GRANTSCOPE_LAB_DIR (default ~/.cache/grantscope/lab); a build that is already "
+        "there is reused.")
     b.add_argument("--install-deps", action="store_true",
                    help="apt-get update and install the Debian packages the lab needs (root)")
     b.add_argument("--json", action="store_true", help="print the build's paths as JSON")
@@ -47,11 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     r.set_defaults(run=_cmd_run)
 
-    s = sub.add_parser("shell", help="an interactive dom0 console (exit powers off)")
+    s = sub.add_parser(
+        "shell", help="an interactive dom0 console (exit powers off)",
+        description="Boot the lab and give this terminal dom0's root console; leaving the "
+        "shell powers the lab off. Needs a terminal on stdin ('lab run -- CMD' does not).")
     _boot_options(s)
     s.set_defaults(run=_cmd_shell)
 
-    i = sub.add_parser("info", help="where the current build is (paths, versions)")
+    i = sub.add_parser(
+        "info", help="where the current build is (paths, versions)",
+        description="The current lab build: its directory, image paths and the versions "
+        "it was built from (--json: as JSON).")
     i.add_argument("--json", action="store_true", help="as JSON")
     i.set_defaults(run=_cmd_info)
 

@@ -32,6 +32,7 @@ from grantscope.host.target import target_for
 from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
 from grantscope.probing.params import SelfDomid, XsRef, split_assignments
 from grantscope.probing.registry import find_probe, load_builtin_probes
+from grantscope.probing.steps import SAMPLES_KEY
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +43,11 @@ def register(subparsers: Any) -> None:
         description="Step-by-step scenarios against the grant and event-channel devices.",
     )
     sub = parser.add_subparsers(dest="probe_command", metavar="SUBCOMMAND")
-    listing = sub.add_parser("list", help="list the built-in probes and their parameters")
+    listing = sub.add_parser(
+        "list", help="list the built-in probes and their parameters",
+        description="Every built-in probe: what it does, whether it changes state "
+        "([mutating]), its KEY=VALUE parameters with their defaults (with --demo, also a "
+        "command that runs it on the demo host). Needs no Xen.")
     listing.add_argument("--json", action="store_true", help="print one JSON document")
     listing.set_defaults(run=run_list)
     run = sub.add_parser(
@@ -185,6 +190,13 @@ def _print_record(record: StepRecord, total: int, out: TextIO) -> None:
         out.write(f"    result {_format_result(record.result)}\n")
     for line in record.explanation.splitlines():
         out.write(f"    {line}\n")
+    samples = record.result.get(SAMPLES_KEY) if record.result and record.ok else None
+    if isinstance(samples, list) and samples:
+        # pingpong's round trips: the histogram 'grantscope pingpong' and the TUI draw
+        from grantscope.model.histogram import histogram
+
+        out.write(f"    round trips ({len(samples)}):\n")
+        out.writelines(f"    {line}\n" for line in histogram([float(v) for v in samples]))
     out.flush()
 
 

@@ -68,7 +68,10 @@ def register(subparsers: Any) -> None:
     common(ls)
     ls.set_defaults(run=run_ls)
 
-    read = sub.add_parser("read", help="print a node's value")
+    read = sub.add_parser(
+        "read", help="print a node's value",
+        description="Print PATH's value on one line, escaped as xenstore-ls prints values "
+        "(\\t \\n \\\\, \\xHH for other bytes); --raw writes the bytes as they are.")
     read.add_argument("path", metavar="PATH", help="the node to read (absolute, or relative to "
                       "this domain's home, as xenstore-read takes it)")
     read.add_argument("--raw", action="store_true", help="write the bytes unescaped")
@@ -93,7 +96,11 @@ def register(subparsers: Any) -> None:
     common(watch)
     watch.set_defaults(run=run_watch)
 
-    write = sub.add_parser("write", help="write a node's value (needs --allow-write)")
+    write = sub.add_parser(
+        "write", help="write a node's value (needs --allow-write)",
+        description="Write VALUE to PATH (created if missing). VALUE is unescaped first "
+        "(\\n, \\xHH: what 'xs ls' and 'xs read' print); --raw writes it as typed. Refused "
+        "without --allow-write and under --readonly (exit 2).")
     write.add_argument("path", metavar="PATH")
     write.add_argument("value", metavar="VALUE")
     write.add_argument("--raw", action="store_true", help="write VALUE as is (no unescaping)")
@@ -101,7 +108,10 @@ def register(subparsers: Any) -> None:
     common(write)
     write.set_defaults(run=run_write)
 
-    rm = sub.add_parser("rm", help="remove a node and its subtree (needs --allow-write)")
+    rm = sub.add_parser(
+        "rm", help="remove a node and its subtree (needs --allow-write)",
+        description="Remove PATH and everything under it. Refused without --allow-write "
+        "and under --readonly (exit 2).")
     rm.add_argument("path", metavar="PATH")
     rm.add_argument("--allow-write", action="store_true", help="confirm changing XenStore")
     common(rm)

@@ -7,6 +7,7 @@ or watch, so a frozen simulated host gives identical screens.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
+from grantscope.model.toolout import ProcessInfo
+from grantscope.sources.procfs import describe_process
 from grantscope.ui.commands import GrantscopeCommands
 from grantscope.ui.domains import name_domids, read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
@@ -144,7 +147,11 @@ class GrantscopeApp(App[int]):
         groups.extend((t.title, _bindings(t.pane)) for t in TABS)
         from grantscope.ui.screens.help import HelpScreen
 
-        self.push_screen(HelpScreen(groups))
+        self.push_screen(HelpScreen(groups, self.own_process()))
+
+    def own_process(self) -> ProcessInfo | None:
+        """This TUI's own process through psutil: the help screen shows what it costs."""
+        return describe_process(os.getpid())
 
     def on_probes_mounted(self, message: ProbesMounted) -> None:
         self._probes_pane = message.pane
@@ -190,9 +197,20 @@ class GrantscopeApp(App[int]):
         await self.query_one(XenStorePane).jump(path)
 
     def on_open_page(self, message: OpenPage) -> None:
+        self._open_page(message)
+
+    def _open_page(self, message: OpenPage, tries: int = 0) -> None:
+        """Offer a probe's page to the Page view (or show a host page there). The Page pane
+        mounts lazily after the first paint and goes while the app closes: a page asked for
+        then waits for the pane a little (a step can end in either moment), then is dropped."""
         from grantscope.ui.panes.page import PagePane
 
-        pane = self.query_one(PagePane)
+        found = self.query(PagePane)
+        if not found:
+            if tries < 40:
+                self.set_timer(0.05, lambda: self._open_page(message, tries + 1))
+            return
+        pane = found.first()
         if message.source is not None:
             src = message.source
             pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]
@@ -212,7 +230,8 @@ class GrantscopeApp(App[int]):
     def on_page_released(self, message: PageReleased) -> None:
         from grantscope.ui.panes.page import PagePane
 
-        self.query_one(PagePane).remove_source(message.key)
+        for pane in self.query(PagePane):  # none while the app closes (cleanup on quit)
+            pane.remove_source(message.key)
 
     def cleanup_probes(self) -> None:
         """Release every grant and port a probe run still holds (idempotent)."""

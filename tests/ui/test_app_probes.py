@@ -230,3 +230,32 @@ async def test_escape_leaves_a_parameter_field_and_q_is_text_there() -> None:
         await pilot.press("q")
         await settle(pilot, 1)
         assert app.return_code == 0  # quit
+
+
+@async_test
+async def test_a_page_offered_while_the_page_pane_is_absent_waits_for_it() -> None:
+    # The Page pane mounts after the first paint and goes while the app closes; a probe step
+    # that ends then offered its page to a pane that was not there, and the app crashed with
+    # NoMatches (seen in test_ui_keeps_working_while_a_step_blocks under load).
+    from grantscope.ui.messages import OpenPage, PageReleased
+    from grantscope.ui.panes.page import PagePane
+
+    class Source:
+        def read(self) -> bytes:
+            return b"late" + bytes(4092)
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        old = app.query_one(PagePane)
+        parent = old.parent
+        assert parent is not None
+        await old.remove()
+        app.post_message(OpenPage("probe:late", "map-grant: mapping d1 gref 9", Source()))
+        app.post_message(PageReleased("probe:gone"))
+        await settle(pilot)
+        assert app.return_code is None  # no crash
+        fresh = PagePane(app.host, live=False)
+        await parent.mount(fresh)
+        assert await wait_for(pilot, lambda: "probe:late" in fresh.sources)
+        assert app.return_code is None

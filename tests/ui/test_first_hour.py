@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pilot import async_test, make_app, settle, wait_for
 from textual.widgets import Footer
 
@@ -170,3 +171,121 @@ async def test_xenstore_filter_results_show_their_cursor_at_80x24() -> None:
             await pilot.press("down")
             await settle(pilot, 1)
             assert results.highlighted == 1
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40), (160, 45)],
+                         ids=lambda s: f"{s[0]}x{s[1]}")
+@async_test
+async def test_the_page_shows_whole_rows_and_the_whole_ring_header(
+        size: tuple[int, int]) -> None:
+    # At 80x24 the ring header wrapped (its last count fell off) and the hexdump lost its
+    # last byte and ASCII column behind a horizontal scrollbar (issue 16).
+    from grantscope.model.ring import decode_ring_header
+    from grantscope.ui.panes.page import PagePane, RingView
+
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        pane = app.query_one(PagePane)
+        dump = pane.hexdump
+        data = dump.data
+        assert any(data[:16]), "the demo's first page should be a ring with indices"
+        ascii_row = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in data[:16])
+        first = dump.render_line(0).text.rstrip()
+        assert first.endswith(ascii_row), (size, first)
+        assert dump.virtual_size.width <= dump.scrollable_content_region.width, size
+        ring = app.query_one(RingView)
+        lines = [line for line in ring.render_lines(ring.region.reset_offset)]
+        shown = "\n".join(strip.text for strip in lines)
+        for name, value in decode_ring_header(data).as_dict().items():
+            assert f"{name} {value}" in shown, (size, shown)
+
+
+@async_test
+async def test_findings_at_80x24_keep_the_title_on_screen_and_the_subject_whole() -> None:
+    # At 80 columns the subject column cut the subject (issue 16): it gives way to the title,
+    # and the details below the table show each finding's subject in full.
+    from textual.widgets import DataTable, Static
+
+    from grantscope.ui.panes.findings import FindingsPane, subject_text
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        pane = app.query_one(FindingsPane)
+        table = app.query_one("#findings-table", DataTable)
+        assert await wait_for(pilot, lambda: table.row_count > 0)
+        assert pane.snapshot is not None
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert "subject" not in labels and labels[-1] == "finding", labels
+        start = sum(c.get_render_width(table) for c in table.ordered_columns[:-1])
+        assert start + 20 < table.region.width  # the title starts well inside the screen
+        table.focus()
+        for row, finding in enumerate(pane.snapshot.findings):
+            table.move_cursor(row=row)
+            await settle(pilot, 1)
+            details = str(app.query_one("#finding-details", Static).render())
+            assert f"subject: {subject_text(finding.subject, app.domain_names)}" in details
+            assert finding.title in " ".join(details.split()), details
+
+
+@async_test
+async def test_help_shows_what_the_tui_itself_costs() -> None:
+    # psutil is for process metadata (issue 16): the TUI's own CPU and memory, on F1
+    import os
+
+    from textual.widgets import Static
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 1)
+        assert isinstance(app.screen, HelpScreen)
+        own = " ".join(str(app.screen.query_one("#help-own", Static).render()).split())
+        assert own.startswith(f"grantscope itself: {os.getpid()}: "), own
+        assert " CPU " in own and " MiB" in own and "RSS" in own
+
+
+def _shown_words(widget: object) -> str:
+    """The words a widget draws on screen, whatever the line breaks."""
+    lines = widget.render_lines(widget.region.reset_offset)  # type: ignore[attr-defined]
+    return " ".join(" ".join(strip.text for strip in lines).split())
+
+
+@async_test
+async def test_at_80x24_the_help_and_the_probes_intro_are_whole(tmp_path: Path) -> None:
+    # The help was 90 columns wide and the Probes tab's intro one line: at 80 columns both
+    # were cut at the right edge.
+    from textual.containers import VerticalScroll
+    from textual.widgets import Static
+
+    from grantscope.ui.screens.help import INTRO
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await settle(pilot, 1)
+        box = app.screen.query_one(VerticalScroll)
+        assert box.region.right <= SMALL[0], box.region
+        intro = app.screen.query(Static).first()
+        assert intro.region.right <= SMALL[0], intro.region
+        assert " ".join(INTRO.replace("\\[", "[").split()) in _shown_words(intro)
+    target = tmp_path / "b.tar.gz"
+    export_bundle(str(target), standard_collectors(ExportSources(host=SimHost(frozen_at=5.0))))
+    app = GrantscopeApp(ReplayHost(read_bundle(str(target))), live=False)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        pane = app.query_one(ProbesPane)
+        summary = pane.query_one("#probe-summary")
+        assert summary.region.right <= SMALL[0], summary.region
+        assert " ".join(pane._intro().split()) in _shown_words(summary)

@@ -46,8 +46,15 @@ def test_screen(snap_compare: Any, screen: str, theme: str) -> None:
 
 
 def test_help_screen(snap_compare: Any) -> None:
+    from grantscope.model.toolout import ProcessInfo
+
+    # the help shows the TUI's own CPU and memory: a fixed process keeps the picture still
+    own = ProcessInfo(pid=4242, name="grantscope", cmdline=("grantscope", "--demo"),
+                      user="alice", started=1.7e9, cpu_s=1.5, rss=60 << 20)
+
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
+        pilot.app.own_process = lambda: own
         await pilot.press("question_mark")
         await settle(pilot)
 

@@ -69,6 +69,19 @@ def test_every_command_help_is_0_and_a_bad_option_is_2(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
+def test_every_command_help_says_what_it_does(
+    path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 'xs ls --help' was a bare usage line (issue 16): each command's own --help says what
+    # it does, not only its usage and options
+    description = _leaf(path).description
+    assert description, f"grantscope {' '.join(path)} --help has no description"
+    code, out, _ = _exit([*path, "--help"], capsys)
+    assert code == 0
+    assert "".join(description.split()) in "".join(out.split())  # however it is wrapped
+
+
 @pytest.mark.parametrize("path", [p for p, group in COMMANDS if group], ids=" ".join)
 def test_a_group_without_its_subcommand_is_bad_usage(
     path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
@@ -138,6 +151,7 @@ def bundle_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.mark.parametrize("argv", [
     ["probe", "list"], ["probe", "list", "--json"], ["dump", "analyze", str(DUMP)],
     ["bundle", "inspect", "BUNDLE"], ["probe", "run", "map-grant", "--help"], ["--help"],
+    ["--demo", "xs", "ls", "-r", "/"],
 ], ids=lambda argv: " ".join(Path(a).name for a in argv))
 def test_output_into_a_closed_pipe_is_quiet(argv: list[str], bundle_file: str) -> None:
     argv = [bundle_file if a == "BUNDLE" else a for a in argv]

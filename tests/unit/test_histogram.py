@@ -50,3 +50,16 @@ def test_pingpong_prints_the_histogram_in_text_only(fakes: FakeStore,  # noqa: F
     assert main(["pingpong", "--domid", "3", "--port", "17", "--count", "10", "--warmup", "2",
                  "--json"]) == 0
     assert "histogram" not in json.loads(capsys.readouterr().out)
+
+
+def test_probe_run_pingpong_prints_the_same_histogram(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # 'grantscope probe run pingpong' showed only the median (the samples were "more with
+    # --json"); the TUI and 'grantscope pingpong' draw them: the CLI's probe run does too
+    assert main(["--demo", "probe", "run", "pingpong", "count=25"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = out.index("    round trips (25):")
+    bars = [line for line in out[start + 1:] if "µs │" in line]
+    assert bars and sum(_counts(bars)) == 25
+    assert main(["--demo", "probe", "run", "pingpong", "count=25", "--json"]) == 0
+    assert "µs │" not in capsys.readouterr().out

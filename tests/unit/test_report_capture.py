@@ -130,3 +130,32 @@ def test_bundle_export_capture_is_refused_under_readonly(
                  str(host / "b.tar.gz")]) == 2
     assert "--readonly" in capsys.readouterr().err
     assert xl_calls(host) == [] and not (host / "b.tar.gz").exists()
+
+
+def test_report_capture_names_its_steps_in_the_progress_on_a_terminal_only(
+        host: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 16 item 4: 'report --capture' waits on xl; on a terminal the progress display
+    # (grantscope.cli.progress, drawn by Rich: see test_progress.py) names each step
+    from grantscope.cli import report as report_cli
+    from grantscope.cli.progress import Progress
+
+    shown: list[tuple[bool, str]] = []
+
+    class Watched(Progress):
+        def update(self, step: str = "", *, completed: int | None = None) -> None:
+            shown.append((self.enabled, step))
+            super().update(step, completed=completed)
+
+    monkeypatch.setattr(report_cli, "Progress", Watched)
+    monkeypatch.setattr(report_cli, "on_terminal", lambda: True)
+    assert main(["report", "--interval", "0", "--capture"]) == 0
+    assert (True, "capturing the g and e dumps") in shown and all(on for on, _ in shown)
+    shown.clear()
+    assert main(["report", "--interval", "0", "--capture", "--json"]) == 0
+    assert shown and not any(on for on, _ in shown)  # --json: nothing drawn
+    monkeypatch.setattr(report_cli, "on_terminal", lambda: False)
+    shown.clear()
+    assert main(["report", "--interval", "0", "--capture"]) == 0
+    assert shown and not any(on for on, _ in shown)  # piped: nothing drawn
+    capsys.readouterr()

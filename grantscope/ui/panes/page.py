@@ -30,10 +30,13 @@ from grantscope.model.ring import decode_ring_header
 from grantscope.safefile import write_new_file
 from grantscope.ui.domains import name_domids
 from grantscope.ui.panes.base import TabBody
-from grantscope.ui.widgets.hexdump import HexDump, LatestSlot
+from grantscope.ui.widgets.hexdump import LINE_WIDTH, HexDump, LatestSlot
 
 RATE_HZ = 30.0
 ALIVE_CHECK_S = 2.0  # how often the sampler asks whether the page's domain still exists
+#: Below this width the page list goes above the hexdump: beside it (at most 34 columns) it
+#: would leave less than a whole row (LINE_WIDTH) and the scrollbar.
+NARROW_BELOW = 34 + LINE_WIDTH + 2
 # The granting domain of a page mapped from another domain, as its title names it: the Grants
 # tab's "map d5 gref 3", a probe's "map-grant: mapping d5 gref 8".  An offer's dN is the peer
 # allowed to map our page, not its owner, so offers do not match.
@@ -47,7 +50,8 @@ def page_domid(title: str) -> int | None:
 
 
 class RingView(Widget):
-    """Two lines for the decoded ring header; updating it repaints only itself (no layout)."""
+    """Two lines for the decoded ring header (the indices, then the counts derived from them);
+    updating it repaints only itself (no layout)."""
 
     DEFAULT_CSS = """
     RingView { height: 2; padding: 0 1; color: $text-muted; }
@@ -78,6 +82,11 @@ class PagePane(TabBody, Vertical):
     DEFAULT_CSS = """
     PagePane #page-list { width: 30%; max-width: 34; min-width: 22; border-right: solid $panel; }
     PagePane #page-title { padding: 0 1; text-style: bold; }
+    PagePane.-narrow > Horizontal { layout: vertical; }
+    PagePane.-narrow #page-list {
+        width: 1fr; max-width: 100%; height: auto; max-height: 5;
+        border-right: none; border-bottom: solid $panel;
+    }
     """
 
     def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
@@ -94,6 +103,10 @@ class PagePane(TabBody, Vertical):
                 yield Label("no page selected", id="page-title")
                 yield RingView(id="ring")
                 yield HexDump(id="hexdump")
+
+    def on_resize(self) -> None:
+        # the list beside the hexdump leaves it too little room: the list goes above it
+        self.set_class(self.size.width < NARROW_BELOW, "-narrow")
 
     def on_mount(self) -> None:
         for ref in self.host.pages():
@@ -209,9 +222,13 @@ class PagePane(TabBody, Vertical):
         if not ring and not (header.plausible() and any(data[:16])):
             box.show(Text())
             return
-        text = Text()
+        # one line for the four indices, one for the counts: each fits in 80 columns, where
+        # one long line wrapped at any place and lost its end
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append("ring  ", style="bold")
         for name, value in header.as_dict().items():
+            if name == "in_flight":
+                text.append("\n      ")
             text.append(f"{name} ", style="dim")
             text.append(f"{value}  ")
         if self.hexdump.frozen:

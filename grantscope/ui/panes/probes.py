@@ -105,7 +105,7 @@ class ProbesPane(TabBody, Horizontal):
     DEFAULT_CSS = """
     ProbesPane #probe-list { width: 26; border-right: solid $panel; }
     ProbesPane #probe-side { width: 1fr; }
-    ProbesPane #probe-summary { padding: 0 1; text-style: bold; }
+    ProbesPane #probe-summary { width: 1fr; padding: 0 1; text-style: bold; }
     ProbesPane #probe-form { height: auto; max-height: 12; padding: 1 1 0 1; }
     ProbesPane .param { height: 1; margin-bottom: 1; }
     ProbesPane .param Label { width: 12; }

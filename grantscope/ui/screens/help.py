@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from grantscope.model.toolout import ProcessInfo
+from grantscope.ui.panes.grants import process_text
 from grantscope.ui.tabs import tabs_sentence
 
 INTRO = (
@@ -35,13 +38,15 @@ class HelpScreen(ModalScreen[None]):
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90; height: 80%; border: thick $primary;
+    HelpScreen > VerticalScroll { width: 90; max-width: 100%; height: 80%; border: thick $primary;
                                   background: $surface; padding: 1 2; }
     """
 
-    def __init__(self, groups: list[tuple[str, list[Binding]]]) -> None:
+    def __init__(self, groups: list[tuple[str, list[Binding]]],
+                 own: ProcessInfo | None = None) -> None:
         super().__init__()
         self.groups = groups
+        self.own = own
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, expand=True, show_header=True, header_style="bold")
@@ -55,6 +60,9 @@ class HelpScreen(ModalScreen[None]):
                               .replace("colon", ":"), b.description or b.action, b.id or "")
         with VerticalScroll():
             yield Static(INTRO + "\n")
+            if self.own is not None:  # plain text: a command line is not markup
+                yield Static(Text("grantscope itself: " + process_text(self.own) + "\n"),
+                             id="help-own")
             yield Static(table)
 
     def action_dismiss_help(self) -> None:
