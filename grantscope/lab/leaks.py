@@ -12,8 +12,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grantscope.sources.lsevtchn import find_lsevtchn
+
+if TYPE_CHECKING:
+    from grantscope.xen.xenstore import XenStore
 
 # Devices whose fds hold grants or ports; an xenbus/privcmd fd holds neither.
 LEAK_DEVICES = ("/dev/xen/gntdev", "/dev/xen/gntalloc", "/dev/xen/evtchn")
@@ -133,3 +137,34 @@ def wait_ports_released(domid: int, timeout: float = 120.0) -> None:
     if left:
         raise LabError(left, "dom0 still holds an event channel to a destroyed guest: whoever "
                              "bound it (a test, grantscope, xenstored or xenconsoled) leaked it")
+
+
+def xenstore_left_by(domid: int, store: XenStore) -> list[str]:
+    """The XenStore directories of the destroyed domain ``domid`` that are still there: its
+    home and dom0's backend directories for it (``xl destroy`` removes them all)."""
+    home = f"/local/domain/{domid}"
+    left = [home] if store.exists(home) else []
+    backends = "/local/domain/0/backend"
+    kinds = store.list(backends) if store.exists(backends) else []
+    left += [f"{backends}/{kind}/{domid}" for kind in kinds
+             if store.exists(f"{backends}/{kind}/{domid}")]
+    return left
+
+
+def wait_guest_released(domid: int, timeout: float = 120.0) -> None:
+    """All a guest destroyed with ``xl destroy`` held in dom0 is gone: its ports
+    (:func:`wait_ports_released`), its XenStore home and the backend directories for it.
+    LabError naming what stayed."""
+    from grantscope.lab.errors import LabError
+    from grantscope.xen.xenstore import XenStore
+
+    wait_ports_released(domid, timeout)
+    # xl destroy removed them before it returned; a moment more for a hotplug script racing it.
+    deadline = time.monotonic() + 10.0
+    with XenStore.open(timeout=30.0) as store:
+        while (left := xenstore_left_by(domid, store)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    if left:
+        raise LabError(f"XenStore still holds the destroyed d{domid}: {', '.join(left)}",
+                       "xl destroy removes a guest's home and its backends; what stays is a "
+                       "leak (a test, grantscope or the toolstack wrote it back)")

@@ -155,3 +155,27 @@ def test_a_port_left_to_a_destroyed_guest_raises(monkeypatch: pytest.MonkeyPatch
                         lambda domid, timeout: f"dom0 ports to destroyed d{domid} remain")
     with pytest.raises(LabError, match="destroyed d5 remain"):
         leaks.wait_ports_released(5)
+
+
+def test_the_xenstore_a_destroyed_guest_left_is_named() -> None:
+    """Its home and every dom0 backend directory for it, nothing of other domains."""
+    from xsd_double import running_double
+
+    from grantscope.lab.leaks import xenstore_left_by
+    from grantscope.xen.xenstore import XenStore
+
+    with running_double() as xsd, XenStore.open(xsd.socket_path) as store:
+        store.write("/local/domain/0/name", b"Domain-0")
+        assert xenstore_left_by(5, store) == []  # no backend directory at all
+        store.write("/local/domain/0/backend/vif/6/0/state", b"4")
+        store.write("/local/domain/6/name", b"another")
+        assert xenstore_left_by(5, store) == []
+        store.write("/local/domain/5/device/vif/0/state", b"4")
+        store.write("/local/domain/0/backend/vif/5/0/state", b"4")
+        store.write("/local/domain/0/backend/console/5/0/state", b"4")
+        assert xenstore_left_by(5, store) == [
+            "/local/domain/5", "/local/domain/0/backend/vif/5",
+            "/local/domain/0/backend/console/5"]
+        store.rm("/local/domain/5")
+        store.rm("/local/domain/0/backend/vif/5")
+        assert xenstore_left_by(5, store) == ["/local/domain/0/backend/console/5"]

@@ -23,7 +23,7 @@ import pytest
 from grantscope.lab import guest as lab_guest
 from grantscope.lab import tier_time
 from grantscope.lab.domu import DomU
-from grantscope.lab.leaks import holdings, leaks_since
+from grantscope.lab.leaks import holdings, leaks_since, wait_guest_released
 from grantscope.sources import xsdaemon
 
 
@@ -146,6 +146,8 @@ def domu_factory() -> Iterator[Callable[..., DomU]]:
     yield start
     for peer in reversed(started):
         peer.destroy()
+        if peer.domid is not None:
+            wait_guest_released(peer.domid)  # its ports and XenStore directories: no leftover
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +156,8 @@ def offer_domu() -> Iterator[DomU]:
     with DomU("offer", {"text": "hello from the offer peer"}) as peer:
         peer.wait_key("data/port")
         yield peer
+    assert peer.domid is not None
+    wait_guest_released(peer.domid)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -165,7 +166,9 @@ def test_probe_run_step_by_step_stops_on_q_and_removes_what_it_published(
         deadline = time.monotonic() + 120
         while f"next {number}/".encode() not in prompts:
             assert time.monotonic() < deadline and proc.poll() is None, (prompts, proc.poll())
-            prompts += os.read(stderr, 4096)
+            readable, _, _ = select.select([stderr], [], [], 1.0)  # so the deadline can fire
+            if readable:
+                prompts += os.read(stderr, 4096)
         return prompts
 
     try:

@@ -201,6 +201,26 @@ def test_gntalloc_unmap_notify_clears_byte_seen_by_the_mapper() -> None:
         offer.close()
 
 
+def test_gntalloc_unmap_notify_sends_its_event_when_the_offer_goes() -> None:
+    """The granting side's notify with a port: closing the offer clears the byte and the
+    peer's end of the channel fires (what a frontend that dies tells its backend)."""
+    with EventChannel() as a, EventChannel() as b:
+        port_a = a.bind_unbound(0)
+        port_b = b.bind_interdomain(0, port_a)
+        assert b.wait(0.3) == []  # the bind's own event, consumed
+        offer = GrantOffer(0, 1, writable=True)
+        try:
+            offer.write(7, b"\x55")
+            with GrantMapping(0, offer.grefs) as mapping:
+                offer.set_unmap_notify(7, clear_byte=True, port=port_a)
+                assert b.wait(0.3) == []  # nothing sent yet
+                offer.close()
+                assert mapping.read(7, 1) == b"\0"
+                assert b.wait(5.0) == [port_b]
+        finally:
+            offer.close()
+
+
 def test_unmap_notify_on_unbound_port_is_explained() -> None:
     with (GrantOffer(0, 1, writable=True) as offer, GrantMapping(0, offer.grefs) as mapping,
           pytest.raises(XenError) as info):

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from grantscope.lab.domu import DomU
+from grantscope.lab.leaks import wait_guest_released
 from grantscope.probing.devices import RealDevices
 from grantscope.probing.engine import ProbeRun, StepRecord
 from grantscope.probing.registry import find_probe
@@ -220,6 +221,8 @@ def offering_domu() -> Iterator[DomU]:
     with DomU("offer", {"text": "hello from the domU"}) as peer:
         peer.wait_key("data/port", timeout=240)
         yield peer
+    assert peer.domid is not None
+    wait_guest_released(peer.domid)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +235,8 @@ def mapping_domu() -> Iterator[DomU]:
     with DomU("map", {"reply": "the domU was here"}) as peer:
         peer.wait_key("data/status", timeout=240)  # "waiting" for data/offer/{gref,port}
         yield peer
+    assert peer.domid is not None
+    wait_guest_released(peer.domid)
 
 
 def test_map_grant_of_a_domu_page_via_xs(offering_domu: DomU) -> None:

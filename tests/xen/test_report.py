@@ -36,7 +36,7 @@ import pytest
 from grantscope.cli.report import collect_observation
 from grantscope.lab.build import current_build
 from grantscope.lab.domu import DomU, lab_vif
-from grantscope.lab.leaks import wait_ports_released
+from grantscope.lab.leaks import wait_guest_released, wait_ports_released
 from grantscope.model.findings import Finding, Thresholds, analyze
 from grantscope.sources.hvdump import capture_dumps
 from grantscope.sources.quota import read_quota
@@ -98,19 +98,23 @@ def test_capture_reads_complete_dumps() -> None:
 
 
 def test_leak_after_the_offering_process_is_killed() -> None:
-    offerer = _spawn(OFFERER)
-    try:
-        assert offerer.stdout is not None
-        gref = int(offerer.stdout.readline())
-        mapping = GrantMapping(0, [gref], writable=False)
-    except BaseException:
-        _stop(offerer)
-        raise
     def about_the_grant() -> list[Finding]:
         # capture=True: fresh g/e dumps (report and bundle no longer send debug keys unasked).
         obs, _extra, _cap = collect_observation(interval=0.5, capture=True)
         return [f for f in analyze(obs).findings
                 if f.subject.get("ref") == gref and f.subject.get("granter") == 0]
+
+    offerer = _spawn(OFFERER)
+    try:
+        assert offerer.stdout is not None
+        gref = int(offerer.stdout.readline())
+        # Before anything maps it: an offered grant nobody uses is not a finding.
+        unmapped = about_the_grant()
+        assert unmapped == [], [f.to_json() for f in unmapped]
+        mapping = GrantMapping(0, [gref], writable=False)
+    except BaseException:
+        _stop(offerer)
+        raise
 
     try:
         assert mapping.read(0, 11) == b"leaked page"
@@ -236,7 +240,7 @@ def test_report_with_a_pv_domu_shows_joined_rows() -> None:
             proc = subprocess.run([*GRANTSCOPE, "report", "--json", "--capture", "--interval",
                                    "0.5"], capture_output=True, text=True, timeout=600,
                                   check=False)
-    wait_ports_released(domid)
+    wait_guest_released(domid)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["unparsed"] == [] and doc["dump_problems"] == []
@@ -402,7 +406,7 @@ def holder() -> Iterator[DomU]:
         domid = peer.domid
         peer.destroy()
         if domid is not None:
-            wait_ports_released(domid)
+            wait_guest_released(domid)
 
 
 def test_xenstore_quota_of_a_domu_near_its_limit(holder: DomU) -> None:

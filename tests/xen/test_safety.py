@@ -135,6 +135,11 @@ def test_a_capture_leaves_the_console_ring_as_it_was(tmp_path: Path) -> None:
     trace = tmp_path / "capture.strace"
     proc = _traced([*GS, "dump", "capture", "--json"], trace)
     assert proc.returncode == 0, proc.stderr
+    said = json.loads(proc.stdout)  # what the command reports of its capture
+    assert said["ok"] is True and said["captured"] is True, said
+    assert said["keys"] == ["g", "e"] and not said["unavailable"], said
+    assert said["problems"] == [] and said["output"] is None, said
+    assert said["steps"] and all(step["ok"] for step in said["steps"]), said["steps"]
     after = _ring()
     new, wrapped = new_ring_text(before, after)
     kept = len(after) - len(new)
@@ -205,6 +210,11 @@ def test_report_names_the_nodes_a_killed_offer_left() -> None:
                 assert offer.poll() is None, offer.stderr.read() if offer.stderr else ""
                 assert time.monotonic() < deadline, "offer never published"
                 time.sleep(0.5)
+        # Before the fault: the offer still runs and will remove its nodes, so they are not
+        # left over.
+        assert not [f for f in _report_json()["findings"]
+                    if f["code"] == "xenstore-leftover" and f["subject"]["pid"] == offer.pid]
+        assert offer.poll() is None  # (still holding: the report above saw it alive)
         offer.send_signal(signal.SIGKILL)
         assert offer.wait(timeout=60) == -signal.SIGKILL
         with XenStore.open(timeout=30.0) as xs:

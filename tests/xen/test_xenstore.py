@@ -337,6 +337,15 @@ def test_cli_ls_read_write_in_process(
     assert main(["xs", "write", f"{base}/cli2", "x"]) == 2
     assert main(["--readonly", "xs", "write", f"{base}/cli2", "x", "--allow-write"]) == 2
     assert not store.exists(f"{base}/cli2")
+    # xs rm: refused without --allow-write and under --readonly; with it, the whole subtree goes
+    store.write(f"{base}/gone/deep", b"1")
+    assert main(["xs", "rm", f"{base}/gone"]) == 2
+    assert main(["--readonly", "xs", "rm", f"{base}/gone", "--allow-write"]) == 2
+    assert store.read(f"{base}/gone/deep") == b"1"
+    capsys.readouterr()
+    assert main(["xs", "rm", f"{base}/gone", "--allow-write", "--json"]) == 0
+    assert '"removed": true' in capsys.readouterr().out
+    assert not store.exists(f"{base}/gone") and store.exists(base)
 
 
 def test_cli_as_a_process(store: XenStore, base: str) -> None:
