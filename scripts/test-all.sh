@@ -37,8 +37,9 @@
 #                                   (default: the two XenStore test modules)
 #   GRANTSCOPE_TEST_XEN_TRIXIE="ARGS"  pytest arguments of step 6's trixie part (default: the
 #                                   core suite: XenStore, the device CLI, the devices in dom0)
-#   GRANTSCOPE_MAIN_LAB_CPUS=N, GRANTSCOPE_GUEST_LAB_CPUS=N  emulated CPUs of step 6's two
-#                                   lab boots (default 2 and 1)
+#   GRANTSCOPE_MAIN_LAB_CPUS=N, GRANTSCOPE_GUEST_LAB_CPUS=N  emulated CPUs of step 6's lab
+#                                   boots: the main one (and the oxenstored and trixie boots
+#                                   after it), and the PVH/HVM guest one (default 1 and 1)
 #   GRANTSCOPE_XEN_TIER_TIMEOUT=S   the real-Xen tier's bound in seconds, boot included
 set -uo pipefail
 
@@ -66,8 +67,11 @@ read -ra XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN:-tests/xen}"
 read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py}"
 read -ra TRIXIE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TRIXIE:-tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py}"
 read -ra OX_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_OXENSTORED:-tests/xen/test_xenstore.py tests/xen/test_xenstore_domu_view.py}"
-# Emulated CPUs of the two lab boots of step 6.
-MAIN_LAB_CPUS="${GRANTSCOPE_MAIN_LAB_CPUS:-2}"
+# Emulated CPUs of the lab boots of step 6, which run side by side on a 2-core machine.  One
+# each: three emulated CPUs on two cores made the main boot's dom0 5-8x slower (a CLI test that
+# takes 6 s alone took 48 s beside the guest boot with 2 CPUs, 6-13 s with 1: docs/LAB.md),
+# which took CI past its limit.
+MAIN_LAB_CPUS="${GRANTSCOPE_MAIN_LAB_CPUS:-1}"
 GUEST_LAB_CPUS="${GRANTSCOPE_GUEST_LAB_CPUS:-1}"
 SUMMARY_ARGS=()             # --report TIER=FILE:STATUS for the summary
 ENV_OK=1                    # packages and .venv in place: the later steps can run
@@ -143,7 +147,7 @@ if [ "$ENV_OK" -eq 1 ]; then
              "$(( $(date +%s) - XEN_STARTED ))s (lab run exit $rc)"
         # The XenStore tests again, with oxenstored (XCP-ng's daemon) as dom0's xenstored
         # (issue 15; grantscope/lab/configs.py), while the guest part may still run.
-        GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
+        GRANTSCOPE_LAB_CPUS="$MAIN_LAB_CPUS" GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
         .venv/bin/grantscope lab run --config bookworm-oxenstored --results "$OX_RESULTS" \
             --timeout "$(( DEADLINE - $(date +%s) ))" -- \
             .venv/bin/pytest -m xen "${OX_XEN_ARGS[@]}" -p no:cacheprovider -v --timeout=900 \
@@ -159,7 +163,7 @@ if [ "$ENV_OK" -eq 1 ]; then
         # own boot and with its own count line.
         if [ "$TRIXIE_OK" -eq 1 ]; then
             TRIXIE_STARTED=$(date +%s)
-            GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
+            GRANTSCOPE_LAB_CPUS="$MAIN_LAB_CPUS" GRANTSCOPE_XEN_DEADLINE=$DEADLINE \
             .venv/bin/grantscope lab run --config trixie --results "$TRIXIE_RESULTS" \
                 --timeout "$(( DEADLINE - $(date +%s) ))" -- \
                 .venv/bin/pytest -m xen "${TRIXIE_XEN_ARGS[@]}" -p no:cacheprovider -v \
