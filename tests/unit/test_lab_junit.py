@@ -140,17 +140,24 @@ def _default_args(variable: str) -> list[str]:
 def test_the_real_xen_minimums_are_exactly_what_their_parts_collect() -> None:
     """A minimum below what the parts collect would let a lost part (say the 25 XenStore tests
     under oxenstored) hide behind tests added since: the minimums must be raised with them."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "xen",
-                           "-p", "no:cacheprovider", *_default_args("GRANTSCOPE_TEST_XEN")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    ids = [line for line in proc.stdout.splitlines() if "::" in line]
-    assert ids, proc.stdout[-2000:] + proc.stderr[-2000:]
+    def collect(args: list[str]) -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m",
+                               "xen", "-p", "no:cacheprovider", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600, check=False)
+        ids = [line for line in proc.stdout.splitlines() if "::" in line]
+        assert ids, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return ids
+
+    main = collect(_default_args("GRANTSCOPE_TEST_XEN"))
+    ids = collect(["tests/xen"])
 
     def collected(variable: str) -> int:
         modules = _default_args(variable)
         assert all(m.endswith(".py") for m in modules), modules  # whole modules, no -k
         return sum(1 for i in ids if i.split("::")[0] in modules)
 
+    # The main boot leaves out exactly the modules the two-CPU boot runs: together, tests/xen.
+    assert len(main) + collected("GRANTSCOPE_TEST_XEN_TWO_CPUS") == len(ids)
     expected = load_expected(ROOT / "tests" / "expected-counts.toml")
     xen = len(ids) + collected("GRANTSCOPE_TEST_XEN_OXENSTORED")
     assert expected.tiers["xen"].minimum == xen, "raise tests/expected-counts.toml on purpose"
