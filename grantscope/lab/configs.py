@@ -58,6 +58,18 @@ class LabConfig:
                 "release": None if self.release is None else self.release.suite}
 
 
+def _release(suite: str, xen: str) -> Release:
+    """Debian ``suite`` with its Xen ``xen``: the hypervisor package and a dom0 root with that
+    release's Xen tools and Python."""
+    return Release(
+        suite, f"xen-hypervisor-{xen}-amd64", f"boot/xen-{xen}-amd64.gz",
+        # gcc and python3-dev: the install compiles pingpong's C loop, as on the host (the core
+        # suite checks the C loop ran).
+        root_packages=("python3", "python3-venv", "python3-dev", "gcc", "libc6-dev",
+                       f"xen-utils-{xen}", "xenstore-utils", "procps", "kmod", "iproute2",
+                       "strace"))
+
+
 CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
     c.name: c for c in (
         LabConfig(DEFAULT, "Debian 12: Xen 4.17, Linux 6.1, Python 3.11, C xenstored"),
@@ -71,13 +83,14 @@ CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
                   changes=("Xen 4.20 and Linux 6.12 from Debian 13 (trixie)",
                            "dom0 runs from a Debian 13 root (mmdebstrap) with xen-utils-4.20 "
                            "and Python 3.13, grantscope in a venv there",),
-                  release=Release(
-                      "trixie", "xen-hypervisor-4.20-amd64", "boot/xen-4.20-amd64.gz",
-                      # gcc and python3-dev: the install compiles pingpong's C loop, as on
-                      # the host (the core suite checks the C loop ran).
-                      root_packages=("python3", "python3-venv", "python3-dev", "gcc",
-                                     "libc6-dev", "xen-utils-4.20", "xenstore-utils",
-                                     "procps", "kmod", "iproute2", "strace"))),
+                  release=_release("trixie", "4.20")),
+        LabConfig("bullseye", "Debian 11: Xen 4.14, Linux 5.10, Python 3.9, C xenstored",
+                  xen="4.14", kernel="5.10", python="3.9",
+                  changes=("Xen 4.14 and Linux 5.10 from Debian 11 (bullseye), the oldest "
+                           "long-term hosts users still run",
+                           "dom0 runs from a Debian 11 root (mmdebstrap) with xen-utils-4.14 "
+                           "and Python 3.9, grantscope in a venv there",),
+                  release=_release("bullseye", "4.14")),
     )
 })
 

@@ -14,17 +14,24 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 INIT = CHECKOUT / "grantscope/lab/init"
 
 
-def test_trixie_names_its_own_xen_kernel_and_root() -> None:
-    trixie = configs.get("trixie")
-    assert (trixie.xen, trixie.kernel, trixie.python, trixie.xenstored) == (
-        "4.20", "6.12", "3.13", "xenstored")
-    rel = trixie.release
-    assert rel is not None and rel.suite == "trixie"
-    assert rel.xen_package == "xen-hypervisor-4.20-amd64"
-    assert rel.xen_image == "boot/xen-4.20-amd64.gz"
-    assert {"python3", "python3-venv", "xen-utils-4.20", "xenstore-utils"} <= set(
+@pytest.mark.parametrize(("name", "xen", "kernel", "python"), [
+    ("trixie", "4.20", "6.12", "3.13"),
+    ("bullseye", "4.14", "5.10", "3.9"),
+])
+def test_a_release_names_its_own_xen_kernel_and_root(name: str, xen: str, kernel: str,
+                                                     python: str) -> None:
+    config = configs.get(name)
+    assert (config.xen, config.kernel, config.python, config.xenstored) == (
+        xen, kernel, python, "xenstored")
+    rel = config.release
+    assert rel is not None and rel.suite == name
+    assert rel.xen_package == f"xen-hypervisor-{xen}-amd64"
+    assert rel.xen_image == f"boot/xen-{xen}-amd64.gz"
+    assert {"python3", "python3-venv", f"xen-utils-{xen}", "xenstore-utils"} <= set(
         rel.root_packages)
-    assert trixie.to_json()["release"] == "trixie"
+    assert config.to_json()["release"] == name
+    assert config.dom0_words()["gs_xen"] == xen
+    assert build.current_link(config) == f"current-{name}"
 
 
 def test_the_host_configurations_keep_their_words_and_links() -> None:
