@@ -130,6 +130,9 @@ def _hooks(checkout: Path) -> list[str]:
     return [
         f'chroot "$1" python3 -m venv {ROOT_VENV}',
         f'cp {shlex.quote(str(HOST_CA_BUNDLE))} "$1/tmp/gslab-ca.crt" || true',
+        # A release's own pip may predate editable installs from pyproject.toml (PEP 660:
+        # bullseye's pip 20.3 refuses them), so the venv gets a current pip first.
+        f'{pip} --upgrade pip',
         f'mkdir -p "$1"{ck} && mount --bind {ck} "$1"{ck} && '
         f'{{ {pip} -e {ck}"[test]" setuptools; rc=$?; '
         f'umount "$1"{ck}; exit $rc; }}',
