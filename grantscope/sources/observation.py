@@ -258,6 +258,21 @@ def collect_observation(
     if store is not None:
         store.close()
 
+    def sample() -> Sample:
+        got = read_interrupts()
+        if isinstance(got, str):
+            unavailable["interrupts"] = got
+            return Sample(None, read_xenbus_counters(), time.monotonic())
+        return Sample(got, read_xenbus_counters(), time.monotonic())
+
+    # The counters first: sending the debug keys stalls the CPUs while Xen prints the dumps
+    # (seconds under emulation, noticeable on big hosts), and interrupts wait meanwhile, so a
+    # rate measured across the capture would understate a storm.
+    starting(f"two counter samples {interval:g} s apart")
+    first = sample()
+    time.sleep(interval)
+    second = sample()
+
     console: ConsoleParse | None = None
     cap = None
     starting("capturing the g and e dumps" if capture else "the console ring's dumps")
@@ -274,18 +289,6 @@ def collect_observation(
                 if got is None:
                     unavailable[what] = (f"the console ring holds no '{key}' dump and none was "
                                          "captured (--capture sends 'g' and 'e')")
-
-    def sample() -> Sample:
-        got = read_interrupts()
-        if isinstance(got, str):
-            unavailable["interrupts"] = got
-            return Sample(None, read_xenbus_counters(), time.monotonic())
-        return Sample(got, read_xenbus_counters(), time.monotonic())
-
-    starting(f"two counter samples {interval:g} s apart")
-    first = sample()
-    time.sleep(interval)
-    second = sample()
 
     domids = sorted(
         {

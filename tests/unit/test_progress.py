@@ -87,8 +87,8 @@ def test_report_collection_names_each_step(fake_xl: Path,  # noqa: F811
     steps: list[str] = []
     collect_observation(interval=0.0, capture=True, step=steps.append)
     assert len(steps) == COLLECT_STEPS
-    assert steps[:3] == ["XenStore", "capturing the g and e dumps",
-                         "two counter samples 0 s apart"]
+    assert steps[:3] == ["XenStore", "two counter samples 0 s apart",
+                         "capturing the g and e dumps"]
 
 
 def test_lab_build_steps_go_to_the_progress_display_or_to_stderr(
