@@ -4,8 +4,6 @@ Debian 11 dom0s run Python 3.9, so the package cannot use what 3.10 and 3.11 add
 language and the standard library.  Where grantscope wants one of those things, it takes the
 stand-in from here, which is the real thing on a Python that has it and an equivalent on 3.9:
 
-* :data:`tomllib`: the standard library's TOML reader from 3.11, the ``tomli`` package before
-  (the same code: ``tomllib`` is ``tomli`` taken into the standard library).
 * :func:`slotted_dataclass`: ``dataclass(..., slots=True)``, which 3.10 added.  Model rows are
   kept by the hundred thousand (a large XenStore, a long dump), so they keep their slots on
   3.9 too rather than growing a ``__dict__`` each.
@@ -14,7 +12,9 @@ stand-in from here, which is the real thing on a Python that has it and an equiv
   ``int | None`` annotation on 3.9 (``type.__or__`` is 3.10); the bundle decoder needs them.
 
 Syntax (``match``, ``except*``) and names that only annotations use (``typing.Self``) need no
-stand-in: the first is not used, the second is imported under ``TYPE_CHECKING``.
+stand-in: the first is not used, the second is imported under ``TYPE_CHECKING``.  TOML reading
+(``tomllib``, 3.11) has its own module, :mod:`grantscope._toml`, as it needs a third-party
+package on 3.9 and this module must not.
 """
 
 from __future__ import annotations
@@ -27,12 +27,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, Union, overload
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
-
-__all__ = ["UNION_TYPES", "slotted_dataclass", "tomllib", "type_hints", "zip_strict"]
+__all__ = ["UNION_TYPES", "slotted_dataclass", "type_hints", "zip_strict"]
 
 _T = TypeVar("_T")
 _A = TypeVar("_A")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 # Test support, not part of grantscope: it runs from the checkout with PYTHONPATH at its root
 # (test-all.sh), so the retry property comes from the lab module that decides retries.
-from grantscope._compat import tomllib
+from grantscope._toml import tomllib
 from grantscope.lab.guest_death import RETRY_PROPERTY
 
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grantscope._compat import tomllib
+from grantscope._toml import tomllib
 from grantscope.ui.settings import config_dir
 
 

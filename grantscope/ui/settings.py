@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grantscope._compat import tomllib
+from grantscope._toml import tomllib
 
 SETTINGS_NAME = "settings.toml"
 

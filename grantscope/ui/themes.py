@@ -11,7 +11,7 @@ from importlib.resources import files
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
-from grantscope._compat import tomllib
+from grantscope._toml import tomllib
 from grantscope.ui.settings import user_themes_dir
 
 DEFAULT_THEME = "grantscope-dark"

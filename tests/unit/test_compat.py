@@ -1,4 +1,4 @@
-"""grantscope._compat: each stand-in behaves as the 3.10/3.11 feature it replaces.
+"""grantscope._compat and _toml: each stand-in behaves as the 3.10/3.11 feature it replaces.
 
 The public names take the standard path on the Python running the test; the 3.9 paths
 (``_with_slots``, ``_zip_checked``, ``_evaluate``) are also called directly, so a 3.11 host
@@ -16,7 +16,8 @@ from typing import Any, Optional, Union
 import pytest
 
 from grantscope import _compat
-from grantscope._compat import UNION_TYPES, slotted_dataclass, tomllib, type_hints, zip_strict
+from grantscope._compat import UNION_TYPES, slotted_dataclass, type_hints, zip_strict
+from grantscope._toml import tomllib
 
 
 @slotted_dataclass(frozen=True)

@@ -16,8 +16,9 @@ catches each kind of slip:
 * The declared version, ruff's target and mypy's must name the same Python, or the tools
   would check for a Python the package does not promise (or the other way round).
 
-``grantscope/_compat.py`` is the one module allowed to name the new things: behind a version
-check, it is where they are used when there and replaced when not.
+``grantscope/_compat.py`` (and ``grantscope/_toml.py`` for ``tomllib``) are the modules allowed
+to name the new things: behind a version check, they use them where there and replace them
+where not.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from pathlib import Path
 
 import pytest
 
-from grantscope._compat import tomllib
+from grantscope._toml import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 OLDEST = (3, 9)
 # Checkout folders holding Python: probes/ and themes/ are linked into grantscope/ as well.
 SOURCE_DIRS = ("grantscope", "probes", "tests", "bench", "scripts")
-COMPAT = ROOT / "grantscope" / "_compat.py"
+COMPAT = {ROOT / "grantscope" / "_compat.py", ROOT / "grantscope" / "_toml.py"}
 
 # (module, name): standard-library names added after 3.9, as import-from or module.attribute.
 NEWER_NAMES = {
@@ -55,7 +56,7 @@ NEWER_NAMES = {
     ("inspect", "get_annotations"),  # 3.10
     ("sys", "orig_argv"), ("sys", "exception"),  # 3.10, 3.11
 }
-NEWER_MODULES = {"tomllib"}  # 3.11: _compat has the stand-in
+NEWER_MODULES = {"tomllib"}  # 3.11: grantscope._toml has the stand-in
 NEWER_BUILTINS = {"aiter", "anext", "ExceptionGroup", "BaseExceptionGroup", "EncodingWarning"}
 # Keyword arguments 3.9 refuses (TypeError at the call): function name -> keywords.
 NEWER_KEYWORDS = {
@@ -191,7 +192,7 @@ def _called_name(call: ast.Call) -> str:
 def test_no_name_or_keyword_that_39_lacks() -> None:
     found = []
     for path in SOURCES:
-        if path == COMPAT:
+        if path in COMPAT:
             continue
         # module alias -> module ("import datetime as _dt")
         modules: dict[str, str] = {}
@@ -217,7 +218,8 @@ def test_no_name_or_keyword_that_39_lacks() -> None:
                 refused = NEWER_KEYWORDS.get(_called_name(node), set())
                 found += [f"{_where(path, node)}: {_called_name(node)}({kw.arg}=...)"
                           for kw in node.keywords if kw.arg in refused]
-    assert not found, "3.9 lacks (grantscope._compat has the stand-ins):\n" + "\n".join(found)
+    assert not found, ("3.9 lacks (grantscope._compat and _toml have stand-ins):\n"
+                       + "\n".join(found))
 
 
 def test_typing_only_names_stay_under_type_checking() -> None:
