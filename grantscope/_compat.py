@@ -139,10 +139,10 @@ class _PipeToUnion(ast.NodeTransformer):
         return ast.copy_location(ast.Subscript(value=union, slice=pair, ctx=ast.Load()), node)
 
 
-def _evaluate(annotation: str, globalns: dict[str, Any], localns: dict[str, Any]) -> Any:
+def _evaluate(annotation: str, namespace: dict[str, Any]) -> Any:
     tree = _PipeToUnion().visit(ast.parse(annotation, mode="eval"))
     code = compile(ast.fix_missing_locations(tree), f"<annotation {annotation}>", "eval")
-    return eval(code, {**globalns, _UNION_NAME: Union}, localns)
+    return eval(code, {**namespace, _UNION_NAME: Union})
 
 
 def type_hints(cls: type) -> dict[str, Any]:
@@ -157,12 +157,12 @@ def type_hints(cls: type) -> dict[str, Any]:
     hints: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         module = sys.modules.get(klass.__module__)
-        globalns = dict(vars(module)) if module is not None else {}
-        localns = dict(vars(klass))
+        # Names resolve as in 3.10+'s get_type_hints: the module's first, then the class's.
+        namespace = {**vars(klass), **(vars(module) if module is not None else {})}
         # The class's own annotations only (a base's are read in its turn): on 3.9 they are
         # in the class namespace, not yet behind a lazy descriptor as from 3.14 on.
         for name, annotation in vars(klass).get("__annotations__", {}).items():
             if isinstance(annotation, str):
-                annotation = _evaluate(annotation, globalns, localns)
+                annotation = _evaluate(annotation, namespace)
             hints[name] = annotation
     return hints

@@ -97,12 +97,12 @@ def test_type_hints_read_pipe_unions_as_typing_unions() -> None:
 def test_the_39_evaluator_turns_every_pipe_into_union() -> None:
     namespace = {"Optional": Optional, "Row": _Row}
     evaluate = _compat._evaluate
-    assert evaluate("int | None", namespace, {}) == Optional[int]
-    assert evaluate("int | str | None", namespace, {}) == Union[int, str, None]
-    assert evaluate("tuple[Row | None, ...]", namespace, {}) == tuple[Optional[_Row], ...]
-    assert evaluate("dict[str, list[int | bytes]]", namespace, {}) == dict[
+    assert evaluate("int | None", namespace) == Optional[int]
+    assert evaluate("int | str | None", namespace) == Union[int, str, None]
+    assert evaluate("tuple[Row | None, ...]", namespace) == tuple[Optional[_Row], ...]
+    assert evaluate("dict[str, list[int | bytes]]", namespace) == dict[
         str, list[Union[int, bytes]]]
-    assert evaluate("int", namespace, {}) is int  # no pipe: evaluated as written
+    assert evaluate("int", namespace) is int  # no pipe: evaluated as written
 
 
 def test_tomllib_reads_toml() -> None:
