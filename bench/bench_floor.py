@@ -29,6 +29,7 @@ from typing import Any
 
 from bench_devices import c_anchor, percentiles, pin_to_a_steady_cpu, py_evtchn, py_map_shared_fd
 
+from grantscope._compat import zip_strict
 from grantscope.lab.build import current_build
 from grantscope.probing import roundtrips
 from grantscope.xen import abi
@@ -116,8 +117,8 @@ def lean_map(n: int, warmup: int, phases: dict[str, list[float]]) -> dict[str, f
             t5 = clock()
             if i >= warmup:
                 samples.append((t5 - t0) / 1000)
-                for name, start, end in zip(PHASES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5),
-                                            strict=True):
+                for name, start, end in zip_strict(PHASES, (t0, t1, t2, t3, t4),
+                                                   (t1, t2, t3, t4, t5)):
                     phases[name].append((end - start) / 1000)
     return percentiles(samples)
 

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grantscope._compat import zip_strict
+
 PAINT_SCRIPT = r"""
 import sys, time
 t0 = time.perf_counter()
@@ -114,7 +116,7 @@ def bench_paint(runs: int) -> None:
             if out.returncode != 0 or not lines:
                 print(f"paint[{kind}] failed: {out.stderr.strip()[-400:]}")
                 return
-            for key, value in zip(keys, map(float, lines[-1].split()), strict=True):
+            for key, value in zip_strict(keys, map(float, lines[-1].split())):
                 times[key][kind].append(value)
     med = {k: {kind: statistics.median(v) * 1000 for kind, v in d.items()}
            for k, d in times.items()}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 
 # Test support, not part of grantscope: it runs from the checkout with PYTHONPATH at its root
 # (test-all.sh), so the retry property comes from the lab module that decides retries.
+from grantscope._toml import tomllib
 from grantscope.lab.guest_death import RETRY_PROPERTY
 
 

@@ -116,7 +116,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 def _plausible_seconds(value: object) -> bool:
     """A duration a collector could have taken (a bundle may say 1e308 or a 400-digit int)."""
     return (
-        isinstance(value, int | float)
+        isinstance(value, (int, float))
         and not isinstance(value, bool)
         and 0 <= value < 1e9
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import types
 import typing
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
+from grantscope._compat import UNION_TYPES, type_hints, zip_strict
 from grantscope.bundle.format import malformed
 
 T = TypeVar("T")
@@ -29,7 +29,7 @@ _MISSING = object()
 @functools.lru_cache(maxsize=64)
 def _hints(cls: type) -> dict[str, Any]:
     # get_type_hints evaluates string annotations: costly, and asked once per decoded row.
-    return typing.get_type_hints(cls)
+    return type_hints(cls)
 
 
 def decode(cls: type[T], obj: Any, where: str) -> T:
@@ -42,7 +42,7 @@ def _decode(tp: Any, obj: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
         return obj
-    if origin in (Union, types.UnionType):
+    if origin in UNION_TYPES:
         args = typing.get_args(tp)
         if obj is None and type(None) in args:
             return None
@@ -69,7 +69,7 @@ def _decode(tp: Any, obj: Any, where: str) -> Any:
             raise malformed(where, f"expected {len(args)} items, found {len(obj)}")
         return tuple(
             _decode(a, item, f"{where}[{i}]")
-            for i, (a, item) in enumerate(zip(args, obj, strict=True))
+            for i, (a, item) in enumerate(zip_strict(args, obj))
         )
     if origin is dict:
         key_t, val_t = typing.get_args(tp)
@@ -102,7 +102,7 @@ def _decode(tp: Any, obj: Any, where: str) -> Any:
             return obj
         raise malformed(where, f"expected an integer, found {obj!r:.40}")
     if tp is float:
-        if isinstance(obj, int | float) and not isinstance(obj, bool):
+        if isinstance(obj, (int, float)) and not isinstance(obj, bool):
             if not -FLOAT_MAX <= obj <= FLOAT_MAX:  # also false for NaN
                 raise malformed(where, f"number {obj!r:.40} is out of range")
             return float(obj)

@@ -91,11 +91,11 @@ def to_jsonable(obj: Any) -> Any:
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset):
+    if isinstance(obj, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, bytes | bytearray | memoryview):
+    if isinstance(obj, (bytes, bytearray, memoryview)):
         return {"b64": base64.b64encode(bytes(obj)).decode("ascii")}
-    if obj is None or isinstance(obj, bool | int | float | str):
+    if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     return str(obj)
 

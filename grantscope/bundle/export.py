@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from grantscope import __version__
 from grantscope.bundle.collect import Collector, CollectorResult, run_collector
@@ -33,7 +33,8 @@ from grantscope.bundle.redact import Redactor, SiteRules
 XENSTORE_MEMBER = "xenstore.json"
 
 # progress(event, collector_name, index, total): event is "start" or "done" (with the result).
-Progress = Callable[[str, str, int, int, CollectorResult | None], None]
+# Optional, not | None: an alias is evaluated at import, and 3.9's types have no | (3.10).
+Progress = Callable[[str, str, int, int, Optional[CollectorResult]], None]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class ExportResult:
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with a ``Z`` (what the manifest records)."""
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def export_bundle(
@@ -159,7 +160,7 @@ def _name_problem(payload: dict[str, Any], taken: dict[str, Any]) -> str | None:
 
 
 def _encode(name: str, payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray | memoryview):
+    if isinstance(payload, (bytes, bytearray, memoryview)):
         return bytes(payload)
     if name == XENSTORE_MEMBER:
         return json.dumps(payload, indent=None, separators=(",", ":"), default=str).encode()
@@ -215,6 +216,6 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
-    info.mtime = int(_dt.datetime.now(_dt.UTC).timestamp())
+    info.mtime = int(_dt.datetime.now(_dt.timezone.utc).timestamp())
     info.type = tarfile.REGTYPE
     archive.addfile(info, io.BytesIO(data))

@@ -36,9 +36,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import GrantscopeError
 
 FORMAT_NAME = "grantscope-bundle"
@@ -62,7 +62,7 @@ class BundleError(GrantscopeError):
     exit_code = 1
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Limits:
     """What the safe reader accepts from an untrusted file (bytes unless said otherwise).
 
@@ -133,7 +133,7 @@ def node_to_json(path: str, value: bytes | None, perms: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class StoredNode:
     """A XenStore node as read back from a bundle: raw value bytes and plain permission data."""
 

@@ -171,7 +171,7 @@ class Redactor:
     # -- members -------------------------------------------------------------------------------
     def redact(self, member: str, payload: Any) -> Any:
         """Pass 1: apply the rules to one member's payload (parsed data or raw bytes)."""
-        if isinstance(payload, bytes | bytearray | memoryview):
+        if isinstance(payload, (bytes, bytearray, memoryview)):
             data = bytes(payload)
             if not _is_text_member(member):
                 return data
@@ -288,7 +288,7 @@ class Redactor:
                 else:
                     result[key] = self.json_tree(member, value, sub)
             return result
-        if isinstance(obj, list | tuple):
+        if isinstance(obj, (list, tuple)):
             return [self.json_tree(member, item, f"{path}/{i}") for i, item in enumerate(obj)]
         if isinstance(obj, str):
             hits: list[str] = []
@@ -318,7 +318,7 @@ class Redactor:
     def _redact_all(self, member: str, obj: Any, path: str, rule: str) -> Any:
         if isinstance(obj, dict):
             return {k: self._redact_all(member, v, f"{path}/{k}", rule) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
+        if isinstance(obj, (list, tuple)):
             return [self._redact_all(member, v, f"{path}/{i}", rule) for i, v in enumerate(obj)]
         if obj is None or isinstance(obj, bool):
             return obj  # "no value" and flags are not secrets
@@ -338,7 +338,7 @@ class Redactor:
                     self._record(member, {"path": f"{path}/*"}, "copy:redacted-value")
                 out[new_key if found else key] = self._tree_copies(member, value, f"{path}/{key}")
             return out
-        if isinstance(obj, list | tuple):
+        if isinstance(obj, (list, tuple)):
             return [self._tree_copies(member, v, f"{path}/{i}") for i, v in enumerate(obj)]
         if isinstance(obj, str):
             new, found = self.copies(obj)

@@ -123,7 +123,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def default_output_name() -> str:
     """``grantscope-bundle-<host>-<UTC time>.tar.gz`` (host name made file-safe)."""
     host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname())
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"grantscope-bundle-{host or 'host'}-{stamp}.tar.gz"
 
 

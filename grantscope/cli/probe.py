@@ -172,7 +172,7 @@ def _format_args(arguments: dict[str, Any]) -> str:
 def _format_result(result: dict[str, Any]) -> str:
     # Long lists (e.g. explain-map's causes) are worded in the explanation already.
     shown = {k: v for k, v in result.items()
-             if not isinstance(v, list | dict) or len(repr(v)) <= 80}
+             if not isinstance(v, (list, dict)) or len(repr(v)) <= 80}
     text = _format_args(shown)
     return text + (" (more with --json)" if len(shown) < len(result) else "")
 
@@ -310,6 +310,6 @@ def _jsonable(value: Any) -> Any:
         return f"xs:{value.path}"
     if isinstance(value, SelfDomid):
         return "self"
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from grantscope import __version__
@@ -106,7 +106,7 @@ def man_page(parser: argparse.ArgumentParser) -> str:
     """The whole manual page for ``parser`` (the grantscope parser), in roff."""
     from grantscope.cli import EXIT_STATUS
 
-    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     lines = [
         f'.TH GRANTSCOPE 1 "{date}" "grantscope {__version__}" "User Commands"',
         ".SH NAME",

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import UsageError
 from grantscope.model.findings import Finding
 from grantscope.model.toolout import ProcessInfo
@@ -53,7 +54,7 @@ __all__ = [
 BackendName = Literal["xen", "replay", "sim"]
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class HostInfo:
     """Who and where we are: what the header shows.
 
@@ -71,7 +72,7 @@ class HostInfo:
     readonly: bool
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class OwnGrant:
     """A grant mapping (``kind="map"``, gntdev) or offer (``kind="offer"``, gntalloc) we hold.
 
@@ -88,7 +89,7 @@ class OwnGrant:
     page_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ProcessGrants:
     """A process holding ``/dev/xen/gntdev`` or ``/dev/xen/gntalloc`` open (found through
     ``/proc/PID/fd``; :meth:`Host.process_info` describes it).
@@ -104,7 +105,7 @@ class ProcessGrants:
     mapped_pages: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class HvGrant:
     """One row of the hypervisor-wide grant table (the ``xl debug-keys g`` dump).
 
@@ -119,7 +120,7 @@ class HvGrant:
     frame: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class GrantsSnapshot:
     """Everything the Grants screen shows at one instant.
 
@@ -133,7 +134,7 @@ class GrantsSnapshot:
     taken_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class EventCounter:
     """A Xen row of ``/proc/interrupts``: irq number, per-CPU counts, chip and action name."""
 
@@ -148,7 +149,7 @@ class EventCounter:
         return sum(self.counts)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class OwnPort:
     """An event-channel port bound through our own ``/dev/xen/evtchn`` fds.
 
@@ -163,7 +164,7 @@ class OwnPort:
     owner: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class HvPort:
     """One port of the hypervisor-wide event-channel table (the ``xl debug-keys e`` dump).
 
@@ -200,7 +201,7 @@ def hv_ports_from_dump(dump: EventDump) -> tuple[HvPort, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class EventsSnapshot:
     """Everything the Events screen shows at one instant (``taken_at`` on the host's clock).
 
@@ -214,7 +215,7 @@ class EventsSnapshot:
     hypervisor: tuple[HvPort, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class FindingsSnapshot:
     """The result of one system-wide analysis, as ``grantscope report`` computes it.
 
@@ -229,7 +230,7 @@ class FindingsSnapshot:
     taken_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class DomainUsage:
     """How full one domain's limited tables are: ``(used, limit)`` pairs, None when unknown.
 
@@ -244,7 +245,7 @@ class DomainUsage:
     xenstore_entries: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class UsageSnapshot:
     """Table use per domain at one instant, and why any part could not be read."""
 
@@ -281,7 +282,7 @@ def domain_usage(*, dump: GrantDump | None = None, sizes: Sequence[GrantFrames] 
     return UsageSnapshot(rows, problems, taken_at)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class PageRef:
     """A page whose bytes the host can show in the Page view (see :meth:`Host.read_page`).
 
@@ -308,7 +309,7 @@ class WatchHandle(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@slotted_dataclass()
 class _NoWatch:
     """The watch of a backend with no live XenStore (replay): it never fires."""
 

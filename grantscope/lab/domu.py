@@ -36,12 +36,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING
 
 from grantscope.lab import paths
 from grantscope.lab.build import LabBuild, current_build
 from grantscope.lab.cmdline import encode_params
 from grantscope.lab.errors import LabError
+
+if TYPE_CHECKING:
+    # typing.Self is 3.11's; annotations here are never evaluated, so only mypy needs it.
+    from typing_extensions import Self
 
 # The C peer's scenarios, and "agent": the Python guest (grantscope.lab.pyguest) whose agent
 # runs grantscope commands that dom0 sends (grantscope.lab.guest.PyGuest drives it).

@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import GrantscopeError
 
 __all__ = ["MIN_INTERVAL", "MaptrackReader", "MaptrackReading", "MaptrackUse"]
@@ -25,7 +25,7 @@ __all__ = ["MIN_INTERVAL", "MaptrackReader", "MaptrackReading", "MaptrackUse"]
 MIN_INTERVAL = 300.0
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class MaptrackUse:
     """One domain's maptrack frames in use and its maximum, from a ``g`` dump."""
 
@@ -34,7 +34,7 @@ class MaptrackUse:
     max_frames: int
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class MaptrackReading:
     """What the last capture found, and how old it is at this scrape (seconds)."""
 

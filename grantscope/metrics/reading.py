@@ -11,8 +11,9 @@ scrape never asks for.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from grantscope._compat import slotted_dataclass
 from grantscope.metrics.maptrack import MaptrackReading
 from grantscope.model.devices_join import DeviceRow
 from grantscope.model.findings import Finding, Observation, analyze
@@ -34,7 +35,7 @@ SUPPORTED_FINDINGS: frozenset[str] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class SourceStatus:
     """How reading one source went: ``up`` or not (``why``), and how long it took."""
 
@@ -44,7 +45,7 @@ class SourceStatus:
     why: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Reading:
     """Everything one scrape read (parts are None when their source is down)."""
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.model.dumps import EventDump, EventPort, GrantDump
 from grantscope.model.interrupts import InterruptRow, InterruptsParse, XenbusCounters
 
@@ -82,7 +83,7 @@ def state_name(state: int | None) -> str:
     return XENBUS_STATES.get(state, f"invalid({state})")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class GrantLink:
     """One grant ref a device publishes, and who maps it according to the ``g`` dump.
 
@@ -107,7 +108,7 @@ class GrantLink:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class PortLink:
     """One event channel of a device: the frontend's port and, via the ``e`` dump, both ends."""
 
@@ -128,7 +129,7 @@ class PortLink:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class IrqLink:
     """A local ``/proc/interrupts`` row attributed to a device, and how it was matched."""
 
@@ -142,7 +143,7 @@ class IrqLink:
         return {"irq": self.irq, "action": self.action, "total": self.total, "match": self.match}
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class DeviceRow:
     """One PV device, joined.  Paths or states are None for a side that is absent."""
 

@@ -7,9 +7,10 @@ see :mod:`grantscope.model.dumps` for the formats.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.model.dump_events import EventDump
 from grantscope.model.dump_grants import GrantDump
 
@@ -30,7 +31,7 @@ _TIMESTAMP_RE = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ConsoleLine:
     """One console line split into its source and its message.
 
@@ -45,7 +46,7 @@ class ConsoleLine:
     raw: str
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class UnparsedLine:
     """A line the parser recognised as part of a dump but could not read, and why."""
 
@@ -54,7 +55,7 @@ class UnparsedLine:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ConsoleParse:
     """Everything :func:`parse_console` found in a console text.
 

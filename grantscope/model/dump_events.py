@@ -7,8 +7,10 @@ entry point and describes the formats.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
+
+from grantscope._compat import slotted_dataclass
 
 #: ``s=`` values (xen/include/xen/sched.h ECS_*).
 EVTCHN_STATES: dict[int, str] = {
@@ -22,7 +24,7 @@ EVTCHN_STATES: dict[int, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class EventPort:
     """One port line of an ``e`` dump, with the state-dependent fields interpreted.
 
@@ -58,7 +60,7 @@ class EventPort:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class EventDomain:
     """One domain's section of an ``e`` dump."""
 
@@ -75,7 +77,7 @@ class EventDomain:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class EventDump:
     """One ``e`` dump.  Xen prints no end marker for it: ``begin_seen`` is all we can check."""
 

@@ -7,11 +7,13 @@ entry point and describes the formats.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 
-@dataclass(frozen=True, slots=True)
+
+@slotted_dataclass(frozen=True)
 class GrantEntry:
     """One active (pinned) grant: ``granter`` granted ``ref``; ``mapper`` has it mapped.
 
@@ -66,7 +68,7 @@ class GrantEntry:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class GrantTable:
     """One domain's section of a ``g`` dump: its grant-table size and its active entries.
 
@@ -91,7 +93,7 @@ class GrantTable:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class GrantDump:
     """One ``g`` dump.  ``complete`` only when both markers were seen and nothing was cut."""
 

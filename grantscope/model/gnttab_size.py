@@ -8,12 +8,12 @@ grant-table headroom (grantscope.sources.gnttab_size asks it through privcmd).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from grantscope._compat import slotted_dataclass
 
 __all__ = ["GrantFrames"]
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class GrantFrames:
     """One domain's grant table: ``frames`` in use of at most ``max_frames``."""
 

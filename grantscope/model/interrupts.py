@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
+
+from grantscope._compat import slotted_dataclass
 
 __all__ = [
     "InterruptRow",
@@ -38,7 +40,7 @@ def _is_number(word: str) -> bool:
     return word.isascii() and word.isdigit() and len(word) <= _MAX_DIGITS
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class InterruptRow:
     """One Xen row: irq number, per-CPU counts, chip, flow handler, trigger, action names.
 
@@ -72,7 +74,7 @@ class InterruptRow:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class InterruptsParse:
     """The Xen rows of one ``/proc/interrupts`` read, and the Xen rows it could not read."""
 
@@ -170,7 +172,7 @@ def parse_interrupts(text: str) -> InterruptsParse:
     return InterruptsParse(cpus=ncpu, rows=tuple(rows), unparsed=tuple(bad))
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class XenbusCounters:
     """The per-device event counters Linux keeps under ``<xenbus device>/xenbus/`` (5.12+).
 

@@ -8,9 +8,10 @@ are described there); these types are re-exported by :mod:`grantscope.model.find
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
+from grantscope._compat import slotted_dataclass
 from grantscope.model.devices_join import DeviceRow
 from grantscope.model.dumps import ConsoleParse
 from grantscope.model.gnttab_size import GrantFrames
@@ -20,7 +21,7 @@ from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
 Severity = Literal["error", "warning", "info"]
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Thresholds:
     """Where a measurement becomes a finding."""
 
@@ -28,7 +29,7 @@ class Thresholds:
     storm_rate: float = 500.0  # events per second on one Xen IRQ
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Finding:
     """One problem: ``code`` (stable, for scripts), ``severity``, a one-line ``title``, the
     ``evidence`` lines it rests on, and ``action``: what to do about it."""
@@ -52,7 +53,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Observation:
     """Everything read from one host (or one pasted text); any part may be None.
 
@@ -91,7 +92,7 @@ class Observation:
         return self.interrupts_interval or self.interval
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class XsLeftover:
     """A journal of a grantscope process that ended without its cleanup: what it created."""
 
@@ -100,7 +101,7 @@ class XsLeftover:
     nodes: tuple[str, ...]  # nodes, then the directories their writes created
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Analysis:
     """The result of :func:`analyze`: findings (worst first), devices, and what was not checked."""
 

@@ -14,7 +14,8 @@ an estimate of what is still unconsumed, marked as an estimate.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from grantscope._compat import slotted_dataclass
 
 RING_HEADER_SIZE = 64  # four indices plus 48 bytes of padding before the ring entries
 _IDX = struct.Struct("<4I")
@@ -26,7 +27,7 @@ def ring_distance(ahead: int, behind: int) -> int:
     return (ahead - behind) & _MASK
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class RingHeader:
     """The four shared indices and what follows from them."""
 

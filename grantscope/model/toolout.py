@@ -14,8 +14,10 @@ oxenstored (XenServer, XCP-ng) answers differently; such text is returned as unp
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
+
+from grantscope._compat import slotted_dataclass
 
 __all__ = [
     "DEFAULT_QUOTA_LIMITS",
@@ -42,7 +44,7 @@ _SETTING_RE = re.compile(r"^(\S[^:]*?)\s*:\s*(-?\d+)(?:\s+(.*))?$")
 _DOMAIN_RE = re.compile(r"^Domain (\d+):$")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class QuotaUsage:
     """One domain's live XenStore usage (``xenstore-control quota DOMID``)."""
 
@@ -91,7 +93,7 @@ def parse_quota_usage(text: str, domid: int) -> QuotaUsage:
     return QuotaUsage(domid=domid, usage=usage, unparsed=tuple(bad))
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class LsevtchnPort:
     """One line of ``lsevtchn DOMID``: the port, its vCPU and state in the tool's words."""
 
@@ -149,7 +151,7 @@ def parse_lsevtchn(text: str, domid: int) -> tuple[tuple[LsevtchnPort, ...], tup
     return tuple(ports), tuple(bad)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class QuotaSnapshot:
     """Limits (from xenstored, or its 4.17 defaults when ``limits_source`` says so) and usage."""
 
@@ -168,7 +170,7 @@ class QuotaSnapshot:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class DeviceHolder:
     """A process with a /dev/xen device open: pid, name, the device, and pages mmapped from it."""
 
@@ -183,7 +185,7 @@ class DeviceHolder:
         return asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ProcessInfo:
     """What a process is, for a user deciding whether it may hold a grant or a port.
 

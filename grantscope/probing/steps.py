@@ -128,7 +128,7 @@ def map_step(
 
     def action(ctx: StepContext) -> dict[str, Any]:
         dom, value = int(get(ctx, domid)), get(ctx, gref)
-        refs = [int(r) for r in value] if isinstance(value, list | tuple) else [int(value)]
+        refs = [int(r) for r in value] if isinstance(value, (list, tuple)) else [int(value)]
         rw = bool(get(ctx, writable)) if isinstance(writable, str) else writable
         ctx.args(domid=dom, grefs=refs, writable=rw)
         mapping = ctx.devices.map_grants(dom, refs, writable=rw)
@@ -419,6 +419,6 @@ def _removed(owned: Any) -> None:
 
 
 def _decimal(value: Any) -> str:
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return " ".join(str(int(v)) for v in value)
     return str(int(value))

@@ -14,9 +14,10 @@ import platform
 import stat
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.sources import xsdaemon
 from grantscope.sources.guest_caps import capabilities
 from grantscope.xen import _host
@@ -28,7 +29,7 @@ REQUIRED_NODES = ("gntdev", "gntalloc", "evtchn")
 OPTIONAL_NODES = ("xenbus", "privcmd")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Check:
     """One finding: ``status`` is ok / warn / fail / info."""
 
@@ -43,7 +44,7 @@ class Check:
                 "detail": self.detail}
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class DoctorReport:
     """All checks plus the facts they established."""
 

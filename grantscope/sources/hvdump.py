@@ -24,9 +24,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import UsageError
 from grantscope.model.dumps import CONRING_HINT, ConsoleParse, parse_console, split_console_line
 from grantscope.xen.readonly import refuse_if_readonly
@@ -48,7 +49,7 @@ ALLOWED_KEYS: frozenset[str] = frozenset({"g", "e"})
 _Q = "q"
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ToolResult:
     """The outcome of one external command: its output, or why there is none."""
 
@@ -142,7 +143,7 @@ def check_keys(keys: str, *, allow_q: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class DumpCapture:
     """What one capture (or one read of the ring) returned.
 

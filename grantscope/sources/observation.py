@@ -19,10 +19,10 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import GrantscopeError
 from grantscope.model.dumps import ConsoleParse
 from grantscope.model.findings import Observation
@@ -40,7 +40,7 @@ __all__ = ["COLLECT_STEPS", "PARTS", "Sample", "build_observation", "collect_obs
 PARTS = ("xenstore", "grant dump", "interrupts", "xenbus counters", "quota")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Sample:
     """One sample of the rate sources: Xen IRQ rows and xenbus counters, at ``at`` (monotonic)."""
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
+from grantscope._compat import slotted_dataclass
 from grantscope.xen.xs_journal import MAX_BYTES, MAX_NODES, process_start, run_dir
 
 __all__ = ["JournalEntry", "dead_journals"]
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class JournalEntry:
     """A journal whose process no longer runs: the nodes it created and never removed."""
 

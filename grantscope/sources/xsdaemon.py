@@ -8,7 +8,8 @@ XenStore in a stub domain, no daemon process is visible and the flavour is unkno
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from grantscope._compat import slotted_dataclass
 
 C_XENSTORED = "xenstored"
 OXENSTORED = "oxenstored"
@@ -24,7 +25,7 @@ OXENSTORED_DIFFERENCES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class XsDaemon:
     """The daemon found: its flavour, pid and how it was found (or why it is unknown)."""
 

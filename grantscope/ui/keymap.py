@@ -13,10 +13,10 @@ unknown id is reported (the app shows it in one notification) and never stops th
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grantscope._toml import tomllib
 from grantscope.ui.settings import config_dir
 
 

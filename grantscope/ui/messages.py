@@ -3,15 +3,15 @@ into the app).  Snapshot messages replace older pending ones."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from textual.message import Message
 
+from grantscope._compat import slotted_dataclass
 from grantscope.host.base import FindingsSnapshot
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class XsChange:
     """A watched path changed: its new value, whether it exists and has children."""
 

@@ -8,8 +8,9 @@ an error that stops the app), and a failed save is reported, not raised.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
+
+from grantscope._toml import tomllib
 
 SETTINGS_NAME = "settings.toml"
 

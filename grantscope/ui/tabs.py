@@ -8,12 +8,12 @@ snapshot tests all read :data:`TABS`; a new tab is one row here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from textual.dom import NoScreen
 from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
 
+from grantscope._compat import slotted_dataclass
 from grantscope.ui.panes.base import PaneShown, TabBody
 
 
@@ -49,7 +49,7 @@ def _findings() -> type[TabBody]:
     return FindingsPane
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class TabSpec:
     """One tab: its id, the key that shows it, its title, its pane (imported on first use
     through ``load``), the widget that takes the focus when it shows (so the pane's keys

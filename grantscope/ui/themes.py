@@ -5,13 +5,13 @@ grantscope's own variables (``$gs-*``) for any theme that does not set them.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib.resources import files
 
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
+from grantscope._toml import tomllib
 from grantscope.ui.settings import user_themes_dir
 
 DEFAULT_THEME = "grantscope-dark"

@@ -14,12 +14,16 @@ import os
 import struct
 import sys
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 from grantscope.errors import UsageError
 from grantscope.xen import abi
 from grantscope.xen._fd import check_range, check_u32
 from grantscope.xen.errors import from_oserror
+
+if TYPE_CHECKING:
+    # typing.Self is 3.11's; annotations here are never evaluated, so only mypy needs it.
+    from typing_extensions import Self
 
 
 class MappedPages:

@@ -13,10 +13,10 @@ import fcntl
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Union
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import UsageError
 from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
@@ -27,7 +27,8 @@ from grantscope.xen.readonly import refuse_if_readonly
 GNTDEV_PATH = "/dev/xen/gntdev"
 
 # A local side of a copy: anything exposing the buffer protocol (dest must be writable).
-LocalBuffer = bytes | bytearray | memoryview
+# Union, not |: an alias is evaluated at import, and 3.9's types have no | (3.10).
+LocalBuffer = Union[bytes, bytearray, memoryview]
 PAGE_SIZE = abi.PAGE_SIZE
 
 _ffi = abi.ffi
@@ -37,7 +38,7 @@ _MAP_HEADER = abi.packed("struct ioctl_gntdev_map_grant_ref")
 _REF_CODES = abi.packed("struct ioctl_gntdev_grant_ref").format.removeprefix("=")
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ForeignRef:
     """One side of a copy that is a grant: ``offset`` bytes into ``domid``'s grant ``gref``."""
 
@@ -46,7 +47,7 @@ class ForeignRef:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class CopySegment:
     """One GRANT_COPY segment: ``length`` bytes from ``source`` to ``dest``.
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
+from grantscope._compat import zip_strict
 from grantscope.errors import GrantscopeError
 from grantscope.xen.readonly import refuse_if_readonly
 from grantscope.xen.xs_conn import XsConnection
@@ -321,9 +322,8 @@ class XenStore:
         """:meth:`is_introduced` for many domains, all asked in one pipeline."""
         wanted = [int(d) for d in domids]
         answers: dict[int, bool] = {}
-        for domid, reply in zip(wanted, self._pipeline(
-                Op.IS_DOMAIN_INTRODUCED, [join_args(str(d).encode()) for d in wanted]),
-                strict=True):
+        for domid, reply in zip_strict(wanted, self._pipeline(
+                Op.IS_DOMAIN_INTRODUCED, [join_args(str(d).encode()) for d in wanted])):
             if isinstance(reply, XenStoreError):
                 raise reply
             answers[domid] = reply.rstrip(b"\0") == b"T"
@@ -336,14 +336,14 @@ class XenStore:
         replies = self._pipeline(Op.CONTROL, [join_args(b"quota", str(d).encode())
                                               for d in wanted], reads_only=True)
         return {d: r if isinstance(r, XenStoreError) else r.rstrip(b"\0").decode("utf-8", "replace")
-                for d, r in zip(wanted, replies, strict=True)}
+                for d, r in zip_strict(wanted, replies)}
 
     def list_many(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         """:meth:`list` of many directories in one pipeline: ``{path: children}`` for those
         that exist and may be read (a missing or forbidden one is left out)."""
         out: dict[str, builtins.list[str]] = {}
-        for path, reply in zip(paths, self._pipeline(
-                Op.DIRECTORY, [join_args(_encode_path(p)) for p in paths], paths), strict=True):
+        for path, reply in zip_strict(paths, self._pipeline(
+                Op.DIRECTORY, [join_args(_encode_path(p)) for p in paths], paths)):
             if isinstance(reply, XenStoreError):
                 if reply.errno_name == "E2BIG":
                     out[path] = self.list(path)  # too big for one reply: in parts
@@ -357,8 +357,8 @@ class XenStore:
         """:meth:`read_or_none` of many nodes in one pipeline (None also for a node this
         connection may not read)."""
         out: dict[str, bytes | None] = {}
-        for path, reply in zip(paths, self._pipeline(
-                Op.READ, [join_args(_encode_path(p)) for p in paths], paths), strict=True):
+        for path, reply in zip_strict(paths, self._pipeline(
+                Op.READ, [join_args(_encode_path(p)) for p in paths], paths)):
             if isinstance(reply, XenStoreError):
                 if reply.errno_name not in _ABSENT:
                     raise reply
@@ -377,7 +377,7 @@ class XenStore:
         conn = self._connection() if self._parent is None else self._conn
         deadline = time.monotonic() + self.timeout
         ids = conn.submit([(int(op), self.tx_id, p) for p in payloads], deadline)
-        path_of = dict(zip(ids, paths, strict=False))
+        path_of = dict(zip(ids, paths))
         pending = set(ids)
         replies: dict[int, bytes | XenStoreError] = {}
         while pending:

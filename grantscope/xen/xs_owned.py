@@ -14,15 +14,15 @@ XenStore it also keeps a journal on disk of what it created until it removed it
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.xen.xs_journal import Journal
 
 __all__ = ["OwnedNodes"]
 
 
-@dataclass(slots=True)
+@slotted_dataclass()
 class _Written:
     path: str
     previous: bytes | None  # None: the node did not exist, so it is ours to remove

@@ -7,9 +7,9 @@ importing the connection code.  :mod:`grantscope.xen.xenstore` re-exports all of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from grantscope._compat import slotted_dataclass
 from grantscope.errors import GrantscopeError
 from grantscope.xen.xs_wire import explain_errno
 
@@ -17,7 +17,7 @@ PERM_LETTERS = "rwbn"
 """``r`` read, ``w`` write, ``b`` both, ``n`` none (xs_wire.h / xs_strings_to_perms)."""
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Perms:
     """A node's permissions, as GET_PERMS returns them.
 
@@ -66,7 +66,7 @@ class Perms:
         return " ".join(self.entries())
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class XsNode:
     """One node of a walk: its path, raw value (None if unreadable) and perms (if asked)."""
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from grantscope._compat import zip_strict
 from grantscope.xen.xs_conn import XsConnection
 from grantscope.xen.xs_escape import escape_value
 from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
@@ -206,7 +207,7 @@ class _Walk:
         except TimeoutError:
             op, path, _ = batch[0]
             raise self._timeout_error(op, path) from None
-        for req_id, item in zip(ids, batch, strict=True):
+        for req_id, item in zip_strict(ids, batch):
             self.inflight[req_id] = item
         pending.update(ids)
 

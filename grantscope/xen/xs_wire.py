@@ -11,8 +11,9 @@ This module is pure (no I/O) so the framing can be tested without a xenstored.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
+
+from grantscope._compat import slotted_dataclass
 
 
 class Op(IntEnum):
@@ -60,7 +61,7 @@ def op_name(op: int) -> str:
         return f"OP{op}"
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Packet:
     """One XenStore message: header fields plus the raw payload."""
 

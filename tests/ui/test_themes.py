@@ -1,5 +1,7 @@
 """Theme files: every shipped theme loads; a bad colour is reported with the file and field."""
 
+from __future__ import annotations  # the X | Y annotations below: 3.9 cannot evaluate them
+
 import argparse
 import importlib
 import sys

@@ -75,7 +75,7 @@ def test_man_page_renders_without_warnings_and_lists_everything() -> None:
 
 
 def test_the_license_file_matches_pyproject() -> None:
-    import tomllib
+    from grantscope._toml import tomllib
 
     root = Path(__file__).resolve().parents[2]
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]

@@ -10,6 +10,7 @@ from bundle_corpus import fake
 
 import grantscope.host.xen as xen_host
 import grantscope.sources.observation as observation
+from grantscope._compat import zip_strict
 from grantscope.bundle.export import export_bundle
 from grantscope.bundle.format import BundleError
 from grantscope.errors import UsageError
@@ -203,7 +204,7 @@ def test_xen_analyze_judges_irq_rates_over_the_events_views_recent_polls(
     monkeypatch.setattr(observation, "collect_observation", collect)
     host = xen_host.XenHost()
     monkeypatch.setattr(host, "clock", lambda: now[0])
-    for at, parsed in zip((1000.0, 1004.0), polls, strict=True):
+    for at, parsed in zip_strict((1000.0, 1004.0), polls):
         now[0] = at
         monkeypatch.setattr(procfs, "read_interrupts", lambda p=parsed: p)
         host.events()

@@ -1,5 +1,7 @@
 """``xs:PATH`` number specs (grantscope.xen.xsref) against the XenStore double."""
 
+from __future__ import annotations  # the X | Y annotations below: 3.9 cannot evaluate them
+
 from collections.abc import Iterator
 
 import pytest

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 from pilot import SIZE, async_test, key_gaps, open_tab, settle, wait_for
 
+from grantscope._compat import zip_strict
 from grantscope.lab.build import current_build
 
 pytestmark = pytest.mark.xen
@@ -193,7 +194,7 @@ async def test_an_event_storm_in_the_events_view_findings_and_keys(storm: Storm)
         window = [s for s in shown if p0.taken_at < s.taken_at <= p1.taken_at]
         times = [p0.taken_at] + [s.taken_at for s in window]
         integrated = sum(s.rate * (t1 - t0)
-                         for s, t0, t1 in zip(window, times[:-1], times[1:], strict=True))
+                         for s, t0, t1 in zip_strict(window, times[:-1], times[1:]))
         rounding = 0.05 * span
         figures["shown_rates"] = [s.rate for s in window]
         figures["shown_rate_mean_per_s"] = round(integrated / span, 1)

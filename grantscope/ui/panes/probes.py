@@ -83,7 +83,7 @@ def format_record(record: Any, bar_width: int = 24) -> Text:
             text.append(f"   {line}\n", style="italic" if record.ok else "")
     samples = record.result.get(SAMPLES_KEY) if record.result else None
     if isinstance(samples, list) and samples and all(
-            isinstance(v, int | float) for v in samples):
+            isinstance(v, (int, float)) for v in samples):
         text.append(f"   round trips ({len(samples)}):\n", style="bold")
         for line in histogram([float(v) for v in samples], width=bar_width):
             text.append(f"   {line}\n", style="cyan")

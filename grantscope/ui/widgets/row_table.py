@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -29,10 +28,12 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from grantscope._compat import slotted_dataclass
+
 GAP = 1  # blank cells between two columns (as DataTable's cell padding)
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class Column:
     """One column: its key (also its heading) and width in cells."""
 
@@ -238,7 +239,7 @@ class RowTable(ScrollView, can_focus=True):
         """One line: each cell fitted to its column in the line's style plus its own; ``over``
         (the cursor's) is laid over every cell's style."""
         segs = [Segment(" " * GAP, line_style)]
-        for column, cell in zip(self.columns, cells, strict=False):
+        for column, cell in zip(self.columns, cells):
             style = line_style
             if isinstance(cell, Text):
                 text, justify = cell.plain, cell.justify or "left"

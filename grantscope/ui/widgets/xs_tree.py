@@ -9,12 +9,12 @@ labels in place (``set_label`` repaints only that line) and add/remove single ch
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from grantscope._compat import slotted_dataclass
 from grantscope.host.base import Host
 from grantscope.xen.xenstore import escape_value
 
@@ -22,7 +22,7 @@ CHUNK = 250
 VALUE_WIDTH = 48
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class NodeData:
     """What a tree node stands for: a XenStore path, or the "more children" placeholder."""
 
@@ -30,7 +30,7 @@ class NodeData:
     more_from: int = -1  # >= 0 for the "… more" node: index of the next child to load
 
 
-@dataclass(frozen=True, slots=True)
+@slotted_dataclass(frozen=True)
 class ChildInfo:
     """A child as loaded by the worker: name, value and whether it has children itself."""
 

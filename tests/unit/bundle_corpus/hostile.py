@@ -17,11 +17,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from grantscope.bundle.format import FORMAT_NAME, SCHEMA_VERSION, Limits
 
-Member = tuple[tarfile.TarInfo, bytes | None]
+Member = tuple[tarfile.TarInfo, Optional[bytes]]  # evaluated at import: no | on 3.9
 
 
 def _info(
