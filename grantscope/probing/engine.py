@@ -9,7 +9,7 @@ is a record with ``ok`` False.  A step that acquires something (a mapping, a
 port, a XenStore key) registers its release; :meth:`ProbeRun.cleanup` releases
 in reverse order, records each release, and runs on exit from the ``with``
 block whatever happened (an error, Ctrl-C, or :class:`ProbeInterrupted`, which
-the CLI raises from its SIGTERM handler).
+:mod:`grantscope.probing.runner` raises on SIGTERM and SIGHUP).
 """
 
 from __future__ import annotations

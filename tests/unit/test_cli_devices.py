@@ -20,6 +20,7 @@ import pytest
 from grantscope.cli import events as events_cli
 from grantscope.cli import grants as grants_cli
 from grantscope.cli import main
+from grantscope.probing.records import ProbeInterrupted
 from grantscope.sources import doctor
 from grantscope.xen import errors as xen_errors
 
@@ -394,7 +395,7 @@ def test_offer_echo_answers_each_notification(fakes: FakeStore,
 def test_offer_interrupted_still_cleans_up(fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(self: FakeChannel, timeout: float) -> list[int]:
-        raise grants_cli.Stop(15)
+        raise ProbeInterrupted(15)
 
     monkeypatch.setattr(FakeChannel, "wait", interrupted)
     rc = main(["offer", "--to", "1", "--publish", "/pub", "--wait", "5", "--json"])
