@@ -235,7 +235,7 @@ def run_probe_command(args: argparse.Namespace) -> int:
     devices = target.devices()
     # Check the values and --readonly before looking for Xen: bad input is bad anywhere.
     run = ProbeRun(probe, values, devices, readonly=readonly)
-    target.require_xen(tuple(probe.needs))
+    target.require_devices(tuple(probe.needs))
     devices.preload()  # so the first step's duration is the call, not Python imports
     # With --json the prompts go to stderr so stdout stays one JSON document.
     out = sys.stderr if args.json else sys.stdout
