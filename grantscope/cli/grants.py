@@ -25,9 +25,10 @@ from grantscope.errors import UsageError
 from grantscope.probing.devices import RealDevices
 from grantscope.probing.engine import ProbeRun
 from grantscope.probing.runner import RunHooks, interrupt_code, interrupt_name, run_probe
+from grantscope.xen.abi import DOMID_FIRST_RESERVED
 
 HEAD_BYTES = 64
-MAX_DOMID = 0x7FEF  # the largest real domain id (0x7FF0 and up are reserved)
+MAX_DOMID = DOMID_FIRST_RESERVED - 1  # the largest real domain id (the rest are reserved)
 MAX_MAP_DOMID = 0xFFFF  # what domid_t holds: a map explains a reserved one when it fails
 MAX_GREF = 0xFFFFFFFF
 MAX_PORT = 0xFFFFFFFF
