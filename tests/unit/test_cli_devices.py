@@ -488,6 +488,15 @@ def test_doctor_fake_xen_regular_files_are_not_devices(tmp_path: Path) -> None:
     json.dumps(report.to_json())
 
 
+def test_doctor_knows_dom0_from_start_flags_without_xenfs(tmp_path: Path) -> None:
+    root, dev = _fake_xen(tmp_path)
+    os.remove(os.path.join(root, "proc/xen/capabilities"))
+    os.makedirs(os.path.join(root, "sys/hypervisor/start_flags"))
+    Path(root, "sys/hypervisor/start_flags/initdomain").write_text("1\n")
+    report = doctor.run_doctor(root, dev_dir=dev, open_store=lambda: FakeStore({}))
+    assert report.role == "dom0" and report.domid == 0
+
+
 def test_doctor_domu_reads_domid_from_xenstore(tmp_path: Path) -> None:
     root, dev = _fake_xen(tmp_path, dom0=False)
     shutil.rmtree(os.path.join(root, "sys/module/xen_gntalloc"))
