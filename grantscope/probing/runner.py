@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -121,9 +121,9 @@ class RunHooks:
     still held (``offer`` reads the page one last time).
     """
 
-    before: Callable[[ProbeRun], bool] = field(default=_go_on)
-    on_step: Callable[[StepRecord], None] = field(default=_ignore_record)
-    last: Callable[[ProbeRun], None] = field(default=_no_last_look)
+    before: Callable[[ProbeRun], bool] = _go_on
+    on_step: Callable[[StepRecord], None] = _ignore_record
+    last: Callable[[ProbeRun], None] = _no_last_look
 
 
 @dataclass
