@@ -24,7 +24,7 @@ from grantscope.cli.output import print_json
 from grantscope.errors import UsageError
 from grantscope.probing.devices import RealDevices
 from grantscope.probing.engine import ProbeRun
-from grantscope.probing.runner import RunHooks, interrupt_code, interrupt_name, run_probe
+from grantscope.probing.runner import RunHooks, interrupt_name, run_probe
 from grantscope.xen.abi import DOMID_FIRST_RESERVED
 
 HEAD_BYTES = 64
@@ -360,4 +360,4 @@ def run_offer(args: argparse.Namespace) -> int:
             sys.stderr.write(f"grantscope: {p}\n")
     # A release that failed is reported above (cleanup_problems) and leaves the status as it
     # always was: offer's exit status says whether the offer was made and held.
-    return interrupt_code(done.interrupted) if done.interrupted is not None else 0
+    return done.exit_code if done.interrupted is not None else 0
