@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from grantscope.probing.engine import Probe, Step, StepContext
+from grantscope.probing.context import Step, StepContext
 from grantscope.probing.params import Param
+from grantscope.probing.probe import Probe
 from grantscope.probing.steps import (
     get,
     gntst_words,

@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from grantscope.errors import UsageError
+from grantscope.probing.context import Step, StepContext
 from grantscope.probing.devices import Devices
-from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
 from grantscope.probing.params import Param
+from grantscope.probing.probe import Probe
+from grantscope.probing.records import StepFailed
 from grantscope.probing.steps import (
     bind_interdomain_step,
     bind_unbound_step,

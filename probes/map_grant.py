@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from grantscope.errors import UsageError
-from grantscope.probing.engine import Probe, Step
+from grantscope.probing.context import Step
 from grantscope.probing.params import Param
+from grantscope.probing.probe import Probe
 from grantscope.probing.steps import map_step, read_page_step, write_page_step
 
 

@@ -6,8 +6,9 @@ import time
 from typing import Any
 
 from grantscope.errors import UsageError
-from grantscope.probing.engine import Probe, Step, StepContext
+from grantscope.probing.context import Step, StepContext
 from grantscope.probing.params import Param
+from grantscope.probing.probe import Probe
 from grantscope.probing.steps import (
     bind_unbound_step,
     get,

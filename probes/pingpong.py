@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from grantscope.errors import UsageError
-from grantscope.probing.engine import Probe, Step, StepContext, StepFailed
+from grantscope.probing.context import Step, StepContext
 from grantscope.probing.params import Param
+from grantscope.probing.probe import Probe
+from grantscope.probing.records import StepFailed
 from grantscope.probing.roundtrips import loop_text, round_trips
 from grantscope.probing.steps import (
     NoAnswer,

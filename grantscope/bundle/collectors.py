@@ -51,6 +51,7 @@ from grantscope.model.interrupts import parse_interrupts
 from grantscope.model.toolout import parse_xl_list
 from grantscope.sources import hvdump, lsevtchn, procfs, quota
 from grantscope.sources.observation import Sample, build_observation
+from grantscope.xen import _host
 from grantscope.xen.xenstore import XenStore
 
 if TYPE_CHECKING:
@@ -147,12 +148,7 @@ def collect_host(host: Host | None, shared: dict[str, Any] | None = None) -> Pay
     version = ""
     if {"version/major", "version/minor"} <= hv.keys():
         version = f"{hv['version/major']}.{hv['version/minor']}{hv.get('version/extra', '')}"
-    if hv.get("start_flags/initdomain") == "1" or (caps and "control_d" in caps):
-        role = "dom0"
-    elif hv.get("type") == "xen":
-        role = "domU"
-    else:
-        role = "none"
+    role = "dom0" if _host.is_dom0() else "domU" if _host.is_xen_host() else "none"
     uname = platform.uname()
     facts: dict[str, Any] = {
         "hostname": socket.gethostname(),

@@ -2,7 +2,7 @@
 
 Both bind interdomain to a peer's unbound port (the spurious event Xen raises on
 the new port is drained), notify, and time the answer: front-ends of the ``notify`` and
-``pingpong`` probes (:func:`grantscope.cli.grants.run_probe`); with ``--demo`` on the
+``pingpong`` probes (:func:`grantscope.probing.runner.run_probe`); with ``--demo`` on the
 simulated host, whose guests answer every notification.
 """
 
@@ -12,20 +12,10 @@ import argparse
 import sys
 from typing import Any
 
-from grantscope.cli.grants import (
-    MAX_DOMID,
-    MAX_PORT,
-    Outcome,
-    interrupt_code,
-    interrupt_name,
-    open_devices,
-    parse_spec,
-    positive,
-    run_probe,
-    seconds,
-)
+from grantscope.cli.grants import MAX_DOMID, MAX_PORT, open_devices, parse_spec, positive, seconds
 from grantscope.cli.output import print_json
 from grantscope.model.histogram import percentile, summarize
+from grantscope.probing.runner import Outcome, interrupt_name, run_probe
 from grantscope.safetext import clean
 from grantscope.sources.lsevtchn import silent_peer_reason
 
@@ -95,7 +85,7 @@ def _interrupted(command: str, done: Outcome) -> int | None:
     if done.interrupted is None:
         return None
     sys.stderr.write(f"grantscope: {command} interrupted by {interrupt_name(done.interrupted)}\n")
-    return interrupt_code(done.interrupted)
+    return done.exit_code
 
 
 def run_notify(args: argparse.Namespace) -> int:

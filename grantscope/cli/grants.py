@@ -6,30 +6,29 @@ then the device calls (exit 1 with an explanation on failure).
 
 The device commands (``map``, ``offer`` here, ``notify`` and ``pingpong`` in
 :mod:`grantscope.cli.events`) are front-ends of the probe engine: each runs its probe
-(``map-grant``, ``offer-page``, ``notify``, ``pingpong``) through :func:`run_probe`, which
-gives them the probes' steps, cleanup and signal semantics, and prints the probe's outcome
-in the command's own words.  With the global ``--demo`` they run on the simulated host's
-devices, labelled SIMULATED.
+(``map-grant``, ``offer-page``, ``notify``, ``pingpong``) through
+:func:`grantscope.probing.runner.run_probe`, the driver ``probe run`` uses too, which gives
+them the probes' steps, cleanup, signal semantics and interrupt exit status, and prints the
+probe's outcome in the command's own words.  With the global ``--demo`` they run on the
+simulated host's devices, labelled SIMULATED.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from types import FrameType
+from collections.abc import Callable
 from typing import Any
 
 from grantscope.cli.output import print_json
 from grantscope.errors import UsageError
 from grantscope.probing.devices import RealDevices
-from grantscope.probing.engine import Probe, ProbeInterrupted, ProbeRun, StepRecord
+from grantscope.probing.engine import ProbeRun
+from grantscope.probing.runner import RunHooks, interrupt_name, run_probe
+from grantscope.xen.abi import DOMID_FIRST_RESERVED
 
 HEAD_BYTES = 64
-MAX_DOMID = 0x7FEF  # the largest real domain id (0x7FF0 and up are reserved)
+MAX_DOMID = DOMID_FIRST_RESERVED - 1  # the largest real domain id (the rest are reserved)
 MAX_MAP_DOMID = 0xFFFF  # what domid_t holds: a map explains a reserved one when it fails
 MAX_GREF = 0xFFFFFFFF
 MAX_PORT = 0xFFFFFFFF
@@ -126,64 +125,6 @@ def hexdump(data: bytes, width: int = 16) -> str:
     return "\n".join(lines)
 
 
-#: The signals that end a command the way Ctrl-C does: cleanup runs, then exit 128+n.
-#: SIGHUP is the SSH session that drops; SIGTERM is kill/systemd.
-STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
-
-
-#: Raised by the SIGTERM/SIGHUP handler (a BaseException, like KeyboardInterrupt): the probe
-#: engine's own, so a step it interrupts is recorded and the cleanup runs.
-Stop = ProbeInterrupted
-
-
-@contextlib.contextmanager
-def signals_handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterator[None]:
-    """Install ``handler`` (a function or ``signal.SIG_IGN``) for ``signals`` for the block and
-    restore the previous handlers after; outside the main thread (tests calling run() from a
-    thread) signals cannot be handled, and the block runs as it is."""
-    old: dict[signal.Signals, Any] = {}
-    try:
-        for sig in signals:
-            old[sig] = signal.signal(sig, handler)
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-
-
-@contextlib.contextmanager
-def sigterm_as_stop() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into :class:`Stop` so ``with`` blocks clean up; restore after."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise ProbeInterrupted(signum)
-
-    with signals_handled(STOP_SIGNALS, handler):
-        yield
-
-
-def signals_deferred() -> contextlib.AbstractContextManager[None]:
-    """While cleaning up, a second Ctrl-C, SIGTERM or SIGHUP must not cut the cleanup short."""
-    return signals_handled((signal.SIGINT, *STOP_SIGNALS), signal.SIG_IGN)
-
-
-def interrupt_code(exc: BaseException) -> int:
-    """The exit status for Ctrl-C (130) or a signal turned into :class:`Stop` (128+n)."""
-    if isinstance(exc, ProbeInterrupted):
-        return 128 + exc.signum
-    return 130
-
-
-def interrupt_name(exc: BaseException) -> str:
-    """``"SIGINT"``, ``"SIGTERM"`` or ``"SIGHUP"``."""
-    if isinstance(exc, ProbeInterrupted):
-        return signal.Signals(exc.signum).name
-    return "SIGINT"
-
-
 # -- the probe engine behind the device commands -------------------------------------------
 
 
@@ -234,69 +175,6 @@ def open_devices(args: argparse.Namespace, mutating: str = "") -> tuple[Any, Spe
     target.require_xen()  # exit 2 off Xen, naming --demo
     specs = Specs()
     return CliDevices(specs), specs, False
-
-
-@dataclass
-class Outcome:
-    """How a probe run by a device command ended."""
-
-    run: ProbeRun
-    interrupted: BaseException | None
-    cleanup: list[StepRecord]
-
-    @property
-    def failed(self) -> StepRecord | None:
-        """The step that failed (not interrupted), if one did."""
-        if self.interrupted is not None or not self.run.failed:
-            return None
-        steps = [r for r in self.run.records if r.phase == "step" and not r.ok]
-        return steps[-1] if steps else None
-
-    def raise_failure(self) -> None:
-        """Re-raise the failed step's error, so the command reports it as it always did
-        (the device layer's message, errno and exit status: 1, or 2 for ``--readonly``)."""
-        if self.failed is not None and self.run.error is not None:
-            raise self.run.error
-
-    def cleanup_problems(self) -> list[str]:
-        """What the cleanup could not release, one line each."""
-        return [p for r in self.cleanup if not r.ok
-                for p in r.result.get("problems", [r.explanation])]
-
-
-def run_probe(probe: Probe, values: dict[str, Any], devices: Any, *,
-              before: Callable[[ProbeRun], None] | None = None,
-              last: Callable[[ProbeRun], None] | None = None) -> Outcome:
-    """Run ``probe`` with ``values`` (already checked) to its end through the engine.
-
-    SIGTERM and SIGHUP stop it as Ctrl-C does (:class:`ProbeInterrupted`, recorded by the
-    step it interrupts); ``before(run)`` runs before each step (progress output), ``last(run)``
-    after the steps, while what they acquired is still held; then the cleanup releases it
-    all, newest first, with further signals deferred so none cuts it short.
-    """
-    run = ProbeRun(probe, values, devices)
-    interrupted: BaseException | None = None
-    cleanup: list[StepRecord] = []
-    with sigterm_as_stop():
-        try:
-            try:
-                while not run.done:
-                    if before is not None:
-                        before(run)
-                    run.run_next()
-            except (KeyboardInterrupt, ProbeInterrupted) as exc:
-                interrupted = exc
-            if last is not None:
-                last(run)
-        except (KeyboardInterrupt, ProbeInterrupted) as exc:
-            interrupted = interrupted or exc
-        finally:
-            with signals_deferred():
-                cleanup = run.cleanup()
-                devices_close = getattr(devices, "close", None)
-                if devices_close is not None:
-                    devices_close()
-    return Outcome(run, interrupted, cleanup)
 
 
 # -- registration -----------------------------------------------------------------------
@@ -386,7 +264,7 @@ def run_map(args: argparse.Namespace) -> int:
                      devices)
     if done.interrupted is not None:
         sys.stderr.write(f"grantscope: map interrupted by {interrupt_name(done.interrupted)}\n")
-        return interrupt_code(done.interrupted)
+        return done.exit_code
     done.raise_failure()
     head = bytes(done.run.state["read:mapping"][:HEAD_BYTES])
     if args.json:
@@ -432,27 +310,28 @@ def run_offer(args: argparse.Namespace) -> int:
     said: list[bool] = []
     head: list[bytes] = []
 
-    def before(run: ProbeRun) -> None:
+    def before(run: ProbeRun) -> bool:
         if said or run.steps[run.next_index].name != HOLD_STEP or args.json:
-            return
+            return True
         said.append(True)
         where = f", published under {base}" if base else ""
         sys.stdout.write(f"offered {args.pages} page(s) to domain {to}: gref "
                          f"{' '.join(map(str, run.state['grefs']))}, port {run.state['port']}"
                          f"{where}\n")
         sys.stdout.flush()
+        return True
 
     def last(run: ProbeRun) -> None:
         offer = run.artifacts.get("offer")
         if "events" in run.state and offer is not None:  # the wait was reached
             head.append(bytes(run.state.get("read:offer") or offer.read(0, HEAD_BYTES)))
 
-    done = run_probe(PROBE, values, devices, before=before, last=last)
+    done = run_probe(PROBE, values, devices, RunHooks(before=before, last=last))
     done.raise_failure()
     if not head and done.interrupted is not None:
         sys.stderr.write(f"grantscope: offer interrupted by "
                          f"{interrupt_name(done.interrupted)}; released everything\n")
-        return interrupt_code(done.interrupted)
+        return done.exit_code
     state = done.run.state
     seen = int(state.get("events", 0))
     result: dict[str, Any] = {
@@ -479,6 +358,6 @@ def run_offer(args: argparse.Namespace) -> int:
         sys.stdout.write(hexdump(head[0][:HEAD_BYTES]) + "\n")
         for p in problems:
             sys.stderr.write(f"grantscope: {p}\n")
-    if done.interrupted is not None:
-        return interrupt_code(done.interrupted)
-    return 0
+    # A release that failed is reported above (cleanup_problems) and leaves the status as it
+    # always was: offer's exit status says whether the offer was made and held.
+    return done.exit_code if done.interrupted is not None else 0

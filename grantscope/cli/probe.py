@@ -3,8 +3,9 @@
 ``probe list`` needs no Xen.  ``probe run`` checks for Xen and the devices the
 probe uses first (exit 2 with an explanation when absent), refuses a mutating
 probe under the global ``--readonly`` (exit 2), and always runs the cleanup:
-on a failed step, on Ctrl-C, on SIGTERM and on SIGHUP (a handler raises
-:class:`ProbeInterrupted` in the main thread).
+on a failed step, on Ctrl-C, on SIGTERM and on SIGHUP.  It drives the probe through
+:func:`grantscope.probing.runner.drive`, as ``map``, ``offer``, ``notify`` and ``pingpong``
+do: the same signal handling, cleanup and exit status.
 
 ``--step`` runs one step at a time.  Before each step it prints what comes next
 and reads one line from standard input: Enter runs the step, ``q`` stops (the
@@ -20,18 +21,16 @@ stopped; 2 bad usage, ``--readonly`` refusal or no Xen; 130 Ctrl-C; 143 SIGTERM;
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, TextIO
 
 from grantscope.cli.output import print_json
 from grantscope.errors import UsageError
 from grantscope.host.target import target_for
-from grantscope.probing.engine import ProbeInterrupted, ProbeRun, StepRecord
+from grantscope.probing.engine import ProbeRun, StepRecord
 from grantscope.probing.params import SelfDomid, XsRef, split_assignments
 from grantscope.probing.registry import find_probe, load_builtin_probes
+from grantscope.probing.runner import Outcome, RunHooks, drive, interrupt_name
 from grantscope.probing.steps import SAMPLES_KEY
 
 
@@ -65,7 +64,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("params", metavar="KEY=VALUE", nargs="*", help="probe parameters")
     run.add_argument("--step", action="store_true", help="run one step at a time")
     run.add_argument("--json", action="store_true", help="print one JSON document at the end")
-    run.set_defaults(run=run_probe)
+    run.set_defaults(run=run_probe_command)
     parser.set_defaults(run=lambda args: _usage(parser))
 
 
@@ -153,18 +152,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 # -- probe run -------------------------------------------------------------------
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into :class:`ProbeInterrupted` in the main thread (cleanup runs)."""
-    from grantscope.cli.grants import STOP_SIGNALS, signals_handled
-
-    def handler(signum: int, frame: object) -> None:
-        raise ProbeInterrupted(signal.Signals(signum).name)
-
-    with signals_handled(STOP_SIGNALS, handler):
-        yield
-
-
 def _format_args(arguments: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in arguments.items())
 
@@ -214,36 +201,33 @@ def _ask(run: ProbeRun, stdin: TextIO, out: TextIO) -> bool:
     return bool(line) and line.strip().lower() not in ("q", "quit")
 
 
-def _drive(run: ProbeRun, args: argparse.Namespace, out: TextIO) -> str:
-    """Run the steps (asking before each with --step); return how the run ended."""
+def _hooks(run: ProbeRun, args: argparse.Namespace, out: TextIO) -> RunHooks:
+    """Print each step's record as it is made (not with --json); with --step, ask first."""
     total = len(run.step_names)
-    printed = 0
-    try:
-        while not run.done:
-            if args.step and not _ask(run, sys.stdin, out):
-                return "stopped"
-            run.run_next()
-            printed = _print_new(run, printed, total, args, out)
-    finally:
-        # An interrupted step is recorded before the interrupt propagates: show it too.
-        _print_new(run, printed, total, args, out)
-    return "completed" if run.ok else "failed"
 
+    def before(run: ProbeRun) -> bool:
+        return _ask(run, sys.stdin, out) if args.step else True
 
-def _print_new(
-    run: ProbeRun, printed: int, total: int, args: argparse.Namespace, out: TextIO
-) -> int:
-    steps = [r for r in run.records if r.phase == "step"]
-    if not args.json:
-        for record in steps[printed:]:
+    def on_step(record: StepRecord) -> None:
+        if not args.json:
             _print_record(record, total, out)
-    return len(steps)
+
+    return RunHooks(before=before, on_step=on_step)
 
 
-def run_probe(args: argparse.Namespace) -> int:
+def _outcome_text(done: Outcome) -> str:
+    """How the run ended, in the words of the summary line and the JSON ``outcome``."""
+    if done.interrupted is not None:
+        if isinstance(done.interrupted, KeyboardInterrupt):
+            return "interrupted (Ctrl-C)"
+        return f"interrupted ({interrupt_name(done.interrupted)})"
+    if done.stopped:
+        return "stopped"
+    return "completed" if done.run.ok else "failed"
+
+
+def run_probe_command(args: argparse.Namespace) -> int:
     """Run one probe on this host's devices; see the module docstring for exit status."""
-    from grantscope.host.target import target_for
-
     probe = find_probe(args.name)
     values = split_assignments(list(args.params))
     readonly = bool(getattr(args, "readonly", False))
@@ -251,7 +235,7 @@ def run_probe(args: argparse.Namespace) -> int:
     devices = target.devices()
     # Check the values and --readonly before looking for Xen: bad input is bad anywhere.
     run = ProbeRun(probe, values, devices, readonly=readonly)
-    target.require_xen(tuple(probe.needs))
+    target.require_devices(tuple(probe.needs))
     devices.preload()  # so the first step's duration is the call, not Python imports
     # With --json the prompts go to stderr so stdout stays one JSON document.
     out = sys.stderr if args.json else sys.stdout
@@ -259,26 +243,10 @@ def run_probe(args: argparse.Namespace) -> int:
         if target.simulated:
             out.write(target.banner + "\n")
         out.write(f"probe {probe.name} ({len(run.step_names)} steps)\n")
-    outcome, code = "failed", 1
-    try:
-        with _sigterm_raises():
-            try:
-                with run:
-                    outcome = _drive(run, args, out)
-                    code = 0 if outcome == "completed" else 1
-            except KeyboardInterrupt:
-                outcome, code = "interrupted (Ctrl-C)", 130
-            except ProbeInterrupted as stop:
-                name = str(stop) or "SIGTERM"
-                outcome = f"interrupted ({name})"
-                code = 128 + getattr(signal.Signals, name, signal.SIGTERM).value
-    finally:
-        devices.close()
+    done = drive(run, _hooks(run, args, out))
+    outcome, code = _outcome_text(done), done.exit_code
     steps = [r for r in run.records if r.phase == "step"]
-    cleanup = [r for r in run.records if r.phase == "cleanup"]
-    leftovers = [r for r in cleanup if not r.ok]
-    if leftovers and code == 0:
-        code = 1  # something may be left behind: not a clean success
+    leftovers = [r for r in done.cleanup if not r.ok]
     if args.json:
         print_json(target.mark(
             {
@@ -289,11 +257,11 @@ def run_probe(args: argparse.Namespace) -> int:
                 "values": {k: _jsonable(v) for k, v in run.current_values.items()},
                 "steps": [r.to_json() for r in steps],
                 "not_run": run.step_names[len(steps):],
-                "cleanup": [r.to_json() for r in cleanup],
+                "cleanup": [r.to_json() for r in done.cleanup],
             }
         ))
         return code
-    for record in cleanup:
+    for record in done.cleanup:
         _print_record(record, len(run.step_names), out)
     not_run = run.step_names[len(steps):]
     summary = f"probe {probe.name}: {outcome}" + (" (SIMULATED)" if target.simulated else "")

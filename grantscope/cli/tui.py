@@ -31,7 +31,7 @@ def exit_on_signals(app: Any) -> Iterator[None]:
     self-pipe); the probe cleanup then runs when the app unmounts, after the running step
     ended (:meth:`grantscope.probing.engine.ProbeRun.cleanup` waits for it).
     """
-    from grantscope.cli.grants import STOP_SIGNALS, signals_handled
+    from grantscope.probing.runner import STOP_SIGNALS, signals_handled
 
     def handler(signum: int, frame: FrameType | None) -> None:
         try:

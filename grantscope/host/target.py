@@ -60,20 +60,24 @@ class Target:
             self._sim = SimHost(readonly=self.readonly)
         return self._sim
 
-    def require_xen(self, needs: tuple[str, ...] = (), *, also: str = "") -> None:
+    def require_xen(self, *, also: str = "") -> None:
         """Refuse (exit 2, naming ``--demo``) unless simulated or this machine runs on Xen
-        with the device nodes ``needs`` names (e.g. a probe's ``("gntdev",)``); ``also``
-        names another way to get what the command gives."""
+        (:func:`grantscope.xen.errors.require_xen`); ``also`` names another way to get what
+        the command gives."""
         if self.simulated:
-            return
-        if needs:
-            from grantscope.probing.devices import require_xen as require_devices
-
-            require_devices(needs)  # its refusal names 'grantscope --demo probe run'
             return
         from grantscope.xen.errors import require_xen
 
         require_xen(command=self.command, also=also)
+
+    def require_devices(self, needs: tuple[str, ...]) -> None:
+        """:meth:`require_xen`, and the device nodes ``needs`` names (a probe's
+        ``("gntdev",)``) must be here (:func:`grantscope.probing.devices.require_devices`)."""
+        if self.simulated:
+            return
+        from grantscope.probing.devices import require_devices
+
+        require_devices(needs)  # its refusal names 'grantscope --demo probe run'
 
     def host(self) -> Host:
         """The :class:`~grantscope.host.base.Host`: simulated, or this machine's ``xen``."""
@@ -105,7 +109,7 @@ class Target:
 
     def devices(self) -> Any:
         """The probe engine's devices: the simulated ones, or this machine's (opened lazily;
-        call :meth:`require_xen` with the probe's needs before running a step)."""
+        call :meth:`require_devices` with the probe's needs before running a step)."""
         if self.simulated:
             return self.sim().probe_devices()
         from grantscope.probing.devices import RealDevices

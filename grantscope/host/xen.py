@@ -11,7 +11,6 @@ import collections
 import socket
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from grantscope.host.base import (
@@ -34,6 +33,7 @@ from grantscope.host.base import (
     domain_usage,
     hv_ports_from_dump,
 )
+from grantscope.xen import _host
 
 #: Seconds between the two counter samples of an analysis from the TUI (storms, spurious
 #: events): short, as the user waits for it, long enough for a storm to show a rate.
@@ -128,20 +128,18 @@ class XenHost(Host):
         from grantscope.sources.procfs import read_hypervisor
 
         hv = read_hypervisor()
-        try:
-            caps = Path("/proc/xen/capabilities").read_text().strip()
-        except OSError:
-            caps = ""
-        is_dom0 = "control_d" in caps
+        dom0 = _host.is_dom0()
         version = ".".join(hv[k] for k in ("version/major", "version/minor") if k in hv)
         version += hv.get("version/extra", "")
         domid = 0
-        if not is_dom0:
+        if not dom0:
             try:
                 raw = self.store().read_or_none("domid")
                 domid = int(raw) if raw else -1
             except Exception:  # no store yet: the header says "?" rather than failing
                 domid = -1
+        # When the kernel says neither, XenStore's own answer (dom0's domid node is 0) decides.
+        is_dom0 = bool(dom0) or (dom0 is None and domid == 0)
         return HostInfo(domid=domid, is_dom0=is_dom0, guest_type=hv.get("guest_type", "unknown"),
                         xen_version=version or "unknown", backend="xen",
                         label=socket.gethostname(), readonly=self.readonly)

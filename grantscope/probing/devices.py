@@ -138,15 +138,17 @@ DEVICE_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
-def require_xen(needs: Sequence[str], root: str = "/", *, command: str = "probe run") -> None:
-    """Raise :class:`NoXenError` (exit 2) unless Xen and the devices in ``needs`` are here.
+def require_devices(needs: Sequence[str], root: str = "/", *,
+                    command: str = "probe run") -> None:
+    """Raise :class:`NoXenError` (exit 2) unless this is a Xen host with the device nodes
+    ``needs`` names (``"gntdev"``, ``"gntalloc"``, ``"evtchn"``).
 
-    The Xen check itself is :func:`grantscope.xen.errors.require_xen`; this adds the
-    per-probe device nodes.
+    It layers on :func:`grantscope.xen.errors.require_xen` (the one "not on Xen" refusal)
+    and adds the per-probe device nodes, naming the module to load for a missing one.
     """
-    from grantscope.xen.errors import require_xen as require_xen_host
+    from grantscope.xen.errors import require_xen
 
-    require_xen_host(root, command=command)
+    require_xen(root, command=command)
     missing = [
         (path, module)
         for key, (path, module) in DEVICE_MODULES.items()

@@ -1,7 +1,8 @@
 """The probe engine: ordered steps, a record of each, and cleanup that always runs.
 
-A :class:`Probe` declares its parameters and builds an ordered list of
-:class:`Step` objects.  A :class:`ProbeRun` runs them one at a time
+A :class:`Probe` (:mod:`grantscope.probing.probe`) declares its parameters and builds an
+ordered list of :class:`Step` objects (:mod:`grantscope.probing.context`); the engine
+re-exports both, with the records.  A :class:`ProbeRun` runs them one at a time
 (:meth:`ProbeRun.run_next`) or all at once (:meth:`ProbeRun.run_all`); each run
 produces a :class:`StepRecord` with the call, its arguments, the result, the
 errno and an explanation, and a step never lets an exception escape: a failure
@@ -9,7 +10,7 @@ is a record with ``ok`` False.  A step that acquires something (a mapping, a
 port, a XenStore key) registers its release; :meth:`ProbeRun.cleanup` releases
 in reverse order, records each release, and runs on exit from the ``with``
 block whatever happened (an error, Ctrl-C, or :class:`ProbeInterrupted`, which
-the CLI raises from its SIGTERM handler).
+:mod:`grantscope.probing.runner` raises on SIGTERM and SIGHUP).
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from __future__ import annotations
 import errno as errno_mod
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from grantscope.errors import GrantscopeError, UsageError
+from grantscope.probing.context import Step, StepContext
 from grantscope.probing.devices import Devices
 from grantscope.probing.params import Param, parse_values
+from grantscope.probing.probe import Probe
 from grantscope.probing.records import ProbeInterrupted, StepFailed, StepRecord
+from grantscope.probing.registry import load_builtin_probes
 
-CANCEL_SLICE_S = 0.2  # a waiting step notices a cleanup within this long
 STEP_WAIT_S = 30.0  # how long cleanup waits for a running step to end
 
 __all__ = [
@@ -40,136 +42,6 @@ __all__ = [
     "StepRecord",
     "builtin_probes",
 ]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a probe.
-
-    ``action(ctx)`` does the work and returns the result (a dict); it calls
-    ``ctx.args(...)`` before touching a device so the arguments are recorded
-    even when the call fails.  ``may_fail`` marks a step whose failure is an
-    expected finding (explain-map's map attempt): the run continues after it.
-    ``hint`` is added to the explanation when the step fails.
-    """
-
-    name: str
-    call: str
-    action: Callable[[StepContext], dict[str, Any] | None]
-    mutating: bool = False
-    may_fail: bool = False
-    hint: str = ""
-
-
-@dataclass
-class _Release:
-    key: str
-    name: str
-    call: str
-    arguments: dict[str, Any]
-    action: Callable[[], None]
-
-
-class StepContext:
-    """What a step sees: the devices, the checked parameter values, shared state.
-
-    ``values`` holds the typed parameter values; ``xs:`` and ``self`` values are
-    replaced by numbers once their resolution step ran.  ``state`` passes data
-    between steps; ``artifacts`` are objects a UI may show (e.g. ``"mapping"``).
-    """
-
-    def __init__(self, devices: Devices, values: dict[str, Any], artifacts: dict[str, Any]):
-        self.devices = devices
-        self.values = values
-        self.state: dict[str, Any] = {}
-        self.artifacts = artifacts
-        self._releases: list[_Release] = []
-        self._arguments: dict[str, Any] = {}
-        self._explanation = ""
-        self.cancel = threading.Event()
-        """Set by :meth:`ProbeRun.cleanup` from another thread: a long step should end."""
-
-    def check_cancelled(self) -> None:
-        """Raise :class:`StepFailed` once the run is being cleaned up (long steps call it)."""
-        if self.cancel.is_set():
-            raise StepFailed("cancelled: the probe run is being cleaned up",
-                             "The step was stopped so its grants and ports can be released.")
-
-    def wait_events(self, channel: Any, left: float) -> list[int]:
-        """``channel.wait`` for at most ``left`` seconds, in slices that notice a cancel."""
-        self.check_cancelled()
-        fired: list[int] = channel.wait(max(0.0, min(left, CANCEL_SLICE_S)))
-        return fired
-
-    def args(self, **arguments: Any) -> None:
-        """Record the arguments of the call the current step is about to make."""
-        self._arguments.update(arguments)
-
-    def explain(self, text: str) -> None:
-        """Set the explanation shown for the current step when it succeeds."""
-        self._explanation = text
-
-    def hold(
-        self,
-        key: str,
-        name: str,
-        call: str,
-        release: Callable[[], None],
-        **arguments: Any,
-    ) -> None:
-        """Register the release of something just acquired (runs in reverse order)."""
-        self._releases.append(_Release(key, name, call, arguments, release))
-
-    def drop(self, key: str) -> None:
-        """Forget a registered release: a step released the thing itself."""
-        self._releases = [r for r in self._releases if r.key != key]
-
-    def holding(self, key: str) -> bool:
-        """Whether a release registered under ``key`` is still pending."""
-        return any(r.key == key for r in self._releases)
-
-    def _begin_step(self) -> None:
-        self._arguments = {}
-        self._explanation = ""
-
-
-class Probe:
-    """A scenario: declared parameters and the steps built from their values.
-
-    Subclasses set ``name``, ``summary``, ``params``, ``mutating`` (whether any
-    step changes state that others can see) and ``needs`` (the /dev/xen devices
-    used), and implement :meth:`build_steps`.
-    """
-
-    name: str = ""
-    summary: str = ""
-    params: tuple[Param, ...] = ()
-    mutating: bool = False
-    needs: tuple[str, ...] = ()
-
-    def check_values(self, values: dict[str, Any]) -> None:
-        """Raise :class:`UsageError` for values that are well-formed but do not fit together."""
-
-    def check_host(self, devices: Devices, values: dict[str, Any]) -> None:
-        """Raise :class:`UsageError` when this host (asked through ``devices``) must not run
-        the probe with these values; the default accepts every host."""
-
-    def build_steps(self, values: dict[str, Any]) -> list[Step]:
-        """The probe's own steps for these (checked) values."""
-        raise NotImplementedError
-
-    def steps_for(self, values: dict[str, Any]) -> list[Step]:
-        """Resolution steps for ``xs:``/``self`` values, then the probe's own steps."""
-        from grantscope.probing.steps import resolution_steps
-
-        return resolution_steps(self.params, values) + self.build_steps(values)
-
-    def param(self, name: str) -> Param:
-        """The declared parameter called ``name``."""
-        for param in self.params:
-            if param.name == name:
-                return param
-        raise KeyError(name)
 
 
 def _describe_failure(exc: BaseException) -> tuple[int | None, str, dict[str, Any], dict[str, Any]]:
@@ -429,7 +301,6 @@ class ProbeRun:
 
 
 def builtin_probes() -> list[Probe]:
-    """The probes shipped with grantscope, in the order ``probe list`` shows them."""
-    from grantscope.probing.registry import load_builtin_probes
-
+    """The probes shipped with grantscope, in the order ``probe list`` shows them (the TUI
+    asks the engine; :func:`grantscope.probing.registry.load_builtin_probes` loads them)."""
     return load_builtin_probes()

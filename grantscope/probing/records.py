@@ -18,7 +18,8 @@ __all__ = ["ProbeInterrupted", "StepFailed", "StepRecord"]
 
 
 class ProbeInterrupted(BaseException):
-    """Raised inside the main thread by the CLI's SIGTERM/SIGHUP handler to stop a probe.
+    """Raised in the main thread on SIGTERM or SIGHUP to stop a probe
+    (:func:`grantscope.probing.runner.signals_as_interrupt`).
 
     It derives from BaseException, like KeyboardInterrupt, so no ``except
     Exception`` in a step swallows it.  It names the signal (a number or a name such as

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from grantscope.errors import UsageError
-from grantscope.probing.engine import Probe
+from grantscope.probing.probe import Probe
 
 # Module names under grantscope.probes, in the order 'probe list' shows them.
 BUILTIN_MODULES: tuple[str, ...] = (

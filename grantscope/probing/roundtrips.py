@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-from grantscope.probing.engine import StepContext
+from grantscope.probing.context import StepContext
 from grantscope.probing.steps import NoAnswer, wait_for_port
 
 

@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from grantscope.probing.engine import Step, StepContext, StepFailed
+from grantscope.probing.context import Step, StepContext
 from grantscope.probing.params import LIMITS, SELF, Param, SelfDomid, XsRef
+from grantscope.probing.records import StepFailed
 
 # How many bytes of a page a step shows in its result.
 PREVIEW_BYTES = 32

@@ -130,16 +130,6 @@ def _capabilities(root: str) -> str | None:
     return _host.read_text("/proc/xen/capabilities", root)
 
 
-def _is_dom0(root: str) -> bool | None:
-    caps = _capabilities(root)
-    if caps is not None:
-        return "control_d" in caps
-    flags = _host.read_text("/sys/hypervisor/start_flags/initdomain", root)
-    if flags is not None:
-        return flags.strip() == "1"
-    return None
-
-
 def _version(root: str) -> str | None:
     major = _host.read_text("/sys/hypervisor/version/major", root)
     minor = _host.read_text("/sys/hypervisor/version/minor", root)
@@ -180,7 +170,7 @@ def run_doctor(
     guest_type = _host.read_text("/sys/hypervisor/guest_type", root)
     checks.append(Check("guest type", INFO if guest_type else WARN,
                         guest_type or "unknown (/sys/hypervisor/guest_type absent)"))
-    dom0 = _is_dom0(root)
+    dom0 = _host.is_dom0(root)
     role = None if dom0 is None else ("dom0" if dom0 else "domU")
     checks.append(Check("role", INFO if role else WARN,
                         role or "unknown (no /proc/xen/capabilities or start_flags)",

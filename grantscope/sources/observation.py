@@ -19,7 +19,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from grantscope._compat import slotted_dataclass
@@ -30,6 +29,7 @@ from grantscope.model.gnttab_size import GrantFrames
 from grantscope.model.interrupts import InterruptsParse, XenbusCounters
 from grantscope.model.observation import XsLeftover
 from grantscope.model.toolout import DeviceHolder, QuotaSnapshot
+from grantscope.xen import _host
 
 _HOME_PATH = re.compile(r"^/local/domain/(\d+)$")
 
@@ -118,17 +118,8 @@ def build_observation(
 # -- the live host -----------------------------------------------------------------------------
 def local_domid(store: Any) -> int | None:
     """This domain's id: 0 for the control domain, else XenStore's relative ``domid``."""
-    try:
-        caps = Path("/proc/xen/capabilities").read_text()
-        if "control_d" in caps:
-            return 0
-    except OSError:
-        pass
-    try:
-        if Path("/sys/hypervisor/start_flags/initdomain").read_text().strip() == "1":
-            return 0
-    except OSError:
-        pass
+    if _host.is_dom0():
+        return 0
     if store is not None:
         try:
             raw = store.read_or_none("domid")

@@ -1,4 +1,5 @@
-"""Small facts about the machine we run on: is it Xen, which module provides a device.
+"""Small facts about the machine we run on: is it Xen, is it dom0, which module provides a
+device.
 
 Every reader takes a ``root`` so unit tests can point it at a fake tree.
 """
@@ -43,6 +44,25 @@ def is_xen_host(root: str = "/") -> bool:
     if read_text("/proc/xen/capabilities", root) is not None:
         return True
     return os.path.isdir(os.path.join(root, "dev/xen"))
+
+
+def is_dom0(root: str = "/") -> bool | None:
+    """Whether this domain is the control domain (dom0): the one "is this dom0?" check.
+
+    The kernel says it in two places, both from Xen's start-info flag SIF_INITDOMAIN:
+    ``/proc/xen/capabilities`` lists ``control_d`` (when xenfs is mounted) and
+    ``/sys/hypervisor/start_flags/initdomain`` is ``1``.  Either one saying so makes this
+    dom0 (xenfs is often not mounted: grantscope talks to XenStore without it); a file that
+    is there and does not say so makes it a domU; None when neither is there (not Xen, or a
+    kernel that says neither), so each caller decides what "unknown" means for it.
+    """
+    caps = read_text("/proc/xen/capabilities", root)
+    initdomain = read_text("/sys/hypervisor/start_flags/initdomain", root)
+    if (caps is not None and "control_d" in caps) or initdomain == "1":
+        return True
+    if caps is not None or initdomain is not None:
+        return False
+    return None
 
 
 def module_for(path: str) -> tuple[str, str] | None:

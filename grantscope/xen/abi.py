@@ -105,6 +105,8 @@ UNMAP_NOTIFY_SEND_EVENT = 0x2
 GNTALLOC_FLAG_WRITABLE = 1
 GNTCOPY_source_gref = 1 << 0
 GNTCOPY_dest_gref = 1 << 1
+# xen/include/public/xen.h: ids from DOMID_FIRST_RESERVED up are not domains (DOMID_SELF,
+# DOMID_IO, ...); the largest real domain id is DOMID_FIRST_RESERVED - 1.
 DOMID_SELF = 0x7FF0
 DOMID_FIRST_RESERVED = 0x7FF0
 # Hypercall and sub-op numbers (xen/include/public/{xen,grant_table}.h).

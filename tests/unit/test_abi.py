@@ -142,6 +142,15 @@ def test_known_values_from_the_reference() -> None:
     assert abi.sizeof("struct gntdev_grant_copy_segment") == 24
 
 
+def test_reserved_domids_are_xens() -> None:
+    # xen/include/public/xen.h (not in the kernel's uapi headers, so not compiled above):
+    # #define DOMID_FIRST_RESERVED xen_mk_uint(0x7FF0), #define DOMID_SELF xen_mk_uint(0x7FF0).
+    assert abi.DOMID_FIRST_RESERVED == abi.DOMID_SELF == 0x7FF0
+    from grantscope.cli.grants import MAX_DOMID
+
+    assert MAX_DOMID == 0x7FEF  # what offer/notify/pingpong accept as a peer
+
+
 def _packed_offsets(struct_name: str) -> list[tuple[str, int, int]]:
     """(field, offset, width) of each field of abi.PACKED's layout, by the struct module."""
     out, fmt = [], "="

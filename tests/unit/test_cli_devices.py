@@ -20,6 +20,7 @@ import pytest
 from grantscope.cli import events as events_cli
 from grantscope.cli import grants as grants_cli
 from grantscope.cli import main
+from grantscope.probing.records import ProbeInterrupted
 from grantscope.sources import doctor
 from grantscope.xen import errors as xen_errors
 
@@ -394,7 +395,7 @@ def test_offer_echo_answers_each_notification(fakes: FakeStore,
 def test_offer_interrupted_still_cleans_up(fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(self: FakeChannel, timeout: float) -> list[int]:
-        raise grants_cli.Stop(15)
+        raise ProbeInterrupted(15)
 
     monkeypatch.setattr(FakeChannel, "wait", interrupted)
     rc = main(["offer", "--to", "1", "--publish", "/pub", "--wait", "5", "--json"])
@@ -485,6 +486,15 @@ def test_doctor_fake_xen_regular_files_are_not_devices(tmp_path: Path) -> None:
     assert by_name["xenstore"].status == "ok"
     assert not report.usable
     json.dumps(report.to_json())
+
+
+def test_doctor_knows_dom0_from_start_flags_without_xenfs(tmp_path: Path) -> None:
+    root, dev = _fake_xen(tmp_path)
+    os.remove(os.path.join(root, "proc/xen/capabilities"))
+    os.makedirs(os.path.join(root, "sys/hypervisor/start_flags"))
+    Path(root, "sys/hypervisor/start_flags/initdomain").write_text("1\n")
+    report = doctor.run_doctor(root, dev_dir=dev, open_store=lambda: FakeStore({}))
+    assert report.role == "dom0" and report.domid == 0
 
 
 def test_doctor_domu_reads_domid_from_xenstore(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from grantscope.cli import main
 from grantscope.host.sim import SimHost
 from grantscope.host.sim_devices import SimEventChannel
 from grantscope.model.histogram import summarize
+from grantscope.probing import runner
 from grantscope.probing.engine import ProbeInterrupted, ProbeRun
 from grantscope.probing.registry import find_probe
 
@@ -154,12 +155,13 @@ def test_pingpong_interrupted_unbinds_and_exits_128_plus_n(
     assert _our_ports(hosts[0]) == []
 
 
-def test_the_cli_stop_is_the_engines_interrupt() -> None:
-    assert grants_cli.Stop is ProbeInterrupted
+def test_one_interrupt_and_one_exit_status_for_every_front_end() -> None:
     stop = ProbeInterrupted(15)
     assert (stop.signum, str(stop)) == (15, "SIGTERM")
-    assert grants_cli.interrupt_code(ProbeInterrupted("SIGHUP")) == 129
-    assert grants_cli.interrupt_name(stop) == "SIGTERM"
+    assert runner.interrupt_code(ProbeInterrupted("SIGHUP")) == 129
+    assert runner.interrupt_code(KeyboardInterrupt()) == 130
+    assert runner.interrupt_name(stop) == "SIGTERM"
+    assert not hasattr(grants_cli, "Stop") and not hasattr(grants_cli, "sigterm_as_stop")
 
 
 # -- the probes carry what the commands need -----------------------------------------------

@@ -26,7 +26,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> list[FakeDevices]:
         return dev
 
     monkeypatch.setattr(devices_mod, "RealDevices", factory)
-    monkeypatch.setattr(devices_mod, "require_xen", lambda needs: None)
+    monkeypatch.setattr(devices_mod, "require_devices", lambda needs: None)
     return made
 
 
@@ -79,10 +79,10 @@ def test_missing_device_names_the_module(tmp_path: Any) -> None:
     (tmp_path / "dev/xen").mkdir(parents=True)
     (tmp_path / "dev/xen/evtchn").touch()
     with pytest.raises(devices_mod.NoXenError) as info:
-        devices_mod.require_xen(("gntdev", "evtchn"), root=str(tmp_path))
+        devices_mod.require_devices(("gntdev", "evtchn"), root=str(tmp_path))
     assert "/dev/xen/gntdev" in info.value.message and "xen-gntdev" in info.value.explanation
     assert "evtchn" not in info.value.message
-    devices_mod.require_xen(("evtchn",), root=str(tmp_path))  # present: no error
+    devices_mod.require_devices(("evtchn",), root=str(tmp_path))  # present: no error
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_sigterm_or_sighup_during_a_step_runs_the_cleanup(
         return made[-1]
 
     monkeypatch.setattr(devices_mod, "RealDevices", factory)
-    monkeypatch.setattr(devices_mod, "require_xen", lambda needs: None)
+    monkeypatch.setattr(devices_mod, "require_devices", lambda needs: None)
     before = signal.getsignal(sig)
     rc = main(["probe", "run", "explain-map", "domid=1", "gref=8", "--json"])
     assert rc == 128 + sig.value
@@ -194,7 +194,7 @@ def test_explain_map_text_words_the_causes(
 ) -> None:
     monkeypatch.setattr(devices_mod, "RealDevices",
                         lambda: FakeDevices(gntst={(1, 8): -2}, store={"domid": b"0"}))
-    monkeypatch.setattr(devices_mod, "require_xen", lambda needs: None)
+    monkeypatch.setattr(devices_mod, "require_devices", lambda needs: None)
     assert main(["probe", "run", "explain-map", "domid=1", "gref=8"]) == 0
     out = capsys.readouterr().out
     assert "[2/4] map the grant: FAILED (EINVAL)" in out
