@@ -202,12 +202,13 @@ def prepare_checkout(root: Path, checkout: Path) -> None:
     built only by the install that made the root, so a root reused for a fresh clone of the
     same path would find none and ``pingpong`` would fall back to its Python loop: it is built
     here when missing or older than its builder.  The checkout is bind-mounted into the root
-    in a private mount namespace (unshare), so nothing stays mounted.
+    in a private mount namespace (unshare), so nothing stays mounted.  One process compiles
+    (no ``-j``): the chroot has no /dev/shm, which compileall's workers need on Python 3.9.
     """
     ck = shlex.quote(str(checkout))
     python = f'chroot "$1" {ROOT_VENV}/bin/python'
     inner = (f'mkdir -p "$1"{ck} && mount --bind {ck} "$1"{ck} && '
-             f'{python} -m compileall -q -j 0 {ck}/grantscope && '
+             f'{python} -m compileall -q {ck}/grantscope && '
              f'{{ {python} -c {shlex.quote(_LOOP_IS_CURRENT)} {ck} || '
              f'{python} {ck}/grantscope/xen/_evtloop_build.py; }}')
     _run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner, "sh", str(root)],
