@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -29,6 +29,7 @@ from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
 if TYPE_CHECKING:
+    from grantscope.probing.engine import Probe
     from grantscope.ui.panes.probes import ProbesPane
 
 DOMAIN_NAMES_SECONDS = 5.0
@@ -166,7 +167,7 @@ class GrantscopeApp(App[int]):
             self._probes_pane = found.first() if found else None
         return self._probes_pane
 
-    def probe_list(self) -> list[Any]:
+    def probe_list(self) -> list[Probe]:
         """The probes shown in the Probes tab (mutating ones are hidden with --readonly)."""
         pane = self.probes_pane()
         return list(pane.probes) if pane is not None else []
