@@ -7,7 +7,7 @@ layer, nor another group of its own layer (groups of one layer are independent):
     cli       grantscope.cli                      the command line (starts the TUI)
     ui        grantscope.ui                       the TUI (the only layer that imports Textual)
     export    bundle-export | metrics | lab       bundle export (collect, collectors,
-                                                  sim_collectors, export),
+                                                  host_collectors, sim_collectors, export),
                                                   the Prometheus exporter, the Xen lab
     host      grantscope.host                     the Host interface: xen | replay | sim
     probing   grantscope.probing, grantscope.probes   the probe engine and the probes it runs
@@ -51,7 +51,8 @@ LAYERS: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...] = (
     (("cli", ("grantscope.cli",)),),
     (("ui", ("grantscope.ui",)),),
     (("bundle-export", ("grantscope.bundle.collect", "grantscope.bundle.collectors",
-                        "grantscope.bundle.sim_collectors", "grantscope.bundle.export")),
+                        "grantscope.bundle.host_collectors", "grantscope.bundle.sim_collectors",
+                        "grantscope.bundle.export")),
      ("metrics", ("grantscope.metrics",)),
      ("lab", ("grantscope.lab",))),
     (("host", ("grantscope.host",)),),

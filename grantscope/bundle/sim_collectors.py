@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from grantscope import __version__
 from grantscope.bundle.collect import Collector, Payload, Unavailable
-from grantscope.bundle.collectors import (
+from grantscope.bundle.host_collectors import (
     ExportSources,
     collect_events,
     collect_grants,
