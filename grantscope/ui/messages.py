@@ -1,10 +1,10 @@
-"""Messages: from worker threads to the UI, and from panes to the app (a pane never calls
-into the app).  Snapshot messages replace older pending ones."""
+"""Messages: from worker threads to the UI, from panes to the app (a pane never calls into
+the app), and from the app to the panes.  Snapshot messages replace older pending ones."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from textual.message import Message
 
@@ -55,9 +55,10 @@ class PageReleased(Message):
         self.key = key
 
 
-class ProbesMounted(Message):
-    """The Probes pane mounted (lazily): the app keeps it to clean up its run on quit."""
+class DomainNamesRead(Message):
+    """The app read the domain names again: each pane labels domains with ``names`` from
+    now on (domid -> name, as :func:`grantscope.ui.domains.read_domain_names` gives them)."""
 
-    def __init__(self, pane: Any) -> None:
+    def __init__(self, names: Mapping[int, str]) -> None:
         super().__init__()
-        self.pane = pane
+        self.names = names
