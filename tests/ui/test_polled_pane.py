@@ -5,6 +5,7 @@ often the user refreshes.  The Grants pane's table use is a second feed of the s
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from pilot import SIZE, async_test, make_app, settle, wait_for
@@ -71,15 +72,21 @@ async def test_refreshing_does_not_start_a_second_chain_of_polls() -> None:
         assert 1 <= host.polls - start <= 5, host.polls - start
 
 
+async def _grants_with_table_use(pilot: Any) -> GrantsPane:
+    """Show the Grants tab; its pane once the first table use is painted."""
+    await pilot.press("2")
+    assert await wait_for(pilot, lambda: bool(pilot.app.query(GrantsPane)))
+    pane: GrantsPane = pilot.app.query_one(GrantsPane)
+    assert await wait_for(pilot, lambda: pane.usage is not None)
+    return pane
+
+
 @async_test
 async def test_the_table_use_feed_obeys_the_same_hidden_rule() -> None:
     # The gauges once came from a second interval of their own, painted even while hidden.
     app = make_app(live=True)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        assert await wait_for(pilot, lambda: bool(app.query(GrantsPane)))
-        pane = app.query_one(GrantsPane)
-        assert await wait_for(pilot, lambda: pane.usage is not None)
+        pane = await _grants_with_table_use(pilot)
         painted: list[object] = []
         original = pane.show_usage
         pane.add_feed(USAGE_FEED, USAGE_SECONDS, pane.read_usage,
@@ -116,14 +123,9 @@ class SlowUsageHost(SimHost):
 @async_test
 async def test_refreshing_reads_the_table_use_once_at_a_time() -> None:
     host = SlowUsageHost()
-    app = make_app(live=True, host=host)
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        assert await wait_for(pilot, lambda: bool(app.query(GrantsPane)))
-        pane = app.query_one(GrantsPane)
-        assert await wait_for(pilot, lambda: pane.usage is not None)
-        for _ in range(4):  # r reads every feed; a reading still running is not doubled
-            await pilot.press("r")
-            await pilot.pause(0.05)
+    async with make_app(live=True, host=host).run_test(size=SIZE) as pilot:
+        await _grants_with_table_use(pilot)
+        # r reads every feed, four times within one slow reading: none runs alongside it
+        await pilot.press("r", "r", "r", "r")
         await settle(pilot)
         assert host.alongside == 1 and host.readings >= 2
