@@ -18,6 +18,7 @@ from grantscope import __version__
 from grantscope.bundle import host_collectors as common
 from grantscope.bundle.collect import Collector, Payload, Unavailable
 from grantscope.bundle.host_collectors import ExportSources, to_jsonable
+from grantscope.model.findings import analyze
 from grantscope.model.interrupts import parse_interrupts
 
 if TYPE_CHECKING:
@@ -97,8 +98,6 @@ def collect_sim_quota(host: Host | None) -> Payload:
 
 def collect_sim_findings(host: Host | None) -> Payload:
     """findings.json: the analysis ``grantscope --demo report`` prints."""
-    from grantscope.model.findings import analyze
-
     return {"findings.json": to_jsonable(analyze(_sim(host).observation()))}
 
 
