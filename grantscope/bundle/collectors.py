@@ -52,7 +52,7 @@ from grantscope.bundle.host_collectors import (
     collect_xenstore,
     to_jsonable,
 )
-from grantscope.bundle.sim_collectors import is_simulated, simulated_collectors
+from grantscope.bundle.sim_collectors import simulated_collectors
 from grantscope.model.findings import analyze
 from grantscope.model.interrupts import parse_interrupts
 from grantscope.model.toolout import parse_xl_list
@@ -310,6 +310,14 @@ def _noting(name: str, fn: Callable[[], Payload], notes: dict[str, str]) -> Call
             raise
 
     return run
+
+
+def is_simulated(host: Host | None) -> bool:
+    """True for the simulated (``--demo``) host, whose export is its own collectors'."""
+    try:
+        return host is not None and host.info().backend == "sim"
+    except Exception:  # a host that cannot say what it is: treat it as real
+        return False
 
 
 def standard_collectors(sources: ExportSources) -> list[Collector]:

@@ -24,18 +24,10 @@ from grantscope.model.interrupts import parse_interrupts
 if TYPE_CHECKING:
     from grantscope.host.base import Host
 
-__all__ = ["is_simulated", "simulated_collectors"]
+__all__ = ["simulated_collectors"]
 
 #: The host name a simulated bundle records (never this machine's).
 SIM_HOSTNAME = "grantscope-demo"
-
-
-def is_simulated(host: Host | None) -> bool:
-    """True for the simulated (``--demo``) host."""
-    try:
-        return host is not None and host.info().backend == "sim"
-    except Exception:  # a host that cannot say what it is: treat it as real
-        return False
 
 
 def _sim(host: Host | None) -> Any:
