@@ -59,6 +59,8 @@ class DomainNamesRead(Message):
     """The app read the domain names again: each pane labels domains with ``names`` from
     now on (domid -> name, as :func:`grantscope.ui.domains.read_domain_names` gives them)."""
 
+    bubble = False  # sent to each widget that shows names; nothing above it wants it
+
     def __init__(self, names: Mapping[int, str]) -> None:
         super().__init__()
         self.names = names
