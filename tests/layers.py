@@ -7,7 +7,7 @@ layer, nor another group of its own layer (groups of one layer are independent):
     cli       grantscope.cli                      the command line (starts the TUI)
     ui        grantscope.ui                       the TUI (the only layer that imports Textual)
     export    bundle-export | metrics | lab       bundle export (collect, collectors,
-                                                  sim_collectors, export),
+                                                  host_collectors, sim_collectors, export),
                                                   the Prometheus exporter, the Xen lab
     host      grantscope.host                     the Host interface: xen | replay | sim
     probing   grantscope.probing, grantscope.probes   the probe engine and the probes it runs
@@ -27,6 +27,13 @@ Every import counts: module level, inside functions, under ``TYPE_CHECKING``, an
 ``importlib.import_module`` with a literal name (or an f-string's literal prefix).  A string
 import may only load a module of the importer's own group (a registry loading its plugins: cli
 commands, probes); across groups it hides a dependency, so use a plain import.
+
+No module takes part in an import cycle, within a group too (:func:`cycles`).  Every import
+counts here as well.  A lazy (function-level) import does not fail at import time, but its two
+modules still need each other: a design cycle.  A ``TYPE_CHECKING`` import creates no cycle at
+run time, but counts all the same: the two modules cannot be read, changed or type-checked one
+without the other.  The way out is to give the lower module what it needs (a ``Protocol`` of
+the few members it uses, callables, or a third module both import).
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ LAYERS: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...] = (
     (("cli", ("grantscope.cli",)),),
     (("ui", ("grantscope.ui",)),),
     (("bundle-export", ("grantscope.bundle.collect", "grantscope.bundle.collectors",
-                        "grantscope.bundle.sim_collectors", "grantscope.bundle.export")),
+                        "grantscope.bundle.host_collectors", "grantscope.bundle.sim_collectors",
+                        "grantscope.bundle.export")),
      ("metrics", ("grantscope.metrics",)),
      ("lab", ("grantscope.lab",))),
     (("host", ("grantscope.host",)),),
@@ -178,3 +186,62 @@ def violations(imports: Iterable[Import]) -> list[str]:
             problems.append(f"{imp}: sideways between independent groups "
                             f"({src[1]} -> {dst[1]})")
     return problems
+
+
+def import_graph(imports: Iterable[Import], modules: Iterable[str]) -> dict[str, set[str]]:
+    """importer -> the package modules it imports (an import of ``pkg.mod.name`` counts as
+    one of ``pkg.mod``); string imports count like any other."""
+    known = set(modules)
+    graph: dict[str, set[str]] = {}
+    for imp in imports:
+        target = imp.imported
+        while target not in known and "." in target:
+            target = target.rsplit(".", 1)[0]
+        if target in known and target != imp.importer:
+            graph.setdefault(imp.importer, set()).add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph``: each strongly connected component of two or more
+    modules, sorted (Tarjan's algorithm, iterative so a deep chain cannot hit the recursion
+    limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            nxt = next(edges, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return sorted(found)

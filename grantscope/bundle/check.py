@@ -23,19 +23,12 @@ def summarize(bundle: Bundle) -> dict[str, Any]:
     """The JSON-ready summary of an opened bundle."""
     manifest = bundle.manifest
     host = bundle.host
-    redaction = manifest.get("redaction") if isinstance(manifest.get("redaction"), dict) else {}
-    assert isinstance(redaction, dict)
-    collectors = []
-    for entry in manifest.get("collectors", []):
-        collectors.append(
-            {
-                "name": str(entry.get("name")),
-                "status": str(entry.get("status")),
-                "duration_s": entry.get("duration_s"),
-                "error": entry.get("error"),
-                "members": entry.get("members", []),
-            }
-        )
+    redaction = manifest.get("redaction")
+    if not isinstance(redaction, dict):
+        redaction = {}
+    collectors = [{"name": str(e.get("name")), "status": str(e.get("status")),
+                   "duration_s": e.get("duration_s"), "error": e.get("error"),
+                   "members": e.get("members", [])} for e in manifest.get("collectors", [])]
     members = [
         {"name": e["name"], "size": e["size"], "sha256": e["sha256"]} for e in manifest["members"]
     ]
@@ -115,8 +108,4 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _plausible_seconds(value: object) -> bool:
     """A duration a collector could have taken (a bundle may say 1e308 or a 400-digit int)."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and 0 <= value < 1e9
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e9

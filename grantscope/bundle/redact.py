@@ -56,6 +56,9 @@ from grantscope.bundle.redact_rules import (
 # The rules live in redact_rules; callers import them from here too.
 __all__ = ["RULES", "Redactor", "SiteRules", "load_site_rules", "name_rule", "value_rule"]
 
+#: What a pass does to one string: the new text; each hit reported by its rule's name.
+TextPass = Callable[[str, Callable[[str], None]], str]
+
 
 @dataclass
 class Redactor:
@@ -275,24 +278,31 @@ class Redactor:
     # -- JSON trees ------------------------------------------------------------------------------
     def json_tree(self, member: str, obj: Any, path: str = "") -> Any:
         """Pass 1 on a JSON-ready tree: values under sensitive keys, secrets in strings."""
+        return self._walk(member, obj, path, self.text, self._entry_by_rules)
+
+    def _entry_by_rules(self, member: str, key: Any, value: Any, path: str) -> tuple[Any, Any]:
+        sub = f"{path}/{key}"
+        rule = name_rule(str(key), json_key=True, extra=self.site.names)
+        if rule is not None:
+            return key, self._redact_all(member, value, sub, rule)
+        return key, self.json_tree(member, value, sub)
+
+    def _walk(self, member: str, obj: Any, path: str, text: TextPass,
+              entry: Callable[[str, Any, Any, str], tuple[Any, Any]]) -> Any:
+        """The walk both passes make over a JSON tree: a ``{"b64": ...}`` field and every
+        string go through ``text`` (each hit recorded at its path), each entry of any other
+        dict through ``entry`` (which recurses), lists item by item."""
         if isinstance(obj, dict):
             blob = _b64_field(obj)
             if blob is not None:
-                return self._b64_tree(member, blob, path, self.text)
-            result: dict[str, Any] = {}
-            for key, value in obj.items():
-                sub = f"{path}/{key}"
-                rule = name_rule(str(key), json_key=True, extra=self.site.names)
-                if rule is not None:
-                    result[key] = self._redact_all(member, value, sub, rule)
-                else:
-                    result[key] = self.json_tree(member, value, sub)
-            return result
+                return self._b64_tree(member, blob, path, text)
+            return dict(entry(member, key, value, path) for key, value in obj.items())
         if isinstance(obj, (list, tuple)):
-            return [self.json_tree(member, item, f"{path}/{i}") for i, item in enumerate(obj)]
+            return [self._walk(member, item, f"{path}/{i}", text, entry)
+                    for i, item in enumerate(obj)]
         if isinstance(obj, str):
             hits: list[str] = []
-            new = self.text(obj, hits.append)
+            new = text(obj, hits.append)
             for hit in hits:
                 self._record(member, {"path": path or "/"}, hit)
             return new
@@ -303,7 +313,7 @@ class Redactor:
         member: str,
         blob: bytes,
         path: str,
-        fn: Callable[[str, Callable[[str], None]], str],
+        fn: TextPass,
     ) -> dict[str, str]:
         text = blob.decode("utf-8", "surrogateescape")
         hits: list[str] = []
@@ -327,25 +337,13 @@ class Redactor:
         return REDACTION_MARKER if self.enabled else obj
 
     def _tree_copies(self, member: str, obj: Any, path: str) -> Any:
-        if isinstance(obj, dict):
-            blob = _b64_field(obj)
-            if blob is not None:
-                return self._b64_tree(member, blob, path, self._copies_reporting)
-            out: dict[str, Any] = {}
-            for key, value in obj.items():
-                new_key, found = self.copies(str(key))
-                if found:
-                    self._record(member, {"path": f"{path}/*"}, "copy:redacted-value")
-                out[new_key if found else key] = self._tree_copies(member, value, f"{path}/{key}")
-            return out
-        if isinstance(obj, (list, tuple)):
-            return [self._tree_copies(member, v, f"{path}/{i}") for i, v in enumerate(obj)]
-        if isinstance(obj, str):
-            new, found = self.copies(obj)
-            if found:
-                self._record(member, {"path": path or "/"}, "copy:redacted-value")
-            return new
-        return obj
+        return self._walk(member, obj, path, self._copies_reporting, self._entry_copies)
+
+    def _entry_copies(self, member: str, key: Any, value: Any, path: str) -> tuple[Any, Any]:
+        new_key, found = self.copies(str(key))
+        if found:
+            self._record(member, {"path": f"{path}/*"}, "copy:redacted-value")
+        return new_key if found else key, self._tree_copies(member, value, f"{path}/{key}")
 
     # -- manifest --------------------------------------------------------------------------------
     def manifest_section(self) -> dict[str, Any]:

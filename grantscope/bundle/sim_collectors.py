@@ -15,33 +15,19 @@ import platform
 from typing import TYPE_CHECKING, Any
 
 from grantscope import __version__
+from grantscope.bundle import host_collectors as common
 from grantscope.bundle.collect import Collector, Payload, Unavailable
-from grantscope.bundle.collectors import (
-    ExportSources,
-    collect_events,
-    collect_grants,
-    collect_pages,
-    collect_probe_log,
-    collect_xenstore,
-    to_jsonable,
-)
+from grantscope.bundle.host_collectors import ExportSources, to_jsonable
+from grantscope.model.findings import analyze
 from grantscope.model.interrupts import parse_interrupts
 
 if TYPE_CHECKING:
     from grantscope.host.base import Host
 
-__all__ = ["is_simulated", "simulated_collectors"]
+__all__ = ["simulated_collectors"]
 
 #: The host name a simulated bundle records (never this machine's).
 SIM_HOSTNAME = "grantscope-demo"
-
-
-def is_simulated(host: Host | None) -> bool:
-    """True for the simulated (``--demo``) host."""
-    try:
-        return host is not None and host.info().backend == "sim"
-    except Exception:  # a host that cannot say what it is: treat it as real
-        return False
 
 
 def _sim(host: Host | None) -> Any:
@@ -104,8 +90,6 @@ def collect_sim_quota(host: Host | None) -> Payload:
 
 def collect_sim_findings(host: Host | None) -> Payload:
     """findings.json: the analysis ``grantscope --demo report`` prints."""
-    from grantscope.model.findings import analyze
-
     return {"findings.json": to_jsonable(analyze(_sim(host).observation()))}
 
 
@@ -114,15 +98,17 @@ def simulated_collectors(sources: ExportSources) -> list[Collector]:
     host = sources.host
     collectors = [
         Collector("host", lambda: collect_sim_host(host), 15.0, "host facts (simulated)"),
-        Collector("xenstore", lambda: collect_xenstore(host, 120.0), 180.0, "XenStore"),
-        Collector("grants", lambda: collect_grants(host), 60.0, "grants snapshot"),
-        Collector("events", lambda: collect_events(host), 30.0, "events snapshot"),
+        Collector("xenstore", lambda: common.collect_xenstore(host, 120.0), 180.0, "XenStore"),
+        Collector("grants", lambda: common.collect_grants(host), 60.0, "grants snapshot"),
+        Collector("events", lambda: common.collect_events(host), 30.0, "events snapshot"),
         Collector("interrupts", lambda: collect_sim_interrupts(host), 10.0, "Xen IRQ rows"),
         Collector("quota", lambda: collect_sim_quota(host), 10.0, "quota"),
         Collector("processes", lambda: collect_sim_processes(host), 10.0, "device holders"),
         Collector("findings", lambda: collect_sim_findings(host), 60.0, "findings"),
-        Collector("probe_log", lambda: collect_probe_log(sources.probe_log), 5.0, "probe log"),
+        Collector("probe_log", lambda: common.collect_probe_log(sources.probe_log), 5.0,
+                  "probe log"),
     ]
     if sources.include_pages:
-        collectors.append(Collector("pages", lambda: collect_pages(host), 60.0, "page bytes"))
+        collectors.append(Collector("pages", lambda: common.collect_pages(host), 60.0,
+                                    "page bytes"))
     return collectors

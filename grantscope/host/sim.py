@@ -242,7 +242,7 @@ class SimHost(Host):
 
     def watch(self, path: str) -> WatchHandle:
         """A watch that also advances the clock-driven changes while it waits."""
-        return AdvancingWatch(self, self.store.watch(path))
+        return AdvancingWatch(self.store.watch(path), self._advance)
 
     def xenstore_snapshot(self, root: str = "/") -> tuple[XsNode, ...]:
         """The whole simulated tree with permissions."""
@@ -413,4 +413,4 @@ class SimHost(Host):
     def live_store(self) -> SimStoreView:
         """The simulated XenStore as the ``xs`` commands use a real one (a context manager);
         reading or watching it lets the clock-driven changes (the heartbeats) happen."""
-        return SimStoreView(self)
+        return SimStoreView(self.store, self._advance)

@@ -7,61 +7,64 @@ heartbeats), so ``grantscope --demo xs watch`` sees the store change as on a liv
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 from grantscope.host.base import Perms, WatchHandle, XsNode
-
-if TYPE_CHECKING:
-    from grantscope.host.sim import SimHost
+from grantscope.host.sim_xenstore import SimXenStore
 
 __all__ = ["AdvancingWatch", "SimStoreView"]
 
 
 class SimStoreView:
     """The simulated store with the methods of :class:`grantscope.xen.xenstore.XenStore` the
-    read-only commands use; each call first applies the changes the clock implies."""
+    read-only commands use; each call first applies the changes the clock implies.
+
+    ``advance`` is the simulated host's: it writes the heartbeats the clock is due (given as
+    a callable so this module needs nothing of the host, which makes these views).
+    """
 
     transport = "sim"
 
-    def __init__(self, host: SimHost) -> None:
-        self._host = host
+    def __init__(self, store: SimXenStore, advance: Callable[[], None]) -> None:
+        self._store = store
+        self._advance = advance
 
     def list(self, path: str) -> list[str]:
         """Child names of ``path`` (ENOENT XenStoreError when it does not exist)."""
-        self._host._advance()
-        return list(self._host.store.list(path))
+        self._advance()
+        return list(self._store.list(path))
 
     def read(self, path: str) -> bytes:
         """The value of ``path`` (ENOENT XenStoreError when it does not exist)."""
-        self._host._advance()
-        return self._host.store.read(path)
+        self._advance()
+        return self._store.read(path)
 
     def read_or_none(self, path: str) -> bytes | None:
         """The value of ``path`` or None."""
-        return self._host.read(path)
+        self._advance()
+        return self._store.read_or_none(path)
 
     def get_perms(self, path: str) -> Perms:
         """Permissions of ``path``."""
-        return self._host.store.get_perms(path)
+        return self._store.get_perms(path)
 
     def walk(self, root: str = "/", *, perms: bool = False) -> builtins.list[XsNode]:
         """The subtree under ``root``, parents first."""
-        self._host._advance()
-        return list(self._host.store.walk(root, perms=perms))
+        self._advance()
+        return list(self._store.walk(root, perms=perms))
 
     def list_many(self, paths: Sequence[str]) -> dict[str, builtins.list[str]]:
         """Several directories at once (the simulated store's ``list_many``)."""
-        self._host._advance()
-        return self._host.store.list_many(paths)
+        self._advance()
+        return self._store.list_many(paths)
 
     def read_many(self, paths: Sequence[str]) -> dict[str, bytes | None]:
         """Several values at once (the simulated store's ``read_many``)."""
-        return {path: self._host.read(path) for path in paths}
+        return {path: self.read_or_none(path) for path in paths}
 
     def watch(self, path: str) -> AdvancingWatch:
         """A watch on ``path`` that fires on the simulated guests' heartbeats."""
-        return AdvancingWatch(self._host, self._host.store.watch(path))
+        return AdvancingWatch(self._store.watch(path), self._advance)
 
     def close(self) -> None:
         """Nothing to release (the store belongs to the host)."""
@@ -76,15 +79,15 @@ class SimStoreView:
 class AdvancingWatch:
     """Wraps a store watch so waiting on it also lets the clock-driven changes happen."""
 
-    def __init__(self, host: SimHost, inner: WatchHandle) -> None:
-        self._host = host
+    def __init__(self, inner: WatchHandle, advance: Callable[[], None]) -> None:
         self._inner = inner
+        self._advance = advance
 
     def get(self, timeout: float) -> str | None:
         got = self._inner.get(0)
         if got is not None:
             return got
-        self._host._advance()
+        self._advance()
         return self._inner.get(timeout)
 
     def take_notice(self) -> str | None:

@@ -63,13 +63,9 @@ def _check_module_path(path: Path, what: str) -> str:
 
 def multiboot_modules(modules: list[tuple[Path, str]]) -> str:
     """The ``-initrd`` value: ``PATH ARGS`` per module joined by ``,``; inner commas doubled."""
-    parts = []
-    for path, args in modules:
-        word = _check_module_path(path, "multiboot module")
-        if args:
-            word = f"{word} {args}"
-        parts.append(escape_opt(word))
-    return ",".join(parts)
+    words = (_check_module_path(path, "multiboot module") + (f" {args}" if args else "")
+             for path, args in modules)
+    return ",".join(escape_opt(word) for word in words)
 
 
 def virtfs_option(path: Path, tag: str, *, readonly: bool) -> str:

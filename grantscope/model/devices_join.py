@@ -76,6 +76,16 @@ def decimal_value(value: bytes | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 12 else None
 
 
+def _decimal_or_problem(value: bytes | None, path: str, what: str,
+                        problems: list[str]) -> int | None:
+    """``value`` as a decimal number; None, with a line added to ``problems``, if it is not
+    one (a frontend wrote a grant ref or port the join cannot follow)."""
+    number = decimal_value(value)
+    if number is None:
+        problems.append(f"{path} is not a decimal {what}: \"{show_bytes(value or b'')}\"")
+    return number
+
+
 def state_name(state: int | None) -> str:
     """The XenbusState name of ``state`` ("Connected"), "absent" for None."""
     if state is None:
@@ -333,23 +343,13 @@ def join_devices(
             for rel, value in _subkeys(store, sorted_paths, fe_path):
                 leaf = rel.rsplit("/", 1)[-1]
                 if _REF_KEY_RE.match(leaf):
-                    ref = decimal_value(value)
-                    if ref is None:
-                        problems.append(
-                            f"{fe_path}/{rel} is not a decimal grant ref: "
-                            f"\"{show_bytes(value or b'')}\""
-                        )
-                        continue
-                    glinks.append(GrantLink(rel, fe, ref, _mappers(grants, fe, ref)))
+                    ref = _decimal_or_problem(value, f"{fe_path}/{rel}", "grant ref", problems)
+                    if ref is not None:
+                        glinks.append(GrantLink(rel, fe, ref, _mappers(grants, fe, ref)))
                 elif _EVTCHN_KEY_RE.match(leaf):
-                    port = decimal_value(value)
-                    if port is None:
-                        problems.append(
-                            f"{fe_path}/{rel} is not a decimal port: "
-                            f"\"{show_bytes(value or b'')}\""
-                        )
-                        continue
-                    plinks.append(_port_link(rel, fe, port, events))
+                    port = _decimal_or_problem(value, f"{fe_path}/{rel}", "port", problems)
+                    if port is not None:
+                        plinks.append(_port_link(rel, fe, port, events))
         irqs: tuple[IrqLink, ...] | None = None
         if interrupts is not None and local_domid is not None and local_domid in (fe, be):
             irqs = _irq_links(kind, fe, devid, local_kinds, interrupts.rows)

@@ -188,8 +188,8 @@ class ConsoleParser:
         for lineno, raw in enumerate(text.splitlines(), start=1):
             self.total += 1
             self.feed(split_console_line(raw, lineno))
-        self._close_g()
-        self._close_e()
+        self._close("g")
+        self._close("e")
         self.other += len(self.pending_e)
         self.pending_e.clear()
         return ConsoleParse(
@@ -214,18 +214,36 @@ class ConsoleParser:
         if not self._event_line(cl, t):
             self._unmatched(cl, t)
 
+    # ---- the dumps open now ----
+    def _seen(self, which: Literal["g", "e"], lineno: int) -> None:
+        """Line ``lineno`` belongs to the open ``which`` dump: it extends to there, and a
+        continuation line that follows belongs to it."""
+        dump = self.g if which == "g" else self.e
+        assert dump is not None
+        dump.last_line = lineno
+        self.current = which
+
+    def _close(self, which: Literal["g", "e"]) -> None:
+        """The open ``which`` dump, if any, is complete: keep it with the parsed dumps."""
+        if which == "g" and self.g is not None:
+            self.grant_dumps.append(self.g.build())
+            self.g = None
+        elif which == "e" and self.e is not None:
+            self.event_dumps.append(self.e.build())
+            self.e = None
+
     # ---- begin markers ----
     def _begin(self, t: str, lineno: int) -> bool:
         if self.pending_e and (G_BEGIN.match(t) or E_BEGIN.match(t) or G_HEAD1.match(t)):
             self.other += len(self.pending_e)  # the 'e' dump ended before them: ordinary lines
             self.pending_e.clear()
         if G_BEGIN.match(t):
-            self._close_g()
+            self._close("g")
             self.g = _GDumpBuilder(begin_seen=True, first_line=lineno, last_line=lineno)
             self.current = "g"
             return True
         if E_BEGIN.match(t):
-            self._close_e()
+            self._close("e")
             self.e = _EDumpBuilder(begin_seen=True, first_line=lineno, last_line=lineno)
             self.current = "e"
             return True
@@ -237,18 +255,18 @@ class ConsoleParser:
             g = self._open_g(lineno)
             g.end_seen = True
             g.last_line = lineno
-            self._close_g()
+            self._close("g")
             self.current = None
             return True
         if G_HEAD1.match(t) or G_HEAD2.match(t):
             self._open_g(lineno)
-            self._seen_g(lineno)
+            self._seen("g", lineno)
             return True
         m = G_TABLE.match(t)
         if m:
             table = _GTableBuilder(domid=int(m.group(1)), version=int(m.group(2)))
             self._open_g(lineno).tables.append(table)
-            self._seen_g(lineno)
+            self._seen("g", lineno)
             return True
         if self.g is None or not self.g.tables:
             return False  # a table's line with no table open: reported as unmatched
@@ -262,23 +280,13 @@ class ConsoleParser:
             table.no_active = True
         else:
             return False
-        self._seen_g(lineno)
+        self._seen("g", lineno)
         return True
 
     def _open_g(self, lineno: int) -> _GDumpBuilder:
         if self.g is None:  # a 'g' line with no begin marker in front: the ring lost it
             self.g = _GDumpBuilder(begin_seen=False, first_line=lineno, last_line=lineno)
         return self.g
-
-    def _seen_g(self, lineno: int) -> None:
-        assert self.g is not None
-        self.g.last_line = lineno
-        self.current = "g"
-
-    def _close_g(self) -> None:
-        if self.g is not None:
-            self.grant_dumps.append(self.g.build())
-            self.g = None
 
     # ---- event dump lines ----
     def _event_line(self, cl: ConsoleLine, t: str) -> bool:
@@ -290,7 +298,7 @@ class ConsoleParser:
                                        last_line=cl.lineno)
             self._flush_pending_e()
             self.e.domains.append(_EDomBuilder(domid=int(m.group(1))))
-            self._seen_e(cl.lineno)
+            self._seen("e", cl.lineno)
             return True
         if self.e is None or not self.e.domains:
             return False
@@ -308,18 +316,8 @@ class ConsoleParser:
             dom.ports.append(_port_from_match(dom.domid, m))
         else:
             return False
-        self._seen_e(cl.lineno)
+        self._seen("e", cl.lineno)
         return True
-
-    def _seen_e(self, lineno: int) -> None:
-        assert self.e is not None
-        self.e.last_line = lineno
-        self.current = "e"
-
-    def _close_e(self) -> None:
-        if self.e is not None:
-            self.event_dumps.append(self.e.build())
-            self.e = None
 
     def _flush_pending_e(self) -> None:
         for held in self.pending_e:

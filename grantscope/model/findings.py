@@ -28,6 +28,7 @@ in :mod:`~grantscope.model.findings_leaks`.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from grantscope.model.devices_join import (
     DeviceRow,
@@ -55,20 +56,27 @@ def _pct(used: int, limit: int) -> str:
     return f"{used} of {limit} ({100 * used / limit:.0f} %)"
 
 
+def _use_finding(code: str, domid: int, used: int, limit: int, what: str,
+                 evidence: tuple[str, ...], action: str,
+                 subject: dict[str, Any] | None = None) -> Finding:
+    """``dN uses U of L (P %) of its WHAT``: a warning near the limit, an error at it."""
+    return Finding(
+        code=code,
+        severity="error" if used >= limit else "warning",
+        title=f"d{domid} uses {_pct(used, limit)} of its {what}",
+        evidence=evidence,
+        action=action,
+        subject={"domid": domid} if subject is None else subject,
+    )
+
+
 def _grant_frames_finding(domid: int, frames: int, max_frames: int,
                           evidence: str) -> Finding:
-    return Finding(
-        code="grant-frames",
-        severity="error" if frames >= max_frames else "warning",
-        title=f"d{domid} uses {_pct(frames, max_frames)} of its grant frames",
-        evidence=(evidence,),
-        action=(
-            "When the table is full the guest's frontends stall. Raise "
-            "max_grant_frames in the guest's xl.cfg (bounded by Xen's "
-            "gnttab_max_frames=), or find what holds so many grants."
-        ),
-        subject={"domid": domid},
-    )
+    return _use_finding(
+        "grant-frames", domid, frames, max_frames, "grant frames", (evidence,),
+        "When the table is full the guest's frontends stall. Raise "
+        "max_grant_frames in the guest's xl.cfg (bounded by Xen's "
+        "gnttab_max_frames=), or find what holds so many grants.")
 
 
 def _headroom(obs: Observation, th: Thresholds) -> list[Finding]:
@@ -90,23 +98,13 @@ def _headroom(obs: Observation, th: Thresholds) -> list[Finding]:
                 f"({t.max_frames} max)"))
         mt, mx = t.maptrack_frames, t.max_maptrack_frames
         if mt is not None and mx and mt >= th.headroom * mx:
-            out.append(
-                Finding(
-                    code="maptrack-frames",
-                    severity="error" if mt >= mx else "warning",
-                    title=f"d{t.domid} uses {_pct(mt, mx)} of its maptrack frames",
-                    evidence=(
-                        f"'g' dump: d{t.domid}: {mt} maptrack frames ({mx} max)",
-                    ),
-                    action=(
-                        "Maptrack limits how many foreign grants this domain (a backend) can "
-                        "map; when full, maps fail with GNTST_no_space (-13). Raise "
-                        "max_maptrack_frames for the domain (Xen: gnttab_max_maptrack_frames=) "
-                        "or look for mappings that are never released."
-                    ),
-                    subject={"domid": t.domid},
-                )
-            )
+            out.append(_use_finding(
+                "maptrack-frames", t.domid, mt, mx, "maptrack frames",
+                (f"'g' dump: d{t.domid}: {mt} maptrack frames ({mx} max)",),
+                "Maptrack limits how many foreign grants this domain (a backend) can "
+                "map; when full, maps fail with GNTST_no_space (-13). Raise "
+                "max_maptrack_frames for the domain (Xen: gnttab_max_maptrack_frames=) "
+                "or look for mappings that are never released."))
     return out
 def _storms(obs: Observation, devices: tuple[DeviceRow, ...], th: Thresholds) -> list[Finding]:
     out: list[Finding] = []
@@ -189,24 +187,15 @@ def _quota(obs: Observation, th: Thresholds) -> list[Finding]:
             limit = obs.quota.limits.get(name)
             if not limit or limit <= 0 or used < th.headroom * limit:
                 continue
-            out.append(
-                Finding(
-                    code="xenstore-quota",
-                    severity="error" if used >= limit else "warning",
-                    title=f"d{u.domid} uses {_pct(used, limit)} of its XenStore {name} quota",
-                    evidence=(
-                        f"xenstore-control quota {u.domid}: {name} {used}",
-                        f"limit {limit} ({obs.quota.limits_source})",
-                    ),
-                    action=(
-                        "At the limit xenstored refuses the domain's requests (E2BIG, ENOSPC, "
-                        "EQUOTA) and its drivers fail in odd ways. Look for directories it "
-                        "never removes (stale backends, vchan dirs), or raise the quota with "
-                        f"'xenstore-control quota set {name} N'."
-                    ),
-                    subject={"domid": u.domid, "quota": name, "used": used, "limit": limit},
-                )
-            )
+            out.append(_use_finding(
+                "xenstore-quota", u.domid, used, limit, f"XenStore {name} quota",
+                (f"xenstore-control quota {u.domid}: {name} {used}",
+                 f"limit {limit} ({obs.quota.limits_source})"),
+                "At the limit xenstored refuses the domain's requests (E2BIG, ENOSPC, "
+                "EQUOTA) and its drivers fail in odd ways. Look for directories it "
+                "never removes (stale backends, vchan dirs), or raise the quota with "
+                f"'xenstore-control quota set {name} N'.",
+                {"domid": u.domid, "quota": name, "used": used, "limit": limit}))
     return out
 
 

@@ -8,8 +8,9 @@ or watch, so a frozen simulated host gives identical screens.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -22,16 +23,21 @@ from grantscope.sources.procfs import describe_process
 from grantscope.ui.commands import GrantscopeCommands
 from grantscope.ui.domains import name_domids, read_domain_names
 from grantscope.ui.keymap import keymap_path, load_keymap
-from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
+from grantscope.ui.messages import DomainNamesRead, OpenPage, PageReleased
+from grantscope.ui.panes.base import PaneMounted, TabBody
 from grantscope.ui.settings import save_theme, saved_theme
 from grantscope.ui.tabs import FIRST, TABS, FocusingTabPane, LazyPane, SteadyTabbedContent
 from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
 if TYPE_CHECKING:
+    from grantscope.probing.engine import Probe
+    from grantscope.ui.panes.page import PagePane
     from grantscope.ui.panes.probes import ProbesPane
 
 DOMAIN_NAMES_SECONDS = 5.0
+
+Pane = TypeVar("Pane", bound=TabBody)
 
 
 class GrantscopeApp(App[int]):
@@ -57,6 +63,11 @@ class GrantscopeApp(App[int]):
         self.live = live
         self._probes_pane: ProbesPane | None = None
         self._wanted_tab = FIRST.id
+        self._tabs_ready = False  # the tab strip composed: a switch can be applied
+        # The panes mounted so far, and what waits for a pane still to mount (the tabs but
+        # the first mount after the first paint): each runs when its PaneMounted comes.
+        self._panes: list[TabBody] = []
+        self._waiting: list[tuple[type[TabBody], Callable[[Any], object]]] = []
         loaded = load_themes()
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
@@ -74,12 +85,12 @@ class GrantscopeApp(App[int]):
         self.domain_names: dict[int, str] = read_domain_names(host, (self.info.domid,))
 
     def compose(self) -> ComposeResult:
-        yield HostBar(self.info, id="hostbar")
+        yield HostBar(self.info, self.domain_names, id="hostbar")
         with SteadyTabbedContent(id="tabs", initial=FIRST.id):
             for spec in TABS:
                 with FocusingTabPane(spec):
                     # the other tabs are imported, built and mounted after the first paint
-                    yield spec.pane.for_app(self) if spec is FIRST else LazyPane(spec)
+                    yield spec.pane.for_app(self) if spec is FIRST else LazyPane(spec, self)
         yield Footer()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -94,6 +105,9 @@ class GrantscopeApp(App[int]):
 
     def on_mount(self) -> None:
         self._save_theme_changes = True
+        # a tab key pressed before the tabs were composed is applied now
+        self._tabs_ready = True
+        self._apply_wanted_tab()
         if self.live:
             self.set_interval(DOMAIN_NAMES_SECONDS, self.refresh_domain_names)
         if self.theme_problems:
@@ -113,7 +127,15 @@ class GrantscopeApp(App[int]):
     @work(thread=True, exclusive=True, group="domain-names", exit_on_error=False)
     def refresh_domain_names(self) -> None:
         """Read the domain names again (a new domain shows its name at the next poll)."""
-        self.domain_names = read_domain_names(self.host, (self.info.domid,))
+        names = read_domain_names(self.host, (self.info.domid,))
+        self.call_from_thread(self.tell_domain_names, names)
+
+    def tell_domain_names(self, names: dict[int, str]) -> None:
+        """Keep ``names`` and send them to the host bar and every pane mounted (a pane
+        mounted later is built with them)."""
+        self.domain_names = names
+        for widget in (*self.query(HostBar), *self._panes):  # none while the app closes
+            widget.post_message(DomainNamesRead(names))
 
     # -- actions ----------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
@@ -121,17 +143,15 @@ class GrantscopeApp(App[int]):
         self._wanted_tab = tab
         self._apply_wanted_tab()
 
-    def _apply_wanted_tab(self, tries: int = 0) -> None:
-        # Retries read the latest wish, never the tab of the key that scheduled them: with
-        # keys pressed quickly, a stale retry would otherwise switch back to an older tab.
-        tab = self._wanted_tab
+    def _apply_wanted_tab(self) -> None:
+        # Before the tabs are composed the wish waits for on_mount, which applies the latest
+        # one: with keys pressed quickly, only the last key's tab is shown.
+        if not self._tabs_ready:
+            return
         tabs = self.query_one(TabbedContent)
-        if tabs.active != tab:
+        if tabs.active != self._wanted_tab:
             self._leave_tab()
-            tabs.active = tab
-        if tabs.active != tab and tries < 20:
-            # pressed before the tabs were composed: the switch was dropped, retry shortly
-            self.set_timer(0.05, lambda: self._apply_wanted_tab(tries + 1))
+            tabs.active = self._wanted_tab
 
     def _leave_tab(self) -> None:
         # Textual moves the focus off a widget as it hides, to a neighbour in the same
@@ -153,41 +173,55 @@ class GrantscopeApp(App[int]):
         """This TUI's own process through psutil: the help screen shows what it costs."""
         return describe_process(os.getpid())
 
-    def on_probes_mounted(self, message: ProbesMounted) -> None:
-        self._probes_pane = message.pane
+    # -- panes that mount later ------------------------------------------------------------
+    def when_mounted(self, pane_cls: type[Pane], then: Callable[[Pane], object]) -> None:
+        """Run ``then`` on the pane of class ``pane_cls``: now if it is mounted, else when it
+        mounts (the panes of the tabs but the first mount after the first paint)."""
+        # attached: while the app closes the panes go, and what asks for them then is dropped
+        pane = next((p for p in self._panes if isinstance(p, pane_cls) and p.is_attached),
+                    None)
+        if pane is not None:
+            then(pane)
+        else:
+            self._waiting.append((pane_cls, then))
+
+    def on_pane_mounted(self, message: PaneMounted) -> None:
+        pane = message.pane
+        if not pane.is_attached:  # removed meanwhile: the app is closing
+            return
+        self._panes.append(pane)
+        from grantscope.ui.panes.probes import ProbesPane  # imported with the pane by now
+
+        if isinstance(pane, ProbesPane):
+            # kept so cleanup on quit needs no DOM query while widgets are being removed
+            self._probes_pane = pane
+        ready = [(cls, then) for cls, then in self._waiting if isinstance(pane, cls)]
+        self._waiting = [w for w in self._waiting if w not in ready]
+        for _, then in ready:  # in the order they were asked for
+            then(pane)
 
     def probes_pane(self) -> ProbesPane | None:
         """The Probes pane once mounted (it mounts lazily, after the first paint)."""
-        if self._probes_pane is None:
-            from grantscope.ui.panes.probes import ProbesPane
-
-            found = self.query(ProbesPane)
-            # kept so cleanup on quit needs no DOM query while widgets are being removed
-            self._probes_pane = found.first() if found else None
         return self._probes_pane
 
-    def probe_list(self) -> list[Any]:
+    def probe_list(self) -> list[Probe]:
         """The probes shown in the Probes tab (mutating ones are hidden with --readonly)."""
         pane = self.probes_pane()
         return list(pane.probes) if pane is not None else []
 
     def open_probe(self, name: str) -> None:
         """Show the Probes tab with ``name`` selected."""
-        self.action_show_tab("probes")
-        pane = self.probes_pane()
-        if pane is not None:
-            pane.select_probe(name)
+        from grantscope.ui.panes.probes import ProbesPane
 
-    def analyze_findings(self, tries: int = 0) -> None:
-        """Show the Findings tab and run an analysis (the pane mounts lazily: wait for it)."""
+        self.action_show_tab("probes")
+        self.when_mounted(ProbesPane, lambda pane: pane.select_probe(name))
+
+    def analyze_findings(self) -> None:
+        """Show the Findings tab and run an analysis (once its pane has mounted)."""
         from grantscope.ui.panes.findings import FindingsPane
 
         self.action_show_tab("findings")
-        found = self.query(FindingsPane)
-        if found:
-            found.first().action_analyze()
-        elif tries < 20:
-            self.set_timer(0.05, lambda: self.analyze_findings(tries + 1))
+        self.when_mounted(FindingsPane, lambda pane: pane.action_analyze())
 
     async def jump_to(self, path: str) -> None:
         """Show the XenStore tab at ``path``."""
@@ -197,20 +231,13 @@ class GrantscopeApp(App[int]):
         await self.query_one(XenStorePane).jump(path)
 
     def on_open_page(self, message: OpenPage) -> None:
-        self._open_page(message)
-
-    def _open_page(self, message: OpenPage, tries: int = 0) -> None:
-        """Offer a probe's page to the Page view (or show a host page there). The Page pane
-        mounts lazily after the first paint and goes while the app closes: a page asked for
-        then waits for the pane a little (a step can end in either moment), then is dropped."""
+        """Offer a probe's page to the Page view (or show a host page there), once the Page
+        pane has mounted (a probe's step can end before it has)."""
         from grantscope.ui.panes.page import PagePane
 
-        found = self.query(PagePane)
-        if not found:
-            if tries < 40:
-                self.set_timer(0.05, lambda: self._open_page(message, tries + 1))
-            return
-        pane = found.first()
+        self.when_mounted(PagePane, lambda pane: self._open_page(pane, message))
+
+    def _open_page(self, pane: PagePane, message: OpenPage) -> None:
         if message.source is not None:
             src = message.source
             pane.add_source(message.key, message.title, lambda: src.read())  # type: ignore[attr-defined]

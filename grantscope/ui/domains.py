@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
 from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
@@ -38,7 +39,15 @@ def read_domain_names(host: Host, known: tuple[int, ...] = ()) -> dict[int, str]
     return names
 
 
-def domain_label(names: dict[int, str], domid: int | None, port: int | None = None) -> str:
+class KnowsDomainNames(Protocol):
+    """Anything with the domain names read so far: the app, and each pane (the app sends it
+    them in a :class:`~grantscope.ui.messages.DomainNamesRead`)."""
+
+    @property
+    def domain_names(self) -> Mapping[int, str]: ...
+
+
+def domain_label(names: Mapping[int, str], domid: int | None, port: int | None = None) -> str:
     """``d1 web01`` (``d1:5 web01`` with a port), ``d1`` without a known name, ``-`` for None."""
     if domid is None:
         return "-"
@@ -51,14 +60,14 @@ def domain_label(names: dict[int, str], domid: int | None, port: int | None = No
     return f"{where} {short}"
 
 
-def dom(app: Any, domid: int | None, port: int | None = None) -> str:
-    """:func:`domain_label` with the app's names (none for an app that has not read them)."""
-    return domain_label(getattr(app, "domain_names", {}), domid, port)
+def dom(names: KnowsDomainNames, domid: int | None, port: int | None = None) -> str:
+    """:func:`domain_label` with the names ``names`` knows."""
+    return domain_label(names.domain_names, domid, port)
 
 
 _DOMID_RE = re.compile(r"\bd(\d{1,5})\b")
 
 
-def name_domids(app: Any, text: str) -> str:
+def name_domids(names: KnowsDomainNames, text: str) -> str:
     """``text`` with each bare ``dN`` (a page title: ``d1 vbd ring``) followed by its name."""
-    return _DOMID_RE.sub(lambda m: dom(app, int(m.group(1))), text)
+    return _DOMID_RE.sub(lambda m: dom(names, int(m.group(1))), text)

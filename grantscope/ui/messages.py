@@ -1,9 +1,9 @@
-"""Messages: from worker threads to the UI, and from panes to the app (a pane never calls
-into the app).  Snapshot messages replace older pending ones."""
+"""Messages: from worker threads to the UI, from panes to the app (a pane never calls into
+the app), and from the app to the panes.  Snapshot messages replace older pending ones."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from textual.message import Message
 
@@ -55,9 +55,12 @@ class PageReleased(Message):
         self.key = key
 
 
-class ProbesMounted(Message):
-    """The Probes pane mounted (lazily): the app keeps it to clean up its run on quit."""
+class DomainNamesRead(Message):
+    """The app read the domain names again: each pane labels domains with ``names`` from
+    now on (domid -> name, as :func:`grantscope.ui.domains.read_domain_names` gives them)."""
 
-    def __init__(self, pane: Any) -> None:
+    bubble = False  # sent to each widget that shows names; nothing above it wants it
+
+    def __init__(self, names: Mapping[int, str]) -> None:
         super().__init__()
-        self.pane = pane
+        self.names = names

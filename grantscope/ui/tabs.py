@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import TabbedContent, TabPane
 
 from grantscope._compat import slotted_dataclass
-from grantscope.ui.panes.base import PaneShown, TabBody
+from grantscope.ui.panes.base import PaneContext, PaneShown, TabBody
 
 
 # Each pane's module is imported when its tab is first built: the first paint imports only
@@ -104,9 +104,10 @@ class LazyPane(Widget):
 
     DEFAULT_CSS = "LazyPane { display: none; }"
 
-    def __init__(self, spec: TabSpec) -> None:
+    def __init__(self, spec: TabSpec, context: PaneContext) -> None:
         super().__init__()
         self.spec = spec
+        self.context = context
 
     def on_mount(self) -> None:
         self.call_after_refresh(self._replace)
@@ -115,7 +116,7 @@ class LazyPane(Widget):
         parent = self.parent
         if not isinstance(parent, Widget):
             return
-        await parent.mount(self.spec.pane.for_app(self.app), after=self)
+        await parent.mount(self.spec.pane.for_app(self.context), after=self)
         await self.remove()
 
 

@@ -6,16 +6,31 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from grantscope.xen.xs_types import XenStoreError
 from grantscope.xen.xs_wire import Op, encode_path, join_args
 
 if TYPE_CHECKING:
-    from grantscope.xen.xenstore import XenStore
     from grantscope.xen.xs_conn import XsConnection
 
 _tokens = itertools.count(1)
+
+
+class WatchedStore(Protocol):
+    """The members of :class:`grantscope.xen.xenstore.XenStore` a watch uses: its private
+    request and reconnect machinery.  Declared here, not imported, because the store imports
+    this module to make its watches."""
+
+    timeout: float
+    _watches: set[XsWatch]
+
+    def _connection(self) -> XsConnection: ...
+
+    def _call(self, op: Op, payload: bytes, path: str | None,
+              conn: XsConnection | None = None, *, reads_only: bool = False) -> bytes: ...
+
+    def _reconnect_for(self, watch: XsWatch) -> bool: ...
 
 
 class XsWatch:
@@ -28,7 +43,7 @@ class XsWatch:
     :meth:`take_notice` says so once (the caller shows it).
     """
 
-    def __init__(self, store: XenStore, path: str):
+    def __init__(self, store: WatchedStore, path: str):
         self.path = path
         self._store = store
         self.token = f"grantscope-{next(_tokens)}".encode()

@@ -10,7 +10,10 @@ from textual.widgets import DataTable, Label, OptionList, Static
 
 from grantscope.ui.domains import name_domids
 from grantscope.ui.panes.findings import subject_text
+from grantscope.ui.panes.grants import GrantsPane
 from grantscope.ui.panes.page import PagePane
+from grantscope.ui.panes.xenstore import XenStorePane
+from grantscope.ui.widgets.host_bar import HostBar
 
 
 def test_bare_domids_in_a_title_get_their_names() -> None:
@@ -55,3 +58,18 @@ async def test_page_titles_and_findings_show_domain_names() -> None:
         assert await wait_for(pilot, lambda: table.row_count > 0)
         details = str(app.query_one("#finding-details", Static).render())
         assert f"granter=d1 {names[1]}" in details, details
+
+
+@async_test
+async def test_names_read_again_reach_the_header_and_every_pane_by_message() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        grants = app.query_one(GrantsPane)
+        assert grants.domain_names == app.domain_names  # built with the names read so far
+        app.tell_domain_names({0: "control", 1: "renamed"})
+        await settle(pilot)
+        assert grants.domain_names == {0: "control", 1: "renamed"}
+        assert app.query_one(XenStorePane).domain_names[1] == "renamed"
+        assert "d0 control" in str(app.query_one(HostBar).render())

@@ -10,11 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 from pilot import SIZE, async_test, focus_within, make_app, settle, wait_for
-from textual.widgets import TabbedContent
+from textual.widgets import DataTable, TabbedContent
 
 from grantscope.ui import app as app_module
 from grantscope.ui import tabs
+from grantscope.ui.messages import OpenPage
+from grantscope.ui.panes.findings import FindingsPane
 from grantscope.ui.panes.grants import GrantsPane
+from grantscope.ui.panes.page import PagePane
+from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.tabs import TABS
 
 
@@ -112,3 +116,32 @@ async def test_a_tab_key_right_after_a_focus_does_not_bounce_back() -> None:
         await pilot.pause(0.3)
         assert app.query_one(TabbedContent).active == "probes"
         assert focus_within(app, app.query_one("#probes"))
+
+
+@async_test
+async def test_requests_for_panes_not_mounted_yet_are_applied_when_they_mount() -> None:
+    # No retries on timers: a palette entry used before its pane has mounted waits for the
+    # pane's PaneMounted message, then runs once.
+    with _slow_grants_tab():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_probe("pingpong")
+            app.analyze_findings()
+            app.post_message(OpenPage("probe:test", "a page d1 offered", FakePage()))
+            assert await wait_for(pilot, lambda: "analyzing" in " ".join(
+                str(n.message) for n in app._notifications), 10.0)
+            findings = app.query_one(FindingsPane)
+            assert await wait_for(pilot, lambda: not findings.busy, 10.0)
+            assert findings.query_one("#findings-table", DataTable).row_count > 0
+            assert app.query_one(TabbedContent).active == "findings"
+            probes = app.query_one(ProbesPane)
+            assert probes.probe is not None and probes.probe.name == "pingpong"
+            page = app.query_one(PagePane)
+            assert await wait_for(pilot, lambda: "probe:test" in page.sources)
+
+
+class FakePage:
+    """A probe's page as the Page view reads it."""
+
+    def read(self) -> bytes:
+        return bytes(4096)

@@ -1,5 +1,7 @@
 """The xen backend's detection and the no-Xen path of plain ``grantscope`` (no Xen needed)."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest

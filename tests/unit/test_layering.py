@@ -9,6 +9,8 @@ The order (top to bottom; the rules and the reasons are in tests/layers.py)::
 Every import counts, lazy (function-level) ones and ``TYPE_CHECKING`` ones included, and
 ``importlib.import_module`` with a literal name.  No import goes up, none goes sideways between
 groups of one layer (so no cycle between layers can exist), and no string import crosses groups.
+Within a group no modules import each other in a cycle, lazily or for typing either (why both
+count: tests/layers.py).
 """
 
 import json
@@ -17,13 +19,28 @@ import subprocess
 import sys
 
 import pytest
-from layers import LAYERS, Import, all_imports, group_of, imports_in, module_files, violations
+from layers import (
+    LAYERS,
+    Import,
+    all_imports,
+    cycles,
+    group_of,
+    import_graph,
+    imports_in,
+    module_files,
+    violations,
+)
 
 import grantscope
 
 # Upward imports tolerated for a while, each with who removes it (none today).  An entry that no
 # longer occurs fails the test below, so the list can only shrink.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
+
+
+# Import cycles tolerated for a while, each with who removes it.  Like KNOWN_VIOLATIONS, an
+# entry that no longer occurs fails a test, so the list can only shrink.
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()  # may only shrink: it is empty
 
 
 def _known(imp: Import) -> bool:
@@ -41,6 +58,45 @@ def test_known_violations_still_occur() -> None:
     """An allowlisted import that is gone must leave the list, so the list only shrinks."""
     seen = {(imp.importer, imp.imported) for imp in all_imports() if violations([imp])}
     assert KNOWN_VIOLATIONS - seen == set()
+
+
+def _package_cycles() -> list[list[str]]:
+    files = module_files()
+    return cycles(import_graph(all_imports(files), files))
+
+
+def test_no_import_cycle() -> None:
+    found = [c for c in _package_cycles() if frozenset(c) not in KNOWN_CYCLES]
+    assert found == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_known_cycles_still_occur() -> None:
+    """An allowlisted cycle that is gone must leave the list, so the list only shrinks."""
+    assert KNOWN_CYCLES - {frozenset(c) for c in _package_cycles()} == set()
+
+
+def _graph(*edges: str) -> dict[str, set[str]]:
+    pairs = [edge.split(" -> ") for edge in edges]
+    imports = [Import(importer, imported, 1) for importer, imported in pairs]
+    return import_graph(imports, {name for pair in pairs for name in pair})
+
+
+def test_a_cycle_is_found_however_long_and_a_chain_is_not() -> None:
+    assert cycles(_graph("a -> b", "b -> c", "c -> d")) == []
+    assert cycles(_graph("a -> b", "b -> a")) == [["a", "b"]]
+    assert cycles(_graph("a -> b", "b -> c", "c -> a", "c -> d", "d -> e", "e -> d")) == [
+        ["a", "b", "c"], ["d", "e"]]
+
+
+def test_a_lazy_or_typing_import_closes_a_cycle_too() -> None:
+    files = module_files()
+    lazy = list(imports_in("def f():\n    from grantscope.xen import abi\n",
+                           "grantscope.xen.errors", False, files))
+    typing = list(imports_in("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                             "    from grantscope.xen.errors import XenError\n",
+                             "grantscope.xen.abi", False, files))
+    assert cycles(import_graph(lazy + typing, files)) == [
+        ["grantscope.xen.abi", "grantscope.xen.errors"]]
 
 
 def test_every_module_is_in_a_layer() -> None:

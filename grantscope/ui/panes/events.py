@@ -141,7 +141,7 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
                 ports.clear()
                 for p in snap.ports:
                     ports.add_row(str(p.port), Text(clean(p.kind)),
-                                  Text(dom(self.app, p.remote_domid, p.remote_port)),
+                                  Text(dom(self, p.remote_domid, p.remote_port)),
                                   str(p.fired), Text(clean(p.owner)))
             if self._shown_hv is False or self._shown_hv != snap.hypervisor:
                 self._shown_hv = snap.hypervisor
@@ -159,8 +159,8 @@ class EventsPane(PolledPane[EventsSnapshot], Vertical):
         label.update(f"Hypervisor event channels ({len(rows)} ports in {domains} domains)")
         hot = theme_colour(self.app, "gs-changed", "yellow")
         for r in rows:
-            table.add_row(Text(dom(self.app, r.domid)), str(r.port), Text(clean(r.state)),
-                          Text(dom(self.app, r.remote_domid, r.remote_port)),
+            table.add_row(Text(dom(self, r.domid)), str(r.port), Text(clean(r.state)),
+                          Text(dom(self, r.remote_domid, r.remote_port)),
                           Text("1", style=f"bold {hot}") if r.pending else "0",
                           "1" if r.masked else "0", str(r.vcpu), Text(clean(r.detail)))
 

@@ -7,6 +7,7 @@ already has (a bundle's findings, the demo's) and runs a new analysis only on th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -36,7 +37,7 @@ NOT_ANALYZED = ("No analysis yet. Press a to analyze: it reads XenStore, quota a
 DOMAIN_KEYS = frozenset({"domid", "granter", "mapper", "backend", "frontend"})
 
 
-def subject_text(subject: dict[str, Any], names: dict[int, str] | None = None) -> str:
+def subject_text(subject: dict[str, Any], names: Mapping[int, str] | None = None) -> str:
     """The finding's subject in one short line: ``granter=d1 web01 ref=31 mapper=d2``.
 
     A list of refs reads as ranges (``refs=8-207``) and is left out when the single ``ref``
@@ -173,7 +174,7 @@ class FindingsPane(TabBody, Vertical):
     def apply(self, snap: FindingsSnapshot) -> None:
         """Show ``snap``: the table, then the first finding's details."""
         self.snapshot = snap
-        names: dict[int, str] = getattr(self.app, "domain_names", {})
+        names = self.domain_names
         self._show_label()
         table = self.query_one("#findings-table", DataTable)
         with self.app.batch_update():
@@ -210,7 +211,7 @@ class FindingsPane(TabBody, Vertical):
         """The evidence and the action of finding ``row`` in full (or what was not checked)."""
         details = self.query_one("#finding-details", Static)
         snap = self.snapshot
-        names: dict[int, str] = getattr(self.app, "domain_names", {})
+        names = self.domain_names
         if snap is None:
             details.update(NOT_ANALYZED)
             return

@@ -26,6 +26,7 @@ from grantscope.ui.widgets.gauge import gauge
 POLL_SECONDS = 2.0
 #: Table use is read less often: on the xen host it runs two short tools per domain.
 USAGE_SECONDS = 10.0
+USAGE_FEED = "usage"
 #: From this width on the gauges have bars; below it they are text only (numbers and %).
 GAUGE_BARS_FROM = 100
 #: A pane lower than this drops its blank lines (the hypervisor table keeps some rows).
@@ -58,7 +59,9 @@ class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
     def __init__(self, host: Host, *, live: bool = True, **kwargs: Any) -> None:
         super().__init__(host, live=live, **kwargs)
         self.usage: UsageSnapshot | None = None
-        self._usage_busy = False
+        # a second feed at its own pace, under the same rules as the grants (not painted
+        # while hidden, one chain, refreshed by r)
+        self.add_feed(USAGE_FEED, USAGE_SECONDS, self.read_usage, self.show_usage)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_page", "Open page", id="grants.open"),
@@ -98,28 +101,13 @@ class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
             "granter", "ref", "mapped by", "flags", "frame")
         self.query_one("#usage", DataTable).add_columns(
             "domain", "grant frames", "maptrack", "XenStore nodes")
-        self.poll_usage()
-        if self.live:
-            self.set_interval(USAGE_SECONDS, self.poll_usage)
 
-    @work(thread=True, exclusive=True, group="usage", exit_on_error=False)
-    def poll_usage(self) -> None:
-        """Read the table use per domain in a thread (tools run on the xen host)."""
-        if self._usage_busy:
-            return  # the last reading still runs (slow tools): no second one alongside
-        self._usage_busy = True
+    def read_usage(self) -> UsageSnapshot:
+        """The table use per domain (in a worker thread: on the xen host it runs tools)."""
         try:
-            snap = self.host.usage()
+            return self.host.usage()
         except GrantscopeError as err:  # a malformed bundle member: say so, show no gauges
-            snap = UsageSnapshot((), (f"table use: {err.message}",), 0.0)
-        finally:
-            self._usage_busy = False
-        self.app.call_from_thread(self.show_usage, snap)
-
-    def action_refresh(self) -> None:
-        """``r``: poll now, table use too."""
-        super().action_refresh()
-        self.poll_usage()
+            return UsageSnapshot((), (f"table use: {err.message}",), 0.0)
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < SHORT_BELOW, "-short")
@@ -138,7 +126,7 @@ class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
         with self.app.batch_update():
             table.clear()
             for d in snap.domains:
-                table.add_row(Text(dom(self.app, d.domid)),
+                table.add_row(Text(dom(self, d.domid)),
                               *(gauge(pair, width, colours) for pair in
                                 (d.grant_frames, d.maptrack_frames, d.xenstore_entries)),
                               key=str(d.domid))
@@ -174,7 +162,7 @@ class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
                 access = "rw" if g.writable else "ro"
                 colour = theme_colour(self.app, "gs-grant-rw" if g.writable else "gs-grant-ro")
                 # Text, never markup, escapes shown: names come from the host or a bundle.
-                own.add_row(Text(clean(g.kind)), Text(dom(self.app, g.domid)),
+                own.add_row(Text(clean(g.kind)), Text(dom(self, g.domid)),
                             ",".join(map(str, g.grefs)), Text(access, style=colour),
                             Text(clean(g.owner)), key=f"{i}:{g.page_key}")
             procs = self.query_one("#proc-grants", DataTable)
@@ -191,8 +179,8 @@ class GrantsPane(PolledPane[GrantsSnapshot], Vertical):
             else:
                 label.update(f"Hypervisor grant table ({len(snap.hypervisor)} entries in use)")
                 for r in snap.hypervisor:
-                    hv.add_row(Text(dom(self.app, r.granter)), str(r.ref),
-                               Text(dom(self.app, r.mapper)), Text(clean(r.flags)),
+                    hv.add_row(Text(dom(self, r.granter)), str(r.ref),
+                               Text(dom(self, r.mapper)), Text(clean(r.flags)),
                                "" if r.frame is None else f"{r.frame:#x}")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

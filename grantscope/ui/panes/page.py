@@ -126,7 +126,7 @@ class PagePane(TabBody, Vertical):
     ) -> None:
         """Offer a page in the list (host pages, probe mappings and offers)."""
         fresh = key not in self.sources
-        title = name_domids(self.app, title)  # titles say dN: the domain's name follows
+        title = name_domids(self, title)  # titles say dN: the domain's name follows
         self.sources[key] = (title, read, ring)
         if fresh:
             self.query_one("#page-list", OptionList).add_option(Option(title, id=key))

@@ -23,8 +23,8 @@ from grantscope.errors import GrantscopeError
 from grantscope.host.base import Host
 from grantscope.model.histogram import histogram
 from grantscope.probing.steps import SAMPLES_KEY
-from grantscope.ui.messages import OpenPage, PageReleased, ProbesMounted
-from grantscope.ui.panes.base import TabBody
+from grantscope.ui.messages import OpenPage, PageReleased
+from grantscope.ui.panes.base import PaneContext, TabBody
 from grantscope.ui.screens.confirm import ConfirmScreen
 
 
@@ -158,13 +158,12 @@ class ProbesPane(TabBody, Horizontal):
         return "Pick a probe on the left."
 
     @classmethod
-    def for_app(cls, app: Any) -> ProbesPane:
+    def for_app(cls, app: PaneContext) -> ProbesPane:
         """The pane for ``app``: it hides the mutating probes of a read-only app."""
-        return cls(app.host, readonly=app.readonly, live=app.live)
+        return cls(app.host, readonly=app.readonly, live=app.live,
+                   domain_names=app.domain_names)
 
     def on_mount(self) -> None:
-        # the app keeps a reference so that quitting cleans up without querying the DOM
-        self.post_message(ProbesMounted(self))
         if self.readonly or not self.probes:
             for bid in ("step", "run-all", "cleanup"):
                 self.query_one(f"#{bid}", Button).disabled = not self.probes

@@ -117,7 +117,7 @@ class XenStorePane(TabBody, Vertical):
             text.append("perms  ", style="dim")
             text.append(f"{perms}\n")
             text.append("owner  ", style="dim")
-            text.append(f"{dom(self.app, perms.owner)}, others '{perms.default}'\n")
+            text.append(f"{dom(self, perms.owner)}, others '{perms.default}'\n")
         self._set_details(text)
 
     def _set_details(self, content: Text) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.widgets import Static
 
 from grantscope.host.base import HostInfo
 from grantscope.safetext import clean
 from grantscope.ui.domains import dom
+from grantscope.ui.messages import DomainNamesRead
 from grantscope.ui.themes import theme_colour
 
 
@@ -18,9 +21,15 @@ class HostBar(Static):
     HostBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
-    def __init__(self, info: HostInfo, **kwargs: object) -> None:
+    def __init__(self, info: HostInfo, domain_names: Mapping[int, str],
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.info = info
+        self.domain_names = domain_names
+
+    def on_domain_names_read(self, message: DomainNamesRead) -> None:
+        self.domain_names = message.names
+        self.refresh()
 
     def render(self) -> Text:
         """The header line; badge colours follow the theme."""
@@ -32,7 +41,7 @@ class HostBar(Static):
         text.append(" grantscope ", style=f"bold {ink} on {theme_colour(self.app, 'primary')}")
         text.append("  ")
         role = "dom0" if info.is_dom0 else "domU"
-        text.append(dom(self.app, info.domid), style="bold")
+        text.append(dom(self, info.domid), style="bold")
         # host or bundle text: escapes shown, never control codes
         text.append(f" {role} ({clean(info.guest_type)})   Xen {clean(info.xen_version)}   ")
         if info.backend == "sim":
