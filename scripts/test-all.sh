@@ -12,7 +12,9 @@
 #      after another, a boot for the PVH/HVM guest types, one whose dom0 runs oxenstored (the
 #      XenStore tests again) and a core suite in a Debian 13 lab (--config trixie: Xen 4.20,
 #      Linux 6.12, Python 3.13; its own tier line, its Xen, kernel and root built in step 5);
-#      last, alone with two emulated CPUs, the tests that need dom0's second CPU
+#      after the main boot, in its place, the same core suite in a Debian 11 lab (--config
+#      bullseye: Xen 4.14, Linux 5.10, Python 3.9; its own tier line); last, alone with two
+#      emulated CPUs, the tests that need dom0's second CPU
 #
 # Then the summary (python scripts/junit_summary.py summary): a count line per tier ("real-Xen
 # tier: N passed, N failed, N skipped", with the reason if it FAILED), one per guest type, each
@@ -39,6 +41,8 @@
 #                                   (default: the two XenStore test modules)
 #   GRANTSCOPE_TEST_XEN_TWO_CPUS="ARGS"  pytest arguments of step 6's last boot, with two
 #                                   emulated CPUs (default: the storm and rogue-frontend modules)
+#   GRANTSCOPE_TEST_XEN_BULLSEYE="ARGS"  the same for the bullseye part (Debian 11: Xen 4.14,
+#                                   Linux 5.10, Python 3.9; default: the same core suite)
 #   GRANTSCOPE_TEST_XEN_TRIXIE="ARGS"  pytest arguments of step 6's trixie part (default: the
 #                                   core suite: XenStore, the device CLI, the devices in dom0)
 #   GRANTSCOPE_MAIN_LAB_CPUS=N, GRANTSCOPE_GUEST_LAB_CPUS=N  emulated CPUs of step 6's lab
@@ -70,6 +74,7 @@ read -ra UNIT_ARGS <<< "${GRANTSCOPE_TEST_UNIT:-tests/unit tests/ui}"
 read -ra XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN:-tests/xen --ignore=tests/xen/test_report_pv_device.py --ignore=tests/xen/test_storm_tui.py}"
 read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py}"
 read -ra TRIXIE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TRIXIE:-tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py}"
+read -ra BULLSEYE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_BULLSEYE:-tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py}"
 read -ra OX_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_OXENSTORED:-tests/xen/test_xenstore.py tests/xen/test_xenstore_domu_view.py}"
 read -ra TWO_CPU_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TWO_CPUS:-tests/xen/test_report_pv_device.py tests/xen/test_storm_tui.py}"
 # Emulated CPUs of the lab boots of step 6 that run two at a time on a 2-core machine.  One
@@ -118,14 +123,19 @@ if [ "$ENV_OK" -eq 1 ]; then
     TRIXIE_BUILD_STARTED=$(date +%s)
     .venv/bin/grantscope lab build --config trixie || { failed "lab build --config trixie"; TRIXIE_OK=0; }
     echo "test-all: lab build --config trixie took $(( $(date +%s) - TRIXIE_BUILD_STARTED ))s"
+    # Debian 11's (apt/bullseye): Xen 4.14, Linux 5.10, a root with Python 3.9.
+    BULLSEYE_OK=1
+    .venv/bin/grantscope lab build --config bullseye || { failed "lab build --config bullseye"; BULLSEYE_OK=0; }
 
     step "6. real-Xen tier, inside dom0"
     XEN_RESULTS="$RESULTS/xen"
     GUEST_RESULTS="$RESULTS/xen-guests"
     OX_RESULTS="$RESULTS/xen-oxenstored"
     TRIXIE_RESULTS="$RESULTS/xen-trixie"
+    BULLSEYE_RESULTS="$RESULTS/xen-bullseye"
     TWO_CPU_RESULTS="$RESULTS/xen-two-cpus"
-    mkdir -p "$XEN_RESULTS" "$GUEST_RESULTS" "$OX_RESULTS" "$TRIXIE_RESULTS" "$TWO_CPU_RESULTS"
+    mkdir -p "$XEN_RESULTS" "$GUEST_RESULTS" "$OX_RESULTS" "$TRIXIE_RESULTS" "$TWO_CPU_RESULTS" \
+        "$BULLSEYE_RESULTS"
     if [ "$LAB_OK" -eq 1 ]; then
         XEN_STARTED=$(date +%s)
         DEADLINE=$(( XEN_STARTED + XEN_TIER_TIMEOUT ))
@@ -173,13 +183,18 @@ if [ "$ENV_OK" -eq 1 ]; then
         BESIDE_PID=$!
         GRANTSCOPE_GUEST_TYPES=pv lab_part "all but PVH/HVM guests and the two-CPU tests" \
             "$XEN_RESULTS" "$MAIN_LAB_CPUS" -- "${XEN_ARGS[@]}"
+        # After the main boot, in its slot: the core suite on Debian 11 (Python 3.9).
+        if [ "$BULLSEYE_OK" -eq 1 ]; then
+            lab_part "bullseye core suite" "$BULLSEYE_RESULTS" "$MAIN_LAB_CPUS" \
+                --config bullseye -- "${BULLSEYE_XEN_ARGS[@]}" > "$BULLSEYE_RESULTS/lab-run.log" 2>&1
+        fi
         wait "$BESIDE_PID"
         # Last, alone on the machine with two emulated CPUs: the tests that need dom0's second
         # CPU (an event storm at 500/s beside the TUI, a guest notifying in a loop while
         # report captures), GRANTSCOPE_TEST_XEN_TWO_CPUS.
         GRANTSCOPE_GUEST_TYPES=pv lab_part "two emulated CPUs" "$TWO_CPU_RESULTS" 2 -- \
             "${TWO_CPU_XEN_ARGS[@]}"
-        for part in "$GUEST_RESULTS" "$OX_RESULTS" "$TRIXIE_RESULTS"; do
+        for part in "$GUEST_RESULTS" "$OX_RESULTS" "$TRIXIE_RESULTS" "$BULLSEYE_RESULTS"; do
             [ -f "$part/lab-run.log" ] || continue
             echo
             echo "=== $(basename "$part"): its lab run's output ==="
@@ -194,12 +209,13 @@ if [ "$ENV_OK" -eq 1 ]; then
         part_failed "--config bookworm-oxenstored" "$OX_RESULTS"
         part_failed "the two-CPU tests" "$TWO_CPU_RESULTS"
         [ "$TRIXIE_OK" -eq 1 ] && part_failed "--config trixie" "$TRIXIE_RESULTS"
+        [ "$BULLSEYE_OK" -eq 1 ] && part_failed "--config bullseye" "$BULLSEYE_RESULTS"
         for part in "$XEN_RESULTS" "$GUEST_RESULTS" "$OX_RESULTS" "$TWO_CPU_RESULTS"; do
             SUMMARY_ARGS+=(--report "xen=$part/junit-xen.xml:$(cat "$part/lab-run.rc" 2>/dev/null || echo 1)")
         done
-        if [ "$TRIXIE_OK" -eq 1 ]; then
-            SUMMARY_ARGS+=(--report "xen-trixie=$TRIXIE_RESULTS/junit-xen.xml:$(cat "$TRIXIE_RESULTS/lab-run.rc" 2>/dev/null || echo 1)")
-        fi
+        # A release part whose lab build failed reports nothing: its tier line says so.
+        SUMMARY_ARGS+=(--report "xen-trixie=$TRIXIE_RESULTS/junit-xen.xml:$(cat "$TRIXIE_RESULTS/lab-run.rc" 2>/dev/null || echo 1)")
+        SUMMARY_ARGS+=(--report "xen-bullseye=$BULLSEYE_RESULTS/junit-xen.xml:$(cat "$BULLSEYE_RESULTS/lab-run.rc" 2>/dev/null || echo 1)")
     fi
 fi
 
