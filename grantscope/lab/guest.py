@@ -16,6 +16,7 @@ Only inside the lab's dom0 (``grantscope lab run``), which says where the image 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -37,6 +38,14 @@ BOOTED: set[int] = set()
 # Python, textual and the unpacked image need room: the 74 MB archive and its files coexist
 # while the kernel unpacks it.
 GUEST_MEMORY_MB = 512
+# A request is one XenStore write from dom0 (JSON of argv and timeout, plus the node's path):
+# at most 4096 bytes in one message (grantscope.xen.xs_wire.PAYLOAD_MAX).  A file travels in
+# pieces of this many bytes, base64 in the argv (4/3 as long, no escapes, NUL bytes allowed).
+FILE_PIECE_BYTES = 2048
+# Writes one piece: python3 -c WRITE_PIECE PATH MODE BASE64 (MODE "wb" first, then "ab").
+WRITE_PIECE = ("import base64, os, sys; path, mode, data = sys.argv[1:]; "
+               "os.makedirs(os.path.dirname(path) or '.', exist_ok=True); "
+               "open(path, mode).write(base64.b64decode(data))")
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,23 @@ class PyGuest(DomU):
         """Run ``argv`` in the guest and wait for it."""
         return self.result(self.submit(argv, timeout=timeout), timeout=timeout + 60.0)
 
+    def put_file(self, path: str, data: bytes | str, *, timeout: float = 300.0) -> None:
+        """Write ``data`` to ``path`` in the guest (a script too long for one request's argv:
+        a request is one XenStore message); LabError if a piece could not be written."""
+        for argv in put_file_requests(path, data):
+            done = self.run(argv, timeout=timeout)
+            if done.rc != 0:
+                raise LabError(f"guest {self.name}: writing {path} failed (exit {done.rc})",
+                               done.stderr[-2000:])
+
+
+def put_file_requests(path: str, data: bytes | str) -> list[list[str]]:
+    """The guest commands that write ``data`` (text as UTF-8) to ``path``, one piece each
+    (at least one: an empty file is written too)."""
+    raw = data.encode() if isinstance(data, str) else data
+    pieces = [raw[i:i + FILE_PIECE_BYTES] for i in range(0, len(raw), FILE_PIECE_BYTES)]
+    return [["python3", "-c", WRITE_PIECE, path, "wb" if i == 0 else "ab",
+             base64.b64encode(piece).decode()] for i, piece in enumerate(pieces or [b""])]
 
 def boot_guest(kind: str, *, timeout: float = 1200.0,
                xl_options: Mapping[str, str] | None = None) -> PyGuest:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from grantscope.lab import agent, pyguest
+from grantscope.lab import agent, guest, pyguest
+from grantscope.xen.xs_wire import PAYLOAD_MAX
 
 
 class Store:
@@ -63,6 +64,22 @@ def test_chunks_cut_output_below_the_domu_node_size_limit() -> None:
     pieces = agent.chunks(data)
     assert b"".join(pieces) == data and all(len(p) <= 1024 for p in pieces)
     assert agent.chunks(b"") == []
+
+
+def test_a_file_travels_in_requests_that_each_fit_one_xenstore_message(tmp_path: Path) -> None:
+    # ordinary text, text whose JSON escapes are six times longer, and nothing at all
+    path = str(tmp_path / "sub" / "script.py")
+    node = "/local/domain/7/data/agent/cmd/12345"
+    for text in ("print('hello')\n" * 600, "\x1b\x00é" * 2000 + "end", ""):
+        requests = guest.put_file_requests(path, text)
+        for argv in requests:
+            size = len(node) + 1 + len(json.dumps({"argv": argv, "timeout": 300.0}).encode())
+            assert size <= PAYLOAD_MAX, (size, len(requests))
+        for argv in requests:  # what the agent runs, with this Python for the guest's python3
+            rc, _out, err, _secs = agent.run_request({"argv": [sys.executable, *argv[1:]]})
+            assert rc == 0, err
+        assert Path(path).read_text(encoding="utf-8") == text
+    assert len(guest.put_file_requests(path, "x" * 5000)) == 3
 
 
 def test_agent_runs_requests_in_order_and_returns_long_output(capsys: pytest.CaptureFixture[str]

@@ -1,6 +1,6 @@
-"""Run INSIDE a lab guest (sent by test_guest_types.py as ``python3 -c``): the TUI, headless,
-against the guest's real devices: map-grant DOMID GREF through the Probes pane, open the
-mapping in the Page view, print what the hexdump shows as one JSON line, clean up.
+"""Run INSIDE a lab guest (test_guest_types.py puts it there with ``PyGuest.put_file``):
+the TUI, headless, against the guest's real devices: map-grant DOMID GREF through the Probes
+pane, open the mapping in the Page view, print what the hexdump shows as one JSON line, clean up.
 Every wait that ran out of time is named in "timed_out", and "done" says whether the probe's
 run completed: the test asserts both.
 
@@ -11,6 +11,7 @@ import json
 import sys
 
 from textual.pilot import WaitForScreenTimeout
+from textual.widgets import Input
 
 from grantscope.host.xen import XenHost
 from grantscope.ui.app import GrantscopeApp
@@ -63,20 +64,52 @@ async def main(domid, gref, want):
         await settle(pilot, 0.5)
         out["hostbar"] = str(app.query_one("#hostbar").render())
         app.open_probe("map-grant")
-        await settle(pilot, 0.5)
+        # (queried again each time: a query's result is kept once read)
+        await wait("the Probes pane",
+                   lambda: any(pane.is_mounted for pane in app.query(ProbesPane)), 60)
         pane = app.query_one(ProbesPane)
-        pane.query_one("#param-domid").value = domid
-        pane.query_one("#param-gref").value = gref
+        await wait("map-grant selected",
+                   lambda: pane.probe is not None and pane.probe.name == "map-grant", 60)
+
+        def fill_in():
+            # The pane first shows its first probe's form (explain-map: the same fields), and
+            # selecting map-grant rebuilds it; values typed into the old form are lost, so
+            # fill in until the form map-grant reads holds them.
+            boxes = pane.query("#probe-form Input")
+            if len(boxes) != len(pane.probe.params) or not all(b.is_mounted for b in boxes):
+                return False  # the old form is still going or the new one still coming
+            for name, value in (("domid", domid), ("gref", gref)):
+                pane.query_one(f"#param-{name}").value = value
+            return pane.values().get("domid") == domid and pane.values().get("gref") == gref
+
+        await wait("the map-grant form holding DOMID and GREF", fill_in, 60)
+        # A user presses keys once the pane has the focus (it gets it when its tab is shown
+        # and laid out); before that, "s" goes to no pane and is lost.  In a field it is text.
+        await wait("the Probes pane's focus",
+                   lambda: app.focused is not None and pane in app.focused.ancestors_with_self
+                   and not isinstance(app.focused, Input), 60)
+        def progress():
+            return len(pane.run.records) if pane.run is not None else 0
+
+        # Each key waits for its effect (a confirmation, or one more step recorded and the
+        # pane idle again) before the next one: a key pressed while a step runs is ignored
+        # by design, so pressing ahead of the pane would lose steps on a slow guest.
         for _ in range(10):
             if pane.run is not None and pane.run.done:
                 break
+            before = progress()
             await press(pilot, "s")
-            await wait("a confirmation or the step's end",
-                       lambda: isinstance(app.screen, ConfirmScreen) or not pane.busy, 60)
+            if not await wait("a confirmation or the step's end",
+                              lambda before=before: isinstance(app.screen, ConfirmScreen)
+                              or (progress() > before and not pane.busy), 120):
+                break
             if isinstance(app.screen, ConfirmScreen):
                 await press(pilot, "y")
-            await wait("the step's end", lambda: not pane.busy, 120)
+                if not await wait("the confirmed step's end",
+                                  lambda before=before: progress() > before and not pane.busy, 120):
+                    break
         out["done"] = pane.run is not None and pane.run.done
+        out["log"] = pane.transcript[-20:]
         out["steps"] = [[r.name, r.ok, r.explanation] for r in pane.run.records] if pane.run else []
         page = app.query_one(PagePane)
         keys = [k for k in page.sources if k.startswith("probe:map-grant:")]
