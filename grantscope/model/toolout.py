@@ -14,7 +14,7 @@ oxenstored (XenServer, XCP-ng) answers differently; such text is returned as unp
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, field
 from typing import Any
 
 from grantscope._compat import slotted_dataclass
@@ -42,6 +42,8 @@ DEFAULT_QUOTA_LIMITS: dict[str, int] = {
 
 _SETTING_RE = re.compile(r"^(\S[^:]*?)\s*:\s*(-?\d+)(?:\s+(.*))?$")
 _DOMAIN_RE = re.compile(r"^Domain (\d+):$")
+# Xen 4.18+ follows each usage with its high-water mark: "nodes : 17 (max 17)".
+_PEAK_RE = re.compile(r"^\(max\s+(-?\d+)\)$")
 
 
 @slotted_dataclass(frozen=True)
@@ -51,6 +53,9 @@ class QuotaUsage:
     domid: int
     usage: dict[str, int]
     unparsed: tuple[str, ...]
+    #: The most each counter reached since xenstored started (Xen 4.18 and later print it
+    #: as ``nodes : 17 (max 17)``; empty for older releases and oxenstored).
+    peak: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -75,6 +80,7 @@ def parse_quota_settings(text: str) -> tuple[dict[str, int], tuple[str, ...]]:
 def parse_quota_usage(text: str, domid: int) -> QuotaUsage:
     """Usage by name from ``xenstore-control quota DOMID``; never raises."""
     usage: dict[str, int] = {}
+    peak: dict[str, int] = {}
     bad: list[str] = []
     for line in text.splitlines():
         s = line.strip()
@@ -86,11 +92,14 @@ def parse_quota_usage(text: str, domid: int) -> QuotaUsage:
                 bad.append(line)
             continue
         m = _SETTING_RE.match(s)
-        if m and m.group(3) is None:
+        peak_m = _PEAK_RE.match(m.group(3)) if m and m.group(3) is not None else None
+        if m and (m.group(3) is None or peak_m):
             usage[m.group(1).strip()] = int(m.group(2))
+            if peak_m:
+                peak[m.group(1).strip()] = int(peak_m.group(1))
         else:
             bad.append(line)
-    return QuotaUsage(domid=domid, usage=usage, unparsed=tuple(bad))
+    return QuotaUsage(domid=domid, usage=usage, unparsed=tuple(bad), peak=peak)
 
 
 @slotted_dataclass(frozen=True)
