@@ -12,6 +12,7 @@ configuration into the results directory (:data:`RECORD_NAME`).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from grantscope.errors import UsageError
+from grantscope.lab.paths import LAB_RESULTS_ENV
 from grantscope.lab.release import Release
 
 DEFAULT = "bookworm"
@@ -115,3 +117,11 @@ def record(config: LabConfig, results: Path, booted: Mapping[str, str] | None = 
         data["booted"] = dict(booted)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def booted() -> dict[str, Any]:
+    """Inside a lab run's dom0: the configuration it was booted as (what :func:`record` wrote
+    into the run's results directory, ``GRANTSCOPE_LAB_RESULTS``)."""
+    data: dict[str, Any] = json.loads(
+        (Path(os.environ[LAB_RESULTS_ENV]) / RECORD_NAME).read_text())
+    return data

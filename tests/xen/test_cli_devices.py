@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from grantscope.lab.configs import RECORD_NAME
-from grantscope.lab.paths import LAB_RESULTS_ENV
+from grantscope.lab import configs
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
 from grantscope.xen.xenstore import XenStore
@@ -64,19 +63,13 @@ def start_offer(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def booted_config() -> dict:
-    """The lab configuration this dom0 was booted as (what 'lab run' recorded)."""
-    results = Path(os.environ[LAB_RESULTS_ENV])
-    return json.loads((results / RECORD_NAME).read_text())
-
-
 def test_doctor_says_usable_dom0() -> None:
     data = gs_json("doctor")
     assert data["ok"] is True and data["xen"] is True
     assert data["role"] == "dom0" and data["domid"] == 0
     # What the configuration booted: Xen 4.17, Linux 6.1, Python 3.11 on bookworm; Xen 4.20,
     # Linux 6.12, Python 3.13 on trixie (grantscope/lab/configs.py).
-    config = booted_config()
+    config = configs.booted()
     assert data["xen_version"].startswith(config["xen"] + ".")
     assert data["xenstored"] == config["xenstored"]
     summaries = {c["name"]: c["summary"] for c in data["checks"]}
