@@ -44,7 +44,7 @@
 #   GRANTSCOPE_TEST_XEN_BULLSEYE="ARGS"  the same for the bullseye part (Debian 11: Xen 4.14,
 #                                   Linux 5.10, Python 3.9; default: the same core suite)
 #   GRANTSCOPE_TEST_XEN_TRIXIE="ARGS"  pytest arguments of step 6's trixie part (default: the
-#                                   core suite: XenStore, the device CLI, the devices in dom0)
+#                                   core suite, CORE_XEN_ARGS below)
 #   GRANTSCOPE_MAIN_LAB_CPUS=N, GRANTSCOPE_GUEST_LAB_CPUS=N  emulated CPUs of step 6's lab
 #                                   boots: the main, oxenstored and trixie ones, and the
 #                                   PVH/HVM guest one (default 1 and 1; the last boot has 2)
@@ -73,8 +73,12 @@ failed() {
 read -ra UNIT_ARGS <<< "${GRANTSCOPE_TEST_UNIT:-tests/unit tests/ui}"
 read -ra XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN:-tests/xen --ignore=tests/xen/test_report_pv_device.py --ignore=tests/xen/test_storm_tui.py}"
 read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py}"
-read -ra TRIXIE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TRIXIE:-tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py}"
-read -ra BULLSEYE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_BULLSEYE:-tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py}"
+# The core suite on the other releases (issue 15): XenStore, the CLI and the devices in dom0,
+# the mailbox with a PV domU, report --capture and its findings, bundles, the TUI headless.
+CORE_XEN_ARGS="tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py \
+tests/xen/test_mailbox_domu.py tests/xen/test_report.py tests/xen/test_bundle.py tests/xen/test_tui.py"
+read -ra TRIXIE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TRIXIE:-$CORE_XEN_ARGS}"
+read -ra BULLSEYE_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_BULLSEYE:-$CORE_XEN_ARGS}"
 read -ra OX_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_OXENSTORED:-tests/xen/test_xenstore.py tests/xen/test_xenstore_domu_view.py}"
 read -ra TWO_CPU_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_TWO_CPUS:-tests/xen/test_report_pv_device.py tests/xen/test_storm_tui.py}"
 # Emulated CPUs of the lab boots of step 6 that run two at a time on a 2-core machine.  One
