@@ -61,9 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     i = sub.add_parser(
         "info", help="where the current build is (paths, versions)",
-        description="The current lab build: its directory, image paths and the versions "
-        "it was built from (--json: as JSON).")
+        description="A configuration's current lab build: its directory, image paths and "
+        "the versions it was built from (--json: as JSON).")
     i.add_argument("--json", action="store_true", help="as JSON")
+    _config_option(i)
     i.set_defaults(run=_cmd_info)
 
 
@@ -114,14 +115,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from grantscope.lab import configs
     from grantscope.lab.build import current_build
 
+    config = configs.get(args.config)
     ensure_lab_dir()
-    result = current_build()
+    doc = {"config": config.name, **current_build(config=config).to_json()}
     if args.json:
-        print(json.dumps({"ok": True, **result.to_json()}, indent=2))
+        print(json.dumps({"ok": True, **doc}, indent=2))
     else:
-        for key, value in result.to_json().items():
+        for key, value in doc.items():
             print(f"{key}: {value}")
     return 0
 

@@ -375,7 +375,14 @@ def current_build(root: Path | None = None,
     if override:
         return load_build(Path(override))
     root = paths.lab_dir() if root is None else root
-    return load_build((root / current_link(config)).resolve())
+    try:
+        return load_build((root / current_link(config)).resolve())
+    except LabError as err:
+        if config is None or config.release is None:
+            raise
+        # say which build: the plain 'lab build' makes the host's, not this release's
+        raise LabError(err.message, f"Run 'grantscope lab build --config {config.name}' (add "
+                       "--install-deps on a fresh machine).") from err
 
 
 def checkout_dir() -> Path:

@@ -81,3 +81,27 @@ def test_a_run_records_what_it_booted(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["name"] == "trixie" and data["release"] == "trixie"
     assert data["booted"] == booted
+
+
+def test_lab_info_shows_the_named_configurations_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GRANTSCOPE_LAB_DIR", str(tmp_path))
+    monkeypatch.delenv("GRANTSCOPE_LAB_BUILD", raising=False)
+    for link, key, xen in (("current", "host", "4.17.7"), ("current-bullseye", "old", "4.14.6-1")):
+        build = tmp_path / "builds" / key
+        build.mkdir(parents=True)
+        (build / "manifest.json").write_text(json.dumps(
+            {"key": key, "xen_version": xen, "kernel_package": "linux-image-x",
+             "kernel_package_version": "1", "kernel_release": "x", "built": 1.0}))
+        (tmp_path / link).symlink_to(build)
+    assert main(["lab", "info", "--config", "bullseye", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["config"], doc["key"], doc["xen_version"]) == ("bullseye", "old", "4.14.6-1")
+    assert main(["lab", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "config: bookworm" in out and "xen_version: 4.17.7" in out
+    # a release not built yet: the fix names its --config
+    assert main(["lab", "info", "--config", "trixie"]) == 1
+    err = capsys.readouterr().err
+    assert "no complete lab build" in err and "lab build --config trixie" in err

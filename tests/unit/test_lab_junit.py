@@ -134,7 +134,13 @@ def _default_args(variable: str) -> list[str]:
     text = (ROOT / "scripts" / "test-all.sh").read_text()
     found = re.search(r'"\$\{' + variable + r':-([^}]*)\}"', text)
     assert found, f"{variable} has no default in test-all.sh"
-    return found.group(1).split()
+    default = found.group(1)
+    if default.startswith("$"):  # a shell variable: NAME="..." earlier, lines joined by \
+        name = default[1:]
+        assigned = re.search(r'^' + name + r'="([^"]*)"', text, re.MULTILINE)
+        assert assigned, f"{name} is not assigned in test-all.sh"
+        default = assigned.group(1).replace("\\\n", " ")
+    return default.split()
 
 
 def test_the_real_xen_minimums_are_exactly_what_their_parts_collect() -> None:
