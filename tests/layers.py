@@ -16,7 +16,8 @@ layer, nor another group of its own layer (groups of one layer are independent):
     model     grantscope.model                    pure functions over snapshots
     xen       grantscope.xen                      device and XenStore bindings, the ABI
     base      grantscope, errors, safefile, safetext,  the package, error types, safe text/files,
-              _compat, _toml                      what differs between Pythons (3.9 to 3.13)
+              closing, _compat, _toml             the with-protocol, what differs between
+                                                  Pythons (3.9 to 3.13)
 
 ``bundle`` is split: host.replay reads bundles (so reading sits below host) while export
 collects from a Host (so it sits above).  Probes read a few facts through sources (the peer's
@@ -63,7 +64,8 @@ LAYERS: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...] = (
     (("model", ("grantscope.model",)),),
     (("xen", ("grantscope.xen",)),),
     (("base", ("grantscope", "grantscope.errors", "grantscope.safefile",
-               "grantscope.safetext", "grantscope._compat", "grantscope._toml")),),
+               "grantscope.safetext", "grantscope.closing", "grantscope._compat",
+               "grantscope._toml")),),
 )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import field
-from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from grantscope._compat import slotted_dataclass
+from grantscope.closing import Closing
 from grantscope.errors import UsageError
 from grantscope.model.findings import Finding
 from grantscope.model.toolout import ProcessInfo
@@ -322,7 +322,7 @@ class _NoWatch:
         self.closed = True
 
 
-class Host(abc.ABC):
+class Host(abc.ABC, Closing):
     """One host to diagnose: the real machine, a bundle, or the simulated demo host.
 
     Every method may block (a XenStore request, psutil, reading /proc), so the UI calls
@@ -436,16 +436,7 @@ class Host(abc.ABC):
 
         return time.monotonic()
 
-    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+    def close(self) -> None:
         """Release whatever the backend holds open (idempotent)."""
+        # Nothing by default (not Closing's NotImplementedError): most backends hold nothing.
 
-    def __enter__(self) -> Host:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

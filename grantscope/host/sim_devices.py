@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from grantscope.closing import Closing
 from grantscope.host.sim_xenstore import SimXenStore
 from grantscope.xen import abi
 from grantscope.xen.errors import XenError
@@ -94,7 +95,7 @@ class GrantTable:
             return abi.GNTST_okay
 
 
-class SimGrantMapping:
+class SimGrantMapping(Closing):
     """A gntdev-like mapping of simulated grants (the methods of gntdev.GrantMapping)."""
 
     def __init__(self, table: GrantTable, self_domid: int, domid: int, grefs: Sequence[int],
@@ -157,14 +158,9 @@ class SimGrantMapping:
             for e in self._entries:
                 e.mapped_by.discard(self._self)
 
-    def __enter__(self) -> SimGrantMapping:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
-class SimGrantOffer:
+class SimGrantOffer(Closing):
     """A gntalloc-like offer of fresh pages to ``domid`` (same methods as GrantOffer)."""
 
     def __init__(self, table: GrantTable, self_domid: int, domid: int, pages: int = 1,
@@ -204,11 +200,6 @@ class SimGrantOffer:
             for e in self._entries:
                 self._table.end(e.granter, e.ref)
 
-    def __enter__(self) -> SimGrantOffer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- event channels -------------------------------------------------------------------------
@@ -260,7 +251,7 @@ class PortTable:
                     peer.channel.pending(peer.port)
 
 
-class SimEventChannel:
+class SimEventChannel(Closing):
     """An evtchn-fd-like object over the simulated port table (same methods as EventChannel)."""
 
     def __init__(self, ports: PortTable, self_domid: int, owner: str = "") -> None:
@@ -365,11 +356,6 @@ class SimEventChannel:
             for port in sorted(self._mine):
                 self.unbind(port)
 
-    def __enter__(self) -> SimEventChannel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class SimDevices:

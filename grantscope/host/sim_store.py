@@ -9,13 +9,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 
+from grantscope.closing import Closing
 from grantscope.host.base import Perms, WatchHandle, XsNode
 from grantscope.host.sim_xenstore import SimXenStore
 
 __all__ = ["AdvancingWatch", "SimStoreView"]
 
 
-class SimStoreView:
+class SimStoreView(Closing):
     """The simulated store with the methods of :class:`grantscope.xen.xenstore.XenStore` the
     read-only commands use; each call first applies the changes the clock implies.
 
@@ -69,14 +70,9 @@ class SimStoreView:
     def close(self) -> None:
         """Nothing to release (the store belongs to the host)."""
 
-    def __enter__(self) -> SimStoreView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
-class AdvancingWatch:
+class AdvancingWatch(Closing):
     """Wraps a store watch so waiting on it also lets the clock-driven changes happen."""
 
     def __init__(self, inner: WatchHandle, advance: Callable[[], None]) -> None:
@@ -97,8 +93,3 @@ class AdvancingWatch:
     def close(self) -> None:
         self._inner.close()
 
-    def __enter__(self) -> AdvancingWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

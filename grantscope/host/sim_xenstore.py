@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
+from grantscope.closing import Closing
 from grantscope.xen.xenstore import Perms, XenStoreError, XsNode
 
 __all__ = ["SimWatch", "SimXenStore"]
@@ -63,7 +64,7 @@ class SimWatch:
         self._store._unwatch(self)
 
 
-class SimXenStore:
+class SimXenStore(Closing):
     """An in-memory XenStore with the methods of grantscope.xen.xenstore.XenStore."""
 
     transport = "sim"
@@ -211,8 +212,3 @@ class SimXenStore:
     def close(self) -> None:
         """Nothing to release."""
 
-    def __enter__(self) -> SimXenStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

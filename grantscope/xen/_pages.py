@@ -13,17 +13,13 @@ import fcntl
 import os
 import struct
 import sys
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from grantscope.closing import Closing
 from grantscope.errors import UsageError
 from grantscope.xen import abi
 from grantscope.xen._fd import check_range, check_u32
 from grantscope.xen.errors import from_oserror
-
-if TYPE_CHECKING:
-    # typing.Self is 3.11's; annotations here are never evaluated, so only mypy needs it.
-    from typing_extensions import Self
 
 
 class MappedPages:
@@ -77,7 +73,7 @@ def _strerror(err: int) -> str:
     return os.strerror(err)
 
 
-class GrantPages:
+class GrantPages(Closing):
     """What a grant offer (gntalloc) and a grant mapping (gntdev) have in common.
 
     Pages of ``len(grefs)`` grants mapped into this process through a device fd:
@@ -176,12 +172,6 @@ class GrantPages:
                 os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def check_span(offset: int, length: int, size: int) -> None:

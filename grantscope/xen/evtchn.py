@@ -17,8 +17,8 @@ import os
 import select
 import struct
 import time
-from types import TracebackType
 
+from grantscope.closing import Closing
 from grantscope.xen import abi
 from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_u32, open_device
@@ -38,7 +38,7 @@ _RESTRICT = abi.packed("struct ioctl_evtchn_restrict_domid")
 _POLLIN = select.POLLIN
 
 
-class EventChannel:
+class EventChannel(Closing):
     """An open /dev/xen/evtchn fd and the ports bound through it.
 
     A context manager; :meth:`close` unbinds every port (idempotent).  ``fileno()``
@@ -281,12 +281,6 @@ class EventChannel:
             fd, self._fd = self._fd, -1
             os.close(fd)
 
-    def __enter__(self) -> EventChannel:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"ports={sorted(self._ports)}"

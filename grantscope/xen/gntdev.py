@@ -13,10 +13,10 @@ import fcntl
 import os
 import struct
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Union
 
 from grantscope._compat import slotted_dataclass
+from grantscope.closing import Closing
 from grantscope.errors import UsageError
 from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
@@ -60,7 +60,7 @@ class CopySegment:
     length: int
 
 
-class Gntdev:
+class Gntdev(Closing):
     """One open /dev/xen/gntdev.  Mappings and copies can share it (one fd, no reopen)."""
 
     def __init__(self, path: str = GNTDEV_PATH) -> None:
@@ -102,12 +102,6 @@ class Gntdev:
             fd, self._fd = self._fd, -1
             os.close(fd)
 
-    def __enter__(self) -> Gntdev:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 class GrantMapping(GrantPages):

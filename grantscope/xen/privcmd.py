@@ -16,9 +16,9 @@ import errno as errno_mod
 import fcntl
 import mmap
 import os
-from types import TracebackType
 from typing import Any
 
+from grantscope.closing import Closing
 from grantscope.xen import abi
 from grantscope.xen._fd import check_domid, open_device
 from grantscope.xen.errors import XenError, from_oserror
@@ -30,7 +30,7 @@ PRIVCMD = "/dev/xen/privcmd"
 HYPERCALL_BUF = "/dev/xen/hypercall"
 
 
-class Privcmd:
+class Privcmd(Closing):
     """An open privcmd device with one hypercall-safe page; use as a context manager.
 
     ``privcmd``/``buffer`` name the device nodes (tests point them at stand-ins).
@@ -101,12 +101,6 @@ class Privcmd:
         os.close(self._fd)
         self._fd = -1
 
-    def __enter__(self) -> Privcmd:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __del__(self) -> None:
         fd: Any = getattr(self, "_fd", -1)

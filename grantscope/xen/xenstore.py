@@ -27,10 +27,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import TypeVar
 
 from grantscope._compat import zip_strict
+from grantscope.closing import Closing
 from grantscope.errors import GrantscopeError
 from grantscope.xen.readonly import refuse_if_readonly
 from grantscope.xen.xs_conn import XsConnection
@@ -65,7 +65,7 @@ MUTATING_OPS: frozenset[Op] = frozenset({
 })
 
 
-class XenStore:
+class XenStore(Closing):
     """A connection to XenStore (context manager; thread-safe; every request has a timeout).
 
     Open with :meth:`open`.  Values are raw ``bytes``; paths are ``str``.
@@ -476,13 +476,3 @@ class XenStore:
             self._closed = True
             self._conn.close()
 
-    def __enter__(self) -> XenStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
+from grantscope.closing import Closing
 from grantscope.xen.xs_types import XenStoreError
 from grantscope.xen.xs_wire import Op, encode_path, join_args
 
@@ -33,7 +34,7 @@ class WatchedStore(Protocol):
     def _reconnect_for(self, watch: XsWatch) -> bool: ...
 
 
-class XsWatch:
+class XsWatch(Closing):
     """A XenStore watch: iterate for changed paths, or ``get(timeout)``; ``close()`` unwatches.
 
     xenstored fires once right after the watch is set, for the watched path itself; after that
@@ -146,8 +147,3 @@ class XsWatch:
         finally:
             self._conn.remove_watch_queue(self.token)
 
-    def __enter__(self) -> XsWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
