@@ -219,6 +219,34 @@ def test_watch_over_xenbus(xenbus_store: XenStore, store: XenStore, base: str) -
     _check_watch(xenbus_store, store, base)
 
 
+def _drain(watch: XsWatch, quiet: float = 1.5) -> list[str]:
+    """Every event until none came for ``quiet`` seconds."""
+    seen: list[str] = []
+    while (event := watch.get(quiet)) is not None:
+        seen.append(event)
+    return seen
+
+
+def test_removing_a_subtree_fires_the_watches_on_it_and_below_it(
+    store: XenStore, base: str
+) -> None:
+    """XenStore panes and 'xs watch' learn of a removed subtree from these events: the watch on
+    a parent sees one event, the removed node's path (not one per node removed), and a watch on
+    a node inside the subtree sees its own path.  Seen alike under the C xenstored (4.14, 4.17,
+    4.20) and oxenstored (issue 15: watch events on removal)."""
+    top, sub, leaf = f"{base}/rmw", f"{base}/rmw/sub", f"{base}/rmw/sub/b/c"
+    _write_many(store, [(f"{sub}/a", b"1"), (leaf, b"2")])
+    with XenStore.open(timeout=30.0) as watcher, watcher.watch(top) as on_top, \
+            watcher.watch(leaf) as on_leaf:
+        assert on_top.get(30.0) == top and on_leaf.get(30.0) == leaf
+        _drain(on_top)  # the first event's spurious repeats, if any
+        _drain(on_leaf)
+        store.rm(sub)
+        seen = {"top": _drain(on_top), "leaf": _drain(on_leaf)}
+    assert seen == {"top": [sub], "leaf": [leaf]}, (xsdaemon.detect().flavour, seen)
+    assert not store.exists(sub)
+
+
 # -- transactions -----------------------------------------------------------------------------
 
 
