@@ -135,6 +135,19 @@ def test_export_with_a_domu_running_then_open_it_with_replay(
     assert offered.state == 2 and offered.remote_domid == 0
     assert b"gnttab_usage_print_all ] done" in bundle.members["hvdump.txt"]
 
+    # 'bundle inspect' (as a process, like a user): every member's sha256 checks, the real host
+    # is named, nothing says simulated, the redacted VNC password is listed.
+    shown = subprocess.run(
+        [sys.executable, "-m", "grantscope", "bundle", "inspect", str(target), "--json"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["ok"] is True and summary["simulated"] is False
+    assert summary["integrity"]["problems"] == [] and summary["integrity"]["checked"] >= 10
+    assert summary["host"]["xen_version"] == bundle.host["xen_version"]
+    listed = summary["redaction"]["redacted_paths"]  # "MEMBER:PATH (why)"
+    assert any(item.startswith(f"xenstore.json:{VNC_PATH} ") for item in listed), listed
+
     # Redaction, byte for byte, over the whole decompressed archive.
     whole = gzip.decompress(target.read_bytes())
     assert VNC_SECRET not in whole
