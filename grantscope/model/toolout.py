@@ -53,7 +53,7 @@ class QuotaUsage:
     domid: int
     usage: dict[str, int]
     unparsed: tuple[str, ...]
-    #: The most each counter reached since xenstored started (Xen 4.18 and later print it
+    #: The highest value xenstored recorded for each counter (Xen 4.18 and later print it
     #: as ``nodes : 17 (max 17)``; empty for older releases and oxenstored).
     peak: dict[str, int] = field(default_factory=dict)
 
