@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from grantscope.errors import UsageError
-from grantscope.lab.paths import ensure_lab_dir
+from grantscope.lab.paths import GUEST_TYPES_ENV, ensure_lab_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,9 +84,9 @@ def _boot_options(p: argparse.ArgumentParser) -> None:
                    help="results directory shared writable with dom0 (default: a new one "
                    "under the lab dir); also visible at the same path inside dom0")
     p.add_argument("--cpus", type=int, choices=(1, 2), default=None, metavar="N",
-                   help="emulated CPUs (default 2; 1 with a PVH or HVM --domu: with two, "
-                   "PVH/HVM guests die now and then, docs/LAB.md); GRANTSCOPE_LAB_CPUS "
-                   "overrides both")
+                   help="emulated CPUs (default 2; 1 with a PVH or HVM --domu, or when "
+                   "GRANTSCOPE_GUEST_TYPES names pvh or hvm: with two, PVH/HVM guests die "
+                   "now and then, docs/LAB.md); GRANTSCOPE_LAB_CPUS overrides both")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -155,15 +156,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.status
 
 
-def default_cpus(domu: str | None) -> int:
+def default_cpus(domu: str | None, guest_types: str | None = None) -> int:
     """Emulated CPUs for a lab run: 1 when it starts a PVH or HVM guest, else 2.
 
-    With two emulated CPUs, PVH/HVM guests died now and then (a triple fault, or memory read
-    back as 0xff); with one, none did in the guest-type matrix on a busy machine (docs/LAB.md).
+    A PVH or HVM guest is started by ``--domu pvh|hvm`` or, for the guest-type tests, named in
+    ``guest_types`` (GRANTSCOPE_GUEST_TYPES, read from the environment when None).  With two
+    emulated CPUs, PVH/HVM guests died now and then (a triple fault, or memory read back as
+    0xff); with one, none did in the guest-type matrix on a busy machine (docs/LAB.md).
     """
     from grantscope.lab.domu import parse_domu_spec
 
     if domu and parse_domu_spec(domu)[0] in ("pvh", "hvm"):
+        return 1
+    named = os.environ.get(GUEST_TYPES_ENV, "") if guest_types is None else guest_types
+    if {kind.strip().lower() for kind in named.split(",")} & {"pvh", "hvm"}:
         return 1
     return 2
 

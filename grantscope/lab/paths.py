@@ -15,6 +15,9 @@ LAB_RESULTS_ENV = "GRANTSCOPE_LAB_RESULTS"
 PYGUEST_ENV = "GRANTSCOPE_LAB_PYGUEST"
 # Set inside dom0 by ``lab run`` to "1": tests use it to tell the lab from an ordinary host.
 IN_LAB_ENV = "GRANTSCOPE_IN_LAB"
+# The guest types tests/xen/test_guest_types.py runs (comma-separated; unset: all). ``lab run``
+# reads it too: a run that names PVH or HVM boots with one emulated CPU (docs/LAB.md).
+GUEST_TYPES_ENV = "GRANTSCOPE_GUEST_TYPES"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INIT_DIR = PACKAGE_DIR / "init"

@@ -24,6 +24,7 @@ from grantscope.lab import guest as lab_guest
 from grantscope.lab import tier_time
 from grantscope.lab.domu import DomU
 from grantscope.lab.leaks import holdings, leaks_since, wait_guest_released
+from grantscope.lab.paths import GUEST_TYPES_ENV
 from grantscope.sources import xsdaemon
 
 
@@ -40,9 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xen: runs inside dom0 of the lab against real Xen")
 
 
-# The guest types test_guest_types.py runs (comma-separated; default all): scripts/test-all.sh
-# runs the PV one with the rest of the tier and the PVH/HVM ones in a lab boot of their own.
-GUEST_TYPES_ENV = "GRANTSCOPE_GUEST_TYPES"
+# The guest types test_guest_types.py runs (GUEST_TYPES_ENV, comma-separated; default all):
+# scripts/test-all.sh runs the PV one with the rest of the tier and the PVH/HVM ones in a lab
+# boot of their own.
 
 
 def _deselect_other_guest_types(config: pytest.Config, items: list[pytest.Item]) -> None:
