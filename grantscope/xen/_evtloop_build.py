@@ -4,6 +4,9 @@ The install builds it when a compiler and the Python headers are there (``hatch_
 ``python -m grantscope.xen._evtloop_build`` builds it in place in a checkout.  Without it
 ``pingpong`` runs the pure-Python loop and says so (:mod:`grantscope.xen.evtloop`).
 
+It also holds :meth:`EventChannel.wait`'s fast path, ``gs_wait_once`` (poll, read, write
+back in one call instead of three from Python).
+
 The loop does what :func:`grantscope.probing.steps.round_trips` does, syscall for syscall:
 notify (IOCTL_EVTCHN_NOTIFY), poll the fd for the answer up to the timeout, read the ports
 that fired and write them back (unmask), and time each round trip on CLOCK_MONOTONIC (what
@@ -20,6 +23,7 @@ from typing import Any
 MODULE = "grantscope.xen._evtloop"
 
 CDEF = """
+int gs_wait_once(int fd, int ms, unsigned int *fired, int max, int *err);
 int gs_round_trips(int send_fd, unsigned int send_port, int recv_fd, unsigned int recv_port,
                    int echo_fd, unsigned int echo_port, unsigned long notify_request,
                    int count, double timeout_s, double *samples, int *failure, int *err);
@@ -82,6 +86,38 @@ static int gs_wait_port(int fd, unsigned int port, int any, double first_s, doub
         if (left <= 0)
             return 0;
     }
+}
+
+/* EventChannel.wait's fast path in one call: poll ``fd`` up to ``ms``, read the ports that
+   fired into ``fired`` (at most ``max``) and write them back (unmask).  The number of ports
+   read; 0: poll timed out; -1: EINTR (Python runs the signal handler, then waits again);
+   -3: woke with nothing to read; -2: a syscall failed (*err as in gs_wait_port). */
+int gs_wait_once(int fd, int ms, unsigned int *fired, int max, int *err)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    int r = poll(&p, 1, ms);
+    if (r < 0) {
+        if (errno == EINTR)
+            return -1;
+        *err = 11 * 1000 + errno;
+        return -2;
+    }
+    if (r == 0)
+        return 0;
+    ssize_t got = read(fd, fired, (size_t)max * 4);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return -3;
+        *err = 12 * 1000 + errno;
+        return -2;
+    }
+    if (got < 4)
+        return -3;
+    if (write(fd, fired, (size_t)got) < 0) {
+        *err = 13 * 1000 + errno;
+        return -2;
+    }
+    return (int)(got / 4);
 }
 
 static int gs_notify(int fd, unsigned long request, unsigned int port, int *err)

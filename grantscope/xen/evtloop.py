@@ -52,6 +52,22 @@ def unavailable_reason() -> str | None:
     return _reason
 
 
+def c_wait() -> tuple[Any, Any] | None:
+    """(ffi, the compiled ``gs_wait_once``) for :meth:`EventChannel.wait`, or None."""
+    loaded = _load()
+    if loaded is None:
+        return None
+    wait_once = getattr(loaded[1], "gs_wait_once", None)  # None: a module built before it
+    return None if wait_once is None else (loaded[0], wait_once)
+
+
+def syscall_error(code: int, fd: int, path: str | None) -> Exception:
+    """The explained error of a syscall the C code reports as ``op * 1000 + errno``."""
+    op, number = divmod(code, 1000)
+    exc = OSError(number, os.strerror(number) or errno_mod.errorcode.get(number, ""))
+    return from_oserror(exc, _OPS[op - 10], {"fd": fd}, path=path)
+
+
 class Timeout(Exception):
     """No answer within the timeout: ``loopback`` tells which end got nothing, ``timed``
     how many round trips were timed before it."""
@@ -91,11 +107,8 @@ def round_trips(send: Any, send_port: int, recv: Any, recv_port: int, echo: Any 
         if code in (1, 2):
             raise Timeout(done, code == 1, max(0, done - warmup))
         if code == 4:
-            op, number = divmod(err[0], 1000)
-            name = _OPS[op - 10]
-            fd = send_fd if name == "IOCTL_EVTCHN_NOTIFY" else recv_fd
-            exc = OSError(number, os.strerror(number) or errno_mod.errorcode.get(number, ""))
-            raise from_oserror(exc, name, {"fd": fd}, path=getattr(send, "path", None))
+            fd = send_fd if err[0] // 1000 == 10 else recv_fd
+            raise syscall_error(err[0], fd, getattr(send, "path", None))
         # 0: the chunk ran; 3: a signal interrupted a wait, which check() (or the
         # interpreter, on return) handles before the loop goes on.
     return list(ffi.unpack(buf, total))[warmup:]
