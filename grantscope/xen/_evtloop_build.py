@@ -23,7 +23,7 @@ from typing import Any
 MODULE = "grantscope.xen._evtloop"
 
 CDEF = """
-int gs_wait_once(int fd, int ms, unsigned int *fired, int max, int *err);
+int gs_wait_once(int fd, double timeout_s, unsigned int *fired, int max, int *err);
 int gs_round_trips(int send_fd, unsigned int send_port, int recv_fd, unsigned int recv_port,
                    int echo_fd, unsigned int echo_port, unsigned long notify_request,
                    int count, double timeout_s, double *samples, int *failure, int *err);
@@ -88,12 +88,17 @@ static int gs_wait_port(int fd, unsigned int port, int any, double first_s, doub
     }
 }
 
-/* EventChannel.wait's fast path in one call: poll ``fd`` up to ``ms``, read the ports that
-   fired into ``fired`` (at most ``max``) and write them back (unmask).  The number of ports
-   read; 0: poll timed out; -1: EINTR (Python runs the signal handler, then waits again);
-   -3: woke with nothing to read; -2: a syscall failed (*err as in gs_wait_port). */
-int gs_wait_once(int fd, int ms, unsigned int *fired, int max, int *err)
+/* EventChannel.wait's fast path in one call: poll ``fd`` up to ``timeout_s`` (rounded up to
+   a millisecond; <= 0: do not block; from 2e6 s, infinity included: no limit), read the
+   ports that fired into ``fired`` (at most ``max``) and write them back (unmask).
+   Returns the number of ports read; 0: poll timed out; -1: EINTR (Python runs the signal
+   handler, then waits again); -3: woke with nothing to read; -4: the fd is closed (< 0);
+   -2: a syscall failed (*err as in gs_wait_port). */
+int gs_wait_once(int fd, double timeout_s, unsigned int *fired, int max, int *err)
 {
+    if (fd < 0)
+        return -4;
+    int ms = timeout_s >= 2e6 ? -1 : (timeout_s > 0 ? (int)(timeout_s * 1000 + 0.999) : 0);
     struct pollfd p = { fd, POLLIN, 0 };
     int r = poll(&p, 1, ms);
     if (r < 0) {

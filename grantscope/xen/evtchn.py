@@ -29,6 +29,8 @@ EVTCHN_PATH = "/dev/xen/evtchn"
 # How long bind_interdomain waits for the event Xen marks pending on the new port.
 BIND_SETTLE_S = 0.25
 _READ_MAX = 4096  # the driver returns at most a page of u32 ports per read
+_PORTS_MAX = _READ_MAX // 4
+_FOREVER = float("inf")  # wait(None) in the compiled helper: no limit
 _U32 = struct.Struct("=I")  # read(2) returns the pending ports as u32s
 _BIND_UNBOUND = abi.packed("struct ioctl_evtchn_bind_unbound_port")
 _BIND_INTERDOMAIN = abi.packed("struct ioctl_evtchn_bind_interdomain")
@@ -59,7 +61,7 @@ class EventChannel(Closing):
         c_wait = evtloop.c_wait()
         self._c_wait = None if c_wait is None else c_wait[1]
         if c_wait is not None:
-            self._c_fired = c_wait[0].new("unsigned int[]", _READ_MAX // 4)
+            self._c_fired = c_wait[0].new("unsigned int[]", _PORTS_MAX)
             self._c_err = c_wait[0].new("int *")
 
     # -- state -----------------------------------------------------------------
@@ -214,6 +216,21 @@ class EventChannel(Closing):
         if self._pending:
             out, self._pending = self._pending, []
             return out
+        c_wait = self._c_wait
+        if c_wait is not None:
+            got = c_wait(self._fd, _FOREVER if timeout is None else timeout, self._c_fired,
+                         _PORTS_MAX, self._c_err)
+            if got > 0:
+                fired = self._c_fired
+                return [fired[0]] if got == 1 else [fired[i] for i in range(got)]
+            if got == 0:
+                return []
+            if got == -4:
+                raise ValueError("event channel is closed")
+            if got == -2:
+                raise evtloop.syscall_error(self._c_err[0], self._fd, self.path)
+            # -1 (a signal: handled on return) or -3 (woke with nothing): the slow path
+            return self._wait_slow(timeout)
         fd = self._fd
         if fd < 0:
             raise ValueError("event channel is closed")
@@ -221,18 +238,7 @@ class EventChannel(Closing):
         # can be a real syscall).  After a wake-up with nothing to read (rare) the wait
         # goes on with the clock, for up to ``timeout`` more.
         ms = -1 if timeout is None else (0 if timeout <= 0 else int(timeout * 1000 + 0.999))
-        c_wait = self._c_wait
-        if c_wait is not None:
-            got = c_wait(fd, ms, self._c_fired, _READ_MAX // 4, self._c_err)
-            if got > 0:
-                fired = self._c_fired
-                return [fired[0]] if got == 1 else [fired[i] for i in range(got)]
-            if got == 0 and timeout is not None:
-                return []
-            if got == -2:
-                raise evtloop.syscall_error(self._c_err[0], fd, self.path)
-            # -1 (a signal: handled on return) or -3 (woke with nothing): the slow path
-        elif self._poll.poll(ms):
+        if self._poll.poll(ms):
             try:
                 data = os.read(fd, _READ_MAX)
             except BlockingIOError:

@@ -75,3 +75,8 @@ def test_a_closed_channel_says_so(channel: EventChannel) -> None:
     channel.close()
     with pytest.raises(ValueError, match="closed"):
         channel.wait(0)
+
+
+def test_a_negative_timeout_does_not_block(channel: EventChannel) -> None:
+    # a caller's remaining time can come out below zero: that is "now", never "forever"
+    assert channel.wait(-0.5) == []
