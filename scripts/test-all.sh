@@ -36,7 +36,8 @@
 #   GRANTSCOPE_TEST_XEN="ARGS"      pytest arguments of step 6's main boot (default: tests/xen
 #                                   but the two-CPU modules), e.g. "tests/xen/test_lab.py"
 #   GRANTSCOPE_TEST_XEN_GUESTS="ARGS"  pytest arguments of step 6's PVH/HVM guest-type part
-#                                   (default: tests/xen/test_guest_types.py)
+#                                   (default: tests/xen/test_guest_types.py
+#                                   tests/xen/test_self_map.py)
 #   GRANTSCOPE_TEST_XEN_OXENSTORED="ARGS"  pytest arguments of step 6's oxenstored part
 #                                   (default: the two XenStore test modules)
 #   GRANTSCOPE_TEST_XEN_TWO_CPUS="ARGS"  pytest arguments of step 6's last boot, with two
@@ -72,7 +73,7 @@ failed() {
 
 read -ra UNIT_ARGS <<< "${GRANTSCOPE_TEST_UNIT:-tests/unit tests/ui}"
 read -ra XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN:-tests/xen --ignore=tests/xen/test_report_pv_device.py --ignore=tests/xen/test_storm_tui.py}"
-read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py}"
+read -ra GUEST_XEN_ARGS <<< "${GRANTSCOPE_TEST_XEN_GUESTS:-tests/xen/test_guest_types.py tests/xen/test_self_map.py}"
 # The core suite on the other releases (issue 15): XenStore, the CLI and the devices in dom0,
 # the mailbox with a PV domU, report --capture and its findings, bundles, the TUI headless.
 CORE_XEN_ARGS="tests/xen/test_xenstore.py tests/xen/test_cli_devices.py tests/xen/test_devices.py \

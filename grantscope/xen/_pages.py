@@ -26,15 +26,15 @@ class MappedPages:
     """``length`` bytes of a device fd mapped at ``offset``; :meth:`release` unmaps them."""
 
     def __init__(self, fd: int, length: int, offset: int, *, writable: bool) -> None:
-        prot = abi.PROT_READ | (abi.PROT_WRITE if writable else 0)
-        libc = abi.libc()
-        ptr = libc.mmap(abi.ffi.NULL, length, prot, abi.MAP_SHARED, fd, offset)
-        if int(abi.ffi.cast("uintptr_t", ptr)) == abi.MAP_FAILED:
-            err = abi.ffi.errno
+        ffi = abi.ffi
+        ptr = abi.libc().mmap(ffi.NULL, length, _PROT_RW if writable else abi.PROT_READ,
+                              abi.MAP_SHARED, fd, offset)
+        if ptr == _map_failed():
+            err = ffi.errno
             raise OSError(err, _strerror(err))
         self.length = length
         self._ptr: Any = ptr
-        self._buffer: Any = abi.ffi.buffer(abi.ffi.cast("char *", ptr), length)
+        self._buffer: Any = ffi.buffer(ptr, length)
         view = memoryview(self._buffer)
         # A read-only mapping must never be written through: that would be SIGSEGV.
         self.view: memoryview = view if writable else view.toreadonly()
@@ -61,12 +61,24 @@ class MappedPages:
             # MAP_FIXED replaces the device mapping atomically (the old vma is closed, so
             # the grant is unmapped) with zero-filled anonymous memory.  Leaked on purpose.
             flags = abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_FIXED
-            out = libc.mmap(ptr, self.length, abi.PROT_READ | abi.PROT_WRITE, flags, -1, 0)
-            if int(abi.ffi.cast("uintptr_t", out)) != abi.MAP_FAILED:
+            out = libc.mmap(ptr, self.length, _PROT_RW, flags, -1, 0)
+            if out != _map_failed():
                 return
         if libc.munmap(ptr, self.length) != 0:
             err = abi.ffi.errno
             raise OSError(err, _strerror(err))
+
+
+_PROT_RW = abi.PROT_READ | abi.PROT_WRITE
+_MAP_FAILED_PTR: Any = None
+
+
+def _map_failed() -> Any:
+    """MAP_FAILED as a ``void *`` (cdata pointers compare by address)."""
+    global _MAP_FAILED_PTR
+    if _MAP_FAILED_PTR is None:
+        _MAP_FAILED_PTR = abi.ffi.cast("void *", abi.MAP_FAILED)
+    return _MAP_FAILED_PTR
 
 
 def _strerror(err: int) -> str:

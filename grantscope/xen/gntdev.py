@@ -19,6 +19,7 @@ from grantscope._compat import slotted_dataclass
 from grantscope.closing import Closing
 from grantscope.errors import UsageError
 from grantscope.xen import abi
+from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
 from grantscope.xen._pages import GrantPages, MappedPages
 from grantscope.xen.errors import XenError, from_oserror, map_failed_error
@@ -36,6 +37,7 @@ _UNMAP = abi.packed("struct ioctl_gntdev_unmap_grant_ref")
 # struct ioctl_gntdev_map_grant_ref: the header (count, pad, index), then count grant refs.
 _MAP_HEADER = abi.packed("struct ioctl_gntdev_map_grant_ref")
 _REF_CODES = abi.packed("struct ioctl_gntdev_grant_ref").format.removeprefix("=")
+_MAP_ONE = struct.Struct(_MAP_HEADER.format + _REF_CODES)  # the common one-page map
 
 
 @slotted_dataclass(frozen=True)
@@ -123,11 +125,13 @@ class GrantMapping(GrantPages):
     ) -> None:
         super().__init__()
         self.domid = check_domid(domid)
-        self.grefs = tuple(check_u32(g, "gref") for g in grefs)
+        self.grefs = tuple(grefs)
+        for gref in self.grefs:
+            check_u32(gref, "gref")
         if not self.grefs:
             raise UsageError("map needs at least one gref")
         self.writable = bool(writable)
-        if self.writable:
+        if self.writable and _readonly._depth:  # the hot path: one attribute read
             refuse_if_readonly(f"a writable map of domain {domid}'s grant(s) (map read-only)")
         self.path = path
         self._owns_fd = device is None
@@ -146,10 +150,13 @@ class GrantMapping(GrantPages):
         count = len(self.grefs)
         # struct ioctl_gntdev_map_grant_ref: count, pad, index (OUT), then (domid, ref) pairs.
         # Packed with struct rather than cffi: the fewest interpreter steps on the hot path.
-        fields: list[int] = [count, 0, 0]
-        for gref in self.grefs:
-            fields += (self.domid, gref)
-        buf = bytearray(struct.pack(_MAP_HEADER.format + _REF_CODES * count, *fields))
+        if count == 1:
+            buf = bytearray(_MAP_ONE.pack(1, 0, 0, self.domid, self.grefs[0]))
+        else:
+            fields: list[int] = [count, 0, 0]
+            for gref in self.grefs:
+                fields += (self.domid, gref)
+            buf = bytearray(struct.pack(_MAP_HEADER.format + _REF_CODES * count, *fields))
         try:
             fcntl.ioctl(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, buf)
         except OSError as exc:

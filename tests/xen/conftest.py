@@ -41,9 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xen: runs inside dom0 of the lab against real Xen")
 
 
-# The guest types test_guest_types.py runs (GUEST_TYPES_ENV, comma-separated; default all):
-# scripts/test-all.sh runs the PV one with the rest of the tier and the PVH/HVM ones in a lab
+# The guest types test_guest_types.py and test_self_map.py run (GUEST_TYPES_ENV,
+# comma-separated; default all; their tests name it in the "guest" parameter):
+# scripts/test-all.sh runs the PV ones with the rest of the tier and the PVH/HVM ones in a lab
 # boot of their own.
+GUEST_TYPE_MODULES = ("test_guest_types.py", "test_self_map.py")
 
 
 def _deselect_other_guest_types(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,7 +54,7 @@ def _deselect_other_guest_types(config: pytest.Config, items: list[pytest.Item])
         return
     kinds = {k.strip() for k in wanted.split(",") if k.strip()}
     other = [item for item in items
-             if Path(item.path).name == "test_guest_types.py"
+             if Path(item.path).name in GUEST_TYPE_MODULES
              and getattr(item, "callspec", None) is not None
              and item.callspec.params.get("guest") not in kinds]
     if other:
