@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from grantscope.errors import UsageError
 from grantscope.probing.context import Step, StepContext
 from grantscope.probing.devices import Devices
 from grantscope.probing.params import Param
@@ -33,12 +32,11 @@ from grantscope.probing.steps import (
     wait_step,
     write_page_step,
 )
-from grantscope.sources.guest_caps import SELF_MAP_EVIDENCE
+from grantscope.sources.guest_caps import refuse_self_map
 
 DEFAULT_PATH = "/local/domain/{domid}/data/grantscope-mailbox"
 
 # Guest types whose grant maps go into the physmap (auto-translated), as /sys/hypervisor says.
-AUTO_TRANSLATED = ("PVH", "HVM")
 
 
 def _where_step() -> Step:
@@ -91,22 +89,17 @@ class MailboxLoopback(Probe):
               "(empty: /local/domain/<self>/data/grantscope-mailbox)"),
         Param("message", "str", "grantscope mailbox", "text written through the mapping"),
         Param("timeout", "float", "2", "seconds to wait for the event"),
-        Param("force", "bool", "false", "run even in a PVH or HVM guest, where mapping this "
-              "domain's own grant harmed every lab guest"),
+        Param("force", "bool", "false", "run even in a PVH or HVM guest, where Xen turns the "
+              "page of a grant the domain maps from itself into a hole (reads 0xff)"),
     )
     mutating = True
     needs = ("gntdev", "gntalloc", "evtchn")
 
     def check_host(self, devices: Devices, values: dict[str, Any]) -> None:
-        """Refuse in an auto-translated guest unless forced: the self-map crashed it there."""
-        kind = devices.guest_type()
-        if kind in AUTO_TRANSLATED and not values["force"]:
-            raise UsageError(
-                f"mailbox-loopback maps this domain's own grant, and this is a {kind} guest",
-                f"{SELF_MAP_EVIDENCE[0].upper()}{SELF_MAP_EVIDENCE[1:]}. Grants from other "
-                "domains map normally in PVH/HVM guests: test the mailbox with a peer instead "
-                "(offer-page here, map-grant there), or add force=true to run it anyway.",
-            )
+        """Refuse in an auto-translated guest unless forced, before anything is offered: the
+        self-map makes the offered page a hole there (grantscope.sources.guest_caps)."""
+        if not values["force"]:
+            refuse_self_map(devices.guest_type(), "mailbox-loopback maps this domain's own grant")
 
     def build_steps(self, values: dict[str, Any]) -> list[Step]:
         """The offer side, XenStore in between, the map side, then the message round."""

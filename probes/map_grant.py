@@ -22,6 +22,8 @@ class MapGrant(Probe):
         Param("writable", "bool", "false", "map read-write (the grant must allow writing)"),
         Param("reply", "str", "", "text to write at the start of the page once mapped (needs "
               "writable=true; empty: write nothing)"),
+        Param("force", "bool", "false", "map even a grant of this domain's own in a PVH or HVM "
+              "guest, where Xen turns the offered page into a hole (reads 0xff)"),
     )
     mutating = True
     needs = ("gntdev",)

@@ -199,6 +199,9 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--writable", "--rw", action="store_true",
                       help="map writable (the grant must allow writing; refused with the "
                       "global --readonly)")
+    m.add_argument("--force", action="store_true",
+                   help="map even a grant of this domain's own in a PVH or HVM guest, which "
+                   "grantscope refuses: Xen turns the offered page into a hole (reads 0xff)")
     # The old spelling, confusable with the global --readonly: refused with a hint.
     m.add_argument("--readonly", dest="map_readonly", action="store_true",
                    help=argparse.SUPPRESS)
@@ -260,8 +263,8 @@ def run_map(args: argparse.Namespace) -> int:
             specs.close()
             raise UsageError(f"--count {args.count} from gref {first} passes the largest gref")
         grefs = list(range(first, first + args.count))
-    done = run_probe(PROBE, {"domid": domid, "gref": grefs, "writable": writable, "reply": ""},
-                     devices)
+    done = run_probe(PROBE, {"domid": domid, "gref": grefs, "writable": writable, "reply": "",
+                             "force": bool(args.force)}, devices)
     if done.interrupted is not None:
         sys.stderr.write(f"grantscope: map interrupted by {interrupt_name(done.interrupted)}\n")
         return done.exit_code

@@ -161,8 +161,8 @@ def default_cpus(domu: str | None, guest_types: str | None = None) -> int:
 
     A PVH or HVM guest is started by ``--domu pvh|hvm`` or, for the guest-type tests, named in
     ``guest_types`` (GRANTSCOPE_GUEST_TYPES, read from the environment when None).  With two
-    emulated CPUs, PVH/HVM guests died now and then (a triple fault, or memory read back as
-    0xff); with one, none did in the guest-type matrix on a busy machine (docs/LAB.md).
+    emulated CPUs, PVH/HVM guests died now and then while booting (a triple fault); with one,
+    none did in the guest-type matrix on a busy machine (docs/LAB.md).
     """
     from grantscope.lab.domu import parse_domu_spec
 

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from grantscope.probing.context import Step, StepContext
+from grantscope.probing.devices import Devices
 from grantscope.probing.params import LIMITS, SELF, Param, SelfDomid, XsRef
 from grantscope.probing.records import StepFailed
+from grantscope.sources.guest_caps import AUTO_TRANSLATED, refuse_self_map
 
 # How many bytes of a page a step shows in its result.
 PREVIEW_BYTES = 32
@@ -66,22 +68,27 @@ def _resolve_xs(name: str, path: str) -> Step:
     return Step(f"read {name} from XenStore", "xenstore READ", action)
 
 
+def read_own_domid(devices: Devices) -> tuple[int, str]:
+    """This domain's id and where it came from: XenStore ``domid`` (relative to our home),
+    0 when absent (dom0); StepFailed when it holds something else than a decimal number."""
+    raw = devices.xenstore().read_or_none("domid")
+    if raw is None:
+        return 0, "no 'domid' node: dom0"
+    text = raw.decode("ascii", "replace").strip()
+    if not text.isdigit():
+        raise StepFailed(
+            f"XenStore 'domid' holds {raw!r}, not a decimal domain id",
+            "The toolstack writes the domain's id there as decimal ASCII.",
+        )
+    return int(text), "XenStore domid"
+
+
 def own_domid_step(key: str = "self_domid") -> Step:
-    """Find this domain's id: XenStore ``domid`` (relative to our home), 0 when absent (dom0)."""
+    """Find this domain's id (:func:`read_own_domid`) into ``ctx.state[key]``."""
 
     def action(ctx: StepContext) -> dict[str, Any]:
         ctx.args(path="domid")
-        raw = ctx.devices.xenstore().read_or_none("domid")
-        if raw is None:
-            domid, source = 0, "no 'domid' node: dom0"
-        else:
-            text = raw.decode("ascii", "replace").strip()
-            if not text.isdigit():
-                raise StepFailed(
-                    f"XenStore 'domid' holds {raw!r}, not a decimal domain id",
-                    "The toolstack writes the domain's id there as decimal ASCII.",
-                )
-            domid, source = int(text), "XenStore domid"
+        domid, source = read_own_domid(ctx.devices)
         ctx.state[key] = domid
         ctx.explain(f"this domain is d{domid} ({source})")
         return {"domid": domid, "source": source}
@@ -132,6 +139,8 @@ def map_step(
         refs = [int(r) for r in value] if isinstance(value, (list, tuple)) else [int(value)]
         rw = bool(get(ctx, writable)) if isinstance(writable, str) else writable
         ctx.args(domid=dom, grefs=refs, writable=rw)
+        if not get(ctx, "force"):
+            _refuse_own_grant_if_harmful(ctx, dom)
         mapping = ctx.devices.map_grants(dom, refs, writable=rw)
         ctx.artifacts["mapping"] = mapping
         ctx.hold("mapping", "unmap the grant", "gntdev munmap + UNMAP_GRANT_REF",
@@ -148,6 +157,19 @@ def map_step(
         hint="" if may_fail else "Run the explain-map probe with the same domid and gref "
         "to get Xen's own status code and its likely causes.",
     )
+
+
+def _refuse_own_grant_if_harmful(ctx: StepContext, domid: int) -> None:
+    """In a PVH/HVM domain, refuse to map a grant of this domain's own (its page would become
+    a hole: grantscope.sources.guest_caps); the probe's force=true skips this."""
+    kind = ctx.devices.guest_type()
+    if kind.upper() not in AUTO_TRANSLATED:
+        return
+    own = ctx.state.get("self_domid")
+    if own is None:
+        own = read_own_domid(ctx.devices)[0]
+    if domid == own:
+        refuse_self_map(kind, f"the grant is d{domid}'s, this domain's own")
 
 
 def read_page_step(source: str, what: str) -> Step:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grantscope.errors import UsageError
+
 # A PV guest owns its page tables: gntdev maps a grant by asking Xen to write the PTE.
 PV_MAPPING = ("grants are mapped into this process by page-table update (PV: Xen writes the "
               "PTE of the gntdev mmap)")
@@ -18,15 +20,31 @@ AUTO_TRANSLATED_MAPPING = ("auto-translated physmap: gntdev maps each grant into
                            "(unpopulated) guest page; when none can be found the map fails "
                            "with ENOMEM, not with a GNTST status")
 
-# What the project's lab saw when a PVH/HVM guest mapped a grant of its own (docs/LAB.md,
-# "Looking for the cause"); doctor and the mailbox-loopback refusal both say it.
+# Guest types whose physical map Xen keeps (auto-translated): gntdev maps into it.
+AUTO_TRANSLATED = ("PVH", "HVM")
+
+# Why a PVH/HVM domain must not map a grant of its own (docs/LAB.md, "Mapping its own grant";
+# tests/xen/test_self_map.py).  doctor, the mailbox-loopback refusal and the map step say it.
 SELF_MAP_EVIDENCE = (
-    "in the project's lab (Xen 4.17.7, Linux 6.1, QEMU 7.2 emulating AMD nested paging), no "
-    "PVH or HVM guest came through a map of its own grant unharmed: 6 of 6 died with a triple "
-    "fault on a busy machine, and 5 of 5 later ones lived but corrupted the probe's own output "
-    "right after (it came back through a pipe as 0xff bytes); PV guests and dom0 never did. "
-    "Not tried on hardware: it may be the emulator's, or Xen's"
+    "when a PVH or HVM domain maps a grant of its own, Xen (4.17 to 4.21, p2m_add_page) "
+    "removes the offered page's own frame from the domain's physical map: the page becomes a "
+    "hole that reads as 0xff and drops writes, also after the unmap, and whatever the kernel "
+    "puts there once the offer ends is lost (the project's lab saw a probe's output come back "
+    "as 0xff, and with two emulated CPUs guests died). It is Xen's logic, not the "
+    "emulator's: expect it on hardware too. PV domains map by page-table update and are not "
+    "affected"
 )
+
+
+def refuse_self_map(guest_type: str, what: str) -> None:
+    """Refuse (UsageError) ``what``, a map of this domain's own grant, in a PVH/HVM domain."""
+    if guest_type.upper() in AUTO_TRANSLATED:
+        raise UsageError(
+            f"{what}, and this is a {guest_type.upper()} guest",
+            f"{SELF_MAP_EVIDENCE[0].upper()}{SELF_MAP_EVIDENCE[1:]}. Grants from other domains "
+            "map normally here: test with a peer instead (offer here, map there), or add "
+            "force=true (the CLI's --force) to map anyway.",
+        )
 
 
 @dataclass(frozen=True)
@@ -44,12 +62,12 @@ def capabilities(role: str | None, guest_type: str | None) -> list[Capability]:
     kind = (guest_type or "").upper()
     if kind == "PV":
         caps.append(Capability(True, "map other domains' grants (gntdev)", PV_MAPPING))
-    elif kind in ("PVH", "HVM"):
+    elif kind in AUTO_TRANSLATED:
         caps.append(Capability(True, "map other domains' grants (gntdev)",
                                AUTO_TRANSLATED_MAPPING))
-    if kind in ("PVH", "HVM"):
-        caps.append(Capability(False, "map its own grants safely (seen in the lab)",
-                               f"{SELF_MAP_EVIDENCE}; the mailbox-loopback probe refuses here "
+    if kind in AUTO_TRANSLATED:
+        caps.append(Capability(False, "map its own grants safely",
+                               f"{SELF_MAP_EVIDENCE}; grantscope refuses such a map here "
                                "unless forced"))
     caps.append(Capability(True, "offer pages (gntalloc) and bind event channels (evtchn)",
                            "to any domain that knows the gref and port, usually through "

@@ -554,3 +554,22 @@ def test_doctor_says_what_the_domain_can_and_cannot_do(tmp_path: Path, dom0: boo
     assert ("ballooned" in mapping) == (guest_type != "PV")
     assert ("page-table" in mapping) == (guest_type == "PV")
     assert report.guest_type == guest_type
+
+
+def test_map_of_its_own_grant_in_a_pvh_guest_is_refused_unless_forced(
+        fakes: FakeStore, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from grantscope.xen import _host
+
+    real_read = _host.read_text
+    monkeypatch.setattr(_host, "read_text", lambda path, root="/": "PVH\n"
+                        if path == "/sys/hypervisor/guest_type" else real_read(path, root))
+    fakes.nodes["domid"] = b"4"
+    assert main(["map", "--domid", "4", "--gref", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "the grant is d4's, this domain's own, and this is a PVH guest" in err
+    assert "hole" in err and "--force" in err
+    assert FakeMapping.made == []
+    assert main(["map", "--domid", "4", "--gref", "9", "--force"]) == 0
+    assert main(["map", "--domid", "3", "--gref", "9"]) == 0  # another domain's grant
+    assert FakeMapping.made == [(4, (9,), False), (3, (9,), False)]

@@ -344,7 +344,8 @@ def test_mailbox_loopback_refuses_in_auto_translated_guests_unless_forced(kind: 
     devices = FakeDevices(guest_type=kind)
     with pytest.raises(UsageError, match=f"this is a {kind} guest") as err:
         ProbeRun(find_probe("mailbox-loopback"), {}, devices)
-    assert "force=true" in err.value.explanation and "triple fault" in err.value.explanation
+    assert "force=true" in err.value.explanation and "p2m_add_page" in err.value.explanation
+    assert "hole" in err.value.explanation
     assert devices.call_names() == ["guest_type"]  # asked the devices, touched nothing else
     run = _run("mailbox-loopback", {"force": "true"}, FakeDevices(guest_type=kind))
     assert run.ok
@@ -367,3 +368,44 @@ def test_mailbox_loopback_on_the_simulated_host_never_reads_the_machine(
     monkeypatch.setattr(_host, "read_text", no_sysfs)
     run = ProbeRun(find_probe("mailbox-loopback"), {}, SimHost(frozen_at=100.0).devices())
     assert run.devices.guest_type() == "PV"
+
+
+@pytest.mark.parametrize("kind", ["PVH", "HVM"])
+def test_map_grant_refuses_this_domains_own_grant_in_auto_translated_guests(kind: str) -> None:
+    devices = FakeDevices(self_domid=5, store={"domid": b"5"}, guest_type=kind)
+    offer = devices.offer(5, 1, writable=False)  # a grant of its own, offered to itself
+    run = _run("map-grant", {"domid": "5", "gref": str(offer.grefs[0])}, devices)
+    assert not run.ok
+    step = _steps(run)[0]
+    assert step.name == "map the grant" and not step.ok
+    assert f"this is a {kind} guest" in step.explanation and "d5" in step.explanation
+    assert "hole" in step.explanation and "force=true" in step.explanation
+    assert "map_grants" not in devices.call_names()  # refused before the map
+    forced = _run("map-grant", {"domid": "5", "gref": str(offer.grefs[0]), "force": "true"},
+                  devices)
+    assert forced.ok and "map_grants" in devices.call_names()
+
+
+@pytest.mark.parametrize("kind", ["PV", ""])
+def test_map_grant_maps_its_own_grant_where_that_harms_nothing(kind: str) -> None:
+    devices = FakeDevices(self_domid=5, store={"domid": b"5"}, guest_type=kind)
+    offer = devices.offer(5, 1, writable=False)
+    assert _run("map-grant", {"domid": "5", "gref": str(offer.grefs[0])}, devices).ok
+
+
+def test_map_grant_maps_other_domains_grants_in_a_pvh_guest() -> None:
+    devices = FakeDevices(self_domid=5, store={"domid": b"5"}, guest_type="PVH",
+                          gntst={(0, 8): 0})
+    run = _run("map-grant", {"domid": "0", "gref": "8"}, devices)
+    assert run.ok and "map_grants" in devices.call_names()
+
+
+def test_explain_map_of_its_own_grant_in_a_pvh_guest_explains_without_mapping() -> None:
+    devices = FakeDevices(self_domid=5, store={"domid": b"5"}, guest_type="PVH")
+    offer = devices.offer(5, 1, writable=False)
+    run = _run("explain-map", {"domid": "5", "gref": str(offer.grefs[0])}, devices)
+    steps = _steps(run)
+    refused = next(s for s in steps if s.name == "map the grant")
+    assert not refused.ok and "this is a PVH guest" in refused.explanation
+    assert "map_grants" not in devices.call_names()
+    assert steps[-1].ok  # the copy and the explanation still ran (a copy is harmless)

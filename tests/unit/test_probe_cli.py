@@ -122,7 +122,8 @@ def test_run_json_is_one_document(fake: list[FakeDevices],
     assert main(["probe", "run", "map-grant", "domid=1", "gref=8", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False and data["outcome"] == "failed"
-    assert data["values"] == {"domid": 1, "gref": 8, "writable": False, "reply": ""}
+    assert data["values"] == {"domid": 1, "gref": 8, "writable": False, "reply": "",
+                              "force": False}
     assert [s["name"] for s in data["steps"]] == ["map the grant"]
     assert data["steps"][0]["errno_name"] == "EINVAL"
     assert data["not_run"] == ["read the mapped page"]

@@ -186,8 +186,8 @@ def test_doctor_in_the_guest_names_its_type_and_limits(guest: PyGuest) -> None:
 
 @on_a_live_guest
 def test_loopback_self_map_runs_in_pv_and_is_refused_in_pvh_and_hvm(guest: PyGuest) -> None:
-    # Mapping its own grant killed every PVH/HVM lab guest (triple fault): the probe refuses
-    # there, with the reason, instead of taking the guest down.
+    # Mapping its own grant makes the offered page a hole in a PVH/HVM guest (Xen's
+    # p2m_add_page; test_self_map.py): the probe refuses there, with the reason.
     done = guest.run(["grantscope", "probe", "run", "mailbox-loopback", "--json"])
     if guest.kind == "pv":
         assert guest_json(done)["ok"] is True
