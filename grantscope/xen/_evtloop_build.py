@@ -4,8 +4,9 @@ The install builds it when a compiler and the Python headers are there (``hatch_
 ``python -m grantscope.xen._evtloop_build`` builds it in place in a checkout.  Without it
 ``pingpong`` runs the pure-Python loop and says so (:mod:`grantscope.xen.evtloop`).
 
-It also holds :meth:`EventChannel.wait`'s fast path, ``gs_wait_once`` (poll, read, write
-back in one call instead of three from Python).
+It also holds the fast paths of :meth:`EventChannel.wait`, ``gs_wait_once`` (poll, read, write
+back in one call instead of three from Python), and of a gntdev map and unmap,
+``gs_map_grants`` (MAP_GRANT_REF, mmap) and ``gs_unmap_grants`` (munmap, UNMAP_GRANT_REF).
 
 The loop does what :func:`grantscope.probing.steps.round_trips` does, syscall for syscall:
 notify (IOCTL_EVTCHN_NOTIFY), poll the fd for the answer up to the timeout, read the ports
@@ -27,6 +28,9 @@ int gs_wait_once(int fd, double timeout_s, unsigned int *fired, int max, int *er
 int gs_round_trips(int send_fd, unsigned int send_port, int recv_fd, unsigned int recv_port,
                    int echo_fd, unsigned int echo_port, unsigned long notify_request,
                    int count, double timeout_s, double *samples, int *failure, int *err);
+void *gs_map_grants(int fd, unsigned long map_request, unsigned int domid,
+                    const unsigned int *grefs, int count, int prot, uint64_t *out);
+int gs_unmap_grants(int fd, unsigned long unmap_request, void *addr, uint64_t index, int count);
 """
 
 # failure codes (the Python side names them): 0 done, 1 the loopback end got nothing,
@@ -36,7 +40,9 @@ SOURCE = r"""
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +129,59 @@ int gs_wait_once(int fd, double timeout_s, unsigned int *fired, int max, int *er
         return -2;
     }
     return (int)(got / 4);
+}
+
+/* Gntdev's map in one call: IOCTL_GNTDEV_MAP_GRANT_REF of ``count`` (domid, gref) pairs, then
+   mmap of their pages through the same fd at the offset the ioctl gave (out[0]).  Returns the
+   address; NULL on failure with out[1] = 20 * 1000 + errno (the ioctl failed, nothing to
+   undo) or 21 * 1000 + errno (mmap failed: the grants are mapped at out[0], for the caller
+   to diagnose and unmap).  One out array: one allocation on the Python side. */
+void *gs_map_grants(int fd, unsigned long map_request, unsigned int domid,
+                    const unsigned int *grefs, int count, int prot, uint64_t *out)
+{
+    /* struct ioctl_gntdev_map_grant_ref: count, pad, index (OUT), then (domid, ref) pairs */
+    uint32_t one[6];
+    uint32_t *op = count == 1 ? one : malloc(16 + (size_t)count * 8);
+    if (op == NULL) {
+        out[1] = 20 * 1000 + ENOMEM;
+        return NULL;
+    }
+    op[0] = (uint32_t)count;
+    op[1] = op[2] = op[3] = 0;
+    for (int i = 0; i < count; i++) {
+        op[4 + 2 * i] = domid;
+        op[5 + 2 * i] = grefs[i];
+    }
+    int r = ioctl(fd, map_request, op);
+    int saved = errno;
+    uint64_t offset = (uint64_t)op[2] | ((uint64_t)op[3] << 32);
+    if (op != one)
+        free(op);
+    if (r < 0) {
+        out[1] = 20 * 1000 + saved;
+        return NULL;
+    }
+    out[0] = offset;
+    void *addr = mmap(NULL, (size_t)count * 4096, prot, MAP_SHARED, fd, (off_t)offset);
+    if (addr == MAP_FAILED) {
+        out[1] = 21 * 1000 + errno;
+        return NULL;
+    }
+    return addr;
+}
+
+/* Gntdev's unmap in one call: munmap ``count`` pages at ``addr`` (skipped when NULL), then
+   IOCTL_GNTDEV_UNMAP_GRANT_REF of the grants at ``index``.  0, or 22 * 1000 + errno (munmap
+   failed, nothing else done) or 23 * 1000 + errno (the ioctl failed). */
+int gs_unmap_grants(int fd, unsigned long unmap_request, void *addr, uint64_t index, int count)
+{
+    if (addr != NULL && munmap(addr, (size_t)count * 4096) != 0)
+        return 22 * 1000 + errno;
+    /* struct ioctl_gntdev_unmap_grant_ref: index, count, pad */
+    struct { uint64_t index; uint32_t count, pad; } op = { index, (uint32_t)count, 0 };
+    if (ioctl(fd, unmap_request, &op) < 0)
+        return 23 * 1000 + errno;
+    return 0;
 }
 
 static int gs_notify(int fd, unsigned long request, unsigned int port, int *err)

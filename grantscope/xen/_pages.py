@@ -25,13 +25,19 @@ from grantscope.xen.errors import from_oserror
 class MappedPages:
     """``length`` bytes of a device fd mapped at ``offset``; :meth:`release` unmaps them."""
 
-    def __init__(self, fd: int, length: int, offset: int, *, writable: bool) -> None:
+    def __init__(self, fd: int, length: int, offset: int, *, writable: bool,
+                 mapped: Any = None) -> None:
+        """mmap the pages, or adopt ``mapped``: their address where the caller mmapped them
+        (the compiled map of :mod:`grantscope.xen.gntdev`)."""
         ffi = abi.ffi
-        ptr = abi.libc().mmap(ffi.NULL, length, _PROT_RW if writable else abi.PROT_READ,
-                              abi.MAP_SHARED, fd, offset)
-        if ptr == _map_failed():
-            err = ffi.errno
-            raise OSError(err, _strerror(err))
+        if mapped is not None:
+            ptr = mapped
+        else:
+            ptr = abi.libc().mmap(ffi.NULL, length, _PROT_RW if writable else abi.PROT_READ,
+                                  abi.MAP_SHARED, fd, offset)
+            if ptr == _map_failed():
+                err = ffi.errno
+                raise OSError(err, _strerror(err))
         self.length = length
         self._ptr: Any = ptr
         self._buffer: Any = ffi.buffer(ptr, length)
@@ -48,25 +54,30 @@ class MappedPages:
 
     def release(self) -> None:
         """Unmap the pages (idempotent).  The grant is released by this munmap."""
+        ptr = self.detach()
+        if ptr is not None and abi.libc().munmap(ptr, self.length) != 0:
+            err = abi.ffi.errno
+            raise OSError(err, _strerror(err))
+
+    def detach(self) -> Any:
+        """Let go of the pages: the address the caller must munmap, or None when there is
+        nothing to unmap (released already, or swapped for anonymous memory because a view
+        still points into the range)."""
         if self._ptr is None:
-            return
+            return None
         self.view.release()
         ptr, self._ptr = self._ptr, None
         # Two references: self._buffer and getrefcount's argument.  More means some
         # memoryview or buffer export still points into the range.
         shared = sys.getrefcount(self._buffer) > 2
         self._buffer = None
-        libc = abi.libc()
         if shared:
             # MAP_FIXED replaces the device mapping atomically (the old vma is closed, so
             # the grant is unmapped) with zero-filled anonymous memory.  Leaked on purpose.
             flags = abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_FIXED
-            out = libc.mmap(ptr, self.length, _PROT_RW, flags, -1, 0)
-            if out != _map_failed():
-                return
-        if libc.munmap(ptr, self.length) != 0:
-            err = abi.ffi.errno
-            raise OSError(err, _strerror(err))
+            if abi.libc().mmap(ptr, self.length, _PROT_RW, flags, -1, 0) != _map_failed():
+                return None
+        return ptr
 
 
 _PROT_RW = abi.PROT_READ | abi.PROT_WRITE
@@ -170,15 +181,19 @@ class GrantPages(Closing):
         """Give the grants back to the device (UNMAP_GRANT_REF / DEALLOC_GREF)."""
         raise NotImplementedError
 
+    def _release(self, pages: MappedPages | None) -> None:
+        """Unmap ``pages`` (if any), then release the grants (a subclass may do both at once)."""
+        if pages is not None:
+            pages.release()
+        self._release_grants()
+
     def close(self) -> None:
         """munmap the pages, release the grants, close the fd if owned (idempotent)."""
         if self._fd < 0:
             return
         try:
-            if self._pages is not None:
-                pages, self._pages = self._pages, None
-                pages.release()
-            self._release_grants()
+            pages, self._pages = self._pages, None
+            self._release(pages)
         finally:
             if self._owns_fd:
                 os.close(self._fd)

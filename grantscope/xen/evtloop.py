@@ -1,5 +1,9 @@
 """The C inner loop of event-channel round trips, when it was built (else: why not).
 
+The same compiled module holds the hot paths of :meth:`EventChannel.wait` and of a gntdev
+map and unmap; :func:`compiled` hands them out, and their callers keep a Python path that
+makes the same syscalls for when it is not built.
+
 ``pingpong`` measures the channel, not the interpreter: when the compiled module
 ``grantscope.xen._evtloop`` (see :mod:`grantscope.xen._evtloop_build`) imports, the round
 trips run in C over the channels' fds; otherwise the caller runs its pure-Python loop and
@@ -52,19 +56,31 @@ def unavailable_reason() -> str | None:
     return _reason
 
 
-def c_wait() -> tuple[Any, Any] | None:
-    """(ffi, the compiled ``gs_wait_once``) for :meth:`EventChannel.wait`, or None."""
+def compiled(name: str) -> tuple[Any, Any] | None:
+    """(ffi, the compiled function ``name``) for a fast path, or None (not built, or built
+    before that function existed)."""
     loaded = _load()
     if loaded is None:
         return None
-    wait_once = getattr(loaded[1], "gs_wait_once", None)  # None: a module built before it
-    return None if wait_once is None else (loaded[0], wait_once)
+    function = getattr(loaded[1], name, None)
+    return None if function is None else (loaded[0], function)
+
+
+def c_wait() -> tuple[Any, Any] | None:
+    """(ffi, the compiled ``gs_wait_once``) for :meth:`EventChannel.wait`, or None."""
+    return compiled("gs_wait_once")
+
+
+def split_error(code: int) -> tuple[int, OSError]:
+    """A C error code ``op * 1000 + errno`` as (op, the OSError of that errno)."""
+    op, number = divmod(code, 1000)
+    return op, OSError(number, os.strerror(number) or errno_mod.errorcode.get(number, ""))
 
 
 def syscall_error(code: int, fd: int, path: str | None) -> Exception:
-    """The explained error of a syscall the C code reports as ``op * 1000 + errno``."""
-    op, number = divmod(code, 1000)
-    exc = OSError(number, os.strerror(number) or errno_mod.errorcode.get(number, ""))
+    """The explained error of an event-channel syscall the C code reports as
+    ``op * 1000 + errno`` (op 10-13)."""
+    op, exc = split_error(code)
     return from_oserror(exc, _OPS[op - 10], {"fd": fd}, path=path)
 
 

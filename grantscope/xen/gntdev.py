@@ -13,12 +13,12 @@ import fcntl
 import os
 import struct
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, NoReturn, Union
 
 from grantscope._compat import slotted_dataclass
 from grantscope.closing import Closing
 from grantscope.errors import UsageError
-from grantscope.xen import abi
+from grantscope.xen import abi, evtloop
 from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
 from grantscope.xen._pages import GrantPages, MappedPages
@@ -60,6 +60,29 @@ class CopySegment:
     source: ForeignRef | LocalBuffer
     dest: ForeignRef | LocalBuffer
     length: int
+
+
+# The compiled map and unmap (grantscope.xen._evtloop), looked up at the first map or unmap;
+# None: not built, so the Python path (the same syscalls) runs.
+_C_MAP_IOCTL, _C_MUNMAP = 20, 22  # the op part of their error codes (see _evtloop_build)
+_PROT_RW = abi.PROT_READ | abi.PROT_WRITE
+_UNSET: Any = object()
+_c_map: Any = _UNSET
+_c_unmap: Any = _UNSET
+
+
+def _compiled_map() -> tuple[Any, Any] | None:
+    global _c_map
+    if _c_map is _UNSET:
+        _c_map = evtloop.compiled("gs_map_grants")
+    return _c_map
+
+
+def _compiled_unmap() -> tuple[Any, Any] | None:
+    global _c_unmap
+    if _c_unmap is _UNSET:
+        _c_unmap = evtloop.compiled("gs_unmap_grants")
+    return _c_unmap
 
 
 class Gntdev(Closing):
@@ -124,10 +147,13 @@ class GrantMapping(GrantPages):
         device: Gntdev | None = None,
     ) -> None:
         super().__init__()
-        self.domid = check_domid(domid)
+        # The checks of check_domid/check_u32, with the common case tested inline: a map is
+        # a hot path (bench/bench_floor.py), and a call per value costs more than the test.
+        self.domid = domid if type(domid) is int and 0 <= domid <= 0xFFFF else check_domid(domid)
         self.grefs = tuple(grefs)
         for gref in self.grefs:
-            check_u32(gref, "gref")
+            if type(gref) is not int or not 0 <= gref <= 0xFFFFFFFF:
+                check_u32(gref, "gref")
         if not self.grefs:
             raise UsageError("map needs at least one gref")
         self.writable = bool(writable)
@@ -137,7 +163,11 @@ class GrantMapping(GrantPages):
         self._owns_fd = device is None
         self._fd = open_device(path) if device is None else device.fileno()
         try:
-            self._map()
+            compiled = _compiled_map()
+            if compiled is not None:
+                self._map_compiled(compiled, len(self.grefs))
+            else:
+                self._map()
         except BaseException:
             if self._owns_fd:
                 os.close(self._fd)
@@ -168,15 +198,39 @@ class GrantMapping(GrantPages):
             self._pages = MappedPages(self._fd, PAGE_SIZE * count, self._index,
                                       writable=self.writable)
         except OSError as exc:
-            diagnosis = self._diagnose() if exc.errno == errno.EINVAL else None
-            self._unmap_ioctl()
-            if diagnosis is not None:
-                bad_gref, status = diagnosis
-                raise map_failed_error(exc, self.domid, self.grefs, writable=self.writable,
-                                       failing_gref=bad_gref, status=status) from None
-            raise from_oserror(exc, "mmap", {"domid": self.domid, "grefs": list(self.grefs),
-                                             "writable": self.writable},
-                               path=self.path) from None
+            self._mmap_failed(exc)
+
+    def _map_compiled(self, compiled: tuple[Any, Any], count: int) -> None:
+        """The same two syscalls as the Python path, in one call into C (the hot path)."""
+        ffi, map_grants = compiled
+        out = ffi.new("uint64_t[2]")  # the grants' mmap offset, the error code
+        prot = _PROT_RW if self.writable else abi.PROT_READ
+        addr = map_grants(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, self.domid, self.grefs,
+                          count, prot, out)
+        if addr == ffi.NULL:
+            op, exc = evtloop.split_error(out[1])
+            if op == _C_MAP_IOCTL:
+                raise from_oserror(exc, "IOCTL_GNTDEV_MAP_GRANT_REF",
+                                   {"domid": self.domid, "grefs": list(self.grefs)},
+                                   path=self.path) from None
+            self._index = out[0]
+            self._mmap_failed(exc)
+        self._index = out[0]
+        self._pages = MappedPages(self._fd, PAGE_SIZE * count, self._index,
+                                  writable=self.writable, mapped=addr)
+
+    def _mmap_failed(self, exc: OSError) -> NoReturn:
+        """Unmap the grants whose mmap failed and raise what went wrong: Xen's GNTST status
+        of the failing grant when mmap said EINVAL (a hypercall failure)."""
+        diagnosis = self._diagnose() if exc.errno == errno.EINVAL else None
+        self._unmap_ioctl()
+        if diagnosis is not None:
+            bad_gref, status = diagnosis
+            raise map_failed_error(exc, self.domid, self.grefs, writable=self.writable,
+                                   failing_gref=bad_gref, status=status) from None
+        raise from_oserror(exc, "mmap", {"domid": self.domid, "grefs": list(self.grefs),
+                                         "writable": self.writable},
+                           path=self.path) from None
 
     def _diagnose(self) -> tuple[int | None, int | None]:
         """(first gref whose GRANT_COPY fails, its status); (None, 0) if all copy fine."""
@@ -211,6 +265,25 @@ class GrantMapping(GrantPages):
 
     def _release_grants(self) -> None:
         self._unmap_ioctl()
+
+    def _release(self, pages: MappedPages | None) -> None:
+        compiled = _compiled_unmap()
+        if compiled is None or self._index < 0:
+            super()._release(pages)
+            return
+        # munmap and UNMAP_GRANT_REF in one call into C (the hot path)
+        ffi, unmap = compiled
+        addr = pages.detach() if pages is not None else None
+        index, self._index = self._index, -1
+        code = unmap(self._fd, abi.IOCTL_GNTDEV_UNMAP_GRANT_REF,
+                     ffi.NULL if addr is None else addr, index, len(self.grefs))
+        if code == 0:
+            return
+        op, exc = evtloop.split_error(code)
+        if op == _C_MUNMAP:
+            raise exc
+        raise from_oserror(exc, "IOCTL_GNTDEV_UNMAP_GRANT_REF",
+                           {"index": index, "count": len(self.grefs)}, path=self.path) from None
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("rw" if self.writable else "ro")

@@ -307,6 +307,9 @@ def test_map_reserved_domid_failure_names_domid_self(
     monkeypatch.setattr(xen_errors, "require_xen", lambda root="/", **_kw: None)
     monkeypatch.setattr(gntdev_mod, "open_device", lambda path, **kw: os.open("/dev/null", 0))
     monkeypatch.setattr(gntdev_mod.GrantMapping, "_unmap_ioctl", lambda self: None)
+    # the Python path, whose syscalls are patched here (test_gntdev_map.py holds both alike)
+    monkeypatch.setattr(gntdev_mod, "_c_map", None)
+    monkeypatch.setattr(gntdev_mod, "_c_unmap", None)
 
     def ioctl(fd: int, request: int, arg: Any, *rest: Any) -> int:
         return 0  # MAP_GRANT_REF records the refs; GRANT_COPY leaves status 0
