@@ -60,16 +60,21 @@ class LabConfig:
                 "release": None if self.release is None else self.release.suite}
 
 
-def _release(suite: str, xen: str) -> Release:
+# What xl needs for an HVM guest: the device model (qemu-system-i386 built for Xen) and the
+# BIOS libxl loads (Debian's Xen looks for /usr/share/seabios/bios-256k.bin).
+HVM_PACKAGES = ("qemu-system-xen", "seabios")
+
+
+def _release(suite: str, xen: str, extra: tuple[str, ...] = ()) -> Release:
     """Debian ``suite`` with its Xen ``xen``: the hypervisor package and a dom0 root with that
-    release's Xen tools and Python."""
+    release's Xen tools and Python (and the ``extra`` packages)."""
     return Release(
         suite, f"xen-hypervisor-{xen}-amd64", f"boot/xen-{xen}-amd64.gz",
         # gcc and python3-dev: the install compiles pingpong's C loop, as on the host (the core
         # suite checks the C loop ran).
         root_packages=("python3", "python3-venv", "python3-dev", "gcc", "libc6-dev",
                        f"xen-utils-{xen}", "xenstore-utils", "procps", "kmod", "iproute2",
-                       "strace"))
+                       "strace", *extra))
 
 
 CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
@@ -84,8 +89,10 @@ CONFIGS: Mapping[str, LabConfig] = MappingProxyType({
                   xen="4.20", kernel="6.12", python="3.13",
                   changes=("Xen 4.20 and Linux 6.12 from Debian 13 (trixie)",
                            "dom0 runs from a Debian 13 root (mmdebstrap) with xen-utils-4.20 "
-                           "and Python 3.13, grantscope in a venv there",),
-                  release=_release("trixie", "4.20")),
+                           "and Python 3.13, grantscope in a venv there",
+                           "that root holds the HVM device model and SeaBIOS (qemu-system-xen, "
+                           "seabios), so HVM guests run there too",),
+                  release=_release("trixie", "4.20", HVM_PACKAGES)),
         LabConfig("bullseye", "Debian 11: Xen 4.14, Linux 5.10, Python 3.9, C xenstored",
                   xen="4.14", kernel="5.10", python="3.9",
                   changes=("Xen 4.14 and Linux 5.10 from Debian 11 (bullseye), the oldest "
