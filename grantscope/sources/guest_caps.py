@@ -32,7 +32,8 @@ SELF_MAP_EVIDENCE = (
     "hole that reads as 0xff and drops writes, also after the unmap, and whatever the kernel "
     "puts there once the offer ends is lost (the project's lab, 2026-12-04, one emulated CPU: "
     "a self-map's output read back as 0xff in 10 of 10 PVH and 9 of 10 HVM guests on Xen "
-    "4.17, the tenth did not finish, and in 10 of 10 PVH guests on Xen 4.20; none died). "
+    "4.17, the tenth did not finish, and in 10 of 10 PVH and 8 of 9 HVM guests on Xen "
+    "4.20; none died of it). "
     "It is Xen's logic, not the emulator's: expect it on hardware too. PV domains map by "
     "page-table update and are not affected"
 )
