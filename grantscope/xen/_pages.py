@@ -33,7 +33,7 @@ class MappedPages:
         if mapped is not None:
             ptr = mapped
         else:
-            ptr = abi.libc().mmap(ffi.NULL, length, _PROT_RW if writable else abi.PROT_READ,
+            ptr = abi.libc().mmap(ffi.NULL, length, PROT_RW if writable else abi.PROT_READ,
                                   abi.MAP_SHARED, fd, offset)
             if ptr == _map_failed():
                 err = ffi.errno
@@ -75,12 +75,12 @@ class MappedPages:
             # MAP_FIXED replaces the device mapping atomically (the old vma is closed, so
             # the grant is unmapped) with zero-filled anonymous memory.  Leaked on purpose.
             flags = abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_FIXED
-            if abi.libc().mmap(ptr, self.length, _PROT_RW, flags, -1, 0) != _map_failed():
+            if abi.libc().mmap(ptr, self.length, PROT_RW, flags, -1, 0) != _map_failed():
                 return None
         return ptr
 
 
-_PROT_RW = abi.PROT_READ | abi.PROT_WRITE
+PROT_RW = abi.PROT_READ | abi.PROT_WRITE  # a writable mapping's protection
 _MAP_FAILED_PTR: Any = None
 
 

@@ -21,7 +21,7 @@ from grantscope.errors import UsageError
 from grantscope.xen import abi, evtloop
 from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
-from grantscope.xen._pages import GrantPages, MappedPages
+from grantscope.xen._pages import PROT_RW, GrantPages, MappedPages
 from grantscope.xen.errors import XenError, from_oserror, map_failed_error
 from grantscope.xen.readonly import refuse_if_readonly
 
@@ -65,7 +65,6 @@ class CopySegment:
 # The compiled map and unmap (grantscope.xen._evtloop), looked up at the first map or unmap;
 # None: not built, so the Python path (the same syscalls) runs.
 _C_MAP_IOCTL, _C_MUNMAP = 20, 22  # the op part of their error codes (see _evtloop_build)
-_PROT_RW = abi.PROT_READ | abi.PROT_WRITE
 _UNSET: Any = object()
 _c_map: Any = _UNSET
 _c_unmap: Any = _UNSET
@@ -204,7 +203,7 @@ class GrantMapping(GrantPages):
         """The same two syscalls as the Python path, in one call into C (the hot path)."""
         ffi, map_grants = compiled
         out = ffi.new("uint64_t[2]")  # the grants' mmap offset, the error code
-        prot = _PROT_RW if self.writable else abi.PROT_READ
+        prot = PROT_RW if self.writable else abi.PROT_READ
         addr = map_grants(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, self.domid, self.grefs,
                           count, prot, out)
         if addr == ffi.NULL:
