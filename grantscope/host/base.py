@@ -17,22 +17,22 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from grantscope._compat import slotted_dataclass
 from grantscope.closing import Closing
 from grantscope.errors import UsageError
-from grantscope.model.findings import Finding
-from grantscope.model.toolout import ProcessInfo
-from grantscope.xen.xenstore import Perms, XsNode
 
 if TYPE_CHECKING:
+    # Only annotations: importing these at run time would load the findings engine, the dump
+    # parsers and the XenStore client before the TUI's first frame (issue 19's first paint).
     from grantscope.model.dumps import EventDump, GrantDump
+    from grantscope.model.findings import Finding
     from grantscope.model.gnttab_size import GrantFrames
-    from grantscope.model.toolout import QuotaSnapshot
+    from grantscope.model.toolout import ProcessInfo, QuotaSnapshot
     from grantscope.probing.devices import Devices
+    from grantscope.xen.xs_types import Perms, XsNode
 
 __all__ = [
     "BackendName",
     "DomainUsage",
     "EventCounter",
     "EventsSnapshot",
-    "Finding",
     "FindingsSnapshot",
     "GrantsSnapshot",
     "Host",
@@ -42,11 +42,9 @@ __all__ = [
     "OwnGrant",
     "OwnPort",
     "PageRef",
-    "Perms",
     "ProcessGrants",
     "UsageSnapshot",
     "WatchHandle",
-    "XsNode",
     "domain_usage",
     "hv_ports_from_dump",
 ]

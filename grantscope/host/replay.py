@@ -24,7 +24,6 @@ from grantscope.errors import UsageError
 from grantscope.host.base import (
     EventCounter,
     EventsSnapshot,
-    Finding,
     FindingsSnapshot,
     GrantsSnapshot,
     Host,
@@ -32,13 +31,13 @@ from grantscope.host.base import (
     HvGrant,
     HvPort,
     PageRef,
-    Perms,
     UsageSnapshot,
-    XsNode,
     domain_usage,
     hv_ports_from_dump,
 )
+from grantscope.model.findings import Finding
 from grantscope.safetext import clean
+from grantscope.xen.xs_types import Perms, XsNode
 
 UNKNOWN_DOMID = -1
 

@@ -16,6 +16,8 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from grantscope.host.base import (
     EventCounter,
@@ -28,20 +30,20 @@ from grantscope.host.base import (
     OwnGrant,
     OwnPort,
     PageRef,
-    Perms,
     ProcessGrants,
     UsageSnapshot,
     WatchHandle,
-    XsNode,
     hv_ports_from_dump,
 )
 from grantscope.host.sim_devices import GrantTable, PortTable, SimDevices
-from grantscope.host.sim_hv import sim_console, sim_observation, sim_usage
 from grantscope.host.sim_store import AdvancingWatch, SimStoreView
 from grantscope.host.sim_xenstore import SimXenStore
-from grantscope.model.findings import Observation, analyze
 from grantscope.model.ring import RingHeader, encode_ring_header
-from grantscope.model.toolout import DeviceHolder, ProcessInfo
+from grantscope.xen.xs_types import Perms, XsNode
+
+if TYPE_CHECKING:
+    from grantscope.model.findings import Observation
+    from grantscope.model.toolout import ProcessInfo
 
 GUESTS = {1: ("web-frontend", "pv"), 2: ("storage-01", "pvh")}
 RING_GREF = {1: 8, 2: 8}
@@ -50,6 +52,17 @@ RING_SLOTS = 32
 GONE_DOMID = 3
 #: A page of dom1 that dom2 still maps though nothing in XenStore names it (a leak).
 LEAKED_REF = 31
+
+
+def _hv() -> ModuleType:
+    """The simulated hypervisor's dumps and quota, imported when first asked for.
+
+    They pull in the dump parsers and the findings engine, which the first screen does not
+    need: importing them at start cost the TUI's first paint about 30 ms (issue 19).
+    """
+    from grantscope.host import sim_hv
+
+    return sim_hv
 
 
 def _counter(rate: float, period: float, t: float, phase: float = 0.0) -> int:
@@ -298,6 +311,8 @@ class SimHost(Host):
         if pid not in known:
             return None
         name, cmdline = known[pid]
+        from grantscope.model.toolout import ProcessInfo  # deferred, see _hv
+
         # a fixed start time (2026-01-01 + pid seconds): screens stay the same run to run
         return ProcessInfo(pid, name, cmdline, "root", 1767225600.0 + pid,
                            12.5 if pid != 4242 else 0.8, (48 << 20) + pid * 4096)
@@ -317,8 +332,11 @@ class SimHost(Host):
 
     def observation(self) -> Observation:
         """What ``grantscope report`` reads, as the simulated dom0 sees it now."""
+        from grantscope.model.toolout import DeviceHolder  # deferred, see _hv
+
         self._advance()
         nodes = tuple(self.store.walk("/", perms=True))
+        sim_console, sim_observation = _hv().sim_console, _hv().sim_observation
         console = sim_console(self.grant_table, self.port_table, tuple(GUESTS),
                               {n.path: n.value for n in nodes})
         holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
@@ -331,6 +349,8 @@ class SimHost(Host):
 
     def analyze(self) -> FindingsSnapshot:
         """``report``'s analysis over the simulated XenStore, dumps, quota and processes."""
+        from grantscope.model.findings import analyze  # deferred, see _hv
+
         result = analyze(self.observation())
         return FindingsSnapshot(result.findings, result.not_checked,
                                 "simulated host (the analysis 'grantscope report' runs)",
@@ -339,7 +359,7 @@ class SimHost(Host):
     def usage(self) -> UsageSnapshot:
         """Grant and maptrack frames from the simulated ``g`` dump, nodes against the quota."""
         nodes = tuple(self.store.walk("/", perms=True))
-        return sim_usage(self.grant_table, nodes, tuple(GUESTS), self.clock())
+        return _hv().sim_usage(self.grant_table, nodes, tuple(GUESTS), self.clock())
 
     def events(self) -> EventsSnapshot:
         """Interrupt rows whose counts follow the clock, our ports, the simulated ``e`` table."""
@@ -367,7 +387,7 @@ class SimHost(Host):
                 if domid == 0
             )
         nodes = {n.path: n.value for n in self.store.walk("/local/domain")}
-        dump = sim_console(self.grant_table, self.port_table, tuple(GUESTS), nodes).events
+        dump = _hv().sim_console(self.grant_table, self.port_table, tuple(GUESTS), nodes).events
         hv = hv_ports_from_dump(dump) if dump is not None else None
         return EventsSnapshot(tuple(rows), ports, t, hv)
 

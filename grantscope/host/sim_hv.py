@@ -33,7 +33,7 @@ from grantscope.model.toolout import (
     QuotaUsage,
 )
 from grantscope.sources.observation import build_observation
-from grantscope.xen.xenstore import XsNode
+from grantscope.xen.xs_types import XsNode
 
 __all__ = ["sim_console", "sim_observation"]
 

@@ -10,8 +10,9 @@ import builtins
 from collections.abc import Callable, Sequence
 
 from grantscope.closing import Closing
-from grantscope.host.base import Perms, WatchHandle, XsNode
+from grantscope.host.base import WatchHandle
 from grantscope.host.sim_xenstore import SimXenStore
+from grantscope.xen.xs_types import Perms, XsNode
 
 __all__ = ["AdvancingWatch", "SimStoreView"]
 

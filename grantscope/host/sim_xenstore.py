@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from grantscope.closing import Closing
-from grantscope.xen.xenstore import Perms, XenStoreError, XsNode
+from grantscope.xen.xs_types import Perms, XenStoreError, XsNode
 
 __all__ = ["SimWatch", "SimXenStore"]
 

@@ -24,16 +24,15 @@ from grantscope.host.base import (
     HvPort,
     OwnGrant,
     OwnPort,
-    Perms,
     ProcessGrants,
-    ProcessInfo,
     UsageSnapshot,
     WatchHandle,
-    XsNode,
     domain_usage,
     hv_ports_from_dump,
 )
+from grantscope.model.toolout import ProcessInfo
 from grantscope.xen import _host
+from grantscope.xen.xs_types import Perms, XsNode
 
 #: Seconds between the two counter samples of an analysis from the TUI (storms, spurious
 #: events): short, as the user waits for it, long enough for a storm to show a rate.

@@ -18,11 +18,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from grantscope.host.base import Host
-from grantscope.model.toolout import ProcessInfo
-from grantscope.sources.procfs import describe_process
 from grantscope.ui.commands import GrantscopeCommands
 from grantscope.ui.domains import name_domids, read_domain_names
-from grantscope.ui.keymap import keymap_path, load_keymap
 from grantscope.ui.messages import DomainNamesRead, OpenPage, PageReleased
 from grantscope.ui.panes.base import PaneMounted, TabBody
 from grantscope.ui.settings import save_theme, saved_theme
@@ -31,6 +28,7 @@ from grantscope.ui.themes import DEFAULT_THEME, derived_variables, load_themes
 from grantscope.ui.widgets.host_bar import HostBar
 
 if TYPE_CHECKING:
+    from grantscope.model.toolout import ProcessInfo
     from grantscope.probing.engine import Probe
     from grantscope.ui.panes.page import PagePane
     from grantscope.ui.panes.probes import ProbesPane
@@ -118,6 +116,9 @@ class GrantscopeApp(App[int]):
         self.call_after_refresh(self._load_keymap)
 
     def _load_keymap(self) -> None:
+        # imported here: the TOML reader is not needed for the first frame
+        from grantscope.ui.keymap import keymap_path, load_keymap
+
         keymap = load_keymap(keymap_path(), binding_ids())
         if keymap.keys:
             self.set_keymap(keymap.keys)
@@ -171,6 +172,8 @@ class GrantscopeApp(App[int]):
 
     def own_process(self) -> ProcessInfo | None:
         """This TUI's own process through psutil: the help screen shows what it costs."""
+        from grantscope.sources.procfs import describe_process
+
         return describe_process(os.getpid())
 
     # -- panes that mount later ------------------------------------------------------------

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from pilot import FROZEN_AT, SIZE, async_test, make_app, settle
 
-from grantscope.host.base import XsNode
 from grantscope.host.sim import SimHost
 from grantscope.ui.panes.xenstore import XenStorePane
-from grantscope.xen.xs_types import XenStoreError
+from grantscope.xen.xs_types import XenStoreError, XsNode
 
 
 class DomUView(SimHost):

@@ -19,7 +19,8 @@ from textual.widgets import DataTable, Label, Static
 from textual.widgets.data_table import ColumnKey
 
 from grantscope.errors import GrantscopeError
-from grantscope.host.base import Finding, FindingsSnapshot, Host
+from grantscope.host.base import FindingsSnapshot, Host
+from grantscope.model.findings import Finding
 from grantscope.model.runs import ref_ranges
 from grantscope.safetext import clean
 from grantscope.ui.domains import domain_label

@@ -22,7 +22,7 @@ from grantscope.ui.messages import XsChange, XsChanged
 from grantscope.ui.panes.base import TabBody
 from grantscope.ui.themes import theme_colour
 from grantscope.ui.widgets.xs_tree import NodeData, XsTree
-from grantscope.xen.xenstore import escape_value
+from grantscope.xen.xs_escape import escape_value
 
 FILTER_LIMIT = 200
 

@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from grantscope._compat import slotted_dataclass
 from grantscope.host.base import Host
-from grantscope.xen.xenstore import escape_value
+from grantscope.xen.xs_escape import escape_value
 
 CHUNK = 250
 VALUE_WIDTH = 48
