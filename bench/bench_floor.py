@@ -32,7 +32,8 @@ from bench_devices import c_anchor, percentiles, pin_to_a_steady_cpu, py_evtchn,
 from grantscope._compat import zip_strict
 from grantscope.lab.build import current_build
 from grantscope.probing import roundtrips
-from grantscope.xen import abi, evtloop
+from grantscope.xen import abi
+from grantscope.xen.compiled import fast_path
 from grantscope.xen.evtchn import EventChannel
 from grantscope.xen.gntalloc import GrantOffer
 from grantscope.xen.gntdev import Gntdev
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             per_run = ", ".join(f"{v:.0f}" for v in values)
             print(f"| {name} | {per_run} | **{med:.0f}** | {med / base:.2f} |")
     print("\nthe API's own paths: " + ", ".join(
-        f"{what} {'compiled (grantscope.xen._evtloop)' if evtloop.compiled(name) else 'Python'}"
+        f"{what} {'compiled (grantscope.xen._evtloop)' if fast_path(name) else 'Python'}"
         for what, name in (("EventChannel.wait", "gs_wait_once"), ("Gntdev.map", "gs_map_grants"))))
     if args.only != "evtchn":
         print("\nlean map+unmap, p50 of each phase over all runs, µs: " + ", ".join(

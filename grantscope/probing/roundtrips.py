@@ -56,7 +56,7 @@ def loop_text(loop: str, note: str | None) -> str:
 
 def _c_loop_refusal(channels: tuple[Any, ...]) -> str | None:
     """Why the C loop cannot time these channels (None: it can)."""
-    from grantscope.xen import evtloop
+    from grantscope.xen.compiled import unavailable_reason
 
     real = [c for c in channels if c is not None]
     try:
@@ -67,7 +67,7 @@ def _c_loop_refusal(channels: tuple[Any, ...]) -> str | None:
         return "simulated event channels have no fd for the C loop"
     if any(c.has_pending for c in real):
         return "events were pending before the first round trip"
-    return evtloop.unavailable_reason()
+    return unavailable_reason()
 
 
 def python_round_trips(ctx: StepContext, send: Any, send_port: int, recv: Any,

@@ -23,6 +23,7 @@ from grantscope.closing import Closing
 from grantscope.xen import abi, evtloop
 from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_u32, open_device
+from grantscope.xen.compiled import fast_path
 from grantscope.xen.errors import from_oserror
 
 EVTCHN_PATH = "/dev/xen/evtchn"
@@ -58,7 +59,7 @@ class EventChannel(Closing):
         self._pending: list[int] = []  # fired and unmasked, not yet reported
         # wait()'s fast path in C when the compiled helper is built (one call for poll,
         # read and write back); None: the same three syscalls from Python.
-        c_wait = evtloop.c_wait()
+        c_wait = fast_path("gs_wait_once")
         self._c_wait = None if c_wait is None else c_wait[1]
         if c_wait is not None:
             self._c_fired = c_wait[0].new("unsigned int[]", _PORTS_MAX)

@@ -18,10 +18,11 @@ from typing import Any, NoReturn, Union
 from grantscope._compat import slotted_dataclass
 from grantscope.closing import Closing
 from grantscope.errors import UsageError
-from grantscope.xen import abi, evtloop
+from grantscope.xen import abi
 from grantscope.xen import readonly as _readonly
 from grantscope.xen._fd import check_domid, check_range, check_u32, open_device
 from grantscope.xen._pages import PROT_RW, GrantPages, MappedPages
+from grantscope.xen.compiled import fast_path, split_error
 from grantscope.xen.errors import XenError, from_oserror, map_failed_error
 from grantscope.xen.readonly import refuse_if_readonly
 
@@ -73,14 +74,14 @@ _c_unmap: Any = _UNSET
 def _compiled_map() -> tuple[Any, Any] | None:
     global _c_map
     if _c_map is _UNSET:
-        _c_map = evtloop.compiled("gs_map_grants")
+        _c_map = fast_path("gs_map_grants")
     return _c_map
 
 
 def _compiled_unmap() -> tuple[Any, Any] | None:
     global _c_unmap
     if _c_unmap is _UNSET:
-        _c_unmap = evtloop.compiled("gs_unmap_grants")
+        _c_unmap = fast_path("gs_unmap_grants")
     return _c_unmap
 
 
@@ -207,7 +208,7 @@ class GrantMapping(GrantPages):
         addr = map_grants(self._fd, abi.IOCTL_GNTDEV_MAP_GRANT_REF, self.domid, self.grefs,
                           count, prot, out)
         if addr == ffi.NULL:
-            op, exc = evtloop.split_error(out[1])
+            op, exc = split_error(out[1])
             if op == _C_MAP_IOCTL:
                 raise from_oserror(exc, "IOCTL_GNTDEV_MAP_GRANT_REF",
                                    {"domid": self.domid, "grefs": list(self.grefs)},
@@ -278,7 +279,7 @@ class GrantMapping(GrantPages):
                      ffi.NULL if addr is None else addr, index, len(self.grefs))
         if code == 0:
             return
-        op, exc = evtloop.split_error(code)
+        op, exc = split_error(code)
         if op == _C_MUNMAP:
             raise exc
         raise from_oserror(exc, "IOCTL_GNTDEV_UNMAP_GRANT_REF",

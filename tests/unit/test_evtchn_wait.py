@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from grantscope.xen import evtloop
+from grantscope.xen import compiled
 from grantscope.xen.errors import XenError
 from grantscope.xen.evtchn import EventChannel
 
 
 def _force_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if the compiled module were missing: its import fails."""
-    monkeypatch.setattr(evtloop, "_loaded", None)
-    monkeypatch.setattr(evtloop, "_reason", None)
+    monkeypatch.setattr(compiled, "_loaded", None)
+    monkeypatch.setattr(compiled, "_reason", None)
     monkeypatch.setitem(sys.modules, "grantscope.xen._evtloop", None)
 
 

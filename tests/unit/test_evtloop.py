@@ -23,7 +23,7 @@ import pytest
 
 from grantscope.probing import roundtrips, steps
 from grantscope.probing.steps import NoAnswer
-from grantscope.xen import abi, evtloop
+from grantscope.xen import abi, compiled, evtloop
 from grantscope.xen.evtchn import EventChannel
 
 
@@ -59,15 +59,15 @@ class _Ctx:
 
 def _force_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if the compiled module were missing: its import fails."""
-    monkeypatch.setattr(evtloop, "_loaded", None)
-    monkeypatch.setattr(evtloop, "_reason", None)
+    monkeypatch.setattr(compiled, "_loaded", None)
+    monkeypatch.setattr(compiled, "_reason", None)
     monkeypatch.setitem(sys.modules, "grantscope.xen._evtloop", None)
 
 
 def test_the_install_built_the_c_loop() -> None:
     # The editable install compiles it where a compiler is (this machine and CI have one).
-    assert evtloop.available(), evtloop.unavailable_reason()
-    assert evtloop.unavailable_reason() is None
+    assert compiled.available(), compiled.unavailable_reason()
+    assert compiled.unavailable_reason() is None
 
 
 @pytest.mark.parametrize("loopback", [False, True])

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grantscope.xen import abi, evtloop, gntdev
+from grantscope.xen import abi, compiled, gntdev
 from grantscope.xen.errors import XenError
 from grantscope.xen.gntdev import Gntdev
 
@@ -26,8 +26,8 @@ _UNKNOWN_IOCTL = 0x4B4F  # no file on this memfd answers it: ENOTTY
 
 def _force_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if the compiled module were missing: its import fails."""
-    monkeypatch.setattr(evtloop, "_loaded", None)
-    monkeypatch.setattr(evtloop, "_reason", None)
+    monkeypatch.setattr(compiled, "_loaded", None)
+    monkeypatch.setattr(compiled, "_reason", None)
     monkeypatch.setitem(sys.modules, "grantscope.xen._evtloop", None)
 
 
@@ -38,8 +38,8 @@ def memfd(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setattr(gntdev, "_c_unmap", gntdev._UNSET)
     if request.param == "python":
         _force_python(monkeypatch)
-    elif not evtloop.available():
-        pytest.fail(f"the compiled module is not built: {evtloop.unavailable_reason()}")
+    elif not compiled.available():
+        pytest.fail(f"the compiled module is not built: {compiled.unavailable_reason()}")
     monkeypatch.setattr(abi, "IOCTL_GNTDEV_MAP_GRANT_REF", termios.FIONREAD)
     monkeypatch.setattr(abi, "IOCTL_GNTDEV_UNMAP_GRANT_REF", termios.FIONREAD)
     fd = os.memfd_create("gs-gntdev-stand-in")

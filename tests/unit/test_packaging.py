@@ -166,7 +166,7 @@ def test_wheel_install_with_its_deps_runs_the_demo_doctor(wheel: Path, tmp_path:
     assert "cp3" in wheel.name and "linux" in wheel.name, wheel.name
 
 
-LOOP_REASON = "from grantscope.xen import evtloop; print(evtloop.unavailable_reason())"
+LOOP_REASON = "from grantscope.xen import compiled; print(compiled.unavailable_reason())"
 
 
 def _loop_reason(bin_dir: Path, cwd: Path) -> str:
