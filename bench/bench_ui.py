@@ -73,9 +73,13 @@ elif kind == "widgets":
             yield Footer()
     args = ()
 else:
+    # what grantscope --demo does before its first frame (grantscope.cli.tui.run_tui): the
+    # host, the app's imports, the startup objects frozen out of the collector's way
+    from grantscope.cli.tui import freeze_startup_objects
     from grantscope.host.sim import SimHost
     from grantscope.ui.app import GrantscopeApp as Base
     args = (SimHost(),)
+    freeze_startup_objects()
 t_import = time.perf_counter() - t0
 from textual.app import App
 first = []

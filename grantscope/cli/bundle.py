@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import inspect
 import socket
 import sys
 from typing import Any
@@ -284,8 +283,7 @@ def run_open(args: argparse.Namespace) -> int:
 
 
 def _run_tui_on(host: Any, args: argparse.Namespace) -> int:
-    """The TUI on ``host``: through ``run_tui(args, host=...)`` when it takes a host, else the
-    app directly (``run_tui`` builds its own host from the command line)."""
+    """The TUI on ``host``, started as ``grantscope`` starts it (signals, cleanup, exit status)."""
     try:
         from grantscope.cli import tui
     except ImportError as err:
@@ -294,13 +292,7 @@ def _run_tui_on(host: Any, args: argparse.Namespace) -> int:
             f"grantscope.cli.tui could not be imported ({err}); 'grantscope bundle inspect' "
             "and 'grantscope bundle diff' work without it.",
         ) from None
-    run_tui: Any = tui.run_tui
-    if "host" in inspect.signature(run_tui).parameters:
-        return int(run_tui(args, host=host))
-    from grantscope.ui.app import GrantscopeApp
-
-    app = GrantscopeApp(host, theme=getattr(args, "theme", None), readonly=True)
-    return int(app.run() or 0)
+    return int(tui.run_tui(args, host=host))
 
 
 # -- diff -------------------------------------------------------------------------------------
