@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import signal
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -26,7 +27,11 @@ def make_host(args: argparse.Namespace) -> Host:
 
 @contextlib.contextmanager
 def exit_on_signals(app: Any) -> Iterator[None]:
-    """SIGTERM and SIGHUP quit the app the way ``q`` does, so the same cleanup runs.
+    """SIGINT, SIGTERM and SIGHUP quit the app the way ``q`` does, so the same cleanup runs.
+
+    SIGINT is among them because in the TUI Ctrl+C is a key (the terminal is in raw mode):
+    a SIGINT comes from ``kill -INT`` or a supervisor, and must not break out of the event
+    loop as a KeyboardInterrupt while a probe step runs in its thread.
 
     The handler only schedules ``app.exit`` on the app's event loop (woken through its
     self-pipe); the probe cleanup then runs when the app unmounts, after the running step
@@ -41,7 +46,7 @@ def exit_on_signals(app: Any) -> Iterator[None]:
             raise KeyboardInterrupt from None
         loop.call_soon_threadsafe(app.exit, 128 + signum)
 
-    with signals_handled(STOP_SIGNALS, handler):
+    with signals_handled((signal.SIGINT, *STOP_SIGNALS), handler):
         yield
 
 

@@ -1,4 +1,5 @@
-"""SIGTERM and SIGHUP quit the TUI like q: a running probe step is cancelled, then cleaned up."""
+"""q, SIGINT, SIGTERM and SIGHUP quit the TUI alike: a running probe step is cancelled, then
+cleaned up, and the exit status says how it ended (0 for q, 128 + the signal's number)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from grantscope.ui.panes.probes import ProbesPane
 from grantscope.ui.screens.confirm import ConfirmScreen
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_signal_during_a_step_quits_after_the_step_and_cleans_up(sig: signal.Signals) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, None],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP", "q"])
+def test_signal_during_a_step_quits_after_the_step_and_cleans_up(
+        sig: signal.Signals | None) -> None:
     # Imported here, not at collection: tests/unit/test_bundle_cli.py replaces the module.
     from grantscope.cli.tui import exit_on_signals
 
@@ -40,13 +43,17 @@ def test_signal_during_a_step_quits_after_the_step_and_cleans_up(sig: signal.Sig
                                and pane.run.next_index >= 4)
                 run = pane.run
                 seen["run"] = run
-                os.kill(os.getpid(), sig)
+                if sig is None:
+                    await pilot.press("q")
+                else:
+                    os.kill(os.getpid(), sig)
                 await wait_for(pilot, lambda: not app.is_running, timeout=10.0)
         seen["return"] = app.return_value
 
     scenario()
     run = seen["run"]
-    assert seen["return"] == 128 + sig.value
+    # the status run_tui returns (q leaves no return value: 0)
+    assert int(seen["return"] or 0) == (0 if sig is None else 128 + sig.value)
     hold = [r for r in run.records if r.name == "hold the offer for the peer"]
     assert hold and not hold[0].ok and "cancelled" in hold[0].explanation
     cleanup = [r for r in run.records if r.phase == "cleanup"]
