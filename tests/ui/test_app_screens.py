@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 import pytest
 from pilot import SIZE, async_test, make_app, settle, wait_for
 
@@ -212,6 +214,8 @@ async def test_page_shows_ring_and_highlights_changes(tmp_path, monkeypatch) -> 
         monkeypatch.chdir(tmp_path)
         await pilot.press("s")
         assert page.saved_to is not None and page.saved_to.read_bytes() == page.hexdump.data
+        # a new file only its owner reads (write_new_file: O_EXCL, no symlink followed)
+        assert stat.S_IMODE(page.saved_to.stat().st_mode) == 0o600
 
 
 @async_test

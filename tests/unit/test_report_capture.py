@@ -97,6 +97,16 @@ def test_dump_capture_output_file(host: Path, capsys: pytest.CaptureFixture[str]
     assert "already exists" in capsys.readouterr().err
 
 
+def test_dump_capture_refuses_a_symlink(host: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    victim = host / "victim"
+    victim.write_text("precious")
+    link = host / "dumps-link.txt"
+    link.symlink_to(victim)
+    assert main(["dump", "capture", "-o", str(link)]) == 2
+    assert "symlink" in capsys.readouterr().err
+    assert victim.read_text() == "precious" and link.is_symlink()
+
+
 def test_write_new_file_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
     os.umask(0o022)
     target = tmp_path / "f.bin"

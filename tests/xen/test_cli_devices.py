@@ -113,6 +113,26 @@ def test_offer_publish_then_map_notify_and_cleanup(store: XenStore) -> None:
     assert store.read_or_none(f"{path}/port") is None
 
 
+def test_offer_then_map_with_their_defaults_work_together(store: XenStore) -> None:
+    """Issue 13: both ends are read-only by default, so the defaults agree on real Xen."""
+    path = f"{BASE}/defaults"
+    offer = start_offer("--to", "0", "--text", "read-only twice.", "--publish", path,
+                        "--wait", "900")
+    try:
+        wait_node(store, f"{path}/gref")
+        mapped = gs("map", "--domid", "0", "--gref", f"xs:{path}/gref")
+        assert mapped.returncode == 0, (mapped.stdout, mapped.stderr)
+        assert "read-only" in mapped.stdout and "read-only twice." in mapped.stdout
+        # asking for more than the grant gives fails, and says what Xen said
+        writable = gs("map", "--domid", "0", "--gref", f"xs:{path}/gref", "--writable")
+        assert writable.returncode == 1, (writable.stdout, writable.stderr)
+        assert "Traceback" not in writable.stderr and writable.stderr.strip()
+    finally:
+        offer.send_signal(signal.SIGTERM)
+        offer.communicate(timeout=60)
+    assert store.read_or_none(f"{path}/gref") is None
+
+
 def test_offer_of_several_pages_grants_each_in_order(store: XenStore) -> None:
     """``offer --pages 3``: three grefs published in page order, the text running on from one
     page into the next, each page mappable by its own gref and all three as one mapping."""
