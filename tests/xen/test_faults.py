@@ -163,6 +163,7 @@ async def test_the_tui_says_when_a_mapped_pages_domain_is_gone(
 
 
 KILLS = 100
+KILLED_BASE = "/local/domain/0/data/gs-killed"
 
 
 def dom0_active_grants() -> set[tuple[int, int]]:
@@ -176,8 +177,8 @@ def dom0_active_grants() -> set[tuple[int, int]]:
 
 def run_until_killed(index: int, steps_done: int, ready: int) -> None:
     """In a forked child: run mailbox-loopback, say when ``steps_done`` steps are done, go on."""
-    run = ProbeRun(find_probe("mailbox-loopback"),
-                   {"path": f"/local/domain/0/data/gs-killed-{index}"}, RealDevices())
+    run = ProbeRun(find_probe("mailbox-loopback"), {"path": f"{KILLED_BASE}-{index}"},
+                   RealDevices())
     for _ in range(steps_done):
         run.run_next()
     os.write(ready, b"k")
@@ -195,6 +196,7 @@ def test_probes_killed_at_random_steps_leave_no_grant_port_or_mapping() -> None:
     ports_before = dom0_ports()
     grants_before = dom0_active_grants()
     killed_at: list[int] = []
+    left_by: dict[int, str] = {}  # killed pid -> the directory its run left in XenStore
     with XenStore.open() as xs:
         for index in range(KILLS):
             steps_done = rng.randrange(steps)
@@ -214,11 +216,14 @@ def test_probes_killed_at_random_steps_leave_no_grant_port_or_mapping() -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             killed_at.append(steps_done)
-            # What a SIGKILL cannot clean: the XenStore nodes the run published (a report's
-            # leftovers); removed here so the next run starts clean.
-            left = f"/local/domain/0/data/gs-killed-{index}"
-            if xs.read_or_none(left) is not None:
-                xs.rm(left)
+            # What a SIGKILL cannot clean: the XenStore nodes the run published.  Each run
+            # has its own directory, so they stay until 'report' has named them, below.
+            if xs.read_or_none(f"{KILLED_BASE}-{index}") is not None:
+                left_by[pid] = f"{KILLED_BASE}-{index}"
+    try:
+        _report_names_what_each_killed_run_left(left_by)
+    finally:
+        _remove_leftovers(left_by)
     assert len(set(killed_at)) == steps, f"not every step was a kill point: {killed_at}"
     # The kernel released everything the killed processes held (ports closed, grants unmapped
     # and ended): wait a moment for deferred gntalloc releases, then compare.
@@ -231,3 +236,30 @@ def test_probes_killed_at_random_steps_leave_no_grant_port_or_mapping() -> None:
         time.sleep(1)
     assert not ports_left, f"ports left after {KILLS} SIGKILLs: {sorted(ports_left)}"
     assert not grants_left, f"active dom0 grants left after {KILLS} SIGKILLs: {grants_left}"
+
+
+def _report_names_what_each_killed_run_left(left_by: dict[int, str]) -> None:
+    """``report`` names every killed run whose nodes are still in XenStore (a
+    ``xenstore-leftover`` finding with its pid, from the journal the run kept)."""
+    proc = subprocess.run([GRANTSCOPE, "report", "--json", "--no-dumps", "--interval", "0"],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr
+    findings = [f for f in json.loads(proc.stdout)["findings"]
+                if f["code"] == "xenstore-leftover"]
+    named = {f["subject"]["pid"]: f["subject"]["nodes"] for f in findings}
+    assert left_by, "no killed run left nodes: the kill points never followed a publish"
+    missing = {pid: path for pid, path in left_by.items()
+               if not any(node == path or node.startswith(path + "/")
+                          for node in named.get(pid, ()))}
+    assert not missing, f"report did not name these leftovers: {missing}"
+
+
+def _remove_leftovers(left_by: dict[int, str]) -> None:
+    """Remove what the killed runs left: their directories, and their journals."""
+    with XenStore.open() as xs:
+        for path in left_by.values():
+            if xs.read_or_none(path) is not None:
+                xs.rm(path)
+    for journal in Path("/run/grantscope").glob("xenstore-*.json"):
+        if int(journal.name.split("-")[1]) in left_by:
+            journal.unlink()
