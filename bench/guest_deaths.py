@@ -13,6 +13,8 @@ A guest's life has three phases, and a death is counted in the one it happened i
 - ``selfmap``: while ``probe run mailbox-loopback force=true`` maps the guest's own grant.
 
 A death is what Xen logged (``xl dmesg``: triple fault, crash) and the guest gone from ``xl``.
+A guest whose memory cannot hold the image says so on its console and powers off: it is counted
+as "image did not fit", not as a death.
 One JSON line per guest, then a summary per kind, on stdout.
 """
 
@@ -28,6 +30,8 @@ from grantscope.lab.errors import LabError
 from grantscope.lab.guest import PyGuest
 
 STARTED_AGENT = "starting the agent"
+# What the guest's init says, then powers off, when its memory cannot hold the image: not a death
+TOO_SMALL = "the image did not fit in this guest's memory"
 
 
 def selfmap_outcome(stdout: str) -> str:
@@ -71,9 +75,11 @@ def one_guest(kind: str, memory_mb: int, selfmap: bool) -> dict[str, object]:
             record["died"] = None if guest.alive() else phase
         except LabError as err:
             alive = guest.alive()
-            if phase == "boot" and STARTED_AGENT in guest.console_log():
+            console = guest.console_log()
+            if phase == "boot" and STARTED_AGENT in console:
                 phase = "python"
-            record["died"] = None if alive else phase
+            record["died"] = None if alive or TOO_SMALL in console else phase
+            record["too_small"] = TOO_SMALL in console
             record["error"] = err.message[:200]
         record["xen"] = guest.xen_log(lines=6)
     finally:
@@ -99,7 +105,8 @@ def main() -> int:
         for _ in range(args.boots):
             record = one_guest(kind, memory, not args.no_selfmap)
             counts["guests"] += 1
-            counts[f"died:{record['died']}" if record["died"] else "survived"] += 1
+            counts[f"died:{record['died']}" if record["died"]
+                   else "image did not fit" if record.get("too_small") else "survived"] += 1
             print(json.dumps(record), flush=True)
     for kind, counts in summary.items():
         print(f"SUMMARY {kind}: {dict(counts)}", flush=True)
