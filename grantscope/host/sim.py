@@ -336,12 +336,12 @@ class SimHost(Host):
 
         self._advance()
         nodes = tuple(self.store.walk("/", perms=True))
-        sim_console, sim_observation = _hv().sim_console, _hv().sim_observation
-        console = sim_console(self.grant_table, self.port_table, tuple(GUESTS),
+        hv = _hv()
+        console = hv.sim_console(self.grant_table, self.port_table, tuple(GUESTS),
                               {n.path: n.value for n in nodes})
         holders = [DeviceHolder(p.pid, p.name, p.device, p.fds, p.mapped_pages)
                    for p in self.grants().processes]
-        return sim_observation(nodes, console, tuple(GUESTS), holders)
+        return hv.sim_observation(nodes, console, tuple(GUESTS), holders)
 
     def findings(self) -> FindingsSnapshot:
         """The simulated host has no side effects to avoid: it analyzes whenever asked."""
